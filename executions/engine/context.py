@@ -1,0 +1,199 @@
+"""Expression variables of an execution and the RunContext given to tasks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from flows.expressions import evaluate, format_native, render
+from flows.tasks.context import TaskKilled
+from executions.models import TERMINAL, Execution, LogEntry, State, TaskRun
+
+LEVEL_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "ERROR": 4}
+
+
+def outputs_map(taskruns: list[TaskRun]) -> dict[str, Any]:
+    """``outputs.<task>`` (or ``outputs.<task>[value]`` in loops) from the
+    latest finished attempt of each task run."""
+    out: dict[str, Any] = {}
+    for tr in sorted(taskruns, key=lambda t: (t.attempt, t.pk or 0)):
+        if tr.state not in (State.SUCCESS, State.WARNING, State.FAILED) and not tr.flowable:
+            continue
+        if tr.value is None:
+            out[tr.task_id] = tr.outputs or {}
+        else:
+            bucket = out.setdefault(tr.task_id, {})
+            if isinstance(bucket, dict):
+                bucket[tr.value] = tr.outputs or {}
+    return out
+
+
+def expression_context(
+    execution: Execution,
+    taskruns: list[TaskRun] | None = None,
+    taskrun: TaskRun | None = None,
+) -> dict[str, Any]:
+    spec = execution.spec
+    if taskruns is None:
+        taskruns = list(execution.taskruns.all())
+    by_id = {tr.pk: tr for tr in taskruns}
+    context: dict[str, Any] = {
+        "flow": {"id": execution.flow_id, "namespace": execution.namespace,
+                 "revision": execution.revision},
+        "execution": {
+            "id": execution.pk,
+            "startDate": format_native(execution.started_at or execution.created_at),
+            "state": execution.state,
+            "originalId": execution.original_id or execution.pk,
+            "url": f"/executions/{execution.pk}/",
+        },
+        "inputs": execution.inputs or {},
+        "vars": spec.variables or {},
+        "labels": execution.labels or {},
+        "outputs": outputs_map(taskruns),
+        "trigger": (execution.trigger or {}).get("variables", {}),
+        "envs": {},
+    }
+    if taskrun is not None:
+        context["taskrun"] = {
+            "id": taskrun.pk,
+            "value": taskrun.value,
+            "attemptsCount": taskrun.attempt - 1,
+            "startDate": format_native(taskrun.started_at or timezone.now()),
+            "parentId": taskrun.parent_id,
+        }
+        context["task"] = {"id": taskrun.task_id}
+        parents = []
+        parent = by_id.get(taskrun.parent_id)
+        while parent is not None:
+            parents.append({"taskrun": {"value": parent.value, "id": parent.pk},
+                            "task": {"id": parent.task_id}, "outputs": parent.outputs})
+            parent = by_id.get(parent.parent_id)
+        # Kestra: parent = the closest loop iteration, parents = all, closest first.
+        loop_parents = [p for p in parents if p["taskrun"]["value"] is not None]
+        context["parents"] = loop_parents
+        if loop_parents:
+            context["parent"] = loop_parents[0]
+    return context
+
+
+class EngineContext:
+    """The RunContext a worker hands to a task (see flows/tasks/context.py)."""
+
+    POLL = 0.25  # seconds between kill checks while a task waits
+
+    def __init__(self, execution: Execution, taskrun: TaskRun, context: dict[str, Any],
+                 deadline: float | None, min_level: str = "TRACE"):
+        self.execution = execution
+        self.taskrun = taskrun
+        self.execution_id = execution.pk
+        self.taskrun_id = taskrun.pk
+        self.task_id = taskrun.task_id
+        self.attempt = taskrun.attempt
+        self.variables = context
+        self.deadline = deadline
+        self.timeout_text = ""
+        self.warnings: list[str] = []
+        self.min_level = LEVEL_ORDER.get(min_level, 0)
+        self._buffer: list[LogEntry] = []
+        self._lock = threading.Lock()
+        self._last_check = 0.0
+
+    # expressions
+    def render(self, value: Any) -> Any:
+        return render(value, self.variables)
+
+    def evaluate(self, value: Any) -> Any:
+        return evaluate(value, self.variables)
+
+    # logs
+    def log(self, level: str, message: str) -> None:
+        level = level.upper()
+        if level == "WARNING":
+            level = "WARN"
+        if LEVEL_ORDER.get(level, 2) < self.min_level:
+            return
+        if level == "WARN":
+            self.warnings.append(message)
+        with self._lock:
+            self._buffer.append(
+                LogEntry(execution_id=self.execution_id, taskrun_id=self.taskrun_id,
+                         task_id=self.task_id, attempt=self.attempt, level=level,
+                         timestamp=timezone.now(), message=str(message))
+            )
+        if len(self._buffer) >= 50:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        if batch:
+            LogEntry.objects.bulk_create(batch)
+            Execution.objects.filter(pk=self.execution_id).update(progress_at=timezone.now())
+
+    # liveness
+    def check_alive(self) -> None:
+        now = time.monotonic()
+        if self.deadline is not None and now >= self.deadline:
+            raise TaskKilled(f"timed out after {self.timeout_text}")
+        if now - self._last_check < self.POLL:
+            return
+        self._last_check = now
+        self.flush()
+        state = (
+            Execution.objects.filter(pk=self.execution_id).values_list("state", flat=True).first()
+        )
+        if state is None or state == State.KILLING or state in TERMINAL:
+            raise TaskKilled("execution is being stopped")
+        tr_state = TaskRun.objects.filter(pk=self.taskrun_id).values_list("state", flat=True).first()
+        if tr_state != State.RUNNING:
+            raise TaskKilled(f"task run was moved to {tr_state} by another process")
+
+    def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + max(seconds, 0)
+        while True:
+            self.check_alive()
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return
+            wait = min(remaining, self.POLL)
+            if self.deadline is not None:
+                wait = min(wait, max(self.deadline - time.monotonic(), 0.001))
+            time.sleep(wait)
+
+    # execution
+    def set_labels(self, labels: dict[str, str]) -> None:
+        from executions.actions import set_labels
+
+        set_labels(self.execution_id, labels, cause="worker", actor=self.task_id,
+                   reason=f"Labels task '{self.task_id}'")
+        self.variables["labels"] = {**self.variables.get("labels", {}), **labels}
+
+    # storage
+    def put_file(self, name: str, data: bytes) -> str:
+        path = (f"{self.execution.namespace.replace('.', '/')}/{self.execution.flow_id}/"
+                f"executions/{self.execution_id}/tasks/{self.task_id}/{self.taskrun_id}/{name}")
+        saved = default_storage.save(path, ContentFile(data))
+        return f"kestra:///{saved}"
+
+    def read_file(self, uri: str) -> bytes:
+        from executions.storage import read_uri
+
+        return read_uri(uri)
+
+    def query_executions(self, **filters: Any) -> list[dict[str, Any]]:
+        from executions.lookup import lookup_rows
+
+        return lookup_rows(**filters)
+
+
+def to_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, ensure_ascii=False)

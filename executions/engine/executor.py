@@ -1,0 +1,366 @@
+"""The executor: decides what runs next for one execution.
+
+``advance`` runs under a row lock on the execution, reads its task runs and
+flow revision, creates the next task runs and returns the ids a worker should
+run. Flowable tasks (Sequential, Parallel, If, Switch, ForEach, AllowFailure,
+errors, finally) are resolved here and never reach a worker. Running it twice
+changes nothing: every decision is derived from rows already stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from flows.expressions import ExpressionError, evaluate, render, truthy
+from flows.spec import FlowSpec, TaskNode
+from executions import states
+from executions.engine.context import expression_context
+from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
+
+log = logging.getLogger("orchestra.executor")
+
+RUNNING = "RUNNING"  # resolution result: something is still in flight
+OK_STATES = {State.SUCCESS, State.SKIPPED}
+
+
+class _Plan:
+    def __init__(self, execution: Execution, spec: FlowSpec, taskruns: list[TaskRun]):
+        self.execution = execution
+        self.spec = spec
+        self.taskruns = taskruns
+        self.latest: dict[tuple, TaskRun] = {}
+        for tr in taskruns:
+            self._index(tr)
+        self.runnable: list[TaskRun] = []
+        self._context: dict[str, Any] | None = None
+
+    def _index(self, tr: TaskRun) -> None:
+        key = (tr.task_id, tr.parent_id, tr.value)
+        current = self.latest.get(key)
+        if current is None or (tr.attempt, tr.pk) > (current.attempt, current.pk):
+            self.latest[key] = tr
+
+    def context(self, parent: TaskRun | None, value: str | None) -> dict[str, Any]:
+        if self._context is None:
+            self._context = expression_context(self.execution, self.taskruns)
+        ctx = dict(self._context)
+        if parent is not None or value is not None:
+            probe = TaskRun(pk=None, task_id="", parent=parent, value=value, attempt=1)
+            probe.parent_id = parent.pk if parent else None
+            full = expression_context(self.execution, self.taskruns, probe)
+            ctx.update({k: full[k] for k in ("parents", "parent") if k in full})
+            ctx["taskrun"] = {"value": value}
+        return ctx
+
+    def _log(self, level: str, message: str, tr: TaskRun | None = None) -> None:
+        LogEntry.objects.create(
+            execution_id=self.execution.pk, taskrun=tr, task_id=tr.task_id if tr else "",
+            level=level, message=message,
+        )
+
+    def _create(self, node: TaskNode, parent: TaskRun | None, value: str | None,
+                state: str, **fields: Any) -> TaskRun:
+        tr = TaskRun.objects.create(
+            execution_id=self.execution.pk, task_id=node.id, parent=parent, value=value,
+            state=state, flowable=node.flowable, **fields,
+        )
+        if state != State.CREATED:
+            from executions.models import StateChange
+
+            StateChange.objects.create(
+                execution_id=self.execution.pk, taskrun=tr, from_state="", to_state=state,
+                cause=Cause.EXECUTOR, reason=fields.get("error", ""),
+            )
+        self.taskruns.append(tr)
+        self._index(tr)
+        self._context = None
+        return tr
+
+    def _finish(self, tr: TaskRun, state: str, reason: str = "", **fields: Any) -> None:
+        states.transition_taskrun(tr, state, cause=Cause.EXECUTOR, reason=reason, fields=fields)
+        self._context = None
+
+    # --- resolution -------------------------------------------------------
+    def resolve_list(self, nodes: list[TaskNode], parent: TaskRun | None,
+                     value: str | None) -> str:
+        result = State.SUCCESS
+        for node in nodes:
+            if node.props.disabled:
+                continue
+            state = self.resolve_node(node, parent, value)
+            if state == RUNNING:
+                return RUNNING
+            if state in (State.FAILED, State.KILLED, State.CANCELLED):
+                if node.props.allowFailure:
+                    result = State.WARNING
+                    continue
+                return state if state != State.CANCELLED else State.FAILED
+            if state == State.WARNING and not node.props.allowWarning:
+                result = State.WARNING
+        return result
+
+    def resolve_node(self, node: TaskNode, parent: TaskRun | None, value: str | None) -> str:
+        tr = self.latest.get((node.id, parent.pk if parent else None, value))
+        if tr is None:
+            try:
+                should_run = self._should_run(node, parent, value)
+            except ExpressionError as exc:
+                message = f"runIf: {exc.message}"
+                tr = self._create(node, parent, value, State.FAILED, error=message,
+                                  ended_at=timezone.now())
+                self._log("ERROR", f"{node.id}: {message}", tr)
+                return State.FAILED
+            if not should_run:
+                self._create(node, parent, value, State.SKIPPED, ended_at=timezone.now())
+                return State.SUCCESS
+            if not node.flowable:
+                tr = self._create(node, parent, value, State.CREATED)
+                self.runnable.append(tr)
+                return RUNNING
+            tr = self._create(node, parent, value, State.RUNNING, started_at=timezone.now())
+        if tr.state in TERMINAL:
+            return State.SUCCESS if tr.state in OK_STATES else tr.state
+        if not node.flowable:
+            return RUNNING
+        try:
+            state = FLOWABLES[node.type.name](self, node, tr, value)
+        except ExpressionError as exc:
+            self._log("ERROR", f"{node.id}: {exc.message}", tr)
+            self._finish(tr, State.FAILED, reason=exc.message, error=exc.message)
+            return State.FAILED
+        if state != RUNNING:
+            self._finish(tr, State.SUCCESS if state in OK_STATES else state)
+        return state
+
+    def _should_run(self, node: TaskNode, parent: TaskRun | None, value: str | None) -> bool:
+        conditions = []
+        if node.props.runIf is not None:
+            conditions.append(node.props.runIf)
+        for condition in node.props.conditions or []:
+            if "expression" in condition:
+                conditions.append(condition["expression"])
+        # A broken condition raises ExpressionError: the task fails with the
+        # reason rather than being skipped silently.
+        return all(truthy(evaluate(c, self.context(parent, value))) for c in conditions)
+
+    def resolve_root(self) -> str:
+        main = self.resolve_list(self.spec.tasks, None, None)
+        if main == RUNNING:
+            return RUNNING
+        final = main
+        if main == State.FAILED and self.spec.errors:
+            errors_state = self.resolve_list(self.spec.errors, None, None)
+            if errors_state == RUNNING:
+                return RUNNING
+        if self.spec.finally_:
+            finally_state = self.resolve_list(self.spec.finally_, None, None)
+            if finally_state == RUNNING:
+                return RUNNING
+            if finally_state == State.FAILED:
+                final = State.FAILED
+            elif finally_state == State.WARNING and final == State.SUCCESS:
+                final = State.WARNING
+        return final
+
+    # --- flowables -------------------------------------------------------
+    def once(self, tr: TaskRun, key: str, compute) -> Any:
+        """Evaluate a flowable's expression once and keep it in its outputs, so
+        later passes (and restarts) see the same decision."""
+        outputs = tr.outputs or {}
+        if key not in outputs:
+            outputs = {**outputs, key: compute()}
+            TaskRun.objects.filter(pk=tr.pk).update(outputs=outputs)
+            tr.outputs = outputs
+        return outputs[key]
+
+
+def _sequential(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
+    return plan.resolve_list(node.children.get("tasks", []), tr, value)
+
+
+def _allow_failure(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
+    state = plan.resolve_list(node.children.get("tasks", []), tr, value)
+    return State.WARNING if state in (State.FAILED, State.KILLED) else state
+
+
+def _parallel_over(plan: _Plan, items: list[tuple[Any, bool]], limit: int, start_item) -> str:
+    """Run items concurrently, at most ``limit`` at once (0 = no limit).
+
+    ``items`` are (item, already_started); ``start_item(item)`` resolves one
+    item and returns its state. After a failure nothing new starts, and the
+    group fails once what was in flight has finished."""
+    results = []
+    in_flight = 0
+    failed = False
+    for item, started in items:
+        if not started and (failed or (limit and in_flight >= limit)):
+            continue
+        state = start_item(item)
+        if state == RUNNING:
+            in_flight += 1
+        elif state in (State.FAILED, State.KILLED):
+            failed = True
+        results.append(state)
+    if in_flight:
+        return RUNNING
+    if failed:
+        return State.FAILED
+    if len(results) < len(items):
+        return RUNNING
+    return State.WARNING if State.WARNING in results else State.SUCCESS
+
+
+def _parallel(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
+    children = [c for c in node.children.get("tasks", []) if not c.props.disabled]
+    limit = int(node.props.concurrent or 0)
+    items = [(c, (c.id, tr.pk, value) in plan.latest) for c in children]
+
+    def start(child: TaskNode) -> str:
+        state = plan.resolve_node(child, tr, value)
+        if state in (State.FAILED, State.KILLED) and child.props.allowFailure:
+            return State.WARNING
+        return state
+
+    return _parallel_over(plan, items, limit, start)
+
+
+def _if(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
+    condition = plan.once(
+        tr, "condition", lambda: truthy(evaluate(node.props.condition, plan.context(tr, value)))
+    )
+    branch = node.children.get("then" if condition else "else", [])
+    return plan.resolve_list(branch, tr, value)
+
+
+def _switch(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
+    chosen = plan.once(
+        tr, "value", lambda: str(render(node.props.value, plan.context(tr, value)))
+        if isinstance(node.props.value, str) else str(node.props.value)
+    )
+    if chosen in node.case_children:
+        branch = node.case_children[chosen]
+    else:
+        branch = node.children.get("defaults", [])
+    return plan.resolve_list(branch, tr, value)
+
+
+def _loop_values(raw: Any, plan: _Plan, tr: TaskRun, value: str | None) -> list[str]:
+    values = evaluate(raw, plan.context(tr, value))
+    if isinstance(values, str):
+        try:
+            values = json.loads(values)
+        except json.JSONDecodeError:
+            raise ExpressionError(
+                f"values must be a list or a JSON array, got {values[:80]!r}"
+            ) from None
+    if isinstance(values, dict):
+        values = [json.dumps({k: v}) for k, v in values.items()]
+    if not isinstance(values, list):
+        raise ExpressionError(f"values must be a list, got {type(values).__name__}")
+    return [v if isinstance(v, str) else json.dumps(v, default=str) for v in values]
+
+
+def _for_each(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
+    props = node.props
+    raw = getattr(props, "values", None)
+    if raw is None:
+        raw = props.value
+    if node.type.short == "EachSequential":
+        limit = 1
+    elif node.type.short == "EachParallel":
+        limit = int(props.concurrent or 0)
+    else:
+        limit = int(props.concurrencyLimit)
+    values = plan.once(tr, "values", lambda: _loop_values(raw, plan, tr, value))
+    tasks = [c for c in node.children.get("tasks", []) if not c.props.disabled]
+    if not values or not tasks:
+        return State.SUCCESS
+    started_values = {t.value for t in plan.taskruns if t.parent_id == tr.pk}
+    items = [(v, v in started_values) for v in values]
+    return _parallel_over(plan, items, limit, lambda v: plan.resolve_list(tasks, tr, v))
+
+
+FLOWABLES = {
+    "io.kestra.plugin.core.flow.Sequential": _sequential,
+    "io.kestra.plugin.core.flow.AllowFailure": _allow_failure,
+    "io.kestra.plugin.core.flow.Parallel": _parallel,
+    "io.kestra.plugin.core.flow.If": _if,
+    "io.kestra.plugin.core.flow.Switch": _switch,
+    "io.kestra.plugin.core.flow.ForEach": _for_each,
+    "io.kestra.plugin.core.flow.EachSequential": _for_each,
+    "io.kestra.plugin.core.flow.EachParallel": _for_each,
+}
+
+
+def _flow_outputs(plan: _Plan) -> dict[str, Any]:
+    outputs = {}
+    context = expression_context(plan.execution, plan.taskruns)
+    for output in plan.spec.outputs:
+        outputs[output["id"]] = evaluate(output["value"], context)
+    return outputs
+
+
+def advance(execution_id: int) -> list[TaskRun]:
+    """Move one execution forward; return the task runs now ready to run.
+
+    Call it from anywhere (executor task, worker after a task, sweeps): it
+    takes the execution's row lock, so concurrent calls serialize.
+    """
+    with transaction.atomic():
+        execution = (
+            Execution.objects.select_for_update().select_related("flow_revision")
+            .filter(pk=execution_id).first()
+        )
+        if execution is None or execution.state in TERMINAL:
+            return []
+        if execution.state == State.KILLING:
+            _settle_killing(execution)
+            return []
+        if execution.state in (State.PAUSED, State.QUEUED):
+            return []
+        if execution.state in (State.CREATED, State.RESTARTED):
+            states.transition(execution, State.RUNNING, cause=Cause.EXECUTOR,
+                              reason="started" if execution.state == State.CREATED else "restarted")
+        taskruns = list(execution.taskruns.all())
+        plan = _Plan(execution, execution.spec, taskruns)
+        result = plan.resolve_root()
+        if result != RUNNING:
+            _finish_execution(plan, result)
+        return [tr for tr in plan.runnable if tr.state == State.CREATED]
+
+
+def _finish_execution(plan: _Plan, result: str) -> None:
+    execution = plan.execution
+    fields: dict[str, Any] = {}
+    reason = ""
+    try:
+        fields["outputs"] = _flow_outputs(plan)
+    except ExpressionError as exc:
+        result = State.FAILED
+        reason = f"flow outputs: {exc.message}"
+        plan._log("ERROR", reason)
+    if result == State.FAILED and not reason:
+        failed = [t for t in plan.taskruns if t.state == State.FAILED and not t.flowable]
+        if failed:
+            last = max(failed, key=lambda t: t.pk)
+            reason = f"task '{last.task_id}' failed: {last.error}".strip()
+    fields["error"] = reason if result == State.FAILED else ""
+    states.transition(execution, result, cause=Cause.EXECUTOR, reason=reason, fields=fields)
+
+
+def _settle_killing(execution: Execution) -> None:
+    """A KILLING execution ends once none of its task runs is still running."""
+    still = TaskRun.objects.filter(execution=execution, state=State.RUNNING, flowable=False)
+    if still.exists():
+        return
+    for tr in TaskRun.objects.filter(execution=execution, state__in=[State.CREATED, State.RUNNING]):
+        states.transition_taskrun(tr, State.KILLED, cause=Cause.EXECUTOR,
+                                  reason="execution stopped")
+    final = execution.stop_state or State.KILLED
+    states.transition(execution, final, cause=Cause.EXECUTOR,
+                      reason="all task runs stopped")

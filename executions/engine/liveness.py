@@ -1,0 +1,233 @@
+"""Worker registry, heartbeats and recovery of work lost with a dead worker.
+
+Every process that runs tasks has a Worker row and a heartbeat thread. A
+worker is declared dead only after ``ORCHESTRA_MISSED_HEARTBEATS`` beats in a
+row are missing, so one slow beat never kills healthy work. The task runs a
+dead worker held are re-queued when their retry policy allows, otherwise
+failed with "worker lost" so the flow's ``errors`` branch runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+
+from celery import signals
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from executions.models import Cause, Execution, State, TaskRun, Worker, WorkerState
+
+log = logging.getLogger("orchestra.liveness")
+
+_local = threading.local()
+_process: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def liveness_timeout() -> timedelta:
+    return timedelta(
+        seconds=settings.ORCHESTRA_HEARTBEAT_SECONDS * settings.ORCHESTRA_MISSED_HEARTBEATS
+    )
+
+
+def current_worker(queues: str = "") -> Worker:
+    """This process's Worker row, registered (with its heartbeat) on first use."""
+    pid = os.getpid()
+    with _lock:
+        worker = _process.get("worker")
+        if worker is not None and _process.get("pid") == pid:
+            return worker  # type: ignore[return-value]
+        hostname = socket.gethostname()
+        now = timezone.now()
+        worker, _ = Worker.objects.update_or_create(
+            name=f"{hostname}:{pid}",
+            defaults={"hostname": hostname, "pid": pid, "queues": queues,
+                      "state": WorkerState.ALIVE, "started_at": now,
+                      "last_heartbeat_at": now, "dead_at": None},
+        )
+        _process.update(worker=worker, pid=pid)
+        stop = threading.Event()
+        _process["stop"] = stop
+        thread = threading.Thread(
+            target=_beat, args=(worker.pk, stop), name="orchestra-heartbeat", daemon=True
+        )
+        thread.start()
+        return worker
+
+
+def _beat(worker_id: int, stop: threading.Event) -> None:
+    interval = settings.ORCHESTRA_HEARTBEAT_SECONDS
+    while not stop.wait(interval):
+        try:
+            close_old_connections()
+            updated = Worker.objects.filter(pk=worker_id, state=WorkerState.ALIVE).update(
+                last_heartbeat_at=timezone.now()
+            )
+            if not updated:
+                # Declared dead while alive (a long pause): its task runs were
+                # already recovered, so this process must not report them.
+                log.error("worker %s was declared dead; stopping its heartbeat", worker_id)
+                return
+        except Exception:  # noqa: BLE001 — a database blip must not end the heartbeat thread
+            log.exception("heartbeat failed")
+            connection.close()
+    connection.close()
+
+
+def stop_current_worker() -> None:
+    with _lock:
+        worker = _process.pop("worker", None)
+        stop = _process.pop("stop", None)
+    if stop is not None:
+        stop.set()  # type: ignore[union-attr]
+    if worker is not None:
+        Worker.objects.filter(pk=worker.pk, state=WorkerState.ALIVE).update(  # type: ignore[union-attr]
+            state=WorkerState.STOPPED
+        )
+
+
+@signals.worker_process_init.connect
+def _forked_child(**kwargs) -> None:
+    # A forked pool process must register itself, not reuse its parent's row.
+    _process.clear()
+
+
+@signals.worker_process_shutdown.connect
+def _child_exit(**kwargs) -> None:
+    try:
+        stop_current_worker()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+@signals.worker_shutdown.connect
+def _worker_exit(**kwargs) -> None:
+    try:
+        stop_current_worker()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+# --- the sweep -----------------------------------------------------------
+def declare_dead_workers() -> list[Worker]:
+    """Mark workers whose heartbeats stopped; return the ones just declared."""
+    cutoff = timezone.now() - liveness_timeout()
+    dead = []
+    for worker in Worker.objects.filter(state=WorkerState.ALIVE, last_heartbeat_at__lt=cutoff):
+        # Conditional update: with several sweeps at once, one declares.
+        if Worker.objects.filter(pk=worker.pk, state=WorkerState.ALIVE,
+                                 last_heartbeat_at__lt=cutoff).update(
+            state=WorkerState.DEAD, dead_at=timezone.now()
+        ):
+            dead.append(worker)
+            log.warning("worker %s declared dead (last heartbeat %s)", worker.name,
+                        worker.last_heartbeat_at)
+    return dead
+
+
+def recover_orphans(limit: int = 500) -> int:
+    """Re-queue or fail the task runs held by dead workers. Returns how many."""
+    from executions.engine.worker import advance_and_dispatch, schedule_retry
+    from executions import states
+    from executions.engine import dispatch
+
+    recovered = 0
+    orphans = TaskRun.objects.filter(
+        state=State.RUNNING, flowable=False, worker__state=WorkerState.DEAD
+    ).select_related("worker")[:limit]
+    for tr in orphans:
+        worker_name = tr.worker.name if tr.worker else "?"
+        reason = f"worker lost: {worker_name} stopped sending heartbeats"
+        with transaction.atomic():
+            execution = Execution.objects.select_for_update().get(pk=tr.execution_id)
+            if not states.transition_taskrun(
+                tr, State.FAILED, cause=Cause.SWEEP, actor="liveness", reason=reason,
+                fields={"error": reason}, only_if={"worker_id": tr.worker_id},
+            ):
+                continue
+            node = execution.spec.task(tr.task_id)
+            nxt = None
+            if node is not None and execution.state == State.RUNNING:
+                nxt = schedule_retry(tr, node, reason)
+            if nxt is not None:
+                dispatch.get().run_taskrun(nxt.pk, eta=nxt.scheduled_at)
+        recovered += 1
+        advance_and_dispatch(tr.execution_id)
+    return recovered
+
+
+def redispatch_lost(age: timedelta | None = None, limit: int = 500) -> int:
+    """Send again what a lost message left waiting (a broker restart without
+    persistence, a crash between commit and send). Claims are conditional,
+    so a duplicate is harmless."""
+    from executions.engine import dispatch
+    from executions.engine.worker import advance_and_dispatch
+
+    age = age or liveness_timeout() * 2
+    cutoff = timezone.now() - age
+    count = 0
+    waiting = TaskRun.objects.filter(state=State.CREATED, created_at__lt=cutoff).exclude(
+        scheduled_at__gt=cutoff
+    ).values_list("pk", flat=True)[:limit]
+    for pk in waiting:
+        with transaction.atomic():
+            dispatch.get().run_taskrun(pk)
+        count += 1
+    # Executions nobody advanced: created but never started, or running with
+    # nothing in flight (the advance after the last task was lost).
+    in_flight = TaskRun.objects.filter(
+        execution=OuterRef("pk"), flowable=False, state__in=[State.CREATED, State.RUNNING]
+    )
+    idle = Execution.objects.filter(
+        state__in=[State.CREATED, State.RUNNING, State.RESTARTED, State.KILLING],
+        progress_at__lt=cutoff,
+    ).exclude(Exists(in_flight)).values_list("pk", flat=True)
+    for pk in idle[:limit]:
+        advance_and_dispatch(pk)
+        count += 1
+    return count
+
+
+def force_killing(limit: int = 500) -> int:
+    """KILLING past the grace period ends even if its worker never answers."""
+    from executions import states
+
+    grace = timedelta(seconds=settings.ORCHESTRA_KILL_GRACE_SECONDS)
+    cutoff = timezone.now() - grace
+    count = 0
+    for execution_id in Execution.objects.filter(
+        state=State.KILLING, progress_at__lt=cutoff
+    ).values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            execution = Execution.objects.select_for_update().get(pk=execution_id)
+            if execution.state != State.KILLING:
+                continue
+            for tr in TaskRun.objects.filter(execution=execution,
+                                             state__in=[State.CREATED, State.RUNNING]):
+                states.transition_taskrun(
+                    tr, State.KILLED, cause=Cause.SWEEP, actor="liveness",
+                    reason=f"worker did not confirm the stop within {grace.total_seconds():g}s",
+                )
+            states.transition(
+                execution, execution.stop_state or State.KILLED, cause=Cause.SWEEP,
+                actor="liveness",
+                reason=f"stop forced after a grace of {grace.total_seconds():g}s",
+            )
+        count += 1
+    return count
+
+
+def sweep() -> dict[str, int]:
+    dead = declare_dead_workers()
+    result = {"dead_workers": len(dead), "recovered": 0}
+    if settings.ORCHESTRA_AUTO_RECOVER:
+        result["recovered"] = recover_orphans()
+    result["redispatched"] = redispatch_lost()
+    result["forced_stops"] = force_killing()
+    return result

@@ -1,0 +1,161 @@
+"""The only way an execution or a task run changes state.
+
+Each change is a conditional UPDATE (``WHERE state = <old>``) that must touch
+exactly one row, plus a StateChange row in the same transaction: two
+processes can never both move the same row, and the history never misses a
+step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from executions.models import (
+    TERMINAL,
+    Cause,
+    Execution,
+    State,
+    StateChange,
+    TaskRun,
+)
+
+S = State
+_STOP = {S.KILLING, S.KILLED, S.CANCELLED}
+
+# Executions.
+ALLOWED: dict[str, set[str]] = {
+    S.CREATED: {S.RUNNING, S.QUEUED, S.FAILED} | _STOP,
+    S.QUEUED: {S.CREATED, S.RUNNING, S.FAILED} | _STOP,
+    S.RUNNING: {S.SUCCESS, S.WARNING, S.FAILED, S.PAUSED, S.RETRYING} | _STOP,
+    S.PAUSED: {S.RUNNING, S.FAILED} | _STOP,
+    S.RETRYING: {S.RUNNING, S.FAILED} | _STOP,
+    S.RESTARTED: {S.RUNNING, S.FAILED} | _STOP,
+    S.KILLING: {S.KILLED, S.CANCELLED},
+    S.SUCCESS: {S.RESTARTED},
+    S.WARNING: {S.RESTARTED},
+    S.FAILED: {S.RESTARTED},
+    S.KILLED: {S.RESTARTED},
+    S.CANCELLED: {S.RESTARTED},
+}
+
+# Task runs.
+TASKRUN_ALLOWED: dict[str, set[str]] = {
+    S.CREATED: {S.RUNNING, S.SKIPPED, S.KILLED, S.CANCELLED, S.FAILED},
+    S.RUNNING: {S.SUCCESS, S.WARNING, S.FAILED, S.KILLED, S.CANCELLED, S.PAUSED},
+    S.PAUSED: {S.RUNNING, S.SUCCESS, S.FAILED, S.KILLED, S.CANCELLED},
+    S.FAILED: {S.RESTARTED},
+    S.KILLED: {S.RESTARTED},
+    S.CANCELLED: {S.RESTARTED},
+}
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+class StaleState(RuntimeError):
+    """The row was no longer in the expected state: someone else moved it."""
+
+
+def _check(table: dict[str, set[str]], old: str, new: str, what: str) -> None:
+    if new not in table.get(old, set()):
+        raise IllegalTransition(f"{what} cannot go from {old} to {new}")
+
+
+@transaction.atomic
+def transition(
+    execution: Execution,
+    to: str,
+    *,
+    cause: str,
+    actor: str = "",
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
+) -> Execution:
+    """Move ``execution`` from its current (in-memory) state to ``to``.
+
+    Raises IllegalTransition for a move the state machine forbids and
+    StaleState when the row changed since it was read.
+    """
+    old = execution.state
+    _check(ALLOWED, old, to, f"execution {execution.pk}")
+    now = timezone.now()
+    values: dict[str, Any] = {"state": to, "progress_at": now, **(fields or {})}
+    if to == S.RUNNING and execution.started_at is None:
+        values["started_at"] = now
+    if to in TERMINAL:
+        values["ended_at"] = now
+    elif old in TERMINAL:
+        values["ended_at"] = None
+    updated = Execution.objects.filter(pk=execution.pk, state=old).update(**values)
+    if updated != 1:
+        raise StaleState(f"execution {execution.pk} is no longer {old}")
+    for key, value in values.items():
+        setattr(execution, key, value)
+    StateChange.objects.create(
+        execution_id=execution.pk, from_state=old, to_state=to, at=now, cause=cause,
+        actor=actor, reason=reason, details=details or {},
+    )
+    from executions.signals import execution_state_changed
+
+    execution_state_changed.send(
+        sender=Execution, execution=execution, old=old, new=to, cause=cause
+    )
+    return execution
+
+
+@transaction.atomic
+def transition_taskrun(
+    taskrun: TaskRun,
+    to: str,
+    *,
+    cause: str,
+    actor: str = "",
+    reason: str = "",
+    fields: dict[str, Any] | None = None,
+    only_if: dict[str, Any] | None = None,
+) -> bool:
+    """Move a task run; returns False (and changes nothing) when it moved since.
+
+    ``only_if`` adds conditions to the UPDATE (e.g. the claiming worker).
+    """
+    old = taskrun.state
+    _check(TASKRUN_ALLOWED, old, to, f"task run {taskrun.pk} ({taskrun.task_id})")
+    now = timezone.now()
+    values: dict[str, Any] = {"state": to, **(fields or {})}
+    if to == S.RUNNING and taskrun.started_at is None:
+        values["started_at"] = now
+    if to in TERMINAL:
+        values["ended_at"] = now
+    conditions = {"pk": taskrun.pk, "state": old, **(only_if or {})}
+    updated = TaskRun.objects.filter(**conditions).update(**values)
+    if updated != 1:
+        return False
+    for key, value in values.items():
+        setattr(taskrun, key, value)
+    StateChange.objects.create(
+        execution_id=taskrun.execution_id, taskrun_id=taskrun.pk, from_state=old,
+        to_state=to, at=now, cause=cause, actor=actor, reason=reason,
+    )
+    Execution.objects.filter(pk=taskrun.execution_id).update(progress_at=now)
+    return True
+
+
+def record_created(execution: Execution, *, cause: str, actor: str = "", reason: str = "",
+                   details: dict[str, Any] | None = None) -> None:
+    """History row for a new execution (from nothing to its first state)."""
+    StateChange.objects.create(
+        execution_id=execution.pk, from_state="", to_state=execution.state,
+        at=execution.created_at, cause=cause, actor=actor, reason=reason,
+        details=details or {},
+    )
+
+
+__all__ = [
+    "ALLOWED", "TASKRUN_ALLOWED", "Cause", "IllegalTransition", "StaleState",
+    "record_created", "transition", "transition_taskrun",
+]

@@ -1,0 +1,445 @@
+"""Expressions: ``{{ ... }}`` rendered in Jinja2's sandbox with the names,
+filters and functions Kestra users write in Pebble.
+
+Pebble-isms handled here:
+- task ids with hyphens (``outputs.my-task.value``) are rewritten to subscripts;
+- Java date patterns in ``date('yyyy-MM-dd')``;
+- ``default`` also replaces null and empty strings;
+- datetimes print as ISO-8601 (``2026-01-02T03:04:05Z``), as Kestra prints them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from orchestra.lib.durations import parse_duration, to_iso
+
+
+class ExpressionError(ValueError):
+    """An expression could not be parsed or evaluated."""
+
+    def __init__(self, message: str, expression: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.expression = expression
+
+
+_BLOCK = re.compile(r"({{.*?}}|{%.*?%})", re.DOTALL)
+_ROOTS = ("outputs", "inputs", "vars", "labels", "trigger", "tasks")
+_HYPHEN_PATH = re.compile(
+    r"(?<![\w.'\"])(" + "|".join(_ROOTS) + r")\.([A-Za-z_][\w]*(?:-[\w]+)+)"
+)
+_STRING = re.compile(r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")")
+
+
+def _rewrite_hyphens(code: str) -> str:
+    # Leave string literals alone: only rewrite the code between them.
+    parts = _STRING.split(code)
+    for i in range(0, len(parts), 2):
+        parts[i] = _HYPHEN_PATH.sub(lambda m: f"{m.group(1)}['{m.group(2)}']", parts[i])
+    return "".join(parts)
+
+
+def preprocess(template: str) -> str:
+    if "-" not in template:
+        return template
+    return _BLOCK.sub(lambda m: _rewrite_hyphens(m.group(0)), template)
+
+
+def is_dynamic(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+# --- Java date patterns -------------------------------------------------------
+_JAVA_TOKENS = [
+    ("yyyy", "%Y"), ("uuuu", "%Y"), ("yy", "%y"), ("MMMM", "%B"), ("MMM", "%b"),
+    ("MM", "%m"), ("M", "{M}"), ("dd", "%d"), ("d", "{d}"), ("HH", "%H"),
+    ("H", "{H}"), ("hh", "%I"), ("h", "{h}"), ("mm", "%M"), ("ss", "%S"),
+    ("SSSSSS", "%f"), ("SSS", "{SSS}"), ("EEEE", "%A"), ("EEE", "%a"), ("E", "%a"),
+    ("a", "%p"), ("XXX", "{XXX}"), ("xxx", "{XXX}"), ("X", "{X}"), ("Z", "%z"),
+    ("z", "%Z"), ("DDD", "%j"), ("D", "{D}"), ("ww", "%V"),
+]
+
+
+def java_to_strftime(pattern: str) -> str:
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "'":
+            end = pattern.find("'", i + 1)
+            if end == -1:
+                end = len(pattern)
+            literal = pattern[i + 1 : end] or "'"
+            out.append(literal.replace("%", "%%"))
+            i = end + 1
+            continue
+        for token, repl in _JAVA_TOKENS:
+            if pattern.startswith(token, i):
+                out.append(repl)
+                i += len(token)
+                break
+        else:
+            out.append("%%" if ch == "%" else ch)
+            i += 1
+    return "".join(out)
+
+
+def _to_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, int | float):
+        # Kestra accepts epoch seconds (and millis when large).
+        seconds = value / 1000 if value > 10**11 else value
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ExpressionError(f"date: {value!r} is not an ISO-8601 date or datetime") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise ExpressionError(f"date: cannot read a date from {type(value).__name__}")
+
+
+def _tz(name: str | None):
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ExpressionError(f"unknown time zone {name!r}") from None
+
+
+def filter_date(value: Any, format: str = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX", timeZone: str | None = None) -> str:  # noqa: A002
+    moment = _to_datetime(value)
+    zone = _tz(timeZone)
+    if zone:
+        moment = moment.astimezone(zone)
+    # Named formats Kestra offers besides patterns.
+    named = {"iso": "yyyy-MM-dd'T'HH:mm:ss.SSSXXX", "iso_date": "yyyy-MM-dd",
+             "iso_date_time": "yyyy-MM-dd'T'HH:mm:ssXXX", "sql": "yyyy-MM-dd HH:mm:ss.SSS"}
+    format = named.get(format, format)  # noqa: A001
+    if format == "epoch" or format == "timestamp":
+        return str(int(moment.timestamp()))
+    offset = moment.strftime("%z")
+    xxx = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
+    result = moment.strftime(java_to_strftime(format))
+    return (
+        result.replace("{SSS}", f"{moment.microsecond // 1000:03d}")
+        .replace("{XXX}", xxx)
+        .replace("{X}", "Z" if xxx == "Z" else offset[:3])
+        .replace("{M}", str(moment.month))
+        .replace("{d}", str(moment.day))
+        .replace("{H}", str(moment.hour))
+        .replace("{h}", str(moment.hour % 12 or 12))
+        .replace("{D}", str(moment.timetuple().tm_yday))
+    )
+
+
+_UNITS = {
+    "NANOS": "microseconds", "MICROS": "microseconds", "MILLIS": "milliseconds",
+    "SECONDS": "seconds", "MINUTES": "minutes", "HOURS": "hours", "DAYS": "days",
+    "WEEKS": "weeks",
+}
+
+
+def filter_date_add(value: Any, amount: int, unit: str = "DAYS") -> datetime:
+    moment = _to_datetime(value)
+    unit_up = str(unit).upper()
+    if unit_up in ("MONTHS", "YEARS"):
+        months = int(amount) * (12 if unit_up == "YEARS" else 1)
+        month0 = moment.month - 1 + months
+        year, month = moment.year + month0 // 12, month0 % 12 + 1
+        return moment.replace(year=year, month=month, day=min(moment.day, 28))
+    if unit_up not in _UNITS:
+        raise ExpressionError(f"dateAdd: unknown unit {unit!r}; use one of {', '.join(_UNITS)}")
+    factor = 0.001 if unit_up == "NANOS" else 1
+    return moment + timedelta(**{_UNITS[unit_up]: int(amount) * factor})
+
+
+def filter_default(value: Any, fallback: Any = "", boolean: bool = False) -> Any:
+    from jinja2 import Undefined
+
+    if isinstance(value, Undefined) or value is None or value == "":
+        return fallback
+    if boolean and not value:
+        return fallback
+    return value
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return format_native(value)
+    if isinstance(value, timedelta):
+        return to_iso(value)
+    if isinstance(value, set | tuple):
+        return list(value)
+    return str(value)
+
+
+def from_json(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ExpressionError(f"fromJson: not valid JSON ({exc.msg} at char {exc.pos})") from None
+
+
+def filter_number(value: Any, type: str | None = None) -> int | float:  # noqa: A002
+    try:
+        if type and type.upper() in ("INT", "INTEGER", "LONG"):
+            return int(float(value))
+        if type and type.upper() in ("FLOAT", "DOUBLE", "BIGDECIMAL"):
+            return float(value)
+        text = str(value)
+        return int(text) if re.fullmatch(r"[+-]?\d+", text.strip()) else float(text)
+    except (TypeError, ValueError):
+        raise ExpressionError(f"number: {value!r} is not a number") from None
+
+
+def filter_replace(value: Any, old: Any, new: Any = None, regexp: bool = False) -> str:
+    text = str(value)
+    if isinstance(old, Mapping):  # Pebble: replace({'a': 'b'})
+        for k, v in old.items():
+            text = text.replace(str(k), str(v))
+        return text
+    if regexp:
+        return re.sub(str(old), str(new), text)
+    return text.replace(str(old), "" if new is None else str(new))
+
+
+def filter_abbreviate(value: Any, length: int) -> str:
+    text = str(value)
+    return text if len(text) <= length else text[: max(length - 3, 0)] + "..."
+
+
+def filter_slugify(value: Any) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(value).lower()).strip("-")
+
+
+def filter_keys(value: Mapping) -> list:
+    return list(value.keys())
+
+
+def filter_values(value: Mapping) -> list:
+    return list(value.values())
+
+
+def filter_duration_seconds(value: Any) -> float:
+    return parse_duration(value).total_seconds()
+
+
+def secret(name: str) -> str:
+    """Secrets come from the environment: ``SECRET_<NAME>`` holds the value
+    (base64 as Kestra's OSS edition expects it, or plain when not base64)."""
+    raw = os.environ.get(f"SECRET_{name}")
+    if raw is None:
+        raise ExpressionError(
+            f"secret({name!r}) is not set; define the environment variable SECRET_{name}"
+        )
+    try:
+        decoded = base64.b64decode(raw, validate=True).decode()
+        return decoded if decoded.isprintable() else raw
+    except (ValueError, UnicodeDecodeError):
+        return raw
+
+
+def format_native(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+        return text.replace("+00:00", "Z")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return to_iso(value)
+    return value
+
+
+def _finalize(value: Any) -> Any:
+    value = format_native(value)
+    if isinstance(value, dict | list):
+        return to_json(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    pass
+
+
+def _make_env() -> _Environment:
+    env = _Environment(
+        undefined=StrictUndefined,
+        finalize=_finalize,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        {
+            "date": filter_date,
+            "dateAdd": filter_date_add,
+            "default": filter_default,
+            "d": filter_default,
+            "json": to_json,
+            "toJson": to_json,
+            "jsonEncode": to_json,
+            "fromJson": from_json,
+            "jsonDecode": from_json,
+            "number": filter_number,
+            "replace": filter_replace,
+            "abbreviate": filter_abbreviate,
+            "slugify": filter_slugify,
+            "keys": filter_keys,
+            "values": filter_values,
+            "toIon": to_json,
+            "base64encode": lambda v: base64.b64encode(str(v).encode()).decode(),
+            "base64decode": lambda v: base64.b64decode(str(v)).decode(),
+            "timestampMillis": lambda v: int(_to_datetime(v).timestamp() * 1000),
+            "timestamp": lambda v: int(_to_datetime(v).timestamp()),
+            "startsWith": lambda v, p: str(v).startswith(str(p)),
+            "endsWith": lambda v, p: str(v).endswith(str(p)),
+            "durationSeconds": filter_duration_seconds,
+        }
+    )
+    env.tests.update(
+        {
+            "null": lambda v: v is None,
+            "empty": lambda v: v is None or (hasattr(v, "__len__") and len(v) == 0),
+        }
+    )
+    env.globals.update(
+        {
+            "now": lambda timeZone=None: datetime.now(_tz(timeZone) or UTC),
+            "json": from_json,
+            "fromJson": from_json,
+            "secret": secret,
+            "range": lambda *a: list(range(*a)),
+            "printContext": lambda: "",
+        }
+    )
+    return env
+
+
+ENV = _make_env()
+_cache: dict[str, Any] = {}
+
+
+def _compile(template: str):
+    compiled = _cache.get(template)
+    if compiled is None:
+        try:
+            compiled = ENV.from_string(preprocess(template))
+        except TemplateSyntaxError as exc:
+            raise ExpressionError(f"invalid expression: {exc.message}", template) from None
+        if len(_cache) > 5000:
+            _cache.clear()
+        _cache[template] = compiled
+    return compiled
+
+
+def check_syntax(template: str) -> None:
+    """Raise ExpressionError if ``template`` does not parse."""
+    if is_dynamic(template):
+        _compile(template)
+
+
+def _explain(exc: Exception, template: str) -> ExpressionError:
+    message = str(exc)
+    match = re.search(r"'(\w+) object' has no attribute '([^']+)'", message)
+    if match:
+        message = f"{match.group(2)!r} is not defined here"
+    match = re.match(r"'([^']+)' is undefined", message)
+    if match:
+        message = f"{match.group(1)!r} is not defined"
+    return ExpressionError(f"cannot render {template.strip()!r}: {message}", template)
+
+
+def render(template: Any, context: Mapping[str, Any]) -> Any:
+    """Render strings (recursively through lists and dicts) to strings."""
+    if isinstance(template, str):
+        if not is_dynamic(template):
+            return template
+        compiled = _compile(template)
+        try:
+            return compiled.render(context)
+        except ExpressionError:
+            raise
+        except (UndefinedError, SecurityError, TypeError, ValueError, KeyError,
+                AttributeError, ZeroDivisionError, OverflowError) as exc:
+            raise _explain(exc, template) from None
+    if isinstance(template, list):
+        return [render(item, context) for item in template]
+    if isinstance(template, dict):
+        return {key: render(value, context) for key, value in template.items()}
+    return template
+
+
+_SINGLE = re.compile(r"^\s*{{(.*)}}\s*$", re.DOTALL)
+
+
+def evaluate(template: Any, context: Mapping[str, Any]) -> Any:
+    """Like render, but a string that is one ``{{ expr }}`` keeps the native
+    value (list, dict, number, bool) — for ForEach values, If conditions, etc."""
+    if isinstance(template, str):
+        match = _SINGLE.match(template)
+        if match and "{{" not in match.group(1) and "}}" not in match.group(1):
+            source = preprocess("{{" + match.group(1) + "}}")[2:-2]
+            try:
+                expr = ENV.compile_expression(source, undefined_to_none=False)
+            except TemplateSyntaxError as exc:
+                raise ExpressionError(f"invalid expression: {exc.message}", template) from None
+            try:
+                value = expr(**context)
+                str(value)  # StrictUndefined raises here when a name is missing
+                return value
+            except ExpressionError:
+                raise
+            except (UndefinedError, SecurityError, TypeError, ValueError, KeyError,
+                    AttributeError, ZeroDivisionError, OverflowError) as exc:
+                raise _explain(exc, template) from None
+        return render(template, context)
+    if isinstance(template, list):
+        return [evaluate(item, context) for item in template]
+    if isinstance(template, dict):
+        return {key: evaluate(value, context) for key, value in template.items()}
+    return template
+
+
+def truthy(value: Any) -> bool:
+    """Truth as flow authors mean it: "false", "0", "" and null are false."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "0", "no", "null", "none")
+    return bool(value)
+
+
+def referenced_names(template: str) -> set[str]:
+    """Top-level names an expression reads (used for validation hints)."""
+    try:
+        ast = ENV.parse(preprocess(template))
+    except TemplateSyntaxError:
+        return set()
+    return {node.name for node in ast.find_all(nodes.Name)}

@@ -1,0 +1,140 @@
+"""Namespaces, flows and their immutable revisions."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from flows.spec import FlowSpec, parse_flow
+
+
+def namespace_and_parents(name: str) -> list[str]:
+    """``a.b.c`` → ``["a", "a.b", "a.b.c"]``."""
+    parts = name.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+class NamespaceQuerySet(models.QuerySet):
+    def under(self, prefix: str):
+        return self.filter(models.Q(name=prefix) | models.Q(name__startswith=prefix + "."))
+
+
+class Namespace(models.Model):
+    name = models.CharField(max_length=255, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = NamespaceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FlowQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(deleted=False)
+
+    def in_namespace(self, prefix: str, children: bool = True):
+        if children:
+            return self.filter(
+                models.Q(namespace=prefix) | models.Q(namespace__startswith=prefix + ".")
+            )
+        return self.filter(namespace=prefix)
+
+
+class Flow(models.Model):
+    namespace = models.CharField(max_length=255, db_index=True)
+    flow_id = models.CharField(max_length=255)
+    revision = models.PositiveIntegerField(default=1)
+    disabled = models.BooleanField(default=False)
+    deleted = models.BooleanField(default=False)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = FlowQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["namespace", "flow_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "flow_id"], name="flow_unique_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}.{self.flow_id}"
+
+    @property
+    def latest(self) -> FlowRevision:
+        return self.revisions.get(revision=self.revision)
+
+
+class FlowRevision(models.Model):
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="revisions")
+    revision = models.PositiveIntegerField()
+    source = models.TextField()
+    checksum = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["flow", "-revision"]
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "revision"], name="flow_revision_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow} rev {self.revision}"
+
+    @property
+    def spec(self) -> FlowSpec:
+        return spec_for_source(self.source)
+
+
+@lru_cache(maxsize=512)
+def spec_for_source(source: str) -> FlowSpec:
+    """Parsed specs are immutable, so revisions share one parse per process."""
+    return parse_flow(source)
+
+
+def checksum(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+@transaction.atomic
+def save_flow(source: str, actor: str = "") -> tuple[Flow, FlowRevision, bool]:
+    """Validate and store ``source``; a changed source becomes a new revision.
+
+    Returns (flow, revision, created_new_revision). Raises FlowInvalid and
+    stores nothing when the YAML is invalid.
+    """
+    spec = parse_flow(source)
+    digest = checksum(source)
+    for name in namespace_and_parents(spec.namespace):
+        Namespace.objects.get_or_create(name=name)
+    flow, created = Flow.objects.select_for_update().get_or_create(
+        namespace=spec.namespace, flow_id=spec.id,
+        defaults={"revision": 0, "description": spec.description},
+    )
+    if not created and not flow.deleted:
+        current = flow.revisions.filter(revision=flow.revision).first()
+        if current and current.checksum == digest:
+            return flow, current, False
+    flow.revision += 1
+    flow.deleted = False
+    flow.disabled = spec.disabled
+    flow.description = spec.description
+    flow.updated_at = timezone.now()
+    flow.save()
+    revision = FlowRevision.objects.create(
+        flow=flow, revision=flow.revision, source=source, checksum=digest, created_by=actor
+    )
+    from flows.signals import flow_saved
+
+    flow_saved.send(sender=Flow, flow=flow, revision=revision, spec=spec)
+    return flow, revision, True

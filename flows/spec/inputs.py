@@ -1,0 +1,190 @@
+"""Typed flow inputs: declaration checks and conversion of supplied values."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime, time
+from typing import Any
+from urllib.parse import urlparse
+
+from orchestra.lib.durations import parse_duration, to_iso
+
+INPUT_TYPES = (
+    "STRING", "INT", "FLOAT", "BOOLEAN", "BOOL", "DATE", "DATETIME", "TIME", "DURATION",
+    "JSON", "SELECT", "ENUM", "MULTISELECT", "ARRAY", "URI", "FILE", "SECRET", "EMAIL",
+    "YAML",
+)
+
+
+class InputError(ValueError):
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"input '{k}': {v}" for k, v in errors.items()))
+
+
+def _parse_json(value: Any, what: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON for {what} ({exc.msg}, char {exc.pos})") from None
+    return value
+
+
+def _to_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value).strip().replace("Z", "+00:00")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO-8601 datetime such as 2026-01-31T09:30:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def convert(decl: dict[str, Any], value: Any) -> Any:
+    """Convert one supplied value to the declared type; ValueError if it does not fit."""
+    kind = str(decl.get("type", "STRING")).upper()
+    if kind in ("STRING", "SECRET", "EMAIL"):
+        if isinstance(value, dict | list):
+            raise ValueError("expected text, got a structure")
+        text = str(value)
+        validator = decl.get("validator")
+        if validator and not re.fullmatch(validator, text):
+            raise ValueError(f"{text!r} does not match the pattern {validator!r}")
+        if kind == "EMAIL" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
+            raise ValueError(f"{text!r} is not an email address")
+        return text
+    if kind == "INT":
+        if isinstance(value, bool):
+            raise ValueError(f"expected an integer, got {value!r}")
+        try:
+            number = int(value) if not isinstance(value, float) or value.is_integer() else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None:
+            raise ValueError(f"expected an integer, got {value!r}")
+        return _bounds(decl, number)
+    if kind == "FLOAT":
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            return _bounds(decl, float(value))
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {value!r}") from None
+    if kind in ("BOOLEAN", "BOOL"):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    if kind == "DATE":
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value.isoformat()
+        try:
+            return date.fromisoformat(str(value).strip()).isoformat()
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date such as 2026-01-31") from None
+    if kind == "DATETIME":
+        return _to_datetime(value).isoformat().replace("+00:00", "Z")
+    if kind == "TIME":
+        try:
+            return time.fromisoformat(str(value).strip()).isoformat()
+        except ValueError:
+            raise ValueError(f"{value!r} is not a time such as 09:30:00") from None
+    if kind == "DURATION":
+        return to_iso(parse_duration(value))
+    if kind == "JSON":
+        return _parse_json(value, "a JSON input")
+    if kind == "YAML":
+        import yaml
+
+        return yaml.safe_load(value) if isinstance(value, str) else value
+    if kind in ("SELECT", "ENUM"):
+        options = [str(v) for v in decl.get("values") or []]
+        text = str(value)
+        if options and text not in options and not decl.get("allowCustomValue"):
+            raise ValueError(f"{text!r} is not one of: {', '.join(options)}")
+        return text
+    if kind == "MULTISELECT":
+        items = _parse_json(value, "a MULTISELECT input") if isinstance(value, str) and value.strip().startswith("[") else value
+        if isinstance(items, str):
+            items = [part.strip() for part in items.split(",") if part.strip()]
+        if not isinstance(items, list):
+            raise ValueError("expected a list of choices")
+        options = [str(v) for v in decl.get("values") or decl.get("options") or []]
+        bad = [str(i) for i in items if options and str(i) not in options]
+        if bad and not decl.get("allowCustomValue"):
+            raise ValueError(f"{', '.join(bad)} not among: {', '.join(options)}")
+        return [str(i) for i in items]
+    if kind == "ARRAY":
+        items = _parse_json(value, "an ARRAY input")
+        if not isinstance(items, list):
+            raise ValueError("expected a JSON array such as [1, 2, 3]")
+        item_type = decl.get("itemType")
+        if item_type:
+            converted = []
+            for index, item in enumerate(items):
+                try:
+                    converted.append(convert({"type": item_type}, item))
+                except ValueError as exc:
+                    raise ValueError(f"item {index}: {exc}") from None
+            return converted
+        return items
+    if kind == "URI":
+        text = str(value)
+        if not urlparse(text).scheme:
+            raise ValueError(f"{text!r} is not a URI (it has no scheme such as https://)")
+        return text
+    if kind == "FILE":
+        text = str(value)
+        if not text.startswith("kestra://"):
+            raise ValueError("expected an uploaded file (a kestra:// storage URI)")
+        return text
+    raise ValueError(f"unknown input type {kind}")
+
+
+def _bounds(decl: dict[str, Any], number: int | float) -> int | float:
+    low, high = decl.get("min"), decl.get("max")
+    if low is not None and number < low:
+        raise ValueError(f"{number} is below the minimum {low}")
+    if high is not None and number > high:
+        raise ValueError(f"{number} is above the maximum {high}")
+    return number
+
+
+def resolve_inputs(declared: list[dict[str, Any]], supplied: dict[str, Any]) -> dict[str, Any]:
+    """Return the execution's inputs: converted values and defaults.
+
+    Raises InputError listing every problem (missing, mistyped, unknown).
+    """
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    known = {d["id"] for d in declared}
+    for name in supplied:
+        if name not in known:
+            hint = ", ".join(sorted(known)) or "none"
+            errors[name] = f"this flow has no such input (inputs: {hint})"
+    for decl in declared:
+        name = decl["id"]
+        if name in supplied and supplied[name] not in (None, ""):
+            raw = supplied[name]
+        elif decl.get("defaults") is not None:
+            raw = decl["defaults"]
+        else:
+            if decl.get("required", True) and str(decl.get("type", "")).upper() != "BOOLEAN":
+                errors[name] = f"required {str(decl.get('type', 'STRING')).upper()} input is missing"
+            else:
+                values[name] = None
+            continue
+        try:
+            values[name] = convert(decl, raw)
+        except ValueError as exc:
+            errors[name] = str(exc)
+    if errors:
+        raise InputError(errors)
+    return values

@@ -1,0 +1,257 @@
+"""The core task types: Kestra's names and behaviour."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from flows.expressions import truthy
+from flows.tasks.context import RunContext, TaskFailed
+from flows.tasks.fields import (
+    BaseTask,
+    DDict,
+    DDuration,
+    DInt,
+    DList,
+    DStr,
+    TaskList,
+)
+from flows.tasks.registry import REGISTRY, TaskType
+
+LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+
+
+def _level(value: Any) -> str:
+    level = str(value or "INFO").upper()
+    if level == "WARNING":
+        level = "WARN"
+    if level not in LEVELS:
+        raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LEVELS)}")
+    return level
+
+
+def _task(name, model, kind="runnable", run=None, aliases=(), children=None, summary=""):
+    return REGISTRY.register(
+        TaskType(
+            name=name, model=model, kind=kind, run=run, aliases=tuple(aliases),
+            children=children or {}, summary=summary,
+        )
+    )
+
+
+# --- Log -------------------------------------------------------------------------
+class LogTask(BaseTask):
+    message: DStr | list[DStr]
+    level: str = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _check_level(cls, value: Any) -> str:
+        return _level(value)
+
+
+def run_log(ctx: RunContext, props: LogTask) -> dict:
+    messages = props.message if isinstance(props.message, list) else [props.message]
+    for message in messages:
+        ctx.log(props.level, str(message))
+    return {}
+
+
+_task("io.kestra.plugin.core.log.Log", LogTask, run=run_log,
+      aliases=["io.kestra.core.tasks.log.Log"], summary="Write a message to the logs")
+
+
+# --- Return / Echo ---------------------------------------------------------------
+class ReturnTask(BaseTask):
+    format: DStr | None = None
+
+
+def run_return(ctx: RunContext, props: ReturnTask) -> dict:
+    return {"value": props.format}
+
+
+_task("io.kestra.plugin.core.debug.Return", ReturnTask, run=run_return,
+      aliases=["io.kestra.core.tasks.debugs.Return"], summary="Return a rendered value")
+
+
+class EchoTask(BaseTask):
+    format: DStr
+    level: str = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _check_level(cls, value: Any) -> str:
+        return _level(value)
+
+
+def run_echo(ctx: RunContext, props: EchoTask) -> dict:
+    ctx.log(props.level, str(props.format))
+    return {}
+
+
+_task("io.kestra.plugin.core.debug.Echo", EchoTask, run=run_echo,
+      aliases=["io.kestra.core.tasks.debugs.Echo"], summary="Log a rendered value")
+
+
+# --- OutputValues ----------------------------------------------------------------
+class OutputValuesTask(BaseTask):
+    values: DDict
+
+
+def run_output_values(ctx: RunContext, props: OutputValuesTask) -> dict:
+    return {"values": props.values}
+
+
+_task("io.kestra.plugin.core.output.OutputValues", OutputValuesTask, run=run_output_values,
+      aliases=["io.kestra.core.tasks.outputs.OutputValues"],
+      summary="Expose values as outputs")
+
+
+# --- Sleep -----------------------------------------------------------------------
+class SleepTask(BaseTask):
+    duration: DDuration
+
+
+def run_sleep(ctx: RunContext, props: SleepTask) -> dict:
+    duration: timedelta = props.duration
+    ctx.sleep(duration.total_seconds())
+    return {}
+
+
+_task("io.kestra.plugin.core.flow.Sleep", SleepTask, run=run_sleep,
+      aliases=["io.kestra.core.tasks.flows.Sleep"], summary="Wait for a duration")
+
+
+# --- Fail ------------------------------------------------------------------------
+class FailTask(BaseTask):
+    condition: Any = None
+    errorMessage: DStr = "Task failure"
+
+
+def run_fail(ctx: RunContext, props: FailTask) -> dict:
+    if props.condition is None or truthy(props.condition):
+        raise TaskFailed(str(props.errorMessage))
+    return {}
+
+
+_task("io.kestra.plugin.core.execution.Fail", FailTask, run=run_fail,
+      aliases=["io.kestra.core.tasks.executions.Fail"],
+      summary="Fail the execution, optionally when a condition holds")
+
+
+# --- Labels ----------------------------------------------------------------------
+class LabelsTask(BaseTask):
+    labels: DDict | list[dict[str, Any]]
+
+
+def normalize_labels(value: Any) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(value, list):
+        out = {}
+        for item in value:
+            if not isinstance(item, dict) or "key" not in item:
+                raise ValueError("labels given as a list need items with 'key' and 'value'")
+            out[str(item["key"])] = str(item.get("value", ""))
+        return out
+    raise ValueError(f"labels must be a mapping, got {type(value).__name__}")
+
+
+def run_labels(ctx: RunContext, props: LabelsTask) -> dict:
+    labels = normalize_labels(props.labels)
+    ctx.set_labels(labels)
+    return {}
+
+
+_task("io.kestra.plugin.core.execution.Labels", LabelsTask, run=run_labels,
+      aliases=["io.kestra.core.tasks.executions.Labels"],
+      summary="Add or change labels of the running execution")
+
+
+# --- Flowable tasks (resolved by the executor) -----------------------------------
+class SequentialTask(BaseTask):
+    tasks: TaskList
+
+
+_task("io.kestra.plugin.core.flow.Sequential", SequentialTask, kind="flowable",
+      aliases=["io.kestra.core.tasks.flows.Sequential"], children={"tasks": "list"},
+      summary="Run tasks one after the other")
+
+
+class ParallelTask(BaseTask):
+    tasks: TaskList
+    concurrent: DInt = 0
+
+
+_task("io.kestra.plugin.core.flow.Parallel", ParallelTask, kind="flowable",
+      aliases=["io.kestra.core.tasks.flows.Parallel"], children={"tasks": "list"},
+      summary="Run tasks at the same time (concurrent: limit, 0 = no limit)")
+
+
+class AllowFailureTask(BaseTask):
+    tasks: TaskList
+
+
+_task("io.kestra.plugin.core.flow.AllowFailure", AllowFailureTask, kind="flowable",
+      aliases=["io.kestra.core.tasks.flows.AllowFailure"], children={"tasks": "list"},
+      summary="Run tasks; their failure ends in WARNING")
+
+
+class IfTask(BaseTask):
+    condition: Any
+    then: TaskList
+    else_: list[dict[str, Any]] | None = Field(default=None, alias="else")
+
+
+_task("io.kestra.plugin.core.flow.If", IfTask, kind="flowable",
+      aliases=["io.kestra.core.tasks.flows.If"],
+      children={"then": "list", "else": "list"},
+      summary="Run 'then' or 'else' depending on a condition")
+
+
+class SwitchTask(BaseTask):
+    value: Any
+    cases: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    defaults: list[dict[str, Any]] | None = None
+
+
+_task("io.kestra.plugin.core.flow.Switch", SwitchTask, kind="flowable",
+      aliases=["io.kestra.core.tasks.flows.Switch"],
+      children={"cases": "map", "defaults": "list"},
+      summary="Run the tasks of the case matching a value")
+
+
+class ForEachTask(BaseTask):
+    values: DList | DStr
+    concurrencyLimit: DInt = 1
+    tasks: TaskList
+
+
+_task("io.kestra.plugin.core.flow.ForEach", ForEachTask, kind="flowable",
+      children={"tasks": "list"},
+      summary="Run tasks once per value (concurrencyLimit: 0 = no limit)")
+
+
+class EachSequentialTask(BaseTask):
+    value: DList | DStr
+    tasks: TaskList
+
+
+_task("io.kestra.plugin.core.flow.EachSequential", EachSequentialTask, kind="flowable",
+      aliases=["io.kestra.core.tasks.flows.EachSequential"], children={"tasks": "list"},
+      summary="Older name of ForEach with concurrencyLimit 1")
+
+
+class EachParallelTask(BaseTask):
+    value: DList | DStr
+    concurrent: DInt = 0
+    tasks: TaskList
+
+
+_task("io.kestra.plugin.core.flow.EachParallel", EachParallelTask, kind="flowable",
+      aliases=["io.kestra.core.tasks.flows.EachParallel"], children={"tasks": "list"},
+      summary="Older name of ForEach with no concurrency limit")
+
+

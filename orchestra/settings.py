@@ -1,0 +1,223 @@
+"""Django settings, all read from the environment.
+
+Local mode (nothing set): SQLite in WAL mode and a SQLite-backed Celery broker
+inside ``ORCHESTRA_HOME`` (default ``~/.orchestra``), so a laptop needs no
+server. Production: ``DATABASE_URL=postgres://…`` and
+``CELERY_BROKER_URL=redis://…``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from orchestra.lib.env import envbool, envfloat, envint, envsecret, envstr, envurl
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+ORCHESTRA_HOME = Path(
+    os.environ.get("ORCHESTRA_HOME") or Path.home() / ".orchestra"
+).expanduser()
+try:
+    ORCHESTRA_HOME.mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    raise ImproperlyConfigured(f"ORCHESTRA_HOME={str(ORCHESTRA_HOME)!r}: {exc}") from None
+
+
+def _secret_key() -> str:
+    key = envsecret("SECRET_KEY") or envsecret("ORCHESTRA_SECRET_KEY")
+    if key:
+        return key
+    # Local mode: one random key per data folder, kept so sessions survive restarts.
+    path = ORCHESTRA_HOME / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = envbool("DEBUG", False)
+ALLOWED_HOSTS = [h for h in envstr("ALLOWED_HOSTS", "*").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django_htmx",
+    "template_partials",
+    "orchestra",
+    "flows",
+    "executions",
+    "sla",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "orchestra.urls"
+WSGI_APPLICATION = "orchestra.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------
+_default_db = f"sqlite:///{ORCHESTRA_HOME / 'orchestra.sqlite3'}"
+DATABASE_URL = envurl(
+    "DATABASE_URL", _default_db, {"sqlite", "postgres", "postgresql", "pgsql"}
+)
+try:
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from None
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"] = {
+        # WAL lets the web, worker and scheduler read while one of them writes;
+        # IMMEDIATE transactions take the write lock up front, which is SQLite's
+        # stand-in for SELECT ... FOR UPDATE and avoids upgrade deadlocks.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    _db["TEST"] = {"NAME": str(ORCHESTRA_HOME / "test-orchestra.sqlite3")}
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = envstr("TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = ORCHESTRA_HOME / "staticfiles"
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(ORCHESTRA_HOME / "storage")},
+    },
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Celery ---------------------------------------------------------------
+CELERY_BROKER_URL = envurl(
+    "CELERY_BROKER_URL",
+    f"sqla+sqlite:///{ORCHESTRA_HOME / 'broker.sqlite3'}",
+    {"redis", "rediss", "amqp", "amqps", "pyamqp", "sqla+sqlite", "sqla+postgresql",
+     "memory", "filesystem"},
+)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis redelivers an unacknowledged message after this long; the liveness
+    # sweep normally recovers a lost task much sooner.
+    "visibility_timeout": envint("ORCHESTRA_VISIBILITY_TIMEOUT", 3600, minimum=10),
+}
+
+# --- Engine ---------------------------------------------------------------
+ORCHESTRA_HEARTBEAT_SECONDS = envfloat("ORCHESTRA_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
+# A worker is declared dead after this many heartbeats missed in a row.
+ORCHESTRA_MISSED_HEARTBEATS = envint("ORCHESTRA_MISSED_HEARTBEATS", 3, minimum=2)
+ORCHESTRA_LIVENESS_SWEEP_SECONDS = envfloat("ORCHESTRA_LIVENESS_SWEEP_SECONDS", 15.0, minimum=0.1)
+ORCHESTRA_AUTO_RECOVER = envbool("ORCHESTRA_AUTO_RECOVER", True)
+# How long a KILLING execution may wait for its worker before it is forced to KILLED.
+ORCHESTRA_KILL_GRACE_SECONDS = envfloat("ORCHESTRA_KILL_GRACE_SECONDS", 60.0, minimum=0.1)
+ORCHESTRA_BASE_URL = envstr("ORCHESTRA_BASE_URL", "http://127.0.0.1:8080")
+
+# --- Email ----------------------------------------------------------------
+EMAIL_HOST = envstr("EMAIL_HOST", "")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
+    EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = envsecret("EMAIL_HOST_PASSWORD")
+    EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+    EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+    EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10, minimum=1)
+else:
+    # Local mode: mails are written as files a newcomer can open.
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(ORCHESTRA_HOME / "mail")
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "orchestra@localhost")
+
+# --- REST -----------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Orchestra API",
+    "VERSION": "0.1.0",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "WARNING")},
+    "loggers": {
+        "orchestra": {"level": envstr("LOG_LEVEL", "INFO"), "propagate": True},
+    },
+}
+
+CELERY_BEAT_SCHEDULE = {
+    "liveness-sweep": {
+        "task": "orchestra.liveness_sweep",
+        "schedule": ORCHESTRA_LIVENESS_SWEEP_SECONDS,
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(ORCHESTRA_HOME / "celerybeat-schedule")

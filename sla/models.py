@@ -1,0 +1,1 @@
+"""SLA rules and misses (see DESIGN §4)."""
