@@ -9,3 +9,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestra.settings")
 app = Celery("orchestra")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def _tune_local_broker() -> None:
+    # The SQLite-backed broker polls; its interval cannot be passed through
+    # broker_transport_options (those reach SQLAlchemy's create_engine).
+    from django.conf import settings
+
+    if str(settings.CELERY_BROKER_URL).startswith("sqla+"):
+        from kombu.transport import sqlalchemy
+
+        sqlalchemy.Transport.polling_interval = settings.ORCHESTRA_LOCAL_POLLING_SECONDS
+
+
+app.on_after_configure.connect(lambda sender, **kw: _tune_local_broker())

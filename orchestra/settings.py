@@ -132,6 +132,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = ORCHESTRA_HOME / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -158,11 +159,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+if CELERY_BROKER_URL.startswith(("redis", "rediss")):
     # Redis redelivers an unacknowledged message after this long; the liveness
     # sweep normally recovers a lost task much sooner.
-    "visibility_timeout": envint("ORCHESTRA_VISIBILITY_TIMEOUT", 3600, minimum=10),
-}
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = envint(
+        "ORCHESTRA_VISIBILITY_TIMEOUT", 3600, minimum=10
+    )
 
 # --- Engine ---------------------------------------------------------------
 ORCHESTRA_HEARTBEAT_SECONDS = envfloat("ORCHESTRA_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
@@ -221,3 +224,4 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(ORCHESTRA_HOME / "celerybeat-schedule")
+ORCHESTRA_LOCAL_POLLING_SECONDS = envfloat("ORCHESTRA_LOCAL_POLLING_SECONDS", 0.05, minimum=0.005)

@@ -6,10 +6,24 @@ with no broker and no worker process.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
+
+
+log = logging.getLogger("orchestra.dispatch")
+
+
+def _send(task, args: tuple, options: dict) -> None:
+    try:
+        task.apply_async(args, **options)
+    except Exception as exc:  # noqa: BLE001 — the row is committed; the sweep resends
+        log.warning(
+            "could not send %s%s to the broker (%s); the liveness sweep will send it again",
+            task.name, args, exc,
+        )
 
 
 class CeleryDispatcher:
@@ -19,13 +33,13 @@ class CeleryDispatcher:
         options = {"task_id": f"orchestra-taskrun-{taskrun_id}"}
         if eta and eta > timezone.now():
             options["countdown"] = (eta - timezone.now()).total_seconds()
-        transaction.on_commit(lambda: run_task.apply_async((taskrun_id,), **options))
+        transaction.on_commit(lambda: _send(run_task, (taskrun_id,), options))
 
     def advance(self, execution_id: int, countdown: float | None = None) -> None:
         from executions.tasks import advance_task
 
         options = {"countdown": countdown} if countdown else {}
-        transaction.on_commit(lambda: advance_task.apply_async((execution_id,), **options))
+        transaction.on_commit(lambda: _send(advance_task, (execution_id,), options))
 
     def revoke(self, celery_ids: list[str]) -> None:
         if not celery_ids:

@@ -92,6 +92,17 @@ def stop_current_worker() -> None:
         )
 
 
+@signals.worker_ready.connect
+def _worker_ready(sender=None, **kwargs) -> None:
+    # Register at start so `orchestra` commands can tell a worker is up.
+    queues = ""
+    try:
+        queues = ",".join(q.name for q in sender.app.amqp.queues.consume_from.values())
+    except Exception:  # noqa: BLE001
+        pass
+    current_worker(queues)
+
+
 @signals.worker_process_init.connect
 def _forked_child(**kwargs) -> None:
     # A forked pool process must register itself, not reuse its parent's row.

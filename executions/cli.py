@@ -1,0 +1,349 @@
+"""CLI verbs that start, watch and stop executions."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.utils import timezone
+
+from flows.spec import FlowInvalid, FlowSpec, parse_flow
+from flows.spec.inputs import InputError
+from executions import actions
+from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun, Worker, WorkerState
+from executions.presenters import execution_as_dict, log_as_dict
+from orchestra.cli import UsageError
+from orchestra.lib.durations import format_duration
+from orchestra.lib.output import parse_pairs, print_json, table
+
+SYMBOLS = {
+    State.SUCCESS: "✔", State.WARNING: "!", State.FAILED: "✘", State.KILLED: "■",
+    State.CANCELLED: "■", State.SKIPPED: "-", State.RUNNING: "▶",
+}
+
+
+def register(group) -> None:
+    flows = group("flows", "validate, deploy, list, run and test flows")
+    p = flows.add_parser("execute", help="run a deployed flow")
+    p.add_argument("--namespace", "-n", required=True)
+    p.add_argument("--flow", "-f", required=True)
+    p.add_argument("--input", "-i", action="append", metavar="KEY=VALUE",
+                   help="an input; JSON for JSON/ARRAY inputs, a local path for FILE inputs")
+    p.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
+    p.add_argument("--wait", "-w", action="store_true", help="follow task progress until it ends")
+    p.add_argument("--json", action="store_true", help="print the execution as JSON")
+    p.set_defaults(func=execute)
+
+    p = flows.add_parser("test", help="run a flow file in this process, without deploying it")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--input", "-i", action="append", metavar="KEY=VALUE")
+    p.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true", help="print the final execution as JSON")
+    p.set_defaults(func=test)
+
+    ex = group("executions", "inspect and steer executions")
+    p = ex.add_parser("list", help="recent executions, newest first")
+    p.add_argument("--namespace", "-n")
+    p.add_argument("--flow", "-f")
+    p.add_argument("--state", "-s", action="append", type=str.upper,
+                   help="filter by state (repeatable)")
+    p.add_argument("--limit", type=int, default=25)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=list_executions)
+
+    p = ex.add_parser("get", help="one execution with its task runs")
+    p.add_argument("id", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=get)
+
+    p = ex.add_parser("logs", help="logs of an execution")
+    p.add_argument("id", type=int)
+    p.add_argument("--follow", "-F", action="store_true", help="keep printing until it ends")
+    p.add_argument("--level", default="TRACE", type=str.upper)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=logs)
+
+    p = ex.add_parser("kill", help="stop a running execution and its running tasks")
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=kill)
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001
+        return "cli"
+
+
+def _inputs(pairs: list[str] | None, spec: FlowSpec) -> dict[str, Any]:
+    raw = parse_pairs(pairs, "--input")
+    declared = {d["id"]: d for d in spec.inputs}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        decl = declared.get(key, {})
+        if decl.get("type") == "FILE":
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise UsageError(f"--input {key}: no such file {value!r}")
+            from executions.storage import save
+
+            out[key] = save(f"{spec.namespace.replace('.', '/')}/{spec.id}/inputs/"
+                            f"{uuid.uuid4().hex}/{path.name}", path.read_bytes())
+        else:
+            out[key] = value
+    return out
+
+
+def _report_input_error(exc: InputError) -> int:
+    for name, message in exc.errors.items():
+        print(f"✘ input '{name}': {message}", file=sys.stderr)
+    return 2
+
+
+def execute(args: argparse.Namespace) -> int:
+    try:
+        flow = actions.get_flow(args.namespace, args.flow)
+    except actions.FlowNotFound as exc:
+        print(f"✘ {exc}", file=sys.stderr)
+        return 1
+    revision = flow.latest
+    labels = parse_pairs(args.label, "--label")
+    try:
+        execution = actions.create_execution(
+            revision, inputs=_inputs(args.input, revision.spec), labels=labels,
+            trigger={"type": "cli"}, cause=Cause.CLI, actor=_actor(),
+        )
+    except InputError as exc:
+        return _report_input_error(exc)
+    except actions.ActionError as exc:
+        print(f"✘ {exc}", file=sys.stderr)
+        return 1
+    if not args.wait:
+        if args.json:
+            print_json(execution_as_dict(execution, taskruns=False))
+        else:
+            print(f"Execution {execution.pk} of {flow.namespace}.{flow.flow_id} created "
+                  f"(revision {revision.revision}).")
+            _warn_no_worker()
+        return 0
+    if not args.json:
+        print(f"Execution {execution.pk} of {flow.namespace}.{flow.flow_id} "
+              f"(revision {revision.revision})")
+        _warn_no_worker()
+    execution = _follow(execution.pk, quiet=args.json)
+    return _conclude(execution, args.json)
+
+
+def _warn_no_worker() -> None:
+    if not Worker.objects.filter(state=WorkerState.ALIVE).exists():
+        print("  note: no live worker is registered yet; start one with "
+              "'orchestra server local' or 'orchestra server worker'", file=sys.stderr)
+
+
+class Progress:
+    """Prints each task run as it starts and ends."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.seen: dict[int, str] = {}
+
+    def update(self, execution_id: int) -> None:
+        rows = TaskRun.objects.filter(execution_id=execution_id, flowable=False).order_by("id")
+        for tr in rows:
+            if self.seen.get(tr.pk) == tr.state:
+                continue
+            self.seen[tr.pk] = tr.state
+            if self.quiet or tr.state == State.CREATED:
+                continue
+            label = tr.task_id + (f"[{tr.value}]" if tr.value is not None else "")
+            if tr.attempt > 1:
+                label += f" (attempt {tr.attempt})"
+            symbol = SYMBOLS.get(tr.state, "·")
+            if tr.state == State.RUNNING:
+                print(f"  {symbol} {label}", flush=True)
+            else:
+                took = format_duration(tr.duration())
+                extra = f" — {tr.error}" if tr.error else ""
+                print(f"  {symbol} {label} {tr.state} in {took}{extra}", flush=True)
+
+
+def _follow(execution_id: int, quiet: bool = False, interval: float = 0.2) -> Execution:
+    progress = Progress(quiet)
+    while True:
+        execution = Execution.objects.get(pk=execution_id)
+        progress.update(execution_id)
+        if execution.state in TERMINAL:
+            return execution
+        time.sleep(interval)
+
+
+def _conclude(execution: Execution, as_json: bool) -> int:
+    if as_json:
+        print_json(execution_as_dict(execution))
+    else:
+        took = format_duration(execution.duration())
+        print(f"{SYMBOLS.get(execution.state, '')} Execution {execution.pk} ended "
+              f"{execution.state} in {took}")
+        if execution.error:
+            print(f"  {execution.error}")
+        if execution.outputs:
+            print("Outputs:")
+            for key, value in execution.outputs.items():
+                shown = value if isinstance(value, str) else json.dumps(value)
+                print(f"  {key}: {shown}")
+    return 0 if execution.state == State.SUCCESS else 1
+
+
+def test(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"no such file {args.file!r}")
+    try:
+        spec = parse_flow(path.read_text())
+    except FlowInvalid as exc:
+        for e in exc.errors:
+            where = f":{e.line}:{e.column}" if e.line else ""
+            print(f"✘ {path}{where}: {e.path}: {e.message}", file=sys.stderr)
+        return 1
+    from executions.engine.inprocess import use_in_process
+    from executions.engine.liveness import stop_current_worker
+
+    with use_in_process() as runner:
+        try:
+            execution = actions.create_execution(
+                None, spec=spec, source=spec.source, inputs=_inputs(args.input, spec),
+                labels=parse_pairs(args.label, "--label"), trigger={"type": "test"},
+                cause=Cause.CLI, actor=_actor(),
+            )
+        except InputError as exc:
+            return _report_input_error(exc)
+        if not args.json:
+            print(f"Testing {spec.namespace}.{spec.id} (execution {execution.pk}, in this process)")
+        progress = Progress(args.json)
+        while True:
+            execution.refresh_from_db()
+            progress.update(execution.pk)
+            if execution.state in TERMINAL and runner.idle():
+                break
+            time.sleep(0.05)
+        for error in runner.errors:
+            print(f"engine error: {error!r}", file=sys.stderr)
+    stop_current_worker()
+    return _conclude(execution, args.json)
+
+
+def list_executions(args: argparse.Namespace) -> int:
+    qs = Execution.objects.all()
+    if args.namespace:
+        qs = qs.in_namespace(args.namespace)
+    if args.flow:
+        qs = qs.filter(flow_id=args.flow)
+    if args.state:
+        bad = [s for s in args.state if s not in State.values]
+        if bad:
+            raise UsageError(f"unknown state {', '.join(bad)}; use one of {', '.join(State.values)}")
+        qs = qs.filter(state__in=args.state)
+    rows = list(qs.order_by("-id")[: max(args.limit, 1)])
+    if args.json:
+        print_json([execution_as_dict(e, taskruns=False) for e in rows])
+        return 0
+    if not rows:
+        print("No executions match.")
+        return 0
+    print(table(
+        [[e.pk, e.namespace, e.flow_id, e.state, timezone.localtime(e.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+          format_duration(e.duration())] for e in rows],
+        ["ID", "NAMESPACE", "FLOW", "STATE", "CREATED", "DURATION"],
+    ))
+    return 0
+
+
+def _get_execution(execution_id: int) -> Execution | None:
+    execution = Execution.objects.filter(pk=execution_id).first()
+    if execution is None:
+        print(f"✘ execution {execution_id} does not exist", file=sys.stderr)
+    return execution
+
+
+def get(args: argparse.Namespace) -> int:
+    execution = _get_execution(args.id)
+    if execution is None:
+        return 1
+    data = execution_as_dict(execution)
+    if args.json:
+        print_json(data)
+        return 0
+    print(f"Execution {execution.pk}  {execution.namespace}.{execution.flow_id} rev {execution.revision}")
+    print(f"  state:   {execution.state}" + (f" — {execution.error}" if execution.error else ""))
+    print(f"  started: {data['startDate'] or '—'}   ended: {data['endDate'] or '—'}   "
+          f"duration: {format_duration(execution.duration())}")
+    if execution.labels:
+        print("  labels:  " + ", ".join(f"{k}={v}" for k, v in execution.labels.items()))
+    if execution.inputs:
+        print("  inputs:  " + json.dumps(execution.inputs))
+    if execution.outputs:
+        print("  outputs: " + json.dumps(execution.outputs))
+    print()
+    print(table([[t["id"], t["taskId"] + (f"[{t['value']}]" if t["value"] is not None else ""),
+                  t["attempt"], t["state"], format_duration(t["duration"]) if t["duration"] is not None else "—",
+                  (t["error"] or "")[:60]] for t in data["taskRuns"]],
+                ["TASKRUN", "TASK", "ATTEMPT", "STATE", "DURATION", "ERROR"]))
+    return 0
+
+
+LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+
+
+def logs(args: argparse.Namespace) -> int:
+    execution = _get_execution(args.id)
+    if execution is None:
+        return 1
+    if args.level not in LEVELS:
+        raise UsageError(f"unknown level {args.level}; use one of {', '.join(LEVELS)}")
+    levels = LEVELS[LEVELS.index(args.level):]
+    last = 0
+    while True:
+        execution.refresh_from_db()
+        batch = list(LogEntry.objects.filter(execution_id=args.id, id__gt=last, level__in=levels)
+                     .order_by("id")[:1000])
+        for entry in batch:
+            last = entry.pk
+            if args.json:
+                print(json.dumps(log_as_dict(entry)), flush=True)
+            else:
+                stamp = timezone.localtime(entry.timestamp).strftime("%H:%M:%S.%f")[:-3]
+                task = f" [{entry.task_id}]" if entry.task_id else ""
+                print(f"{stamp} {entry.level:5}{task} {entry.message}", flush=True)
+        if len(batch) == 1000:
+            continue
+        if not args.follow or execution.state in TERMINAL:
+            break
+        time.sleep(0.3)
+    if args.follow and not args.json:
+        print(f"-- execution {execution.pk} ended {execution.state}")
+    return 0
+
+
+def kill(args: argparse.Namespace) -> int:
+    try:
+        execution = actions.kill(args.id, cause=Cause.CLI, actor=_actor(),
+                                 reason=args.reason or "killed from the CLI")
+    except Execution.DoesNotExist:
+        print(f"✘ execution {args.id} does not exist", file=sys.stderr)
+        return 1
+    except actions.ActionError as exc:
+        print(f"✘ {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json(execution_as_dict(execution, taskruns=False))
+    else:
+        print(f"Execution {execution.pk} is {execution.state}.")
+    return 0

@@ -1,0 +1,108 @@
+"""The ``orchestra`` console command.
+
+Words are grouped as users think of them (``orchestra flows execute``), but
+each verb lives with the code it drives: ``flows execute`` creates an
+execution, so it is implemented in ``executions/cli.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+class UsageError(Exception):
+    """Bad command-line usage: printed, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # exit 2 with a one-line reason
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from executions import cli as executions_cli
+    from flows import cli as flows_cli
+    from orchestra import server
+
+    parser = Parser(
+        prog="orchestra",
+        description="Declarative YAML workflows on Celery workers. "
+        "Run 'orchestra server local' to start everything on this machine.",
+    )
+    groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=Parser)
+    groups.required = True
+    registry: dict[str, argparse._SubParsersAction] = {}
+
+    def group(name: str, help_text: str) -> argparse._SubParsersAction:
+        if name not in registry:
+            sub = groups.add_parser(name, help=help_text, description=help_text)
+            verbs = sub.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+            verbs.required = True
+            registry[name] = verbs
+        return registry[name]
+
+    server.register(group)
+    flows_cli.register(group)
+    executions_cli.register(group)
+    for module in ("executions.cleanup_cli", "sla.cli", "orchestra.users_cli"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(group, groups)
+    manage = groups.add_parser("manage", help="run a Django management command (migrate, shell, ...)")
+    manage.add_argument("args", nargs=argparse.REMAINDER)
+    manage.set_defaults(func=_manage)
+    return parser
+
+
+def _manage(args: argparse.Namespace) -> int:
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["orchestra manage", *args.args])
+    return 0
+
+
+def _ensure_local_database() -> None:
+    """A fresh local data folder gets its tables on first use of any command."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        return
+    if "executions_execution" not in connection.introspection.table_names():
+        from django.core.management import call_command
+
+        call_command("migrate", interactive=False, verbosity=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestra.settings")
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        import django
+
+        django.setup()
+    except ImproperlyConfigured as exc:
+        print(f"orchestra: configuration error: {exc}", file=sys.stderr)
+        return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.group not in ("server", "manage"):
+        _ensure_local_database()
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"orchestra: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

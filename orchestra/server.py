@@ -1,0 +1,159 @@
+"""``orchestra server local|web|worker|scheduler``.
+
+Local mode starts the web server in this process and a Celery worker and
+Celery beat as child processes, all on the same SQLite database and
+SQLite-backed broker, so nothing else has to be installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+
+def register(group) -> None:
+    server = group("server", "run Orchestra's processes")
+    p = server.add_parser("local", help="web + worker + scheduler on this machine, example flows loaded")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--concurrency", type=int, default=8, help="tasks run at once by the worker")
+    p.add_argument("--no-examples", action="store_true", help="do not deploy the example flows")
+    p.set_defaults(func=local)
+
+    p = server.add_parser("web", help="the web dashboard and REST API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=web)
+
+    p = server.add_parser("worker", help="a Celery worker running tasks (any number, any machine)")
+    p.add_argument("--concurrency", type=int, default=None)
+    p.add_argument("--pool", default=None, help="Celery pool: prefork (default), threads, solo")
+    p.add_argument("--queues", default=None)
+    p.set_defaults(func=worker)
+
+    p = server.add_parser("scheduler", help="Celery beat: schedules, liveness and SLA sweeps")
+    p.set_defaults(func=scheduler)
+
+
+def ensure_database() -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def ensure_admin() -> tuple[str, str | None]:
+    """Create the first user in local mode; return (username, password or None)."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    password_file = Path(settings.ORCHESTRA_HOME) / "admin-password"
+    if User.objects.exists():
+        return "admin", password_file.read_text().strip() if password_file.exists() else None
+    password = os.environ.get("ORCHESTRA_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    User.objects.create_superuser("admin", "admin@localhost", password)
+    password_file.write_text(password + "\n")
+    password_file.chmod(0o600)
+    return "admin", password
+
+
+def deploy_examples() -> int:
+    from flows.models import save_flow
+
+    folder = Path(settings.BASE_DIR) / "examples" / "flows"
+    count = 0
+    for path in sorted(folder.glob("*.y*ml")):
+        save_flow(path.read_text(), actor="examples")
+        count += 1
+    return count
+
+
+def _celery(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "orchestra", *args]
+
+
+def local(args: argparse.Namespace) -> int:
+    ensure_database()
+    user, password = ensure_admin()
+    examples = 0 if args.no_examples else deploy_examples()
+    env = {**os.environ, "ORCHESTRA_HOME": str(settings.ORCHESTRA_HOME)}
+    children = [
+        subprocess.Popen(_celery("worker", "--pool", "threads", "--concurrency",
+                                 str(args.concurrency), "--loglevel", "WARNING",
+                                 "--hostname", "local@%h", "--without-gossip",
+                                 "--without-mingle"), env=env),
+        subprocess.Popen(_celery("beat", "--loglevel", "WARNING", "--schedule",
+                                 settings.CELERY_BEAT_SCHEDULE_FILENAME), env=env),
+    ]
+    url = f"http://{args.host}:{args.port}"
+    print(f"Orchestra is starting in local mode (data in {settings.ORCHESTRA_HOME})")
+    print(f"  web:       {url}")
+    if password:
+        print(f"  login:     {user} / {password}")
+    else:
+        print(f"  login:     {user} (password in {Path(settings.ORCHESTRA_HOME) / 'admin-password'})")
+    print(f"  examples:  {examples} flows deployed (orchestra flows list)")
+    print("  worker and scheduler running; press Ctrl-C to stop everything", flush=True)
+
+    def stop(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        _serve(args.host, args.port)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            child.terminate()
+        deadline = time.monotonic() + 10
+        for child in children:
+            try:
+                child.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                child.kill()
+    return 0
+
+
+def _serve(host: str, port: int) -> None:
+    from django.core.management import call_command
+
+    call_command("runserver", f"{host}:{port}", use_reloader=False, use_threading=True,
+                 skip_checks=True)
+
+
+def web(args: argparse.Namespace) -> int:
+    ensure_database()
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        _serve(args.host, args.port)
+        return 0
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "orchestra.wsgi",
+                               "--bind", f"{args.host}:{args.port}", "--workers", "3"])
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    cmd = _celery("worker", "--loglevel", "INFO")
+    if args.concurrency:
+        cmd += ["--concurrency", str(args.concurrency)]
+    if args.pool:
+        cmd += ["--pool", args.pool]
+    if args.queues:
+        cmd += ["--queues", args.queues]
+    os.execvp(cmd[0], cmd)
+    return 0
+
+
+def scheduler(args: argparse.Namespace) -> int:
+    cmd = _celery("beat", "--loglevel", "INFO", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME)
+    os.execvp(cmd[0], cmd)
+    return 0
