@@ -288,7 +288,12 @@ def _finalize(value: Any) -> Any:
 
 
 class _Environment(ImmutableSandboxedEnvironment):
-    pass
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Flow data is maps: ``outputs.vals.values`` means the "values" key,
+        # not dict.values (Jinja tries attributes first).
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
 
 
 def _make_env() -> _Environment:

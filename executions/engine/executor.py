@@ -313,7 +313,7 @@ def advance(execution_id: int) -> list[TaskRun]:
     """
     with transaction.atomic():
         execution = (
-            Execution.objects.select_for_update().select_related("flow_revision")
+            Execution.objects.select_for_update(of=("self",)).select_related("flow_revision")
             .filter(pk=execution_id).first()
         )
         if execution is None or execution.state in TERMINAL:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 from datetime import timedelta
@@ -45,11 +46,11 @@ def current_worker(queues: str = "") -> Worker:
             return worker  # type: ignore[return-value]
         hostname = socket.gethostname()
         now = timezone.now()
-        worker, _ = Worker.objects.update_or_create(
-            name=f"{hostname}:{pid}",
-            defaults={"hostname": hostname, "pid": pid, "queues": queues,
-                      "state": WorkerState.ALIVE, "started_at": now,
-                      "last_heartbeat_at": now, "dead_at": None},
+        # A fresh identity per registration: a worker declared dead never
+        # comes back under the same row, so its orphans stay orphans.
+        worker = Worker.objects.create(
+            name=f"{hostname}:{pid}:{secrets.token_hex(2)}", hostname=hostname, pid=pid,
+            queues=queues, state=WorkerState.ALIVE, started_at=now, last_heartbeat_at=now,
         )
         _process.update(worker=worker, pid=pid)
         stop = threading.Event()
@@ -70,14 +71,28 @@ def _beat(worker_id: int, stop: threading.Event) -> None:
                 last_heartbeat_at=timezone.now()
             )
             if not updated:
-                # Declared dead while alive (a long pause): its task runs were
-                # already recovered, so this process must not report them.
-                log.error("worker %s was declared dead; stopping its heartbeat", worker_id)
+                # Declared dead while alive (a long pause) or removed: its task
+                # runs were recovered already. Forget this identity; the next
+                # task registers a new one.
+                log.error("worker %s was declared dead; registering anew on the next task",
+                          worker_id)
+                with _lock:
+                    if getattr(_process.get("worker"), "pk", None) == worker_id:
+                        _process.pop("worker", None)
                 return
         except Exception:  # noqa: BLE001 — a database blip must not end the heartbeat thread
             log.exception("heartbeat failed")
             connection.close()
     connection.close()
+
+
+def forget_current_worker() -> None:
+    """Drop this process's identity without touching the database (tests)."""
+    with _lock:
+        stop = _process.pop("stop", None)
+        _process.pop("worker", None)
+    if stop is not None:
+        stop.set()  # type: ignore[union-attr]
 
 
 def stop_current_worker() -> None:
