@@ -8,12 +8,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from flows.models import Flow, FlowRevision
-from flows.spec import FlowSpec
-from flows.spec.inputs import resolve_inputs
 from executions import states
 from executions.engine import dispatch
 from executions.models import TERMINAL, Cause, Execution, State, TaskRun
+from flows.models import Flow, FlowRevision
+from flows.spec import FlowSpec
+from flows.spec.inputs import resolve_inputs
 
 
 class ActionError(ValueError):

@@ -13,11 +13,20 @@ from typing import Any
 
 from django.utils import timezone
 
+from executions import actions
+from executions.models import (
+    TERMINAL,
+    Cause,
+    Execution,
+    LogEntry,
+    State,
+    TaskRun,
+    Worker,
+    WorkerState,
+)
+from executions.presenters import execution_as_dict, log_as_dict
 from flows.spec import FlowInvalid, FlowSpec, parse_flow
 from flows.spec.inputs import InputError
-from executions import actions
-from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun, Worker, WorkerState
-from executions.presenters import execution_as_dict, log_as_dict
 from orchestra.cli import UsageError
 from orchestra.lib.durations import format_duration
 from orchestra.lib.output import parse_pairs, print_json, table

@@ -122,6 +122,9 @@ class Execution(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.namespace}.{self.flow_id} {self.state}"
 
+    def get_absolute_url(self) -> str:
+        return f"/executions/{self.pk}/"
+
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL
@@ -138,9 +141,6 @@ class Execution(models.Model):
         if self.flow_revision_id:
             return self.flow_revision.spec
         return spec_for_source(self.source)
-
-    def get_absolute_url(self) -> str:
-        return f"/executions/{self.pk}/"
 
 
 class TaskRun(models.Model):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.expressions import format_native
 from executions.models import Execution, LogEntry, TaskRun
+from flows.expressions import format_native
 
 
 def _ts(value) -> str | None:

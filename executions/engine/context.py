@@ -11,9 +11,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from executions.models import TERMINAL, Execution, LogEntry, State, TaskRun
 from flows.expressions import evaluate, format_native, render
 from flows.tasks.context import TaskKilled
-from executions.models import TERMINAL, Execution, LogEntry, State, TaskRun
 
 LEVEL_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "ERROR": 4}
 

@@ -12,7 +12,6 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-
 log = logging.getLogger("orchestra.dispatch")
 
 

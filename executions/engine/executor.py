@@ -16,11 +16,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from flows.expressions import ExpressionError, evaluate, render, truthy
-from flows.spec import FlowSpec, TaskNode
 from executions import states
 from executions.engine.context import expression_context
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
+from flows.expressions import ExpressionError, evaluate, render, truthy
+from flows.spec import FlowSpec, TaskNode
 
 log = logging.getLogger("orchestra.executor")
 

@@ -159,9 +159,9 @@ def declare_dead_workers() -> list[Worker]:
 
 def recover_orphans(limit: int = 500) -> int:
     """Re-queue or fail the task runs held by dead workers. Returns how many."""
-    from executions.engine.worker import advance_and_dispatch, schedule_retry
     from executions import states
     from executions.engine import dispatch
+    from executions.engine.worker import advance_and_dispatch, schedule_retry
 
     recovered = 0
     orphans = TaskRun.objects.filter(

@@ -17,14 +17,14 @@ from django.db import transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
-from flows.expressions import ExpressionError
-from flows.tasks.context import TaskFailed, TaskKilled
 from executions import states
 from executions.engine import dispatch
 from executions.engine.context import EngineContext, expression_context
 from executions.engine.executor import advance
 from executions.engine.liveness import current_worker
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
+from flows.expressions import ExpressionError
+from flows.tasks.context import TaskFailed, TaskKilled
 
 log = logging.getLogger("orchestra.worker")
 
