@@ -1,5 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
@@ -15,6 +17,7 @@ def account(request):
     })
 
 
+@extend_schema(summary="Who am I: user and roles", responses=OpenApiTypes.OBJECT)
 @api_view(["GET"])
 def me(request):
     """The authenticated user and the namespace prefixes they hold each role on."""

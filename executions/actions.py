@@ -147,3 +147,25 @@ def set_labels(execution_id: int, labels: dict[str, str], *, cause: str, actor: 
     execution.progress_at = timezone.now()
     execution.save(update_fields=["labels", "progress_at"])
     return execution
+
+
+@transaction.atomic
+def delete_execution(execution_id: int, *, actor: str, reason: str = "") -> int:
+    """Delete an ended execution with its task runs, logs and history.
+
+    A running execution must be killed first, so nothing keeps working on a
+    row that no longer exists. Returns the id deleted.
+    """
+    execution = Execution.objects.select_for_update().get(pk=execution_id)
+    if execution.state not in TERMINAL:
+        raise ActionError(
+            f"execution {execution_id} is {execution.state}; kill it before deleting it"
+        )
+    import logging
+
+    logging.getLogger("orchestra.audit").info(
+        "execution %s (%s.%s, %s) deleted by %s: %s", execution.pk, execution.namespace,
+        execution.flow_id, execution.state, actor, reason or "no reason given",
+    )
+    execution.delete()
+    return execution_id

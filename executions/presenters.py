@@ -69,3 +69,34 @@ def log_as_dict(entry: LogEntry) -> dict[str, Any]:
         "timestamp": _ts(entry.timestamp),
         "message": entry.message,
     }
+
+
+def gantt(execution: Execution, taskruns: list[TaskRun]) -> dict[str, Any]:
+    """Bars for a Gantt chart: each task run's offset and width in % of the run."""
+    from django.utils import timezone
+
+    starts = [tr.started_at for tr in taskruns if tr.started_at]
+    origin = execution.started_at or (min(starts) if starts else None)
+    if origin is None:
+        return {"rows": [], "total": 0.0}
+    now = timezone.now()
+    ends = [tr.ended_at or now for tr in taskruns if tr.started_at]
+    end = execution.ended_at or max([now, *ends])
+    total = max((end - origin).total_seconds(), 0.001)
+    depth: dict[int, int] = {}
+    rows = []
+    for tr in taskruns:
+        depth[tr.pk] = depth.get(tr.parent_id, -1) + 1 if tr.parent_id else 0
+        if not tr.started_at:
+            offset, width = None, None
+        else:
+            offset = (tr.started_at - origin).total_seconds() / total * 100
+            width = max(((tr.ended_at or now) - tr.started_at).total_seconds() / total * 100, 0.4)
+        duration = tr.duration()
+        rows.append({
+            "taskrun": tr, "depth": depth[tr.pk],
+            "offset": round(max(offset, 0), 2) if offset is not None else None,
+            "width": round(min(width, 100), 2) if width is not None else None,
+            "seconds": round(duration.total_seconds(), 3) if duration else None,
+        })
+    return {"rows": rows, "total": round(total, 3)}

@@ -32,3 +32,12 @@ def read_uri(uri: str) -> bytes:
 def save(path: str, data: bytes) -> str:
     saved = default_storage.save(path, ContentFile(data))
     return f"{PREFIX}/{saved}"
+
+
+def save_input_file(namespace: str, flow_id: str, filename: str, data: bytes) -> str:
+    """Store an uploaded FILE input; returns its kestra:// URI."""
+    import uuid
+    from pathlib import PurePath
+
+    name = PurePath(filename or "upload").name or "upload"
+    return save(f"{namespace.replace('.', '/')}/{flow_id}/inputs/{uuid.uuid4().hex}/{name}", data)

@@ -138,3 +138,14 @@ def save_flow(source: str, actor: str = "") -> tuple[Flow, FlowRevision, bool]:
 
     flow_saved.send(sender=Flow, flow=flow, revision=revision, spec=spec)
     return flow, revision, True
+
+
+@transaction.atomic
+def delete_flow(flow: Flow, actor: str = "") -> Flow:
+    """Hide a flow (its revisions and executions stay); saving it again revives it."""
+    import logging
+
+    Flow.objects.filter(pk=flow.pk).update(deleted=True, updated_at=timezone.now())
+    flow.deleted = True
+    logging.getLogger("orchestra.audit").info("flow %s deleted by %s", flow, actor)
+    return flow

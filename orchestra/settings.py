@@ -228,3 +228,27 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(ORCHESTRA_HOME / "celerybeat-schedule")
 ORCHESTRA_LOCAL_POLLING_SECONDS = envfloat("ORCHESTRA_LOCAL_POLLING_SECONDS", 0.05, minimum=0.005)
+
+# --- Web dashboard and REST API -------------------------------------------
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "orchestra.api.api_exception_handler"
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
+    "rest_framework.parsers.JSONParser",
+    "rest_framework.parsers.FormParser",
+    "rest_framework.parsers.MultiPartParser",
+    "orchestra.api.YAMLTextParser",
+    "orchestra.api.XYAMLTextParser",
+    "orchestra.api.ApplicationYAMLParser",
+]
+INSTALLED_APPS.append("drf_spectacular_sidecar")
+SPECTACULAR_SETTINGS.update({
+    "DESCRIPTION": "Flows, executions, logs and bulk actions. Authenticate with a session "
+    "or 'Authorization: Bearer <token>' (orchestra users token NAME --name WHAT).",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+})
+# Server-sent events: how long one follow connection lasts, and how often it polls.
+ORCHESTRA_SSE_SECONDS = envfloat("ORCHESTRA_SSE_SECONDS", 300.0, minimum=1)
+ORCHESTRA_SSE_POLL_SECONDS = envfloat("ORCHESTRA_SSE_POLL_SECONDS", 0.5, minimum=0.05)

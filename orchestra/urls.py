@@ -1,8 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.urls import path
-from django.views.generic import TemplateView
+from django.urls import include, path
 
 from accounts import views as account_views
 from orchestra import views
@@ -14,5 +13,11 @@ urlpatterns = [
     path("account/", account_views.account, name="account"),
     path("api/health", login_not_required(views.health), name="health"),
     path("api/me", account_views.me, name="api-me"),
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("", views.overview, name="home"),
+    path("", include("executions.urls")),
+    path("", include("flows.urls")),
+    path("api/", include("orchestra.api_urls")),
 ]
+
+handler404 = "orchestra.api.json_not_found"
+handler500 = "orchestra.api.json_server_error"

@@ -1,0 +1,149 @@
+"""Request and response shapes of the executions API (also its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from executions.bulk import BULK_ACTIONS
+from executions.filters import parse_labels
+
+
+@extend_schema_field({
+    "oneOf": [
+        {"type": "object", "additionalProperties": {"type": "string"}},
+        {"type": "array", "items": {"type": "string", "example": "env:prod"}},
+    ]
+})
+class LabelsField(serializers.Field):
+    """``{"env": "prod"}`` or ``["env:prod"]``."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            if not all(isinstance(k, str) and isinstance(v, str | int | float | bool)
+                       for k, v in data.items()):
+                raise serializers.ValidationError("labels map names to text values")
+            return {k: str(v) for k, v in data.items()}
+        if isinstance(data, str):
+            data = [data]
+        if isinstance(data, list) and all(isinstance(i, str) for i in data):
+            try:
+                return parse_labels(data)
+            except Exception as exc:  # django ValidationError
+                raise serializers.ValidationError(getattr(exc, "messages", [str(exc)])) from None
+        raise serializers.ValidationError('expected {"key": "value"} or ["key:value", ...]')
+
+    def to_representation(self, value):
+        return value
+
+
+class TaskRunOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    taskId = serializers.CharField()
+    parentTaskRunId = serializers.IntegerField(allow_null=True)
+    value = serializers.CharField(allow_null=True)
+    attempt = serializers.IntegerField()
+    state = serializers.CharField()
+    outputs = serializers.DictField()
+    error = serializers.CharField(allow_null=True)
+    worker = serializers.CharField(allow_null=True)
+    startDate = serializers.CharField(allow_null=True)
+    endDate = serializers.CharField(allow_null=True)
+    duration = serializers.FloatField(allow_null=True)
+
+
+class ExecutionOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    namespace = serializers.CharField()
+    flowId = serializers.CharField()
+    revision = serializers.IntegerField()
+    state = serializers.CharField()
+    labels = serializers.DictField(child=serializers.CharField())
+    inputs = serializers.DictField()
+    outputs = serializers.DictField()
+    trigger = serializers.DictField()
+    parentId = serializers.IntegerField(allow_null=True)
+    originalId = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    createdDate = serializers.CharField()
+    startDate = serializers.CharField(allow_null=True)
+    endDate = serializers.CharField(allow_null=True)
+    duration = serializers.FloatField(allow_null=True)
+    taskRuns = TaskRunOut(many=True, required=False)
+
+
+class ExecutionPageOut(serializers.Serializer):
+    results = ExecutionOut(many=True)
+    next = serializers.CharField(allow_null=True, help_text="URL of the next (older) page")
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class LogOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    executionId = serializers.IntegerField()
+    taskRunId = serializers.IntegerField(allow_null=True)
+    taskId = serializers.CharField(allow_null=True)
+    attempt = serializers.IntegerField()
+    level = serializers.CharField()
+    timestamp = serializers.CharField()
+    message = serializers.CharField()
+
+
+class LogPageOut(serializers.Serializer):
+    results = LogOut(many=True)
+    last_id = serializers.IntegerField(help_text="pass as ?after= to get the next lines")
+    more = serializers.BooleanField()
+
+
+class ExecuteIn(serializers.Serializer):
+    inputs = serializers.DictField(required=False, default=dict)
+    labels = LabelsField(required=False, default=dict)
+
+
+class ReasonIn(serializers.Serializer):
+    reason = serializers.CharField(required=False, default="", max_length=500, allow_blank=True)
+
+
+class ReplayIn(ReasonIn):
+    from_task = serializers.CharField(required=False, allow_null=True, default=None, max_length=255)
+
+
+class ResumeIn(ReasonIn):
+    inputs = serializers.DictField(required=False, allow_null=True, default=None)
+
+
+class BulkIn(serializers.Serializer):
+    action = serializers.ChoiceField(choices=sorted(BULK_ACTIONS))
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False, max_length=10_000,
+        help_text="Execution ids; or give 'query' instead.",
+    )
+    query = serializers.DictField(
+        required=False,
+        help_text="The search filters of GET /api/executions, e.g. "
+        '{"namespace": "company", "flow": "etl", "state": ["RUNNING"]}',
+    )
+    dry_run = serializers.BooleanField(
+        required=False, default=False, help_text="List what would happen; change nothing."
+    )
+    reason = serializers.CharField(required=False, default="", max_length=500, allow_blank=True)
+
+    def validate(self, attrs):
+        if ("ids" in attrs) == ("query" in attrs):
+            raise serializers.ValidationError("give either 'ids' or 'query'")
+        return attrs
+
+
+class BulkSkipOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class BulkOut(serializers.Serializer):
+    action = serializers.CharField()
+    dry_run = serializers.BooleanField()
+    count = serializers.IntegerField()
+    execution_ids = serializers.ListField(child=serializers.IntegerField())
+    skipped = BulkSkipOut(many=True)
+    message = serializers.CharField()

@@ -1,0 +1,383 @@
+"""Dashboard pages for executions: list, detail, actions, bulk, namespaces, audit.
+
+Views are thin: one access helper, one query or action call, then render or
+redirect. Who may do what is decided by ``accounts.roles`` only.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.db.models import Count, Max, Q
+from django.http import Http404, HttpResponseBadRequest, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import roles
+from executions import actions, bulk
+from executions.filters import (
+    DEFAULT_WINDOW,
+    EXECUTION_STATES,
+    WINDOWS,
+    BadCursor,
+    filter_executions,
+    keyset_page,
+    visible_executions,
+)
+from executions.forms import ExecuteForm, ReplayForm
+from executions.models import TERMINAL, Cause, LogEntry, StateChange
+from executions.presenters import gantt
+from executions.states import IllegalTransition, StaleState
+from flows.models import Flow, Namespace
+from flows.spec.inputs import InputError
+
+PAGE_SIZE = 25
+LOG_BATCH = 500
+
+
+def _get_execution_for_user(request, pk: int, role: str = roles.VIEWER):
+    """The execution if the user may see it (404 otherwise, so names don't leak)."""
+    execution = visible_executions(request.user).filter(pk=pk).first()
+    if execution is None:
+        raise Http404(f"no execution {pk}")
+    roles.require(request.user, execution.namespace, role)
+    return execution
+
+
+def _actions_for(user, execution) -> dict[str, bool]:
+    """Which action buttons to show: available in this build and allowed here."""
+    can_operate = roles.has_role(user, execution.namespace, roles.OPERATOR)
+    state = execution.state
+    return {
+        "kill": can_operate and state not in TERMINAL and state != "KILLING",
+        "restart": can_operate and hasattr(actions, "restart") and state in bulk.RESTARTABLE,
+        "replay": can_operate and hasattr(actions, "replay") and state in TERMINAL,
+        "resume": can_operate and hasattr(actions, "resume") and state == "PAUSED",
+        "delete": roles.has_role(user, execution.namespace, roles.EDITOR) and state in TERMINAL,
+    }
+
+
+# --- list ----------------------------------------------------------------------
+@require_GET
+def list_executions(request):
+    filterset = filter_executions(request.user, request.GET)
+    context = {
+        "nav": "executions",
+        "filterset": filterset,
+        "states": EXECUTION_STATES,
+        "windows": [(k, v[0]) for k, v in WINDOWS.items()] + [("all", "Any time")],
+        "default_window": DEFAULT_WINDOW,
+        "selected_states": request.GET.getlist("state"),
+        "namespaces": _visible_namespaces(request.user),
+        "bulk_actions": bulk.available_actions(),
+        "query": _query_without(request.GET, "cursor"),
+    }
+    template = "executions/list.html"
+    if request.htmx:
+        template += "#rows"
+    if not filterset.is_valid():
+        context["error"] = filterset.error_message
+        return render(request, template, context, status=400)
+    try:
+        page = keyset_page(filterset.qs, request.GET.get("cursor"), PAGE_SIZE)
+    except BadCursor as exc:
+        context["error"] = str(exc)
+        return render(request, template, context, status=400)
+    context["page"] = page
+    if page.next_cursor:
+        context["next_url"] = "?" + _query_with(request.GET, cursor=page.next_cursor)
+    return render(request, template, context)
+
+
+def _query_without(params: QueryDict, *names: str) -> str:
+    copy = params.copy()
+    for name in names:
+        copy.pop(name, None)
+    return copy.urlencode()
+
+
+def _query_with(params: QueryDict, **values: str) -> str:
+    copy = params.copy()
+    for key, value in values.items():
+        copy[key] = value
+    return copy.urlencode()
+
+
+def _visible_namespaces(user) -> list[str]:
+    return list(
+        Namespace.objects.filter(roles.namespace_q(user, field="name")).values_list(
+            "name", flat=True
+        )
+    )
+
+
+@require_GET
+def execution_status(request, pk: int):
+    """The state and duration cells of one list row (polled while it runs)."""
+    execution = _get_execution_for_user(request, pk)
+    return render(request, "executions/list.html#status", {"e": execution})
+
+
+# --- detail --------------------------------------------------------------------
+def _detail_context(request, execution) -> dict:
+    taskruns = list(execution.taskruns.select_related("worker").order_by("id"))
+    return {
+        "nav": "executions",
+        "e": execution,
+        "taskruns": taskruns,
+        "gantt": gantt(execution, taskruns),
+        "allowed": _actions_for(request.user, execution),
+        "task_ids": [tr.task_id for tr in taskruns if not tr.parent_id],
+        "now": timezone.now(),
+    }
+
+
+@require_GET
+def show_execution(request, pk: int):
+    execution = _get_execution_for_user(request, pk)
+    context = _detail_context(request, execution)
+    logs = list(LogEntry.objects.filter(execution=execution).order_by("id")[:LOG_BATCH])
+    context.update({
+        "logs": logs,
+        "last_log_id": logs[-1].pk if logs else 0,
+        "more_logs": len(logs) == LOG_BATCH,
+        "history": StateChange.objects.filter(execution=execution)
+        .select_related("taskrun").order_by("id"),
+        "children": execution.children.order_by("id")[:50],
+    })
+    return render(request, "executions/detail.html", context)
+
+
+@require_GET
+def execution_live(request, pk: int):
+    """State, actions and Gantt; re-polled by the page until the execution ends."""
+    execution = _get_execution_for_user(request, pk)
+    return render(request, "executions/detail.html#live", _detail_context(request, execution))
+
+
+@require_GET
+def execution_logs(request, pk: int):
+    """Log lines after ``after`` plus the poller that fetches the next ones."""
+    execution = _get_execution_for_user(request, pk)
+    try:
+        after = max(int(request.GET.get("after", 0)), 0)
+    except ValueError:
+        return HttpResponseBadRequest("after must be a log line id (an integer)")
+    logs = list(
+        LogEntry.objects.filter(execution=execution, id__gt=after).order_by("id")[:LOG_BATCH]
+    )
+    return render(request, "executions/detail.html#loglines", {
+        "e": execution,
+        "logs": logs,
+        "last_log_id": logs[-1].pk if logs else after,
+        "more_logs": len(logs) == LOG_BATCH,
+        "follow": True,
+    })
+
+
+# --- single actions ------------------------------------------------------------
+def _run_action(request, pk: int, name: str, call):
+    execution = _get_execution_for_user(request, pk, roles.OPERATOR)
+    try:
+        result = call(execution)
+    except (actions.ActionError, IllegalTransition, StaleState) as exc:
+        messages.error(request, f"Could not {name} execution {pk}: {exc}")
+        return redirect("executions:show", pk=pk)
+    messages.success(request, f"Execution {pk}: {name} requested.")
+    target = getattr(result, "pk", pk) or pk
+    return redirect("executions:show", pk=target)
+
+
+def _reason(request) -> str:
+    return request.POST.get("reason", "").strip()[:500]
+
+
+@require_POST
+def kill_execution(request, pk: int):
+    return _run_action(request, pk, "kill", lambda e: actions.kill(
+        e.pk, cause=Cause.USER, actor=request.user.get_username(),
+        reason=_reason(request) or "killed from the dashboard"))
+
+
+@require_POST
+def restart_execution(request, pk: int):
+    if not hasattr(actions, "restart"):
+        raise Http404("restart is not available in this version")
+    return _run_action(request, pk, "restart", lambda e: actions.restart(
+        e.pk, actor=request.user.get_username(),
+        reason=_reason(request) or "restarted from the dashboard"))
+
+
+@require_POST
+def replay_execution(request, pk: int):
+    if not hasattr(actions, "replay"):
+        raise Http404("replay is not available in this version")
+    form = ReplayForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Replay: {form.errors.as_text()}")
+        return redirect("executions:show", pk=pk)
+    return _run_action(request, pk, "replay", lambda e: actions.replay(
+        e.pk, from_task=form.cleaned_data["from_task"] or None,
+        actor=request.user.get_username(),
+        reason=_reason(request) or "replayed from the dashboard"))
+
+
+@require_POST
+def resume_execution(request, pk: int):
+    if not hasattr(actions, "resume"):
+        raise Http404("resume is not available in this version")
+    return _run_action(request, pk, "resume", lambda e: actions.resume(
+        e.pk, actor=request.user.get_username(),
+        reason=_reason(request) or "resumed from the dashboard"))
+
+
+# --- bulk --------------------------------------------------------------------
+def _ids(values: list[str]) -> list[int]:
+    ids = []
+    for value in values:
+        try:
+            ids.append(int(value))
+        except ValueError:
+            continue
+    return ids
+
+
+@require_POST
+def bulk_executions(request):
+    """POST 1 previews (selected rows or all matching); POST 2 with confirm=yes acts."""
+    name = request.POST.get("action", "")
+    try:
+        action = bulk.get_action(name)
+    except actions.ActionError as exc:
+        messages.error(request, str(exc))
+        return redirect("executions:list")
+    back = reverse("executions:list") + "?" + request.POST.get("query", "")
+    if request.POST.get("confirm") == "yes":
+        result = bulk.apply(
+            request.user, action.name, _ids(request.POST.getlist("ids")),
+            cause=Cause.USER, reason=_reason(request) or f"bulk {action.name} from the dashboard",
+        )
+        messages.success(request, result.message + ".")
+        for pk, why in list(result.skipped.items())[:20]:
+            messages.warning(request, f"Execution {pk} skipped: {why}")
+        return redirect(back)
+    if request.POST.get("all_matching") == "yes":
+        filterset = filter_executions(request.user, QueryDict(request.POST.get("query", "")))
+        if not filterset.is_valid():
+            messages.error(request, filterset.error_message)
+            return redirect(back)
+        plan = bulk.preview(request.user, action.name, filterset.qs)
+    else:
+        ids = _ids(request.POST.getlist("ids"))
+        if not ids:
+            messages.error(request, "Select at least one execution, or choose all matching.")
+            return redirect(back)
+        plan = bulk.preview_ids(request.user, action.name, ids)
+    return render(request, "executions/bulk_confirm.html", {
+        "nav": "executions", "plan": plan, "query": request.POST.get("query", ""),
+        "max_bulk": bulk.MAX_BULK,
+    })
+
+
+# --- execute -------------------------------------------------------------------
+@require_http_methods(["GET", "POST"])
+def execute_flow(request, namespace: str, flow_id: str):
+    flow = Flow.objects.live().filter(
+        roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id
+    ).first()
+    if flow is None:
+        raise Http404(f"no flow {namespace}.{flow_id}")
+    roles.require(request.user, namespace, roles.OPERATOR)
+    revision = flow.latest
+    spec = revision.spec
+    form = ExecuteForm(spec, request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            execution = actions.create_execution(
+                revision, inputs=form.input_values(), labels=form.cleaned_data["labels"],
+                trigger={"type": "manual", "user": request.user.get_username()},
+                cause=Cause.USER, actor=request.user.get_username(),
+            )
+        except InputError as exc:
+            for name, message in exc.errors.items():
+                form.add_error(f"input_{name}" if f"input_{name}" in form.fields else None,
+                               message)
+        except actions.ActionError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Execution {execution.pk} created.")
+            return redirect("executions:show", pk=execution.pk)
+    return render(request, "executions/execute.html", {
+        "nav": "flows", "flow": flow, "spec": spec, "form": form,
+    }, status=400 if form.is_bound and form.errors else 200)
+
+
+# --- namespaces and audit ------------------------------------------------------
+@require_GET
+def list_namespaces(request):
+    user = request.user
+    names = _visible_namespaces(user)
+    flows = (
+        Flow.objects.live().filter(roles.namespace_q(user))
+        .values("namespace").annotate(n=Count("id"))
+    )
+    flow_counts = {row["namespace"]: row["n"] for row in flows}
+    since = timezone.now() - WINDOWS[DEFAULT_WINDOW][1]
+    stats = (
+        visible_executions(user).filter(created_at__gte=since)
+        .values("namespace").annotate(
+            total=Count("id"), failed=Count("id", filter=Q(state="FAILED")),
+            running=Count("id", filter=Q(state="RUNNING")), last=Max("created_at"),
+        )
+    )
+    by_ns = {row["namespace"]: row for row in stats}
+    rows = [
+        {"name": ns, "depth": ns.count("."), "flows": flow_counts.get(ns, 0),
+         **{k: by_ns.get(ns, {}).get(k, 0) for k in ("total", "failed", "running")},
+         "last": by_ns.get(ns, {}).get("last")}
+        for ns in names
+    ]
+    return render(request, "executions/namespaces.html", {
+        "nav": "namespaces", "rows": rows, "window": WINDOWS[DEFAULT_WINDOW][0],
+    })
+
+
+AUDIT_CAUSES = [Cause.USER, Cause.API, Cause.CLI, Cause.SWEEP, Cause.SLA]
+
+
+@require_GET
+def audit_log(request):
+    """State changes of executions caused by people and sweeps, newest first."""
+    qs = StateChange.objects.filter(
+        roles.namespace_q(request.user, field="execution__namespace"),
+        taskrun__isnull=True, cause__in=AUDIT_CAUSES,
+    ).select_related("execution")
+    cause = request.GET.get("cause", "")
+    if cause:
+        if cause not in AUDIT_CAUSES:
+            return HttpResponseBadRequest(f"cause must be one of {', '.join(AUDIT_CAUSES)}")
+        qs = qs.filter(cause=cause)
+    actor = request.GET.get("actor", "").strip()
+    if actor:
+        qs = qs.filter(actor=actor)
+    try:
+        before = int(request.GET.get("before", 0))
+    except ValueError:
+        return HttpResponseBadRequest("before must be an audit entry id")
+    if before:
+        qs = qs.filter(id__lt=before)
+    rows = list(qs.order_by("-id")[: PAGE_SIZE * 2 + 1])
+    more = len(rows) > PAGE_SIZE * 2
+    rows = rows[: PAGE_SIZE * 2]
+    next_url = None
+    if more:
+        params = {k: v for k, v in {"cause": cause, "actor": actor}.items() if v}
+        next_url = "?" + urlencode({**params, "before": rows[-1].pk})
+    return render(request, "executions/audit.html", {
+        "nav": "audit", "rows": rows, "next_url": next_url, "causes": AUDIT_CAUSES,
+        "cause": cause, "actor": actor,
+    })
+
