@@ -140,11 +140,9 @@ def _explain_seq_scans(queries) -> list[str]:
 
 
 def measure(client, name: str, url: str, runs: int, headers=None) -> dict:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     from django.core.signals import request_started
-    from django.db import reset_queries
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
 
     headers = headers or {}
     # Django clears the query log when a request starts; keep it for this one.
