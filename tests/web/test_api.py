@@ -169,6 +169,7 @@ def test_errors_are_json_with_a_detail(client, alice, token_for):
 
 
 def test_the_schema_and_its_docs_page_are_served_without_a_cdn(client, alice):
+    assert client.get("/api/schema/").status_code == 401  # like every page, login first
     client.force_login(alice)
     schema = client.get("/api/schema/", headers={"Accept": "application/json"})
     assert schema.status_code == 200

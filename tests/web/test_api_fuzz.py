@@ -16,7 +16,7 @@ from .conftest import FLOW
 
 
 @pytest.fixture
-def api_schema(request, db, deploy, make_execution, settings):
+def api_schema(request, db, deploy, make_execution, settings, auth_headers):
     from django.core.wsgi import get_wsgi_application
 
     # Like Django's test client: keep the test's connection (and transaction) open
@@ -32,7 +32,8 @@ def api_schema(request, db, deploy, make_execution, settings):
     deploy(FLOW)
     make_execution(state="RUNNING", logs=["a"])
     make_execution(state="FAILED")
-    return schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
+    return schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application(),
+                                          headers=auth_headers)
 
 
 @pytest.fixture
