@@ -76,8 +76,11 @@ class ExecutionFilterSet(django_filters.FilterSet):
         method="filter_namespace", help_text="Namespace; its child namespaces are included."
     )
     flow = django_filters.CharFilter(field_name="flow_id", help_text="Flow id.")
+    # distinct=False: one row per execution already; DISTINCT would make the
+    # database sort every matching row before the LIMIT.
     state = django_filters.MultipleChoiceFilter(
-        choices=EXECUTION_STATES, help_text="One or more states (repeat the parameter)."
+        choices=EXECUTION_STATES, distinct=False,
+        help_text="One or more states (repeat the parameter).",
     )
     labels = LabelFilter(help_text="key:value; repeat for several (all must match).")
     window = django_filters.ChoiceFilter(

@@ -110,6 +110,8 @@ class Execution(models.Model):
         indexes = [
             models.Index(fields=["namespace", "flow_id", "-created_at"], name="ex_ns_flow_created"),
             models.Index(fields=["-created_at"], name="ex_created"),
+            # Overview and namespace counts: index-only scans over a time window.
+            models.Index(fields=["-created_at", "state"], name="ex_created_state"),
             models.Index(fields=["state", "-created_at"], name="ex_state_created"),
             models.Index(fields=["trigger_id"], name="ex_trigger", condition=~Q(trigger_id="")),
             models.Index(
