@@ -367,7 +367,10 @@ def execute_flow(request, namespace: str, flow_id: str):
                   and k not in request.FILES}
         for name, upload in request.FILES.items():
             inputs[name] = save_input_file(namespace, flow_id, upload.name, upload.read())
-        body = ExecuteIn(data={"labels": request.data.getlist("labels")} if "labels" in request.data else {})
+        body = ExecuteIn(data={
+            "inputs": inputs,
+            **({"labels": request.data.getlist("labels")} if "labels" in request.data else {}),
+        })
         body.is_valid(raise_exception=True)
         labels = body.validated_data["labels"]
     else:

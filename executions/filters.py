@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -55,6 +56,7 @@ class LabelField(forms.Field):
     """Repeated ``labels=key:value`` parameters (or one comma-separated)."""
 
     widget = forms.MultipleHiddenInput
+    default_validators = [ProhibitNullCharactersValidator()]
 
     def to_python(self, value):
         if not value:
@@ -62,6 +64,33 @@ class LabelField(forms.Field):
         if isinstance(value, str):
             value = [value]
         return parse_labels(value)
+
+    def validate(self, value):
+        super().validate(value)
+        for key, item in value.items():
+            self.run_validators(key)
+            self.run_validators(item)
+
+    def run_validators(self, value):
+        if isinstance(value, str):
+            super().run_validators(value)
+
+
+class UTCDateTimeField(django_filters.fields.IsoDateTimeField):
+    """ISO 8601, converted to UTC; offsets or years the database cannot store are refused."""
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValidationError(f"{value!r} is out of range") from None
+
+
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCDateTimeField
 
 
 class LabelFilter(django_filters.Filter):
@@ -90,10 +119,10 @@ class ExecutionFilterSet(django_filters.FilterSet):
         help_text=f"Time window preset (default {DEFAULT_WINDOW}); ignored when "
         "after/before is given or an id is searched.",
     )
-    after = django_filters.IsoDateTimeFilter(
+    after = UTCDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="Created at or after (ISO 8601)."
     )
-    before = django_filters.IsoDateTimeFilter(
+    before = UTCDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="Created before (ISO 8601)."
     )
     trigger = django_filters.CharFilter(field_name="trigger_id", help_text="Trigger id.")

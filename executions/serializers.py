@@ -37,6 +37,21 @@ class LabelsField(serializers.Field):
         return value
 
 
+def reject_nul(value, path: str = "inputs"):
+    """PostgreSQL cannot store NUL characters in text or JSON: refuse them up front."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise serializers.ValidationError({path: "contains a NUL character (\\u0000)"})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(key, path)
+            reject_nul(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            reject_nul(item, f"{path}[{index}]")
+    return value
+
+
 class TaskRunOut(serializers.Serializer):
     id = serializers.IntegerField()
     taskId = serializers.CharField()
@@ -99,6 +114,12 @@ class ExecuteIn(serializers.Serializer):
     inputs = serializers.DictField(required=False, default=dict)
     labels = LabelsField(required=False, default=dict)
 
+    def validate_inputs(self, value):
+        return reject_nul(value, "inputs")
+
+    def validate_labels(self, value):
+        return reject_nul(value, "labels")
+
 
 class ReasonIn(serializers.Serializer):
     reason = serializers.CharField(required=False, default="", max_length=500, allow_blank=True)
@@ -110,6 +131,9 @@ class ReplayIn(ReasonIn):
 
 class ResumeIn(ReasonIn):
     inputs = serializers.DictField(required=False, allow_null=True, default=None)
+
+    def validate_inputs(self, value):
+        return reject_nul(value, "inputs")
 
 
 class BulkIn(serializers.Serializer):

@@ -182,3 +182,30 @@ def test_the_schema_and_its_docs_page_are_served_without_a_cdn(client, alice):
     docs = client.get("/api/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs
     assert "cdn" not in docs.lower()
+
+
+@pytest.mark.parametrize("query", [
+    "after=6650-01-26T10:25:21.8-20:34",  # an offset PostgreSQL refuses
+    "after=9999-12-31T23:59:59-23:59",  # past year 9999 once in UTC
+    "labels=a:%00", "flow=a%00b", "cursor=%00",
+])
+def test_hostile_filters_get_a_400_not_a_crash(client, alice, token_for, query):
+    response = client.get(f"/api/executions?{query}", headers=token_for(alice))
+    assert response.status_code in (200, 400), response.content
+    client.force_login(alice)
+    assert client.get(f"/executions/?{query}").status_code in (200, 400)
+
+
+def test_nul_characters_in_bodies_are_refused(client, alice, editor, token_for, deploy):
+    deploy(FLOW)
+    headers = token_for(alice)
+    for body in [{"inputs": {"size": "1\x00"}}, {"labels": {"a\x00": "b"}}, {"labels": ["a:\x00"]}]:
+        response = client.post("/api/executions/company.data/etl", body,
+                               content_type="application/json", headers=headers)
+        detail = response.json()["detail"]
+        assert response.status_code == 400, response.content
+        assert "NUL" in detail or "null characters" in detail, detail
+    created = client.post("/api/flows", FLOW.replace("loaded", "lo\x00aded"),
+                          content_type="text/yaml", headers=token_for(editor))
+    assert created.status_code == 400
+    assert not Execution.objects.exists()
