@@ -320,11 +320,12 @@ def execute_flow(request, namespace: str, flow_id: str):
 def list_namespaces(request):
     user = request.user
     names = _visible_namespaces(user)
-    flows = (
+    flows_by_ns: dict[str, list[str]] = {}
+    for ns, flow_id in (
         Flow.objects.live().filter(roles.namespace_q(user))
-        .values("namespace").annotate(n=Count("id"))
-    )
-    flow_counts = {row["namespace"]: row["n"] for row in flows}
+        .order_by("namespace", "flow_id").values_list("namespace", "flow_id")
+    ):
+        flows_by_ns.setdefault(ns, []).append(flow_id)
     since = timezone.now() - WINDOWS[DEFAULT_WINDOW][1]
     stats = (
         visible_executions(user).filter(created_at__gte=since)
@@ -335,7 +336,8 @@ def list_namespaces(request):
     )
     by_ns = {row["namespace"]: row for row in stats}
     rows = [
-        {"name": ns, "depth": ns.count("."), "flows": flow_counts.get(ns, 0),
+        {"name": ns, "depth": ns.count("."), "flows": len(flows_by_ns.get(ns, [])),
+         "flow_ids": flows_by_ns.get(ns, []),
          **{k: by_ns.get(ns, {}).get(k, 0) for k in ("total", "failed", "running")},
          "last": by_ns.get(ns, {}).get("last")}
         for ns in names

@@ -38,6 +38,7 @@ def test_namespaces_page_lists_visible_namespaces_with_counts(client, alice, dep
     client.force_login(alice)
     rows = {r["name"]: r for r in client.get("/namespaces/").context["rows"]}
     assert set(rows) == {"company", "company.data"}
+    assert rows["company.data"]["flow_ids"] == ["etl"]
     assert (rows["company.data"]["flows"], rows["company.data"]["total"],
             rows["company.data"]["running"], rows["company.data"]["failed"]) == (1, 2, 1, 1)
 
