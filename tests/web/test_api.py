@@ -4,6 +4,7 @@ JSON errors with a detail, roles per namespace, live follow."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -182,6 +183,10 @@ def test_the_schema_and_its_docs_page_are_served_without_a_cdn(client, alice):
     docs = client.get("/api/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs
     assert "cdn" not in docs.lower()
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', docs)
+    assert len(assets) >= 3
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
 
 
 @pytest.mark.parametrize("query", [
