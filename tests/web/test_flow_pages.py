@@ -83,3 +83,25 @@ def test_the_execute_form_is_built_from_typed_inputs(client, alice, deploy):
     assert execution.inputs == {"day": "2026-11-20", "size": 9}
     assert execution.labels == {"env": "prod"}
     assert ok["Location"] == f"/executions/{execution.pk}/"
+
+
+def test_the_execute_form_uploads_files_and_refuses_viewers(client, alice, bob, deploy):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from executions.storage import read_uri
+
+    deploy(FLOW.replace("tasks:\n", "  - id: data\n    type: FILE\ntasks:\n", 1))
+    client.force_login(bob)
+    assert client.get("/flows/company.data/etl/execute/").status_code == 403
+    assert client.post("/flows/company.data/etl/execute/", {"input_size": "1"}).status_code == 403
+    client.force_login(alice)
+    form = client.get("/flows/company.data/etl/execute/").content.decode()
+    assert 'type="file" name="input_data"' in form and 'enctype="multipart/form-data"' in form
+    missing = client.post("/flows/company.data/etl/execute/", {"input_size": "1"})
+    assert missing.status_code == 400 and b"This field is required" in missing.content
+    upload = SimpleUploadedFile("orders.csv", b"id,total\n1,9.5\n")
+    ok = client.post("/flows/company.data/etl/execute/", {"input_size": "1", "input_data": upload})
+    assert ok.status_code == 302
+    execution = Execution.objects.get()
+    assert read_uri(execution.inputs["data"]) == b"id,total\n1,9.5\n"
+    assert execution.inputs["data"].endswith("/orders.csv")
