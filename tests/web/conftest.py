@@ -35,6 +35,12 @@ tasks:
 """
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    # PBKDF2's real cost makes every persona take a second on a busy machine.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def _user(name: str, role: str | None, namespace: str = ""):
     user = get_user_model().objects.create_user(name, password=f"pw-{name}-123")
     if role:
