@@ -7,12 +7,11 @@ import threading
 import time
 from typing import Any
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from executions.models import TERMINAL, Execution, LogEntry, State, TaskRun
-from flows.expressions import evaluate, format_native, render
+from executions.storage import ExecutionFiles
+from flows.expressions import FILES_KEY, evaluate, format_native, render
 from flows.tasks.context import TaskKilled
 
 LEVEL_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "ERROR": 4}
@@ -59,6 +58,7 @@ def expression_context(
         "outputs": outputs_map(taskruns),
         "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},
+        FILES_KEY: ExecutionFiles(execution),
     }
     if taskrun is not None:
         context["taskrun"] = {
@@ -177,15 +177,11 @@ class EngineContext:
 
     # storage
     def put_file(self, name: str, data: bytes) -> str:
-        path = (f"{self.execution.namespace.replace('.', '/')}/{self.execution.flow_id}/"
-                f"executions/{self.execution_id}/tasks/{self.task_id}/{self.taskrun_id}/{name}")
-        saved = default_storage.save(path, ContentFile(data))
-        return f"kestra:///{saved}"
+        return self.variables[FILES_KEY].save(self.task_id, self.taskrun_id, name, data)
 
     def read_file(self, uri: str) -> bytes:
-        from executions.storage import read_uri
-
-        return read_uri(uri)
+        """Only files of this execution (or given to it): StorageError otherwise."""
+        return self.variables[FILES_KEY].read(uri)
 
     def query_executions(self, **filters: Any) -> list[dict[str, Any]]:
         from executions.lookup import lookup_rows

@@ -199,6 +199,9 @@ class _Checker:
                 children[field_name] = self.task_list(value, (*path, field_name), defaults)
         if not ok or props is None:
             return None
+        # Options accepted for compatibility that cannot apply here are reported.
+        for note in getattr(props, "validation_warnings", lambda: [])():
+            self.warnings.append(f"{format_path(path)}: {note}")
         return TaskNode(task_id, task_type, data, props, format_path(path), children, cases)
 
     def _pydantic(self, exc: ValidationError, path: tuple, model: type[BaseModel]) -> None:
