@@ -189,8 +189,10 @@ def run_request(ctx: RunContext, props: RequestTask) -> dict[str, Any]:
     with _client(props) as client:
         request = _request(ctx, client, props)
         response = _send(ctx, client, request)
-        with response:
+        try:
             data = _read_body(ctx, response, _limit(props))
+        finally:
+            response.close()
     charset = response.charset_encoding or (props.options.defaultCharset if props.options
                                             else None) or "utf-8"
     body = data.decode(str(charset), errors="replace")
@@ -218,10 +220,12 @@ def run_download(ctx: RunContext, props: DownloadTask) -> dict[str, Any]:
     with _client(props) as client:
         request = _request(ctx, client, props)
         response = _send(ctx, client, request)
-        with response:
-            # Downloads are not capped by maxContentLength unless it is set.
-            limit = _limit(props) if props.options and props.options.maxContentLength else 1 << 62
+        # Downloads are not capped by maxContentLength unless it is set.
+        limit = _limit(props) if props.options and props.options.maxContentLength else 1 << 62
+        try:
             data = _read_body(ctx, response, limit)
+        finally:
+            response.close()
     _check_status(props, response, data[:500].decode(errors="replace"))
     if not data and props.failOnEmptyResponse is not False:
         raise TaskFailed(f"{request.url} answered {response.status_code} with an empty body "

@@ -11,6 +11,8 @@ import mimetypes
 import re
 import smtplib
 from datetime import timedelta
+from email import encoders
+from email.mime.base import MIMEBase
 from typing import Any
 
 from pydantic import Field
@@ -89,6 +91,17 @@ def _connection(props: MailSendTask):
     )
 
 
+def _attachment(name: str, data: bytes, kind: str) -> MIMEBase:
+    """Base64 for every type, so files arrive byte for byte (text parts would
+    otherwise have their line endings rewritten)."""
+    main, _, sub = kind.partition("/")
+    part = MIMEBase(main or "application", sub or "octet-stream")
+    part.set_payload(data)
+    encoders.encode_base64(part)
+    part.add_header("Content-Disposition", "attachment", filename=name)
+    return part
+
+
 def run_mail_send(ctx: RunContext, props: MailSendTask) -> dict[str, Any]:
     from django.conf import settings
     from django.core.mail import EmailMultiAlternatives
@@ -124,7 +137,7 @@ def run_mail_send(ctx: RunContext, props: MailSendTask) -> dict[str, Any]:
         except ValueError as exc:
             raise TaskFailed(f"attachments[{index}]: {exc}") from None
         kind = item.get("contentType") or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        message.attach(name, data, str(kind))
+        message.attach(_attachment(name, data, str(kind)))
     try:
         message.send(fail_silently=False)
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:
