@@ -57,7 +57,7 @@ class RequestBase(BaseTask):
     sslOptions: dict[str, Any] | None = None
 
     def validation_warnings(self) -> list[str]:
-        notes = []
+        notes = super().validation_warnings()
         extra = sorted((self.options.model_extra or {}) if self.options else {})
         if extra:
             notes.append(f"HTTP options not supported here and ignored: {', '.join(extra)}")

@@ -48,9 +48,10 @@ class Connection(BaseTask):
     timeZoneId: DStr | None = None
 
     def validation_warnings(self) -> list[str]:
+        notes = super().validation_warnings()
         if self.url is None:
-            return ["no 'url': the task fails when it runs unless pluginDefaults give one"]
-        return []
+            notes.append("no 'url': the task fails when it runs unless pluginDefaults give one")
+        return notes
 
 
 class QueryTask(Connection):

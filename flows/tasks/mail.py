@@ -44,9 +44,10 @@ class MailSendTask(BaseTask):
     sessionTimeout: DInt | DDuration | None = None
 
     def validation_warnings(self) -> list[str]:
+        notes = super().validation_warnings()
         if self.embeddedImages:
-            return ["embeddedImages are not supported here and are ignored"]
-        return []
+            notes.append("embeddedImages are not supported here and are ignored")
+        return notes
 
 
 def addresses(value: Any, what: str) -> list[str]:

@@ -82,6 +82,7 @@ REGISTRY = Registry()
 
 def resolve_type(name: str) -> TaskType | None:
     from flows.tasks import (  # noqa: F401
+        conditions,
         core,  # noqa: F401  (registers the built-in types)
         http,
         jdbc,

@@ -62,7 +62,7 @@ class ScriptTask(BaseTask):
     outputDirectory: DBool | None = None
 
     def validation_warnings(self) -> list[str]:
-        return ignored_options(self)
+        return super().validation_warnings() + ignored_options(self)
 
 
 class ScriptWithBody(ScriptTask):
