@@ -12,7 +12,7 @@ import json
 import uuid
 from typing import IO, Any
 
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 
 PREFIX = "kestra://"
@@ -39,8 +39,10 @@ def read_uri(uri: str) -> bytes:
         return handle.read()
 
 
-def save(path: str, data: bytes) -> str:
-    saved = default_storage.save(path, ContentFile(data))
+def save(path: str, data: bytes | IO[bytes]) -> str:
+    """Store bytes, or an open binary file read in chunks (large downloads)."""
+    content = ContentFile(data) if isinstance(data, bytes | bytearray) else File(data)
+    saved = default_storage.save(path, content)
     return f"{PREFIX}/{saved}"
 
 
@@ -127,7 +129,7 @@ class ExecutionFiles:
             raise StorageError(f"no file stored at {uri}")
         return default_storage.size(path)
 
-    def save(self, task_id: str, taskrun_id: int, name: str, data: bytes) -> str:
+    def save(self, task_id: str, taskrun_id: int, name: str, data: bytes | IO[bytes]) -> str:
         folder = execution_folder(self.execution.namespace, self.execution.flow_id,
                                   self.execution.pk)
         return save(f"{folder}tasks/{task_id}/{taskrun_id}/{name}", data)

@@ -176,7 +176,7 @@ class EngineContext:
         self.variables["labels"] = {**self.variables.get("labels", {}), **labels}
 
     # storage
-    def put_file(self, name: str, data: bytes) -> str:
+    def put_file(self, name: str, data: Any) -> str:
         return self.variables[FILES_KEY].save(self.task_id, self.taskrun_id, name, data)
 
     def read_file(self, uri: str) -> bytes:

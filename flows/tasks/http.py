@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -134,19 +135,21 @@ def _read(ctx: RunContext, uri: str, what: str) -> bytes:
         raise TaskFailed(f"{what}: {exc}") from None
 
 
-def _check_status(props: RequestBase, response: httpx.Response, body_hint: str = "") -> None:
+def _status_ok(props: RequestBase, response: httpx.Response) -> bool:
     options = props.options or HttpOptions()
     code = response.status_code
     allowed = options.allowedResponseCodes
     if allowed:
-        ok = code in {int(c) for c in allowed}
-    else:
-        ok = code < 400 or bool(options.allowFailed) or bool(props.allowFailed)
-    if not ok:
+        return code in {int(c) for c in allowed}
+    return code < 400 or bool(options.allowFailed) or bool(props.allowFailed)
+
+
+def _check_status(props: RequestBase, response: httpx.Response, body_hint: str = "") -> None:
+    if not _status_ok(props, response):
         reason = response.reason_phrase or ""
         detail = f": {body_hint[:500]}" if body_hint.strip() else ""
         raise TaskFailed(f"{response.request.method} {response.request.url} answered "
-                         f"{code} {reason}".rstrip() + detail)
+                         f"{response.status_code} {reason}".rstrip() + detail)
 
 
 def _headers(response: httpx.Response) -> dict[str, list[str]]:
@@ -220,21 +223,37 @@ def run_download(ctx: RunContext, props: DownloadTask) -> dict[str, Any]:
     with _client(props) as client:
         request = _request(ctx, client, props)
         response = _send(ctx, client, request)
-        # Downloads are not capped by maxContentLength unless it is set.
-        limit = _limit(props) if props.options and props.options.maxContentLength else 1 << 62
         try:
-            data = _read_body(ctx, response, limit)
+            if not _status_ok(props, response):
+                _check_status(props, response, response.read()[:500].decode(errors="replace"))
+            # Spooled to disk past a few MB: a large file never sits in memory.
+            with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
+                limit = _limit(props) if props.options and props.options.maxContentLength else None
+                length = _copy_body(ctx, response, spool, limit)
+                if not length and props.failOnEmptyResponse is not False:
+                    raise TaskFailed(f"{request.url} answered {response.status_code} with an "
+                                     "empty body (set failOnEmptyResponse: false to accept it)")
+                spool.seek(0)
+                uri = ctx.put_file(_file_name(props, response), spool)
         finally:
             response.close()
-    _check_status(props, response, data[:500].decode(errors="replace"))
-    if not data and props.failOnEmptyResponse is not False:
-        raise TaskFailed(f"{request.url} answered {response.status_code} with an empty body "
-                         "(set failOnEmptyResponse: false to accept it)")
-    name = _file_name(props, response)
-    uri = ctx.put_file(name, data)
-    ctx.log("INFO", f"downloaded {len(data)} bytes from {request.url} to {uri}")
-    return {"uri": uri, "code": response.status_code, "length": len(data),
+    ctx.log("INFO", f"downloaded {length} bytes from {request.url} to {uri}")
+    return {"uri": uri, "code": response.status_code, "length": length,
             "headers": _headers(response)}
+
+
+def _copy_body(ctx: RunContext, response: httpx.Response, target, limit: int | None) -> int:
+    size = 0
+    try:
+        for chunk in response.iter_bytes(CHUNK):
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise TaskFailed(f"the file is larger than {limit} bytes (options.maxContentLength)")
+            target.write(chunk)
+            ctx.check_alive()
+    except httpx.HTTPError as exc:
+        raise TaskFailed(f"reading the answer of {response.request.url}: {exc}") from None
+    return size
 
 
 def _register(name, model, run, aliases, summary):

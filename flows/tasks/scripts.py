@@ -150,7 +150,8 @@ def collect_output_files(ctx: RunContext, folder: Path, patterns: list[str] | No
         for path in matches:
             name = path.relative_to(folder).as_posix()
             if name not in stored:
-                stored[name] = ctx.put_file(name, path.read_bytes())
+                with path.open("rb") as handle:
+                    stored[name] = ctx.put_file(name, handle)
     return stored
 
 

@@ -182,3 +182,17 @@ def test_input_files_from_another_execution_are_refused(deploy, run_inprocess):
     assert execution.state == State.FAILED
     assert "does not belong to execution" in execution.taskruns.get(task_id="py").error
     assert not execution.logs.filter(message="s3cret").exists()
+
+
+def test_a_kill_reaches_a_script_on_a_real_worker_process(deploy, celery_worker, tmp_path):
+    pidfile = tmp_path / "pid"
+    rev = deploy(_grandchild_flow(pidfile))
+    execution = actions.create_execution(rev)
+    wait_for(lambda: LogEntry.objects.filter(execution=execution, message="started").exists(),
+             30, what="the script to start on the worker")
+    pid = int(pidfile.read_text())
+    actions.kill(execution.pk, cause=Cause.USER, actor="alice", reason="test")
+    wait_for(lambda: Execution.objects.get(pk=execution.pk).is_terminal, 30,
+             what="execution to be killed")
+    assert Execution.objects.get(pk=execution.pk).state == State.KILLED
+    assert wait_gone(pid), f"background process {pid} survived the kill"
