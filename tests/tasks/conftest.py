@@ -130,7 +130,9 @@ def pg_scratch():
     need(_port_open(host, port), f"needs PostgreSQL at {host}:{port} for the SQL tasks")
     import psycopg
 
-    dbname = parsed.path.lstrip("/") or "postgres"
+    # The server's maintenance database always exists (DATABASE_URL's own
+    # database may not: pytest-django works in test_<name>).
+    dbname = "postgres"
     conn = psycopg.connect(host=host, port=port, dbname=dbname, user=parsed.username or "postgres",
                            password=parsed.password or None, autocommit=True)
     schema = f"orchestra_t_{uuid.uuid4().hex[:10]}"
