@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import tempfile
 import threading
 import uuid
 from datetime import date, datetime, time, timedelta
@@ -300,46 +301,71 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _record(columns: list[str], row: tuple) -> dict[str, Any]:
+    return dict(zip(columns, (plain(v) for v in row), strict=False))
+
+
+def _collect(cur, mode: str) -> tuple[Any, int]:
+    """The rows of the current result as ``mode`` wants them, and their count.
+    STORE writes one JSON object per line to a spooled file, batch by batch,
+    so a large result never sits in memory."""
+    columns = [d.name for d in cur.description]
+    if mode == "FETCH_ONE":
+        row = cur.fetchone()
+        return (_record(columns, row) if row is not None else None), int(row is not None)
+    if mode == "FETCH":
+        rows = [_record(columns, row) for row in cur.fetchall()]
+        return rows, len(rows)
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    count = 0
+    while batch := cur.fetchmany(1000):
+        for row in batch:
+            spool.write(json.dumps(_record(columns, row), ensure_ascii=False).encode() + b"\n")
+        count += len(batch)
+    return spool, count
+
+
 def run_query(ctx: RunContext, props: QueryTask) -> dict[str, Any]:
     import psycopg
 
     mode = props.fetch_mode()
     sql, params = named_parameters(str(props.sql), props.parameters)
+    result, size, returned_rows = None, 0, False
     conn = connect(props, autocommit=props.autoCommit is not False)
     try:
         with cancel_on_stop(ctx, conn), conn.cursor() as cur:
             try:
                 cur.execute(sql, params or None)
                 # Several statements: the last one that returns rows answers.
-                columns, rows = None, []
                 while True:
                     if cur.description is not None:
-                        columns = [d.name for d in cur.description]
-                        rows = cur.fetchone() if mode == "FETCH_ONE" else cur.fetchall()
-                        if mode == "FETCH_ONE":
-                            rows = [rows] if rows is not None else []
+                        returned_rows = True
+                        if mode != "NONE":
+                            if hasattr(result, "close"):
+                                result.close()
+                            result, size = _collect(cur, mode)
                     if not cur.nextset():
                         break
                 affected = cur.rowcount
                 if props.autoCommit is False:
                     conn.commit()
-            except psycopg.errors.QueryCanceled as exc:
-                raise _sql_error(exc) from None
             except psycopg.Error as exc:
                 raise _sql_error(exc) from None
     finally:
         conn.close()
-    records = [dict(zip(columns or [], (plain(v) for v in row), strict=False)) for row in rows]
-    if columns is None:
+    if not returned_rows:
         ctx.log("INFO", f"query done ({affected} rows affected)" if affected >= 0 else "query done")
     if mode == "NONE":
         return {}
     if mode == "FETCH_ONE":
-        return {"row": records[0] if records else None, "size": len(records)}
+        return {"row": result, "size": size}
     if mode == "FETCH":
-        return {"rows": records, "size": len(records)}
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    return {"uri": ctx.put_file("result.ion", text.encode()), "size": len(records)}
+        return {"rows": result or [], "size": size}
+    if result is None:
+        return {"uri": ctx.put_file("result.ion", b""), "size": 0}
+    with result:
+        result.seek(0)
+        return {"uri": ctx.put_file("result.ion", result), "size": size}
 
 
 # --- CopyIn / Load ------------------------------------------------------------------

@@ -50,7 +50,8 @@ class ScriptTask(BaseTask):
     interpreter: list[DStr] | None = None
     inputFiles: DDict | DStr | None = None
     outputFiles: DList | None = None
-    warningOnStdErr: DBool = True
+    # Kestra 0.23 stopped turning stderr output into WARNING; true brings that back.
+    warningOnStdErr: DBool = False
     failFast: DBool = True
     # Options that need containers or Kestra's namespace files; accepted with a warning.
     containerImage: DStr | None = None
@@ -103,11 +104,10 @@ def warn_in_logs(ctx: RunContext, message: str) -> None:
 
 
 # --- working folder -------------------------------------------------------------
-def _safe_relative(name: str) -> PurePosixPath:
+def _safe_relative(name: str, what: str = "inputFiles") -> PurePosixPath:
     path = PurePosixPath(str(name))
     if not str(name) or path.is_absolute() or ".." in path.parts:
-        raise TaskFailed(f"input file name {name!r} must be a relative path inside the "
-                         "working folder")
+        raise TaskFailed(f"{what}: {name!r} must be a relative path inside the working folder")
     return path
 
 
@@ -143,7 +143,7 @@ def collect_output_files(ctx: RunContext, folder: Path, patterns: list[str] | No
                          ) -> dict[str, str]:
     stored: dict[str, str] = {}
     for pattern in patterns or []:
-        _safe_relative(pattern)
+        _safe_relative(pattern, "outputFiles")
         matches = sorted(p for p in folder.glob(str(pattern)) if p.is_file())
         if not matches:
             ctx.log("WARN", f"outputFiles: nothing matches '{pattern}' in the working folder")

@@ -196,3 +196,25 @@ def test_a_kill_reaches_a_script_on_a_real_worker_process(deploy, celery_worker,
              what="execution to be killed")
     assert Execution.objects.get(pk=execution.pk).state == State.KILLED
     assert wait_gone(pid), f"background process {pid} survived the kill"
+
+
+def test_stderr_is_logged_and_turns_the_run_warning_only_on_request(deploy, run_inprocess):
+    task = ("  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+            "{extra}    commands: ['echo careful >&2']\n")
+    quiet = run_inprocess(deploy(flow(task.format(extra=""))))
+    assert quiet.state == State.SUCCESS
+    assert quiet.logs.filter(level="WARN", message="careful").exists()
+    loud = run_inprocess(deploy(flow(task.format(extra="    warningOnStdErr: true\n"))))
+    assert loud.state == State.WARNING
+
+
+def test_files_outside_the_working_folder_are_refused(deploy, run_inprocess):
+    inside = run_inprocess(deploy(flow(
+        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    inputFiles:\n      ../escape.txt: nope\n    commands: ['true']\n")))
+    assert inside.state == State.FAILED
+    assert "'../escape.txt' must be a relative path" in inside.taskruns.get(task_id="sh").error
+    out = run_inprocess(deploy(flow(
+        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    outputFiles: ['/etc/*']\n    commands: ['true']\n")))
+    assert "outputFiles: '/etc/*' must be a relative path" in out.taskruns.get(task_id="sh").error
