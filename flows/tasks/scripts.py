@@ -32,6 +32,7 @@ from typing import Any
 from flows.tasks.context import RunContext, TaskFailed
 from flows.tasks.fields import BaseTask, DBool, DDict, DList, DStr
 from flows.tasks.registry import REGISTRY, TaskType
+from orchestra.lib import procguard
 
 OUTPUT_LINE = re.compile(r"^::(\{.*\})::$")
 # What a script inherits from the worker's environment. Everything else (the
@@ -40,6 +41,8 @@ INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "
                  "LOGNAME", "SHELL", "TERM", "SYSTEMROOT")
 TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the process group
 STDERR_TAIL = 20  # stderr lines quoted in the error of a failed run
+# Leads the process group and ends it should the worker die (see the file).
+GUARD = str(Path(procguard.__file__).resolve())
 PROCESS_RUNNERS = {"process", "io.kestra.plugin.core.runner.process",
                    "io.kestra.core.models.tasks.runners.types.processtaskrunner"}
 
@@ -234,7 +237,7 @@ def run_process(ctx: RunContext, props: ScriptTask, args: list[str], folder: Pat
     and timeout through ``ctx.check_alive``."""
     outcome = _Outcome()
     try:
-        proc = subprocess.Popen(args, cwd=folder, env=env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-I", GUARD, *args], cwd=folder, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
     except OSError as exc:

@@ -218,3 +218,15 @@ def test_files_outside_the_working_folder_are_refused(deploy, run_inprocess):
         "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
         "    outputFiles: ['/etc/*']\n    commands: ['true']\n")))
     assert "outputFiles: '/etc/*' must be a relative path" in out.taskruns.get(task_id="sh").error
+
+
+def test_a_script_does_not_outlive_a_worker_that_dies(deploy, start_worker, tmp_path):
+    pidfile = tmp_path / "pid"
+    worker = start_worker("w1")
+    rev = deploy(_grandchild_flow(pidfile))
+    execution = actions.create_execution(rev)
+    wait_for(lambda: LogEntry.objects.filter(execution=execution, message="started").exists(),
+             30, what="the script to start on the worker")
+    pid = int(pidfile.read_text())
+    worker.sigkill()  # the worker's own process group; the script runs in another one
+    assert wait_gone(pid), f"background process {pid} outlived its dead worker"
