@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import threading
 import time
 from typing import Any
@@ -69,6 +71,8 @@ def expression_context(
             "parentId": taskrun.parent_id,
         }
         context["task"] = {"id": taskrun.task_id}
+        if taskrun.pk is not None:
+            context["workingDir"] = working_dir(execution.pk, taskrun.pk)
         parents = []
         parent = by_id.get(taskrun.parent_id)
         while parent is not None:
@@ -81,6 +85,19 @@ def expression_context(
         if loop_parents:
             context["parent"] = loop_parents[0]
     return context
+
+
+_work_base: str | None = None
+
+
+def working_dir(execution_id: int, taskrun_id: int) -> str:
+    """``{{ workingDir }}``: the folder a script task runs in, known before its
+    properties are rendered. Under a private (0700) folder of this process, so
+    other users of the machine cannot guess or pre-create it."""
+    global _work_base
+    if _work_base is None or not os.path.isdir(_work_base):
+        _work_base = tempfile.mkdtemp(prefix="orchestra-work-")
+    return os.path.join(_work_base, f"{execution_id}-{taskrun_id}")
 
 
 class EngineContext:

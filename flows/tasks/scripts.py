@@ -29,6 +29,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from flows.expressions import ExpressionError
 from flows.tasks.context import RunContext, TaskFailed
 from flows.tasks.fields import BaseTask, DBool, DDict, DList, DStr
 from flows.tasks.registry import REGISTRY, TaskType
@@ -126,6 +127,21 @@ def _input_files(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TaskFailed("inputFiles must be a mapping of file name to content or kestra:// URI")
     return value
+
+
+def working_folder(ctx: RunContext) -> Path:
+    """A fresh, empty folder: the engine's ``{{ workingDir }}`` when it gives
+    one (so commands may name it), else a new temporary folder."""
+    try:
+        given = ctx.render("{{ workingDir }}")
+    except ExpressionError:
+        given = ""
+    if not given:
+        return Path(tempfile.mkdtemp(prefix="orchestra-task-"))
+    folder = Path(given)
+    shutil.rmtree(folder, ignore_errors=True)  # leftovers of an interrupted run
+    folder.mkdir(parents=True, mode=0o700)
+    return folder
 
 
 def write_input_files(ctx: RunContext, folder: Path, files: Any) -> None:
@@ -302,7 +318,7 @@ def _run(ctx: RunContext, props: ScriptTask, main: list[str], files: dict[str, s
          python: bool) -> dict[str, Any]:
     for note in ignored_options(props):
         warn_in_logs(ctx, note)
-    folder = Path(tempfile.mkdtemp(prefix="orchestra-task-"))
+    folder = working_folder(ctx)
     started = time.monotonic()
     try:
         write_input_files(ctx, folder, props.inputFiles)

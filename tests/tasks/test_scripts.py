@@ -230,3 +230,16 @@ def test_a_script_does_not_outlive_a_worker_that_dies(deploy, start_worker, tmp_
     pid = int(pidfile.read_text())
     worker.sigkill()  # the worker's own process group; the script runs in another one
     assert wait_gone(pid), f"background process {pid} outlived its dead worker"
+
+
+def test_commands_may_name_the_working_folder(deploy, run_inprocess):
+    execution = run_inprocess(deploy(flow(
+        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    outputFiles: [where.txt]\n"
+        "    commands: ['pwd > {{ workingDir }}/where.txt', 'echo \"$WORKING_DIR\"']\n")))
+    assert execution.state == State.SUCCESS, execution.taskruns.values_list("error", flat=True)
+    tr = execution.taskruns.get(task_id="sh")
+    folder = read_uri(tr.outputs["outputFiles"]["where.txt"]).decode().strip()
+    assert folder.endswith(f"/{execution.pk}-{tr.pk}")
+    assert execution.logs.filter(message=folder).exists()
+    assert not os.path.exists(folder)  # removed after the run
