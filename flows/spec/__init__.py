@@ -201,7 +201,7 @@ class _Checker:
             return None
         # Options accepted for compatibility that cannot apply here are reported.
         for note in getattr(props, "validation_warnings", lambda: [])():
-            self.warnings.append(f"{format_path(path)}: {note}")
+            self.warnings.append(f"{format_path(path)} ({task_id}): {note}")
         return TaskNode(task_id, task_type, data, props, format_path(path), children, cases)
 
     def _pydantic(self, exc: ValidationError, path: tuple, model: type[BaseModel]) -> None:

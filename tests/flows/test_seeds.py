@@ -105,7 +105,7 @@ def test_other_condition_types_on_a_task_are_reported_not_ignored_silently():
         "id: c\nnamespace: tests.seeds\ntasks:\n  - id: t\n    type: Log\n    message: x\n"
         "    conditions:\n      - type: io.kestra.plugin.core.condition.ExecutionStatus\n"
         "        in: [SUCCESS]\n")
-    assert spec.warnings == ["tasks[0]: conditions[0]: only Expression conditions apply to a "
+    assert spec.warnings == ["tasks[0] (t): conditions[0]: only Expression conditions apply to a "
                              "task (as runIf); 'io.kestra.plugin.core.condition.ExecutionStatus' "
                              "is ignored"]
 

@@ -121,3 +121,24 @@ def test_a_copy_with_bad_rows_loads_nothing(deploy, run_inprocess, pg_scratch, h
     assert execution.state == State.FAILED
     assert "invalid input syntax for type integer" in execution.taskruns.get(task_id="load").error
     assert pg_scratch["conn"].execute(f"SELECT count(*) FROM {s}.strict").fetchone()[0] == 0
+
+
+def test_a_kill_cancels_the_statement_on_the_server(deploy, transactional_db, pg_scratch):
+    from executions import actions
+    from executions.engine.inprocess import use_in_process
+    from executions.models import Cause, Execution, TaskRun
+    from tests.conftest import wait_for
+
+    rev = deploy(flow(_query(pg_scratch, "q", "SELECT pg_sleep(60) /* kill-me */")))
+    active = ("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%/* kill-me */%'"
+              " AND state = 'active' AND pid <> pg_backend_pid()")
+    with use_in_process() as runner:
+        execution = actions.create_execution(rev)
+        wait_for(lambda: pg_scratch["conn"].execute(active).fetchone()[0] == 1, 15,
+                 what="the statement to run")
+        actions.kill(execution.pk, cause=Cause.USER, actor="alice", reason="test")
+        wait_for(lambda: Execution.objects.get(pk=execution.pk).is_terminal and runner.idle(),
+                 15, what="execution to be killed")
+    assert Execution.objects.get(pk=execution.pk).state == State.KILLED
+    assert TaskRun.objects.get(execution=execution, task_id="q").state == State.KILLED
+    assert pg_scratch["conn"].execute(active).fetchone()[0] == 0
