@@ -8,7 +8,6 @@ belongs to its execution: see ``ExecutionFiles``.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import IO, Any
 
@@ -147,7 +146,3 @@ def open_execution_file(execution, uri: str) -> IO[bytes]:
     """For downloads (UI, API): the file behind ``uri`` if it belongs to ``execution``."""
     return ExecutionFiles(execution).open(uri)
 
-
-def files_of_outputs(outputs: Any) -> list[str]:
-    """The kestra:// URIs found in task outputs, for listing downloads."""
-    return sorted(_uris_in(json.loads(json.dumps(outputs, default=str))))

@@ -243,3 +243,12 @@ def test_commands_may_name_the_working_folder(deploy, run_inprocess):
     assert folder.endswith(f"/{execution.pk}-{tr.pk}")
     assert execution.logs.filter(message=folder).exists()
     assert not os.path.exists(folder)  # removed after the run
+
+
+def test_an_interpreter_can_be_chosen(deploy, run_inprocess):
+    execution = run_inprocess(deploy(flow(
+        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Script\n"
+        "    interpreter: [/bin/bash, -c]\n"
+        "    script: |\n      words=(one two)\n      echo \"${#words[@]} ${words[1]}\"\n")))
+    assert execution.state == State.SUCCESS, execution.taskruns.values_list("error", flat=True)
+    assert execution.logs.filter(message="2 two").exists()
