@@ -165,7 +165,7 @@ def collect_output_files(ctx: RunContext, folder: Path, patterns: list[str] | No
         _safe_relative(pattern, "outputFiles")
         matches = sorted(p for p in folder.glob(str(pattern)) if p.is_file())
         if not matches:
-            ctx.log("WARN", f"outputFiles: nothing matches '{pattern}' in the working folder")
+            warn_in_logs(ctx, f"outputFiles: nothing matches '{pattern}' in the working folder")
         for path in matches:
             name = path.relative_to(folder).as_posix()
             if name not in stored:
@@ -253,7 +253,7 @@ def run_process(ctx: RunContext, props: ScriptTask, args: list[str], folder: Pat
     and timeout through ``ctx.check_alive``."""
     outcome = _Outcome()
     try:
-        proc = subprocess.Popen([sys.executable, "-I", GUARD, *args], cwd=folder, env=env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-I", "-S", GUARD, *args], cwd=folder, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
     except OSError as exc:
