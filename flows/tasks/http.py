@@ -71,6 +71,12 @@ class RequestBase(BaseTask):
 class RequestTask(RequestBase):
     encryptBody: DBool = False
 
+    def validation_warnings(self) -> list[str]:
+        notes = super().validation_warnings()
+        if self.encryptBody is True:
+            notes.append("encryptBody is not supported here: the body output is stored as is")
+        return notes
+
 
 class DownloadTask(RequestBase):
     failOnEmptyResponse: DBool = True
@@ -112,8 +118,8 @@ def _request(ctx: RunContext, client: httpx.Client, props: RequestBase) -> httpx
             else:
                 data[str(key)] = value if isinstance(value, str) else str(value)
         if files or content_type.startswith("multipart/"):
-            kwargs["files"] = files or None
-            kwargs["data"] = data
+            # Plain fields as (no file name, value) parts: multipart even without files.
+            kwargs["files"] = {**{k: (None, v) for k, v in data.items()}, **files}
             # httpx sets the multipart boundary itself.
             headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
         else:

@@ -117,3 +117,18 @@ def test_download_of_an_empty_body_or_an_error_fails(deploy, run_inprocess, http
         f"  - id: dl\n    type: io.kestra.plugin.core.http.Download\n    uri: {http_server.url}/gone\n")))
     assert missing.state == State.FAILED
     assert "404" in missing.taskruns.get(task_id="dl").error
+
+
+def test_form_data_with_a_stored_file_is_sent_as_multipart(deploy, run_inprocess, http_server):
+    rev = deploy(flow(
+        f"  - id: dl\n    type: io.kestra.plugin.core.http.Download\n    uri: {http_server.url}/sales.csv\n"
+        f"  - id: req\n    type: io.kestra.plugin.core.http.Request\n    uri: {http_server.url}/echo\n"
+        "    method: POST\n    contentType: multipart/form-data\n"
+        "    formData:\n      kind: sales\n      file: '{{ outputs.dl.uri }}'\n"))
+    execution = run_inprocess(rev)
+    assert execution.state == State.SUCCESS, list(execution.taskruns.values_list("error", flat=True))
+    answer = json.loads(execution.taskruns.get(task_id="req").outputs["body"])
+    assert answer["content_type"].startswith("multipart/form-data; boundary=")
+    assert 'name="kind"\r\n\r\nsales\r\n' in answer["body"]
+    assert 'name="file"; filename="sales.csv"' in answer["body"]
+    assert SALES_CSV in answer["body"]
