@@ -275,12 +275,23 @@ def secret(name: str) -> str:
 FILES_KEY = "_files"
 
 
+class FileAccess:
+    """What the engine puts under FILES_KEY. Its only attribute starts with
+    '_', which Jinja's sandbox refuses, so a template can call read() and
+    friends but never reach the object behind them (or save files)."""
+
+    __slots__ = ("_source",)
+
+    def __init__(self, source: Any) -> None:
+        self._source = source  # read(uri) -> bytes, size(uri), exists(uri)
+
+
 def _files(context: Any, function: str, path: Any):
-    files = context.get(FILES_KEY)
-    if files is None:
+    access = context.get(FILES_KEY)
+    if not isinstance(access, FileAccess):
         raise ExpressionError(f"{function}() reads files of a running execution; "
                               "there is none here")
-    return files
+    return access._source
 
 
 def _file_call(context: Any, function: str, path: Any, op):

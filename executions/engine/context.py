@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from executions.models import TERMINAL, Execution, LogEntry, State, TaskRun
 from executions.storage import ExecutionFiles
-from flows.expressions import FILES_KEY, evaluate, format_native, render
+from flows.expressions import FILES_KEY, FileAccess, evaluate, format_native, render
 from flows.tasks.context import TaskKilled
 
 LEVEL_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "ERROR": 4}
@@ -60,7 +60,7 @@ def expression_context(
         "outputs": outputs_map(taskruns),
         "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},
-        FILES_KEY: ExecutionFiles(execution),
+        FILES_KEY: FileAccess(ExecutionFiles(execution)),
     }
     if taskrun is not None:
         context["taskrun"] = {
@@ -114,6 +114,7 @@ class EngineContext:
         self.task_id = taskrun.task_id
         self.attempt = taskrun.attempt
         self.variables = context
+        self.files = context[FILES_KEY]._source if FILES_KEY in context else ExecutionFiles(execution)
         self.deadline = deadline
         self.timeout_text = ""
         self.warnings: list[str] = []
@@ -194,11 +195,11 @@ class EngineContext:
 
     # storage
     def put_file(self, name: str, data: Any) -> str:
-        return self.variables[FILES_KEY].save(self.task_id, self.taskrun_id, name, data)
+        return self.files.save(self.task_id, self.taskrun_id, name, data)
 
     def read_file(self, uri: str) -> bytes:
         """Only files of this execution (or given to it): StorageError otherwise."""
-        return self.variables[FILES_KEY].read(uri)
+        return self.files.read(uri)
 
     def query_executions(self, **filters: Any) -> list[dict[str, Any]]:
         from executions.lookup import lookup_rows

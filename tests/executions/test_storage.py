@@ -86,3 +86,12 @@ def test_read_outside_a_running_execution_says_so():
 def test_files_go_through_djangos_storage_api(deploy, run_inprocess):
     uri, _ = _run(deploy, run_inprocess)
     assert default_storage.exists(uri.removeprefix("kestra:///"))
+
+
+def test_templates_cannot_reach_behind_the_file_functions(deploy, run_inprocess):
+    for probe in ("{{ _files._source }}", "{{ _files.save }}", "{{ _files._source.save('x', 1, 'y', 'z') }}"):
+        rev = deploy("id: probe\nnamespace: tests.storage\ntasks:\n  - id: p\n    type: Log\n"
+                     f"    message: \"{probe}\"\n")
+        execution = run_inprocess(rev)
+        assert execution.state == State.FAILED, probe
+    assert not default_storage.exists("tests/storage/probe/executions")
