@@ -41,6 +41,8 @@ OUTPUT_LINE = re.compile(r"^::(\{.*\})::$")
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER",
                  "LOGNAME", "SHELL", "TERM", "SYSTEMROOT")
 TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the process group
+MAX_LINE = 64 * 1024  # bytes of output per log line
+SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "ash"}
 STDERR_TAIL = 20  # stderr lines quoted in the error of a failed run
 # Leads the process group and ends it should the worker die (see the file).
 GUARD = str(Path(procguard.__file__).resolve())
@@ -189,7 +191,8 @@ def script_env(extra: dict[str, Any] | None, folder: Path, python_bin: bool) -> 
 # --- the process ------------------------------------------------------------------
 def _reader(stream, name: str, lines: queue.Queue) -> None:
     try:
-        for raw in iter(stream.readline, b""):
+        # Bounded reads: a huge line without newline arrives in pieces.
+        for raw in iter(lambda: stream.readline(MAX_LINE), b""):
             lines.put((name, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
     finally:
         lines.put((name, None))
@@ -253,9 +256,11 @@ def run_process(ctx: RunContext, props: ScriptTask, args: list[str], folder: Pat
     and timeout through ``ctx.check_alive``."""
     outcome = _Outcome()
     try:
-        proc = subprocess.Popen([sys.executable, "-I", "-S", GUARD, *args], cwd=folder, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", GUARD, *args], cwd=folder, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
     except OSError as exc:
         raise TaskFailed(f"cannot start {args[0]!r}: {exc.strerror or exc}") from None
     lines: queue.Queue = queue.Queue()
@@ -325,9 +330,9 @@ def _run(ctx: RunContext, props: ScriptTask, main: list[str], files: dict[str, s
         for name, content in files.items():
             (folder / name).write_text(content)
         body = [*_lines(props.beforeCommands), *main]
-        if props.failFast is not False:
-            body.insert(0, "set -e")
         interpreter = [str(p) for p in (props.interpreter or ["/bin/sh", "-c"])]
+        if props.failFast is not False and Path(interpreter[0]).name in SHELLS:
+            body.insert(0, "set -e")  # a failing command stops the script
         env = script_env(props.env, folder, python)
         code, outcome = run_process(ctx, props, [*interpreter, "\n".join(body)], folder, env)
         if code != 0:
