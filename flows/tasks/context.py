@@ -38,3 +38,11 @@ class RunContext(Protocol):
         ``kestra://`` URI."""
     def read_file(self, uri: str) -> bytes: ...
     def query_executions(self, **filters: Any) -> list[dict[str, Any]]: ...
+
+
+def warn_in_logs(ctx: RunContext, message: str) -> None:
+    """Log a warning that must be seen but does not by itself make the run
+    WARNING (an option that cannot apply here, stderr output, ...)."""
+    ctx.log("WARN", message)
+    if message in ctx.warnings:
+        ctx.warnings.remove(message)

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flows.expressions import ExpressionError
-from flows.tasks.context import RunContext, TaskFailed
+from flows.tasks.context import RunContext, TaskFailed, warn_in_logs
 from flows.tasks.fields import BaseTask, DBool, DDict, DList, DStr
 from flows.tasks.registry import REGISTRY, TaskType
 from orchestra.lib import procguard
@@ -100,13 +100,6 @@ def ignored_options(props: ScriptTask) -> list[str]:
     if props.namespaceFiles and props.namespaceFiles.get("enabled", True):
         notes.append("namespace files are not supported here: 'namespaceFiles' is ignored")
     return notes
-
-
-def warn_in_logs(ctx: RunContext, message: str) -> None:
-    """Log a warning that must be seen but does not by itself make the run WARNING."""
-    ctx.log("WARN", message)
-    if message in ctx.warnings:
-        ctx.warnings.remove(message)
 
 
 # --- working folder -------------------------------------------------------------
@@ -321,8 +314,6 @@ def _python() -> str:
 
 def _run(ctx: RunContext, props: ScriptTask, main: list[str], files: dict[str, str],
          python: bool) -> dict[str, Any]:
-    for note in ignored_options(props):
-        warn_in_logs(ctx, note)
     folder = working_folder(ctx)
     started = time.monotonic()
     try:

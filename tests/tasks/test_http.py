@@ -132,3 +132,10 @@ def test_form_data_with_a_stored_file_is_sent_as_multipart(deploy, run_inprocess
     assert 'name="kind"\r\n\r\nsales\r\n' in answer["body"]
     assert 'name="file"; filename="sales.csv"' in answer["body"]
     assert SALES_CSV in answer["body"]
+
+
+def test_ignored_options_are_also_said_in_the_logs_of_each_run(deploy, run_inprocess, http_server):
+    execution = run_inprocess(deploy(_req(f"{http_server.url}/echo",
+                                          "    options:\n      proxyAddress: proxy.internal\n")))
+    assert execution.state == State.SUCCESS
+    assert execution.logs.filter(level="WARN", message__contains="proxyAddress").exists()
