@@ -175,6 +175,11 @@ class TaskRun(models.Model):
             models.Index(
                 fields=["created_at"], name="tr_created_waiting", condition=Q(state="CREATED")
             ),
+            # Stuck detection: the in-flight task runs of a set of executions.
+            models.Index(
+                fields=["execution"], name="tr_in_flight",
+                condition=Q(state__in=["CREATED", "RUNNING"]),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -273,3 +278,83 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CleanupRun(models.Model):
+    """One stuck-executions cleanup: the filters, the previewed verdicts and,
+    once confirmed, what was cancelled and what was skipped.
+
+    The confirm acts on exactly ``preview`` (capped at ``max_count``); every
+    StateChange it writes names this row in ``details["cleanup_run"]``.
+    """
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed"
+        RUNNING = "running"
+        DONE = "done"
+
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=255, blank=True, default="")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="cleanup_runs",
+    )
+    cause = models.CharField(max_length=16, choices=Cause.choices, default=Cause.USER)
+    older_than_minutes = models.PositiveIntegerField(default=5)
+    namespace = models.CharField(max_length=255, blank=True, default="")
+    flow_id = models.CharField(max_length=255, blank=True, default="")
+    max_count = models.PositiveIntegerField(null=True, blank=True)
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREVIEWED)
+    # [{id, namespace, flow_id, state, progress_at, kind, reason, worker}, ...]
+    preview = models.JSONField(default=list, blank=True)
+    # The first spared executions with their reasons, shown beside the preview.
+    spared = models.JSONField(default=list, blank=True)
+    spared_count = models.PositiveIntegerField(default=0)
+    # Stuck but outside the user's operator namespaces: shown, never cancelled.
+    not_permitted = models.JSONField(default=list, blank=True)
+    beyond_cap = models.PositiveIntegerField(default=0)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.CharField(max_length=255, blank=True, default="")
+    cancelled_ids = models.JSONField(default=list, blank=True)
+    # [{id, reason}, ...]: previewed but left alone on confirm.
+    skipped = models.JSONField(default=list, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"cleanup #{self.pk} ({self.status}, {len(self.preview)} previewed)"
+
+    def get_absolute_url(self) -> str:
+        return f"/stuck/{self.pk}/"
+
+    @property
+    def preview_ids(self) -> list[int]:
+        return [row["id"] for row in self.preview]
+
+
+class AutoCleanup(models.Model):
+    """Automatic cleanup of stuck executions for a namespace prefix (and its
+    children), run by the beat schedule. Off unless a row says otherwise."""
+
+    namespace = models.CharField(max_length=255, unique=True, help_text=(
+        "Namespace prefix; children included. A more specific prefix takes "
+        "precedence for its own namespaces."))
+    enabled = models.BooleanField(default=False)
+    older_than_minutes = models.PositiveIntegerField(default=60)
+    daily_cap = models.PositiveIntegerField(default=100, help_text=(
+        "At most this many executions cancelled per UTC day for this prefix."))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["namespace"]
+
+    def __str__(self) -> str:
+        state = "on" if self.enabled else "off"
+        return f"auto-cleanup {self.namespace or '*'} ({state}, {self.older_than_minutes} min)"
+
+    @property
+    def actor(self) -> str:
+        return f"auto-cleanup:{self.namespace or '*'}"

@@ -1,0 +1,345 @@
+"""Stuck executions: the one function that decides, for every interface.
+
+An execution is *stuck* when it is not terminal and nothing alive moves it:
+
+- **orphaned**: a task run is RUNNING on a worker that stopped heartbeating
+  (declared dead, or silent past the liveness timeout);
+- **stalled**: no progress (state change, log line) for the threshold and
+  nothing it legitimately waits for;
+- **lost**: created or queued, and nobody picked it up within the threshold.
+
+Everything else that matches the filters is *spared*, with the reason: a
+task running on a live worker (whatever its age), paused, a retry or a
+sleep scheduled for later, queued behind a concurrency limit, waiting on a
+live child execution, or recent progress.
+
+``detect`` reads the whole candidate set in a handful of queries (candidates,
+their in-flight task runs, live descendants, concurrency-slot holders) and
+judges in memory, so a preview over 100,000 active executions stays cheap.
+The web page, the CLI, the REST API, the confirm step and the automatic
+sweep all call it; the confirm calls it again under row locks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from executions.models import ACTIVE, Execution, State, TaskRun, WorkerState
+
+STUCK_KINDS = ("orphaned", "stalled", "lost")
+SPARED_KINDS = ("running", "paused", "scheduled", "queued", "waiting-child", "stopping",
+                "recent")
+# Descendant generations read to judge "waiting on a live child".
+MAX_DEPTH = 20
+
+
+@dataclass
+class Verdict:
+    id: int
+    namespace: str
+    flow_id: str
+    state: str
+    created_at: datetime
+    progress_at: datetime
+    stuck: bool
+    kind: str
+    reason: str
+    worker: str = ""
+    permitted: bool = True
+
+    @property
+    def flow(self) -> str:
+        return f"{self.namespace}.{self.flow_id}"
+
+    def age(self, now: datetime | None = None) -> timedelta:
+        return (now or timezone.now()) - self.created_at
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        data["progress_at"] = self.progress_at.isoformat()
+        return data
+
+
+@dataclass
+class Detection:
+    older_than_minutes: int
+    now: datetime
+    stuck: list[Verdict] = field(default_factory=list)
+    spared: list[Verdict] = field(default_factory=list)
+    # Stuck, visible to the user, but outside their operator namespaces.
+    forbidden: list[Verdict] = field(default_factory=list)
+
+    @property
+    def by_id(self) -> dict[int, Verdict]:
+        return {v.id: v for v in (*self.stuck, *self.spared, *self.forbidden)}
+
+
+def _liveness_timeout() -> timedelta:
+    return timedelta(
+        seconds=settings.ORCHESTRA_HEARTBEAT_SECONDS * settings.ORCHESTRA_MISSED_HEARTBEATS
+    )
+
+
+def _ago(moment: datetime, now: datetime) -> str:
+    seconds = max(int((now - moment).total_seconds()), 0)
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+def candidates(
+    *,
+    older_than_minutes: int,
+    min_age_minutes: int | None = None,
+    namespace: str = "",
+    flow: str = "",
+    exclude_namespaces: tuple[str, ...] = (),
+    ids: list[int] | None = None,
+    user=None,
+    now: datetime | None = None,
+):
+    """The executions ``detect`` judges: not terminal, older than the
+    threshold, inside the filters and the user's visible namespaces."""
+    now = now or timezone.now()
+    if min_age_minutes is None:
+        min_age_minutes = older_than_minutes
+    qs = Execution.objects.filter(
+        state__in=sorted(ACTIVE), created_at__lte=now - timedelta(minutes=min_age_minutes)
+    )
+    if namespace:
+        qs = qs.in_namespace(namespace)
+    for prefix in exclude_namespaces:
+        qs = qs.exclude(Q(namespace=prefix) | Q(namespace__startswith=prefix + "."))
+    if flow:
+        qs = qs.filter(flow_id=flow)
+    if ids is not None:
+        qs = qs.filter(pk__in=ids)
+    if user is not None:
+        from accounts import roles
+
+        qs = qs.filter(roles.namespace_q(user, roles.VIEWER))
+    return qs
+
+
+_FIELDS = ("pk", "namespace", "flow_id", "state", "created_at", "progress_at", "parent_id")
+
+
+def detect(
+    *,
+    older_than_minutes: int = 5,
+    min_age_minutes: int | None = None,
+    namespace: str = "",
+    flow: str = "",
+    exclude_namespaces: tuple[str, ...] = (),
+    ids: list[int] | None = None,
+    user=None,
+    now: datetime | None = None,
+) -> Detection:
+    """Judge every candidate execution: stuck (with why) or spared (with why).
+
+    ``user`` limits the candidates to namespaces they may view, and moves
+    stuck executions outside their operator namespaces to ``forbidden``.
+    ``min_age_minutes`` (default: the threshold) is the minimum age.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(minutes=older_than_minutes)
+    qs = candidates(older_than_minutes=older_than_minutes, min_age_minutes=min_age_minutes,
+                    namespace=namespace, flow=flow,
+                    exclude_namespaces=exclude_namespaces, ids=ids, user=user, now=now)
+    rows = {r[0]: r for r in qs.order_by().values_list(*_FIELDS)}
+    result = Detection(older_than_minutes=older_than_minutes, now=now)
+    if not rows:
+        return result
+
+    # Live descendants (children of candidates, their children, ...): a parent
+    # waiting on a child that is alive is spared. Usually an empty query.
+    children: dict[int, list[int]] = {}
+    extra: dict[int, tuple] = {}
+    frontier_q = Q(parent_id__in=qs.order_by().values("pk")) if ids is None else Q(
+        parent_id__in=list(rows))
+    for _ in range(MAX_DEPTH):
+        found = list(
+            Execution.objects.filter(frontier_q, state__in=sorted(ACTIVE))
+            .order_by().values_list(*_FIELDS)
+        )
+        new = [r for r in found if r[0] not in rows and r[0] not in extra]
+        for r in found:
+            children.setdefault(r[6], []).append(r[0])
+        if not new:
+            break
+        extra.update({r[0]: r for r in new})
+        frontier_q = Q(parent_id__in=[r[0] for r in new])
+
+    # In-flight task runs (waiting or running, not flowable) with their worker.
+    timeout_at = now - _liveness_timeout()
+    inflight_q = Q(execution_id__in=qs.order_by().values("pk")) if ids is None else Q(
+        execution_id__in=list(rows))
+    if extra:
+        inflight_q |= Q(execution_id__in=list(extra))
+    running: dict[int, list[tuple]] = {}
+    waiting: dict[int, list[tuple]] = {}
+    for (ex_id, state, task_id, attempt, created_at, scheduled_at, worker_id, w_name, w_state,
+         w_beat, w_dead) in (
+        TaskRun.objects.filter(inflight_q, state__in=[State.CREATED, State.RUNNING],
+                               flowable=False)
+        .order_by().values_list("execution_id", "state", "task_id", "attempt", "created_at",
+                                "scheduled_at", "worker_id", "worker__name", "worker__state",
+                                "worker__last_heartbeat_at", "worker__dead_at")
+    ):
+        if state == State.RUNNING:
+            alive = (worker_id is not None and w_state == WorkerState.ALIVE
+                     and w_beat is not None and w_beat >= timeout_at)
+            running.setdefault(ex_id, []).append(
+                (alive, task_id, w_name or "", w_state, w_beat, w_dead))
+        else:
+            due = max(created_at, scheduled_at) if scheduled_at else created_at
+            waiting.setdefault(ex_id, []).append((due, task_id, attempt, scheduled_at))
+
+    # Flows with an execution holding a concurrency slot (anything active but
+    # QUEUED): their QUEUED executions are legitimately waiting.
+    queued_flows = {(r[1], r[2]) for r in (*rows.values(), *extra.values())
+                    if r[3] == State.QUEUED}
+    holders: dict[tuple[str, str], int] = {}
+    if queued_flows:
+        flow_q = Q(pk__in=[])
+        for ns, fid in queued_flows:
+            flow_q |= Q(namespace=ns, flow_id=fid)
+        for ns, fid in (Execution.objects.filter(flow_q, state__in=sorted(ACTIVE - {State.QUEUED}))
+                        .order_by().values_list("namespace", "flow_id")):
+            holders[(ns, fid)] = holders.get((ns, fid), 0) + 1
+
+    all_rows = {**extra, **rows}
+    memo: dict[int, Verdict] = {}
+
+    def judge(pk: int, depth: int = 0) -> Verdict:
+        if pk in memo:
+            return memo[pk]
+        _, ns, fid, state, created_at, progress_at, _parent = all_rows[pk]
+
+        def verdict(stuck: bool, kind: str, reason: str, worker: str = "") -> Verdict:
+            v = Verdict(pk, ns, fid, state, created_at, progress_at, stuck, kind, reason, worker)
+            memo[pk] = v
+            return v
+
+        runs = running.get(pk, [])
+        dead = [r for r in runs if not r[0]]
+        if dead:
+            _, task_id, w_name, w_state, w_beat, w_dead = dead[0]
+            if not w_name:
+                return verdict(True, "orphaned",
+                               f"task '{task_id}' is RUNNING but its worker is gone")
+            if w_state == WorkerState.DEAD:
+                since = f"declared dead {_ago(w_dead, now)}" if w_dead else "declared dead"
+            elif w_state == WorkerState.STOPPED:
+                since = "stopped"
+            else:
+                since = f"last heartbeat {_ago(w_beat, now)}"
+            return verdict(True, "orphaned",
+                           f"task '{task_id}' was running on worker {w_name}, {since}", w_name)
+        if runs:
+            _, task_id, w_name, _, w_beat, _ = runs[0]
+            return verdict(False, "running",
+                           f"task '{task_id}' running on live worker {w_name} "
+                           f"(heartbeat {_ago(w_beat, now)})", w_name)
+        if state == State.KILLING:
+            grace = timedelta(seconds=settings.ORCHESTRA_KILL_GRACE_SECONDS)
+            if progress_at < min(cutoff, now - grace):
+                return verdict(True, "stalled",
+                               f"stop requested {_ago(progress_at, now)} and never confirmed")
+            return verdict(False, "stopping", "being stopped; ends within the kill grace")
+        if state == State.PAUSED:
+            return verdict(False, "paused", f"paused {_ago(progress_at, now)}, waiting to be "
+                           "resumed")
+        if state == State.QUEUED:
+            count = holders.get((ns, fid), 0)
+            if count:
+                return verdict(False, "queued", f"queued behind the flow's concurrency limit "
+                               f"({count} active)")
+            if progress_at < cutoff:
+                return verdict(True, "lost", f"queued {_ago(progress_at, now)} and no execution "
+                               "of the flow holds a concurrency slot")
+            return verdict(False, "queued", f"queued {_ago(progress_at, now)}")
+        stuck_child = None
+        for child in children.get(pk, ()):
+            if depth >= MAX_DEPTH or child not in all_rows:
+                continue
+            cv = judge(child, depth + 1)
+            if not cv.stuck:
+                return verdict(False, "waiting-child",
+                               f"waiting on child execution #{child} ({cv.reason})")
+            stuck_child = stuck_child or cv
+        if stuck_child is not None:
+            return verdict(True, stuck_child.kind, f"waiting on child execution "
+                           f"#{stuck_child.id}, which is stuck: {stuck_child.reason}",
+                           stuck_child.worker)
+        waits = waiting.get(pk, [])
+        if waits:
+            due, task_id, attempt, scheduled_at = min(waits)
+            if due > now:
+                what = f"attempt {attempt} of '{task_id}'" if attempt > 1 else f"'{task_id}'"
+                return verdict(False, "scheduled",
+                               f"{what} scheduled for {timezone.localtime(due):%Y-%m-%d %H:%M:%S}")
+            if due < cutoff:
+                return verdict(True, "lost", f"task '{task_id}' waiting for a worker since "
+                               f"{_ago(due, now)}; no worker picked it up")
+            return verdict(False, "recent", f"task '{task_id}' queued {_ago(due, now)}")
+        if progress_at < cutoff:
+            if state in (State.CREATED, State.RESTARTED):
+                return verdict(True, "lost", f"{state.lower()} {_ago(progress_at, now)} and "
+                               "never started")
+            return verdict(True, "stalled", f"no progress since {_ago(progress_at, now)}; no "
+                           "task running or waiting")
+        return verdict(False, "recent", f"progress {_ago(progress_at, now)}")
+
+    operator_ok: dict[str, bool] = {}
+    if user is not None:
+        from accounts import roles
+    for pk in sorted(rows):
+        v = judge(pk)
+        if v.stuck and user is not None:
+            if v.namespace not in operator_ok:
+                operator_ok[v.namespace] = roles.has_role(user, v.namespace, roles.OPERATOR)
+            v.permitted = operator_ok[v.namespace]
+        if not v.stuck:
+            result.spared.append(v)
+        elif v.permitted:
+            result.stuck.append(v)
+        else:
+            result.forbidden.append(v)
+    return result
+
+
+def stuck_count(user=None, older_than_minutes: int = 5) -> int:
+    """How many executions the stuck page would list now (for the overview).
+
+    Cached for 30 seconds per user scope, so a busy dashboard does not run
+    the detection on every request.
+    """
+    from django.core.cache import cache
+
+    if user is not None:
+        from accounts import roles
+
+        prefixes = roles.prefixes(user, roles.VIEWER)
+        scope = "*" if prefixes is None else ",".join(prefixes)
+    else:
+        scope = "*"
+    key = "stuck-count:" + hashlib.sha1(f"{older_than_minutes}:{scope}".encode()).hexdigest()
+    value = cache.get(key)
+    if value is None:
+        found = detect(older_than_minutes=older_than_minutes, user=user)
+        value = len(found.stuck) + len(found.forbidden)
+        cache.set(key, value, 30)
+    return value
