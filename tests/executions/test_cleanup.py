@@ -12,7 +12,14 @@ from accounts.models import ApiToken, Role
 from executions import cleanup
 from executions.engine import dispatch
 from executions.engine.liveness import force_killing
-from executions.models import AutoCleanup, CleanupRun, Execution, State, StateChange, TaskRun
+from executions.models import (
+    AutoCleanup,
+    CleanupRun,
+    Execution,
+    State,
+    StateChange,
+    TaskRun,
+)
 from orchestra.cli import main as orchestra
 from tests.executions.stuck_helpers import make_execution, make_taskrun, make_worker
 
