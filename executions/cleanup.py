@@ -123,7 +123,8 @@ def confirm(run: CleanupRun, *, user=None, actor: str = "", cause: str = Cause.U
 def _moved(row: dict[str, Any], state: str, progress_at: datetime) -> str:
     if state != row["state"]:
         return f"moved from {row['state']} to {state} since the preview"
-    if progress_at.isoformat() != row["progress_at"]:
+    # Compared as instants: the preview stored them from epoch seconds.
+    if abs(progress_at.timestamp() - datetime.fromisoformat(row["progress_at"]).timestamp()) > 5e-7:
         return "made progress since the preview"
     return ""
 

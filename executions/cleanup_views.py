@@ -44,7 +44,7 @@ def stuck_page(request):
     return render(request, "executions/stuck.html", {
         "nav": "stuck",
         "form": CleanupForm(initial={"older_than_minutes": 5}),
-        "count": stuck_count(request.user),
+        "count": stuck_count(request.user, cached=False),
         "runs": CleanupRun.objects.filter(user=request.user)[:10],
         "policies": AutoCleanup.objects.filter(roles.namespace_q(request.user)),
     })

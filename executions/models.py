@@ -112,6 +112,13 @@ class Execution(models.Model):
             models.Index(fields=["-created_at"], name="ex_created"),
             models.Index(fields=["state", "-created_at"], name="ex_state_created"),
             models.Index(fields=["trigger_id"], name="ex_trigger", condition=~Q(trigger_id="")),
+            # Stuck detection: active executions that have a parent (subflows).
+            models.Index(
+                fields=["parent"], name="ex_active_child",
+                condition=Q(parent__isnull=False)
+                & Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",
+                               "RESTARTED", "KILLING"]),
+            ),
             models.Index(
                 fields=["progress_at"], name="ex_active_progress",
                 condition=Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",

@@ -26,6 +26,13 @@ from tests.executions.stuck_helpers import make_execution, make_taskrun, make_wo
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _no_cached_counts():
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 class Recorder:
     """Our dispatcher seam: records what would reach the broker."""
 

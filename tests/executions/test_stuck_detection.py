@@ -11,6 +11,13 @@ from tests.executions.stuck_helpers import make_execution, make_taskrun, make_wo
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _no_cached_counts():
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 def verdict(execution, **kwargs):
     found = detect(**{"older_than_minutes": 5, **kwargs})
     return found.by_id.get(execution.pk)
