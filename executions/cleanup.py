@@ -39,6 +39,8 @@ from executions.stuck import Detection, Verdict, detect
 BATCH = 1000
 # Spared executions listed in a CLI/REST answer (all are counted).
 SPARED_LISTED = 1000
+# Ten years: a larger threshold means nothing and would overflow dates.
+MAX_MINUTES = 10 * 366 * 24 * 60
 # A preview older than this cannot be confirmed: what it showed is history.
 PREVIEW_TTL = timedelta(hours=1)
 
@@ -68,8 +70,8 @@ def preview(
     exclude_namespaces: tuple[str, ...] = (),
 ) -> tuple[CleanupRun, Detection]:
     """Detect and store what a confirm would cancel (oldest first, capped)."""
-    if older_than_minutes < 1:
-        raise CleanupError("older_than_minutes must be at least 1")
+    if not 1 <= older_than_minutes <= MAX_MINUTES:
+        raise CleanupError(f"older_than_minutes must be between 1 and {MAX_MINUTES}")
     if max_count is not None and max_count < 1:
         raise CleanupError("max must be at least 1")
     found = detect(older_than_minutes=older_than_minutes, namespace=namespace, flow=flow,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from executions.cleanup import run_cleanup
+from executions.cleanup import MAX_MINUTES, run_cleanup
 from executions.models import Cause
 from orchestra.lib.output import print_json
 
@@ -23,6 +23,8 @@ def _at_least_one(value: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if number > MAX_MINUTES:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_MINUTES} (ten years)")
     return number
 
 

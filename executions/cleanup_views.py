@@ -12,6 +12,8 @@ from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
@@ -24,7 +26,7 @@ from executions.stuck import stuck_count
 # --- web ------------------------------------------------------------------
 class CleanupForm(forms.Form):
     older_than_minutes = forms.IntegerField(
-        min_value=1, initial=5, label="Older than (minutes)",
+        min_value=1, max_value=cleanup.MAX_MINUTES, initial=5, label="Older than (minutes)",
         help_text="Minimum age, and minimum time without progress for a stall.",
     )
     namespace = forms.CharField(required=False, help_text="Children included.")
@@ -121,6 +123,8 @@ def _int_field(data: dict, name: str, default: int | None) -> int | None:
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
+    if value > cleanup.MAX_MINUTES and name == "older_than_minutes":
+        raise ValueError(f"{name} must be at most {cleanup.MAX_MINUTES} (ten years), got {value}")
     return value
 
 
@@ -151,6 +155,33 @@ def _parse(data: Any) -> dict[str, Any]:
     }
 
 
+class CleanupRequest(serializers.Serializer):
+    older_than_minutes = serializers.IntegerField(min_value=1, default=5, required=False)
+    dry_run = serializers.BooleanField(default=False, required=False)
+    namespace = serializers.CharField(required=False, allow_blank=True,
+                                      help_text="Only this namespace and its children.")
+    flow = serializers.CharField(required=False, allow_blank=True, help_text="Flow id.")
+    max = serializers.IntegerField(min_value=1, required=False, allow_null=True,
+                                   help_text="Cancel at most this many, oldest first.")
+
+
+class CleanupResponse(serializers.Serializer):
+    cancelled_count = serializers.IntegerField()
+    execution_ids = serializers.ListField(child=serializers.IntegerField())
+    message = serializers.CharField()
+    dry_run = serializers.BooleanField()
+    cleanup_id = serializers.IntegerField()
+    reasons = serializers.DictField(child=serializers.CharField())
+    stuck = serializers.ListField(child=serializers.DictField())
+    skipped = serializers.ListField(child=serializers.DictField())
+    beyond_cap = serializers.IntegerField()
+    not_permitted = serializers.ListField(child=serializers.DictField())
+    spared_count = serializers.IntegerField()
+    spared = serializers.ListField(child=serializers.DictField())
+
+
+@extend_schema(request=CleanupRequest, responses={200: CleanupResponse}, tags=["executions"],
+               summary="Cancel stuck executions (or list them with dry_run)")
 @api_view(["POST"])
 def cleanup_api(request):
     """Find stuck executions and cancel them (or only list them with dry_run).

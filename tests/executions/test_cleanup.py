@@ -239,7 +239,7 @@ def test_cli_human_output_and_bad_threshold(capsys, recorder):
     assert "[DRY RUN] Would cancel 1 stuck execution older than 5 minutes" in out
     assert f"  - {ex.pk}  team.a.etl  stalled: no progress since" in out
     assert "Note: Run without --dry-run to actually cancel these executions" in out
-    for bad in ("0", "-3", "five"):
+    for bad in ("0", "-3", "five", "100000000000"):
         with pytest.raises(SystemExit) as exit_info:
             orchestra(["cleanup", "--older-than-minutes", bad])
         assert exit_info.value.code == 2
@@ -282,6 +282,8 @@ def test_rest_takes_the_seed_body_and_answers_the_seed_shape(client, alice, reco
     ({"older_than_minute": 5}, "unknown field(s) older_than_minute; allowed:"),
     ([5], "the body must be a JSON object"),
     ({"max": 0}, "max must be at least 1, got 0"),
+    ({"older_than_minutes": 10**20}, "older_than_minutes must be at most"),
+    ({"namespace": 5}, "namespace must be a string, got 5"),
 ])
 def test_rest_rejects_bad_bodies_with_a_clear_message(client, alice, recorder, body, message):
     Role.objects.create(user=alice, role="operator", namespace="")
