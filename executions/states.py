@@ -221,11 +221,12 @@ def transition_taskruns_many(
         values["ended_at"] = now
     moved: set[int] = set()
     for old, pks in by_old.items():
-        # RETURNING would save a query on PostgreSQL; the two-step form keeps
-        # SQLite working and is still two statements per state, not per row.
-        candidates = TaskRun.objects.filter(pk__in=pks, state=old)
-        ids = list(candidates.values_list("pk", flat=True))
-        TaskRun.objects.filter(pk__in=ids, state=old).update(**values)
+        # Lock what is still in ``old`` (a worker's claim is a conditional
+        # UPDATE too: it waits, then finds the row moved), then move it: two
+        # statements per state, not per row, and history only for real moves.
+        ids = list(TaskRun.objects.select_for_update().filter(pk__in=pks, state=old)
+                   .values_list("pk", flat=True))
+        TaskRun.objects.filter(pk__in=ids).update(**values)
         moved.update(ids)
     StateChange.objects.bulk_create(
         [StateChange(execution_id=execution_id, taskrun_id=pk, from_state=old, to_state=to,

@@ -339,3 +339,26 @@ def test_web_preview_then_confirm_acts_on_the_previewed_ids(client, alice, recor
     client.force_login(bob)
     assert client.get(f"/stuck/{run.pk}/").status_code == 404
     assert client.post(f"/stuck/{run.pk}/confirm", {"confirm": "yes"}).status_code == 404
+
+
+def test_bulk_transitions_refuse_illegal_or_stale_moves_and_change_nothing():
+    from executions import states
+
+    running, done = make_execution(), make_execution(State.SUCCESS)
+    with pytest.raises(states.IllegalTransition):
+        states.transition_many([(running.pk, "RUNNING"), (done.pk, "SUCCESS")], "CANCELLED",
+                               cause="user")
+    with pytest.raises(states.StaleState):
+        states.transition_many([(running.pk, "RUNNING"), (done.pk, "RUNNING")], "CANCELLED",
+                               cause="user")
+    assert Execution.objects.get(pk=running.pk).state == State.RUNNING
+    assert not StateChange.objects.exists()
+    # Task runs that moved meanwhile are left alone, without a history row.
+    tr = make_taskrun(running, State.CREATED)
+    moved = make_taskrun(running, State.CREATED, task_id="other")
+    TaskRun.objects.filter(pk=moved.pk).update(state=State.RUNNING)
+    assert states.transition_taskruns_many(
+        [(tr.pk, running.pk, "CREATED"), (moved.pk, running.pk, "CREATED")], "CANCELLED",
+        cause="user") == 1
+    assert TaskRun.objects.get(pk=moved.pk).state == State.RUNNING
+    assert list(StateChange.objects.values_list("taskrun_id", flat=True)) == [tr.pk]
