@@ -362,3 +362,17 @@ def test_bulk_transitions_refuse_illegal_or_stale_moves_and_change_nothing():
         cause="user") == 1
     assert TaskRun.objects.get(pk=moved.pk).state == State.RUNNING
     assert list(StateChange.objects.values_list("taskrun_id", flat=True)) == [tr.pk]
+
+
+def test_the_management_command_runs_the_automatic_cleanup(recorder):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("stuck_auto_cleanup", stdout=out)
+    assert "no namespace has automatic cleanup enabled" in out.getvalue()
+    make_execution(ns="ops", age=120)
+    AutoCleanup.objects.create(namespace="ops", enabled=True, older_than_minutes=60)
+    call_command("stuck_auto_cleanup", stdout=out)
+    assert "ops: cancelled 1" in out.getvalue()
