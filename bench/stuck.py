@@ -139,16 +139,18 @@ def main() -> int:
           + ", ".join(f"{k} {v:,}" for k, v in counts.items())
           + f") in {time.perf_counter() - started:.1f}s")
 
-    timings = []
-    for _ in range(3):
-        t = time.perf_counter()
+    timings, cpu = [], []
+    for _ in range(5):
+        t, c = time.perf_counter(), time.process_time()
         found = detect(older_than_minutes=5)
         timings.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     expected = counts["stalled"] + counts["orphaned"] + counts["lost"]
     assert len(found.stuck) == expected, (len(found.stuck), expected)
     print(f"detect over {args.executions:,} executions: {len(found.stuck):,} stuck, "
-          f"{len(found.spared):,} spared; best {min(timings):.2f}s, worst {max(timings):.2f}s "
-          "(target <= 2 s)")
+          f"{len(found.spared):,} spared; best {min(timings):.2f}s, median "
+          f"{sorted(timings)[2]:.2f}s, worst {max(timings):.2f}s (target <= 2 s); Python CPU "
+          f"best {min(cpu):.2f}s")
 
     t = time.perf_counter()
     run, _ = cleanup.preview(older_than_minutes=5, max_count=args.cancel, actor="bench")
@@ -164,6 +166,8 @@ def main() -> int:
     audit = StateChange.objects.count() - before
     print(f"confirm: cancelled {cancelled:,} (skipped {len(run.skipped)}), "
           f"{audit:,} state-change rows, in {cancel_time:.2f}s (target <= 10 s)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} CPUs, load average {load} (shared with other jobs)")
     return 0
 
 
