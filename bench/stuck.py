@@ -110,12 +110,15 @@ def main() -> int:
     parser.add_argument("--executions", type=int, default=1_000_000)
     parser.add_argument("--active", type=int, default=100_000)
     parser.add_argument("--cancel", type=int, default=10_000)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the database of the previous run (each run cancels more)")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestra.settings")
     os.environ.setdefault("LOG_LEVEL", "ERROR")
-    recreate_database(url)
+    if not args.reuse:
+        recreate_database(url)
 
     import django
 
@@ -134,10 +137,13 @@ def main() -> int:
 
     dispatch.use(NoBroker())
     started = time.perf_counter()
-    counts = fill(args.executions, args.active)
-    print(f"filled {args.executions:,} executions ({args.active:,} not terminal: "
+    if args.reuse:
+        counts = {"stalled": 0, "orphaned": 0, "lost": 0}
+    else:
+        counts = fill(args.executions, args.active)
+        print(f"filled {args.executions:,} executions ({args.active:,} not terminal: "
           + ", ".join(f"{k} {v:,}" for k, v in counts.items())
-          + f") in {time.perf_counter() - started:.1f}s")
+              + f") in {time.perf_counter() - started:.1f}s")
 
     timings, cpu = [], []
     for _ in range(5):
@@ -145,8 +151,9 @@ def main() -> int:
         found = detect(older_than_minutes=5)
         timings.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-    expected = counts["stalled"] + counts["orphaned"] + counts["lost"]
-    assert len(found.stuck) == expected, (len(found.stuck), expected)
+    if not args.reuse:
+        expected = counts["stalled"] + counts["orphaned"] + counts["lost"]
+        assert len(found.stuck) == expected, (len(found.stuck), expected)
     print(f"detect over {args.executions:,} executions: {len(found.stuck):,} stuck, "
           f"{len(found.spared):,} spared; best {min(timings):.2f}s, median "
           f"{sorted(timings)[2]:.2f}s, worst {max(timings):.2f}s (target <= 2 s); Python CPU "

@@ -45,7 +45,7 @@ CREATED, QUEUED, PAUSED, KILLING, RESTARTED = (
     str(State.RESTARTED))
 
 
-@dataclass
+@dataclass(slots=True)
 class Verdict:
     id: int
     namespace: str
