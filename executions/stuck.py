@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, FloatField, Func, Q
+from django.db.models import Count, F, FloatField, Func, Q
 from django.utils import timezone
 
 from executions.models import ACTIVE, Execution, State, TaskRun, WorkerState
@@ -288,9 +288,12 @@ def detect(
         flow_q = Q(pk__in=[])
         for ns, fid in queued_flows:
             flow_q |= Q(namespace=ns, flow_id=fid)
-        for ns, fid in (Execution.objects.filter(flow_q, state__in=sorted(ACTIVE - {State.QUEUED}))
-                        .order_by().values_list("namespace", "flow_id")):
-            holders[(ns, fid)] = holders.get((ns, fid), 0) + 1
+        for ns, fid, count in (
+            Execution.objects.filter(flow_q, state__in=sorted(ACTIVE - {State.QUEUED}))
+            .order_by().values("namespace", "flow_id").annotate(n=Count("pk"))
+            .values_list("namespace", "flow_id", "n")
+        ):
+            holders[(ns, fid)] = count
 
     all_rows = {**extra, **rows}
     memo: dict[int, Verdict] = {}
