@@ -229,6 +229,14 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(ORCHESTRA_HOME / "celerybeat-schedule")
 ORCHESTRA_LOCAL_POLLING_SECONDS = envfloat("ORCHESTRA_LOCAL_POLLING_SECONDS", 0.05, minimum=0.005)
 
+# --- Stuck executions -----------------------------------------------------
+# How often the beat checks the AutoCleanup rows (all off unless enabled).
+ORCHESTRA_STUCK_SWEEP_SECONDS = envfloat("ORCHESTRA_STUCK_SWEEP_SECONDS", 60.0, minimum=1)
+CELERY_BEAT_SCHEDULE["stuck-auto-cleanup"] = {
+    "task": "orchestra.stuck_auto_cleanup",
+    "schedule": ORCHESTRA_STUCK_SWEEP_SECONDS,
+}
+
 # --- Web dashboard and REST API -------------------------------------------
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "orchestra.api.api_exception_handler"
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [

@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
 from accounts import views as account_views
+from executions import cleanup_views
 from orchestra import views
 
 urlpatterns = [
@@ -13,6 +14,8 @@ urlpatterns = [
     path("account/", account_views.account, name="account"),
     path("api/health", login_not_required(views.health), name="health"),
     path("api/me", account_views.me, name="api-me"),
+    path("stuck/", include("executions.cleanup_urls")),
+    path("api/executions/cleanup", cleanup_views.cleanup_api, name="api-cleanup"),
     path("", views.overview, name="home"),
     path("", include("executions.urls")),
     path("", include("flows.urls")),

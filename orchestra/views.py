@@ -87,10 +87,7 @@ def overview(request):
         ).count()
     except (LookupError, FieldError):  # no SLA model yet, or one without an execution link
         pass
-    stuck = getattr(visible_executions(request.user), "stuck", None)
-    if callable(stuck):
-        try:
-            context["stuck"] = stuck().count()
-        except (TypeError, FieldError):  # a stuck query that needs arguments we lack
-            pass
+    from executions.stuck import stuck_count
+
+    context["stuck"] = stuck_count(request.user)  # cached 30 s per user scope
     return render(request, "home.html", context)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('executions', '0002_labels_gin'),
+        ('executions', '0003_stuck_cleanup'),
         ('flows', '0001_initial'),
     ]
 
