@@ -5,6 +5,7 @@ from django.urls import path
 from django.views.generic import TemplateView
 
 from accounts import views as account_views
+from executions.triggers import webhook
 from orchestra import views
 
 urlpatterns = [
@@ -14,5 +15,7 @@ urlpatterns = [
     path("account/", account_views.account, name="account"),
     path("api/health", login_not_required(views.health), name="health"),
     path("api/me", account_views.me, name="api-me"),
+    path("api/executions/webhook/<str:namespace>/<str:flow_id>/<str:key>", webhook.webhook,
+         name="api-webhook"),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
 ]
