@@ -73,7 +73,8 @@ def choose(dates: list[datetime], now: datetime, decl: dict[str, Any]) -> tuple[
 
     A date is *missed* when the scheduler reaches it more than
     ORCHESTRA_SCHEDULE_MISSED_AFTER_SECONDS late (it was stopped, or down):
-    ALL fires every missed date, LAST only the latest one, NONE none of them.
+    ALL fires every missed date; LAST only the latest one, and only when no
+    date is on time (after a stop, one run for the whole gap); NONE none.
     Dates later than ``lateMaximumDelay`` are skipped whatever the policy.
     Returns (dates to fire, {date: why skipped}).
     """
@@ -85,8 +86,9 @@ def choose(dates: list[datetime], now: datetime, decl: dict[str, Any]) -> tuple[
     if policy == "ALL":
         chosen = missed + on_time
     elif policy == "LAST":
-        chosen = missed[-1:] + on_time
-        skipped.update({d: "missed (recoverMissedSchedules: LAST)" for d in missed[:-1]})
+        chosen = on_time or missed[-1:]
+        skipped.update({d: "missed (recoverMissedSchedules: LAST)" for d in missed
+                        if d not in chosen})
     else:
         chosen = on_time
         skipped.update({d: "missed (recoverMissedSchedules: NONE)" for d in missed})
@@ -273,14 +275,12 @@ def backfill(namespace: str, flow_id: str, trigger_id: str, start: Any, end: Any
 
 
 def _local(value: Any, tz: str) -> datetime:
-    if isinstance(value, str) and value.strip() and "T" not in value and " " not in value.strip():
-        value = value.strip() + "T00:00:00"
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO-8601 date such as 2024-01-31T00:00:00") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=ZoneInfo(tz))
-        return parsed
-    return parse_date(value)
+    if not isinstance(value, str):
+        return parse_date(value)
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO-8601 date such as 2024-01-31 "
+                         "or 2024-01-31T06:00:00") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(tz))
