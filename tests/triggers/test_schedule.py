@@ -242,3 +242,35 @@ def test_beat_schedules_the_evaluation_and_the_task_runs_it(db, settings):
     last_cron_date = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
     Trigger.objects.filter(pk=deploy().pk).update(next_date=last_cron_date)
     assert task()["fired"] == 1
+
+
+def test_trigger_yaml_errors_name_the_path(db):
+    from flows.spec import FlowInvalid, parse_flow
+
+    base = "id: x\nnamespace: t\ntasks:\n  - id: a\n    type: Log\n    message: m\ntriggers:\n"
+    cases = {
+        "  - id: t\n    type: Flow\n    conditions:\n      - type: DayWeek\n":
+            "unknown condition type 'DayWeek'. Usable here: ExecutionFlow, ExecutionLabels",
+        "  - id: t\n    type: Schedule\n    cron: '* * * * *'\n    conditions:\n"
+        "      - type: ExecutionStatus\n        in: [SUCCESS]\n":
+            "ExecutionStatus does not apply to a schedule trigger",
+        "  - id: t\n    type: Flow\n    states: [DONE]\n": "unknown end state 'DONE'",
+        "  - id: t\n    type: Flow\n    preconditions:\n      flows:\n        - namespace: a\n"
+        "        - namespace: b\n": "preconditions with several flows",
+        "  - id: t\n    type: Schedule\n    cron: '61 * * * *'\n": "invalid cron expression",
+        "  - id: t\n    type: Schedule\n    cron: '* * *'\n": "has 3 fields",
+        "  - id: t\n    type: Schedule\n    cron: '@daily'\n    recoverMissedSchedules: SOME\n":
+            "must be ALL, LAST or NONE",
+        "  - id: t\n    type: Flow\n    conditions:\n      - type: ExecutionLabels\n"
+        "        label: {a: b}\n": "unknown ExecutionLabels condition property 'label'; did you mean 'labels'?",
+    }
+    for trigger, message in cases.items():
+        with pytest.raises(FlowInvalid) as info:
+            parse_flow(base + trigger)
+        assert message in str(info.value), (trigger, str(info.value))
+    # Kestra's example spelling with namespace, flowId and states is accepted.
+    spec = parse_flow(base + "  - id: t\n    type: io.kestra.plugin.core.trigger.Flow\n"
+                      "    conditions:\n      - type: io.kestra.plugin.core.condition.Execution\n"
+                      "        namespace: sales\n        flowId: data-extraction\n"
+                      "        states:\n          - SUCCESS\n")
+    assert spec.triggers[0]["conditions"][0]["kind"] == "ExecutionFlow"
