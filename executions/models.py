@@ -112,6 +112,12 @@ class Execution(models.Model):
             models.Index(fields=["-created_at"], name="ex_created"),
             models.Index(fields=["state", "-created_at"], name="ex_state_created"),
             models.Index(fields=["trigger_id"], name="ex_trigger", condition=~Q(trigger_id="")),
+            # Flow concurrency: slots in use and queued executions of one flow.
+            models.Index(
+                fields=["namespace", "flow_id", "state"], name="ex_flow_waiting_or_holding",
+                condition=Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",
+                                       "RESTARTED"]),
+            ),
             models.Index(
                 fields=["progress_at"], name="ex_active_progress",
                 condition=Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",

@@ -37,7 +37,11 @@ def trigger_decl(spec, trigger_id: str) -> dict[str, Any] | None:
 
 
 @receiver(flow_saved, dispatch_uid="orchestra.triggers.sync")
-def sync_triggers(sender, flow: Flow, revision, spec, **kwargs) -> None:
+def on_flow_saved(sender, flow: Flow, revision, spec, **kwargs) -> None:
+    sync_triggers(flow, revision.revision, spec)
+
+
+def sync_triggers(flow, revision: int, spec, model=Trigger) -> None:
     """Create, update or remove this flow's trigger rows.
 
     A schedule keeps its ``next_date`` across revisions unless its cron or
@@ -46,7 +50,7 @@ def sync_triggers(sender, flow: Flow, revision, spec, **kwargs) -> None:
     switching a schedule off and on never replays the dates in between.
     """
     now = timezone.now()
-    existing = {t.trigger_id: t for t in Trigger.objects.filter(
+    existing = {t.trigger_id: t for t in model.objects.filter(
         namespace=flow.namespace, flow_id=flow.flow_id)}
     keep = set()
     for decl in spec.triggers:
@@ -54,10 +58,10 @@ def sync_triggers(sender, flow: Flow, revision, spec, **kwargs) -> None:
         row = existing.get(decl["id"])
         new = row is None
         if new:
-            row = Trigger(namespace=flow.namespace, flow_id=flow.flow_id, trigger_id=decl["id"])
+            row = model(namespace=flow.namespace, flow_id=flow.flow_id, trigger_id=decl["id"])
         was_off = not new and row.disabled
-        row.kind = decl["kind"]
-        row.revision = revision.revision
+        row.kind = str(decl["kind"])
+        row.revision = revision
         row.disabled = bool(decl.get("disabled")) or spec.disabled
         row.updated_at = now
         if row.kind == TriggerKind.SCHEDULE:
@@ -70,5 +74,5 @@ def sync_triggers(sender, flow: Flow, revision, spec, **kwargs) -> None:
         else:
             row.cron, row.time_zone, row.next_date = "", "", None
         row.save()
-    Trigger.objects.filter(namespace=flow.namespace, flow_id=flow.flow_id).exclude(
+    model.objects.filter(namespace=flow.namespace, flow_id=flow.flow_id).exclude(
         trigger_id__in=keep).delete()

@@ -120,7 +120,9 @@ def webhook(request: HttpRequest, namespace: str, flow_id: str, key: str) -> Htt
         return JsonResponse({"message": f"the body is not valid JSON: {exc}"}, status=400)
     variables = {
         "body": body,
-        "headers": {name.lower(): [value] for name, value in request.headers.items()},
+        # Browser cookies (a session) are not the flow's business and would be stored.
+        "headers": {name.lower(): [value] for name, value in request.headers.items()
+                    if name.lower() != "cookie"},
         "parameters": {k: v for k, v in request.GET.lists()},
         "method": request.method,
     }
