@@ -135,3 +135,5 @@ def test_kill_on_a_real_worker_frees_the_slot_at_once(postgres, start_worker):
     assert states(second) != ["QUEUED"]
     wait_for(lambda: states(second) == ["RUNNING"], 20, what="second to run")
     wait_for(lambda: states(first) == ["KILLED"], 20, what="first to be killed")
+    actions.kill(second.pk, cause=Cause.USER)  # (so the worker stops quickly)
+    wait_for(lambda: states(second) == ["KILLED"], 20, what="second to be killed")

@@ -124,6 +124,7 @@ def test_six_field_cron_has_seconds_first_and_timezones_apply(db):
     assert trigger.next_date.second % 10 == 0 and trigger.cron == "* * * * * */10"
     t0 = trigger.next_date
     assert len(evaluate_schedules(now=t0 + timedelta(seconds=25)).fired) == 3
+    Trigger.objects.filter(pk=trigger.pk).update(disabled=True)
     save_flow(FLOW.format(cron="0 9 * * *", extra="    timezone: Europe/Paris\n")
               .replace("id: report", "id: paris"), actor="test")
     paris = Trigger.objects.get(flow_id="paris")
