@@ -6,6 +6,8 @@ import argparse
 import getpass
 import sys
 
+from django.db.models import Q
+
 from executions.actions import ActionError
 from executions.models import Trigger
 from executions.triggers.schedule import backfill as run_backfill
@@ -79,9 +81,7 @@ def backfill(args: argparse.Namespace) -> int:
 def list_triggers(args: argparse.Namespace) -> int:
     qs = Trigger.objects.all()
     if args.namespace:
-        qs = qs.filter(namespace__startswith=args.namespace)
-        qs = [t for t in qs if t.namespace == args.namespace
-              or t.namespace.startswith(args.namespace + ".")]
+        qs = qs.filter(Q(namespace=args.namespace) | Q(namespace__startswith=args.namespace + "."))
     rows = [{"namespace": t.namespace, "flow": t.flow_id, "trigger": t.trigger_id,
              "kind": t.kind, "disabled": t.disabled, "cron": t.cron, "timezone": t.time_zone,
              "next": format_native(t.next_date) if t.next_date else None,

@@ -275,3 +275,13 @@ def test_trigger_yaml_errors_name_the_path(db):
                       "        namespace: sales\n        flowId: data-extraction\n"
                       "        states:\n          - SUCCESS\n")
     assert spec.triggers[0]["conditions"][0]["kind"] == "ExecutionFlow"
+
+
+def test_the_cli_lists_triggers_with_their_next_date(db, capsys):
+    trigger = deploy()
+    assert cli(["flows", "triggers", "--namespace", "tests"]) == 0
+    out = capsys.readouterr().out
+    assert "tests.sched  report  every5   schedule" in out
+    assert f"{trigger.next_date:%Y-%m-%dT%H:%M:%SZ}" in out
+    assert cli(["flows", "triggers", "--namespace", "tests.s"]) == 0
+    assert capsys.readouterr().out == "No triggers.\n"
