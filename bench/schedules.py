@@ -23,6 +23,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from executions.engine import dispatch  # noqa: E402
@@ -80,14 +81,17 @@ def main() -> None:
     Trigger.objects.filter(namespace=NS).update(next_date=first)
     started = time.perf_counter()
     fired = 0
-    while True:
-        result = evaluate_schedules(now=first, batch=200)
-        if not result.triggers:
-            break
-        fired += len(result.fired)
+    with CaptureQueriesContext(connection) as queries:
+        while True:
+            result = evaluate_schedules(now=first, batch=200)
+            if not result.triggers:
+                break
+            fired += len(result.fired)
     took = time.perf_counter() - started
     print(f"{fired} schedules due at once: fired in {took:.2f} s "
-          f"({fired / took:.0f} executions/s, {took / max(fired, 1) * 1000:.1f} ms each)")
+          f"({fired / took:.0f} executions/s, {took / max(fired, 1) * 1000:.1f} ms each, "
+          f"{len(queries) / max(fired, 1):.1f} queries each)")
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f}")
     cleanup()
 
 

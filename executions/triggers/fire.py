@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from executions.actions import ActionError, create_execution
 from executions.models import Cause, Execution, TriggerEvent
@@ -45,13 +46,20 @@ def execution_for_trigger(
     trigger = {"id": decl["id"], "type": TYPE_NAMES[decl["kind"]], "variables": variables,
                **(extra or {})}
     try:
-        with transaction.atomic():
-            return create_execution(revision, inputs=inputs, labels=all_labels, trigger=trigger,
-                                    cause=Cause.TRIGGER, actor=actor)
+        # create_execution is atomic itself: on an error it leaves nothing behind.
+        return create_execution(revision, inputs=inputs, labels=all_labels, trigger=trigger,
+                                cause=Cause.TRIGGER, actor=actor)
     except InputError as exc:
         raise TriggerError(f"trigger '{decl['id']}' gives bad inputs: {exc}") from None
     except ActionError as exc:
         raise TriggerError(str(exc)) from None
+
+
+def latest_revision(namespace: str, flow_id: str) -> FlowRevision | None:
+    """The current revision of a live flow, with its flow, in one query."""
+    return (FlowRevision.objects.select_related("flow")
+            .filter(flow__namespace=namespace, flow__flow_id=flow_id, flow__deleted=False,
+                    revision=F("flow__revision")).first())
 
 
 def claim(**fields: Any) -> TriggerEvent | None:

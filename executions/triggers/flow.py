@@ -33,10 +33,14 @@ from executions.models import (
     TriggerKind,
 )
 from executions.signals import execution_state_changed
-from executions.triggers.fire import TriggerError, execution_for_trigger
+from executions.triggers.fire import (
+    TriggerError,
+    execution_for_trigger,
+    latest_revision,
+)
 from executions.triggers.registry import trigger_decl
 from flows.expressions import ExpressionError
-from flows.models import Flow, FlowRevision
+from flows.models import FlowRevision
 from flows.triggers import flow_condition_failures
 
 log = logging.getLogger("orchestra.flow_trigger")
@@ -139,9 +143,7 @@ def _process_one(pk: int) -> int:
         if event is None:
             return 0  # another process took it
         source = Execution.objects.filter(pk=event.source_execution_id).first()
-        flow = Flow.objects.filter(namespace=event.namespace, flow_id=event.flow_id,
-                                   deleted=False).first()
-        revision = flow.latest if flow else None
+        revision = latest_revision(event.namespace, event.flow_id)
         decl = trigger_decl(revision.spec, event.trigger_id) if revision else None
         if source is None or decl is None:
             event.status = TriggerEvent.Status.SKIPPED

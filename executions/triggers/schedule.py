@@ -27,7 +27,12 @@ from django.utils import timezone
 
 from executions.actions import ActionError, get_flow
 from executions.models import Trigger, TriggerEvent, TriggerKind
-from executions.triggers.fire import TriggerError, claim, execution_for_trigger
+from executions.triggers.fire import (
+    TriggerError,
+    claim,
+    execution_for_trigger,
+    latest_revision,
+)
 from executions.triggers.registry import cron_after, cron_before, trigger_decl
 from flows.expressions import ExpressionError, format_native
 from flows.models import Flow
@@ -141,9 +146,7 @@ def _fire_due(pk: int, now: datetime, result: Pass) -> None:
         if row is None:
             return  # another scheduler holds it, or it moved on already
         result.triggers += 1
-        flow = Flow.objects.filter(namespace=row.namespace, flow_id=row.flow_id,
-                                   deleted=False).first()
-        revision = flow.latest if flow else None
+        revision = latest_revision(row.namespace, row.flow_id)
         decl = trigger_decl(revision.spec, row.trigger_id) if revision else None
         if decl is None or decl["kind"] != TriggerKind.SCHEDULE:
             row.disabled = True

@@ -26,9 +26,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from executions.concurrency import lock_gate
-from executions.triggers.fire import TriggerError, execution_for_trigger
+from executions.triggers.fire import (
+    TriggerError,
+    execution_for_trigger,
+    latest_revision,
+)
 from flows.expressions import ExpressionError, is_dynamic, render
-from flows.models import Flow
 from flows.triggers import expression_conditions_hold
 
 
@@ -39,11 +42,9 @@ def _not_found() -> JsonResponse:
 def find_trigger(namespace: str, flow_id: str, key: str):
     """(revision, trigger) of the live flow's enabled Webhook trigger whose
     key matches, or None."""
-    flow = Flow.objects.filter(namespace=namespace, flow_id=flow_id, deleted=False,
-                               disabled=False).first()
-    if flow is None:
+    revision = latest_revision(namespace, flow_id)
+    if revision is None or revision.flow.disabled:
         return None
-    revision = flow.latest
     for decl in revision.spec.triggers:
         if decl["kind"] != "webhook" or decl.get("disabled"):
             continue
