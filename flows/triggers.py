@@ -136,9 +136,14 @@ def check_triggers(value: Any, checker) -> list[dict[str, Any]]:
             if pre is not None:
                 entry["pre_conditions"] = _preconditions(pre, checker, (*path, "preconditions"))
         entry["conditions"] = _conditions(item.get("conditions"), kind, checker, (*path, "conditions"))
-        for key in ("inputs", "labels"):
-            if item.get(key) is not None and not isinstance(item[key], dict):
-                checker.error((*path, key), f"{key} must be a mapping of name: value")
+        if item.get("inputs") is not None and not isinstance(item["inputs"], dict):
+            checker.error((*path, "inputs"), "inputs must be a mapping of name: value")
+        if item.get("labels") is not None:
+            labels = _labels_map(item["labels"])
+            if labels is None:
+                checker.error((*path, "labels"), "labels must be a mapping of key: value "
+                              "or a list of {key, value}")
+            entry["labels"] = labels or {}
         out.append(entry)
     return out
 

@@ -30,7 +30,8 @@ triggers:
     inputs:
       day: "{{{{ trigger.date | date('yyyy-MM-dd HH:mm') }}}}"
     labels:
-      source: cron
+      - key: source
+        value: cron
 {extra}
 """
 
