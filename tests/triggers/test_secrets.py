@@ -60,3 +60,25 @@ outputs:
     assert execution.taskruns.get(task_id="ret").outputs == {"value": "Bearer ******"}
     assert execution.taskruns.get(task_id="fail").error == "rejected ******"
     assert execution.outputs == {"header": "Bearer ******"}
+
+
+def test_a_script_printing_a_secret_has_it_masked_in_its_streamed_logs(
+        monkeypatch, deploy, run_inprocess):
+    monkeypatch.setenv("SECRET_API_TOKEN", b64("tok-987654"))
+    rev = deploy("""
+id: script_secret
+namespace: tests.secrets
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    env:
+      TOKEN: "{{ secret('API_TOKEN') }}"
+    commands:
+      - echo "token is $TOKEN"
+      - 'echo "::{\\"outputs\\": {\\"token\\": \\"$TOKEN\\"}}::"'
+""")
+    execution = run_inprocess(rev)
+    assert execution.state == "SUCCESS", execution.error
+    messages = " ".join(execution.logs.values_list("message", flat=True))
+    assert "token is ******" in messages and "tok-987654" not in messages
+    assert execution.taskruns.get().outputs["vars"] == {"token": "******"}
