@@ -6,6 +6,7 @@ from django.views.generic import TemplateView
 
 from accounts import views as account_views
 from executions import cleanup_views
+from executions.triggers import webhook
 from orchestra import views
 
 urlpatterns = [
@@ -17,5 +18,7 @@ urlpatterns = [
     path("api/me", account_views.me, name="api-me"),
     path("stuck/", include("executions.cleanup_urls")),
     path("api/executions/cleanup", cleanup_views.cleanup_api, name="api-cleanup"),
+    path("api/executions/webhook/<str:namespace>/<str:flow_id>/<str:key>", webhook.webhook,
+         name="api-webhook"),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
 ]
