@@ -129,6 +129,12 @@ class Execution(models.Model):
                 & Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",
                                "RESTARTED", "KILLING"]),
             ),
+            # Flow concurrency: slots in use and queued executions of one flow.
+            models.Index(
+                fields=["namespace", "flow_id", "state"], name="ex_flow_waiting_or_holding",
+                condition=Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",
+                                       "RESTARTED"]),
+            ),
             models.Index(
                 fields=["progress_at"], name="ex_active_progress",
                 condition=Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",
@@ -375,3 +381,121 @@ class AutoCleanup(models.Model):
     @property
     def actor(self) -> str:
         return f"auto-cleanup:{self.namespace or '*'}"
+class TriggerKind(models.TextChoices):
+    SCHEDULE = "schedule"
+    WEBHOOK = "webhook"
+    FLOW = "flow"
+
+
+class Trigger(models.Model):
+    """The live state of one trigger of a deployed flow.
+
+    Rows are written when a flow is saved (executions/triggers/registry.py).
+    For schedules, ``next_date`` is the next date to fire: the scheduler
+    selects ``next_date <= now`` with one indexed query.
+    """
+
+    namespace = models.CharField(max_length=255)
+    flow_id = models.CharField(max_length=255)
+    trigger_id = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=TriggerKind.choices)
+    revision = models.PositiveIntegerField(default=1)
+    disabled = models.BooleanField(default=False)
+    cron = models.CharField(max_length=255, blank=True, default="")
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    next_date = models.DateTimeField(null=True, blank=True)
+    last_date = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["namespace", "flow_id", "trigger_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["namespace", "flow_id", "trigger_id"], name="trigger_unique_id"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_date"], name="trigger_schedule_due",
+                condition=Q(kind="schedule", disabled=False),
+            ),
+            models.Index(
+                fields=["namespace"], name="trigger_flow_listeners",
+                condition=Q(kind="flow", disabled=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}.{self.flow_id}:{self.trigger_id} ({self.kind})"
+
+
+class TriggerEvent(models.Model):
+    """One firing of a trigger: a scheduled (or backfilled) date, or the end
+    of a source execution for a Flow trigger. The partial unique constraints
+    make each date, and each source execution attempt, fire at most once,
+    whatever number of schedulers or processes run at the same time."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        FIRED = "fired"
+        SKIPPED = "skipped"
+        FAILED = "failed"
+
+    namespace = models.CharField(max_length=255)
+    flow_id = models.CharField(max_length=255)
+    trigger_id = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=TriggerKind.choices)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    backfill = models.BooleanField(default=False)
+    source_execution_id = models.BigIntegerField(null=True, blank=True)
+    source_attempt = models.PositiveIntegerField(null=True, blank=True)
+    execution = models.ForeignKey(
+        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.FIRED)
+    reason = models.TextField(blank=True, default="")
+    actor = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["namespace", "flow_id", "trigger_id", "scheduled_at"],
+                name="trigger_event_once_per_date",
+                condition=Q(scheduled_at__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["namespace", "flow_id", "trigger_id", "source_execution_id",
+                        "source_attempt"],
+                name="trigger_event_once_per_source",
+                condition=Q(source_execution_id__isnull=False),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="trigger_event_pending",
+                         condition=Q(status="pending")),
+        ]
+
+    def __str__(self) -> str:
+        when = self.scheduled_at or f"execution {self.source_execution_id}"
+        return f"{self.namespace}.{self.flow_id}:{self.trigger_id} @ {when} ({self.status})"
+
+
+class FlowGate(models.Model):
+    """One row per flow, locked (SELECT ... FOR UPDATE) to admit executions
+    under the flow's concurrency limit one at a time, and holding the
+    webhook token bucket of the flow."""
+
+    namespace = models.CharField(max_length=255)
+    flow_id = models.CharField(max_length=255)
+    webhook_tokens = models.FloatField(null=True, blank=True)
+    webhook_refilled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "flow_id"], name="flow_gate_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"gate {self.namespace}.{self.flow_id}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -255,18 +254,14 @@ def filter_duration_seconds(value: Any) -> float:
 
 
 def secret(name: str) -> str:
-    """Secrets come from the environment: ``SECRET_<NAME>`` holds the value
-    (base64 as Kestra's OSS edition expects it, or plain when not base64)."""
-    raw = os.environ.get(f"SECRET_{name}")
-    if raw is None:
-        raise ExpressionError(
-            f"secret({name!r}) is not set; define the environment variable SECRET_{name}"
-        )
+    """``secret('NAME')``: the base64-decoded ``SECRET_NAME`` environment
+    variable (Kestra's convention; see orchestra/lib/secrets.py)."""
+    from orchestra.lib.secrets import SecretError, read_secret
+
     try:
-        decoded = base64.b64decode(raw, validate=True).decode()
-        return decoded if decoded.isprintable() else raw
-    except (ValueError, UnicodeDecodeError):
-        return raw
+        return read_secret(name)
+    except SecretError as exc:
+        raise ExpressionError(str(exc)) from None
 
 
 # The engine puts an object under this name in the expression context that

@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from accounts import views as account_views
 from executions import cleanup_views
+from executions.triggers import webhook
 from orchestra import views
 
 urlpatterns = [
@@ -16,6 +17,8 @@ urlpatterns = [
     path("api/me", account_views.me, name="api-me"),
     path("stuck/", include("executions.cleanup_urls")),
     path("api/executions/cleanup", cleanup_views.cleanup_api, name="api-cleanup"),
+    path("api/executions/webhook/<str:namespace>/<str:flow_id>/<str:key>", webhook.webhook,
+         name="api-webhook"),
     path("", views.overview, name="home"),
     path("", include("executions.urls")),
     path("", include("flows.urls")),

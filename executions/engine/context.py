@@ -15,6 +15,7 @@ from executions.models import TERMINAL, Execution, LogEntry, State, TaskRun
 from executions.storage import ExecutionFiles
 from flows.expressions import FILES_KEY, FileAccess, evaluate, format_native, render
 from flows.tasks.context import TaskKilled
+from orchestra.lib.secrets import mask
 
 LEVEL_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "ERROR": 4}
 
@@ -143,7 +144,7 @@ class EngineContext:
             self._buffer.append(
                 LogEntry(execution_id=self.execution_id, taskrun_id=self.taskrun_id,
                          task_id=self.task_id, attempt=self.attempt, level=level,
-                         timestamp=timezone.now(), message=str(message))
+                         timestamp=timezone.now(), message=mask(str(message)))
             )
         if len(self._buffer) >= 50:
             self.flush()

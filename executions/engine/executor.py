@@ -21,6 +21,7 @@ from executions.engine.context import expression_context
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
 from flows.expressions import ExpressionError, evaluate, render, truthy
 from flows.spec import FlowSpec, TaskNode
+from orchestra.lib.secrets import mask
 
 log = logging.getLogger("orchestra.executor")
 
@@ -339,7 +340,7 @@ def _finish_execution(plan: _Plan, result: str) -> None:
     fields: dict[str, Any] = {}
     reason = ""
     try:
-        fields["outputs"] = _flow_outputs(plan)
+        fields["outputs"] = mask(_flow_outputs(plan))
     except ExpressionError as exc:
         result = State.FAILED
         reason = f"flow outputs: {exc.message}"

@@ -25,6 +25,7 @@ from executions.engine.liveness import current_worker
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
 from flows.expressions import ExpressionError
 from flows.tasks.context import TaskFailed, TaskKilled, warn_in_logs
+from orchestra.lib.secrets import mask
 
 log = logging.getLogger("orchestra.worker")
 
@@ -141,7 +142,8 @@ def run_one(taskrun_id: int) -> int | None:
         ctx.flush()
     except Exception:  # noqa: BLE001
         log.exception("could not store logs of task run %s", tr.pk)
-    _finish(tr, node, state, outputs, error, worker.pk)
+    # Secrets never leave the worker in outputs or errors (see orchestra/lib/secrets.py).
+    _finish(tr, node, state, mask(outputs), mask(error), worker.pk)
     return execution.pk
 
 

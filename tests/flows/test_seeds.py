@@ -17,7 +17,12 @@ from flows.tasks import resolve_type
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "seeds"
-SHARED_SEEDS = ROOT.parent.parent / "shared" / "seeds"
+# ../shared beside the checkout (or beside a worktree's parent folder).
+SHARED_SEEDS = next(
+    (p / "shared" / "seeds" for p in (ROOT.parent, ROOT.parent.parent)
+     if (p / "shared" / "seeds").is_dir()),
+    ROOT.parent / "shared" / "seeds",
+)
 # Task types another part of issue 6 delivers; until they are on this branch
 # a flow using them is skipped, not failed.
 OTHER_BRANCHES = ("io.kestra.plugin.core.execution.Lookup", "io.kestra.core.tasks.flows.ForEachItem")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('executions', '0003_stuck_cleanup'),
+        ('executions', '0005_trigger_rows_for_deployed_flows'),
         ('flows', '0001_initial'),
     ]
 
