@@ -225,3 +225,15 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(ORCHESTRA_HOME / "celerybeat-schedule")
 ORCHESTRA_LOCAL_POLLING_SECONDS = envfloat("ORCHESTRA_LOCAL_POLLING_SECONDS", 0.05, minimum=0.005)
+
+# --- SLA ------------------------------------------------------------------
+CELERY_BEAT_SCHEDULE["sla-sweep"] = {"task": "orchestra.sla_sweep", "schedule": 60.0}
+# After an alert for a rule, its next misses wait this long, then go out as one reminder.
+ORCHESTRA_SLA_REMINDER_MINUTES = envint("ORCHESTRA_SLA_REMINDER_MINUTES", 30, minimum=0)
+# A digest left "sending" by a crashed sweep is sent again (same Message-ID) after this.
+ORCHESTRA_SLA_SENDING_LEASE_SECONDS = envint(
+    "ORCHESTRA_SLA_SENDING_LEASE_SECONDS", 300, minimum=10
+)
+# Deployments without Celery beat: `orchestra manage crontab add` installs this.
+INSTALLED_APPS += ["django_crontab"]
+CRONJOBS = [("* * * * *", "sla.cron.check", ">> " + str(ORCHESTRA_HOME / "sla-cron.log") + " 2>&1")]
