@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sla.models import Behavior, Kind, Level, SlaRule
 from orchestra.lib.durations import parse_duration
+from sla.models import Behavior, Kind, Level, SlaRule
 
 
 def applying_rule(
