@@ -20,6 +20,9 @@ class TaskType:
     # Properties holding child task lists ({"tasks": "list", "cases": "map"}).
     children: dict[str, str] = field(default_factory=dict)
     summary: str = ""
+    # Properties the worker passes unrendered (the task evaluates them itself,
+    # with variables of its own, e.g. Count's `expression` with `count`).
+    raw_properties: tuple[str, ...] = ()
 
     @property
     def short(self) -> str:
