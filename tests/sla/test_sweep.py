@@ -256,3 +256,40 @@ def test_the_management_command_runs_the_sweep(deploy, rule, started, capsys):
     call_command("sla_check", "--no-email")
     assert "1 duration miss(es)" in capsys.readouterr().out
     assert SlaMiss.objects.get().execution == execution
+
+
+ASSERTING_FLOW = """id: asserting
+namespace: company.data
+inputs:
+  - id: rows
+    type: INT
+    defaults: 0
+sla:
+  - id: has-rows
+    type: EXECUTION_ASSERTION
+    assert: "{{ inputs.rows > 0 }}"
+    behavior: NONE
+    labels:
+      sla: no-rows
+tasks:
+  - id: hello
+    type: Log
+    message: hi
+"""
+
+
+@pytest.mark.django_db
+def test_an_execution_assertion_is_checked_when_the_execution_ends(deploy, started):
+    revision = deploy(ASSERTING_FLOW)
+    empty = started(revision)
+    full = started(revision, inputs={"rows": 5})
+    assert sweep.run().assertion_misses == 0  # nothing is judged before the end
+    for execution in (empty, full):
+        states.transition(execution, State.SUCCESS, cause=Cause.EXECUTOR)
+
+    assert sweep.run().assertion_misses == 1
+    miss = SlaMiss.objects.get()
+    assert miss.execution == empty and miss.key == "flow:has-rows"
+    empty.refresh_from_db()
+    assert empty.labels == {"sla": "no-rows"}
+    assert Deadline.objects.get(execution=full).state == DeadlineState.MET
