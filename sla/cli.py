@@ -96,7 +96,7 @@ def misses(args: argparse.Namespace) -> int:
         qs = qs.in_namespace(args.namespace)
     if args.level:
         qs = qs.filter(level=args.level)
-    items = list(qs.order_by("-detected_at", "-id")[: args.limit])
+    items = list(qs.order_by("-id")[: args.limit])
     if args.json:
         print_json([miss_as_dict(m) for m in items])
         return 0

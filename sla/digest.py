@@ -21,13 +21,12 @@ from __future__ import annotations
 import logging
 import smtplib
 import uuid
-from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -35,7 +34,8 @@ from sla.models import Digest, DigestState, Kind, Level, SlaMiss, SlaRule
 
 log = logging.getLogger("orchestra.sla")
 
-MAX_MISSES_PER_EMAIL = 1000
+# An email lists this many misses and counts the rest (with a link to all).
+MAX_LISTED = 100
 QUIET_FIELD = {Level.SLO: "slo_quiet_until", Level.SLA: "sla_quiet_until"}
 
 
@@ -54,8 +54,6 @@ def unsent_misses(now: datetime):
         .exclude(recipients="")
         .exclude(level=Level.SLO, rule__slo_quiet_until__gt=now)
         .exclude(level=Level.SLA, rule__sla_quiet_until__gt=now)
-        .select_related("rule", "execution")
-        .order_by("detected_at", "id")
     )
 
 
@@ -68,16 +66,19 @@ def _row(miss: SlaMiss, base_url: str) -> dict:
     }
 
 
-def render_digest(misses: list[SlaMiss], recipients: str, now: datetime) -> dict[str, str]:
-    """Subject, text and HTML of the email for these misses (also the preview)."""
+def render_digest(misses, recipients: str, now: datetime) -> dict[str, str]:
+    """Subject, text and HTML of the email for the misses of this queryset
+    (also the preview). Lists the first MAX_LISTED, counts all."""
     base_url = settings.ORCHESTRA_BASE_URL.rstrip("/")
-    breaches = sum(1 for m in misses if m.level == Level.SLA)
-    warnings = len(misses) - breaches
+    by_level = dict(misses.order_by().values_list("level").annotate(n=Count("id")))
+    breaches, warnings = by_level.get(Level.SLA, 0), by_level.get(Level.SLO, 0)
+    listed = list(misses.select_related("rule").order_by("detected_at", "id")[:MAX_LISTED])
+    # A miss that happened while its rule was quiet was held back by damping.
     reminder_rules = sorted({
-        m.rule.name for m in misses
-        if m.rule and getattr(m.rule, QUIET_FIELD[m.level]) is not None
+        m.rule.name for m in listed
+        if m.rule and (getattr(m.rule, QUIET_FIELD[m.level]) or m.detected_at) > m.detected_at
     })
-    namespaces = sorted({m.namespace for m in misses})
+    namespaces = sorted(set(misses.order_by().values_list("namespace", flat=True).distinct()))
     parts = []
     if breaches:
         parts.append(f"{breaches} SLA breach{'es' if breaches != 1 else ''}")
@@ -89,17 +90,19 @@ def render_digest(misses: list[SlaMiss], recipients: str, now: datetime) -> dict
         subject += " (reminder)"
     context = {
         "subject": subject,
-        "rows": [_row(m, base_url) for m in misses],
+        "rows": [_row(m, base_url) for m in listed],
+        "more": breaches + warnings - len(listed),
         "breaches": breaches,
         "warnings": warnings,
         "reminder_rules": reminder_rules,
         "reminder_minutes": settings.ORCHESTRA_SLA_REMINDER_MINUTES,
-        "recipients": recipients,
+        "recipients": recipients.replace(",", ", "),
         "base_url": base_url,
+        "misses_url": f"{base_url}/sla/misses/",
         "now": now,
     }
     return {
-        "subject": subject,
+        "subject": subject[:255],
         "text": render_to_string("sla/digest.txt", context),
         "html": render_to_string("sla/digest.html", context),
     }
@@ -111,33 +114,32 @@ def _message_id() -> str:
 
 
 def build_digests(now: datetime | None = None) -> int:
+    """One Digest per recipient set, holding every unsent miss for it."""
     now = now or timezone.now()
-    groups: dict[str, list[SlaMiss]] = defaultdict(list)
-    for miss in unsent_misses(now)[:MAX_MISSES_PER_EMAIL * 10]:
-        if len(groups[miss.recipients]) < MAX_MISSES_PER_EMAIL:
-            groups[miss.recipients].append(miss)
+    recipient_sets = list(
+        unsent_misses(now).order_by().values_list("recipients", flat=True).distinct()
+    )
     built = 0
-    for recipients, misses in groups.items():
+    for recipients in recipient_sets:
         with transaction.atomic():
-            email = render_digest(misses, recipients, now)
             digest = Digest.objects.create(
-                recipients=recipients, subject=email["subject"][:255], text_body=email["text"],
-                html_body=email["html"], message_id=_message_id(), created_at=now,
+                recipients=recipients, subject="", text_body="", html_body="",
+                message_id=_message_id(), created_at=now,
             )
-            ids = [m.pk for m in misses]
-            claimed = SlaMiss.objects.filter(pk__in=ids, digest__isnull=True).update(
-                digest=digest
-            )
-            if claimed != len(ids):
-                # A concurrent sweep put some of them in its own email: drop
-                # ours; what is left goes out next time.
+            # Claim first (a concurrent sweep's UPDATE waits for ours and then
+            # finds the rows taken), then render what was claimed.
+            if not unsent_misses(now).filter(recipients=recipients).update(digest=digest):
                 transaction.set_rollback(True)
                 continue
+            email = render_digest(digest.misses.all(), recipients, now)
+            Digest.objects.filter(pk=digest.pk).update(
+                subject=email["subject"], text_body=email["text"], html_body=email["html"]
+            )
             quiet = now + reminder_period()
             for level, field in QUIET_FIELD.items():
-                rule_ids = {m.rule_id for m in misses if m.rule_id and m.level == level}
-                if rule_ids:
-                    SlaRule.objects.filter(pk__in=rule_ids).update(**{field: quiet})
+                SlaRule.objects.filter(misses__digest=digest, misses__level=level).update(
+                    **{field: quiet}
+                )
             built += 1
     return built
 
@@ -204,11 +206,9 @@ def _count_left(due: list[Digest], current: Digest) -> int:
 def preview(now: datetime | None = None) -> list[dict]:
     """The emails the next digest would send, without claiming anything."""
     now = now or timezone.now()
-    groups: dict[str, list[SlaMiss]] = defaultdict(list)
-    for miss in unsent_misses(now)[:MAX_MISSES_PER_EMAIL * 10]:
-        groups[miss.recipients].append(miss)
-    return [
-        {"recipients": recipients, "count": len(misses),
-         **render_digest(misses[:MAX_MISSES_PER_EMAIL], recipients, now)}
-        for recipients, misses in groups.items()
-    ]
+    out = []
+    for recipients in unsent_misses(now).order_by().values_list("recipients", flat=True).distinct():
+        misses = unsent_misses(now).filter(recipients=recipients)
+        out.append({"recipients": recipients.replace(",", ", "), "count": misses.count(),
+                    **render_digest(misses, recipients, now)})
+    return out

@@ -87,6 +87,11 @@ class SlaRule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        # Stored normalised ("a@x, b@y", sorted, lower case): misses group by it.
+        self.recipients = ", ".join(normalize_recipients(self.recipients))
+        super().save(*args, **kwargs)
+
     @property
     def scope(self) -> str:
         where = f"{self.namespace}.{self.flow_id}" if self.flow_id else f"{self.namespace}.*"
@@ -217,7 +222,7 @@ class SlaMiss(models.Model):
     objects = SlaMissQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-detected_at", "-id"]
+        ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["execution", "key", "level"], name="slamiss_unique_execution",
@@ -229,8 +234,9 @@ class SlaMiss(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["namespace", "-detected_at"], name="slamiss_ns"),
-            models.Index(fields=["-detected_at"], name="slamiss_detected"),
+            # Lists are newest first by id (ids grow with detection time), so the
+            # primary key serves the unfiltered list: every index costs the sweep.
+            models.Index(fields=["namespace", "-id"], name="slamiss_ns"),
             # The digest: misses with recipients not yet put in an email.
             models.Index(fields=["detected_at"], name="slamiss_unsent",
                          condition=Q(digest__isnull=True) & ~Q(recipients="")),

@@ -33,7 +33,7 @@ from sla.models import (
 
 log = logging.getLogger("orchestra.sla")
 
-BATCH = 5000
+BATCH = 10000
 MAX_BATCHES = 20
 MAX_WINDOWS = 100  # cron windows checked per rule and sweep (a long outage catches up)
 SUCCESSFUL = (State.SUCCESS, State.WARNING)
@@ -61,9 +61,8 @@ class SweepResult:
 
 
 def _recipients(rule_recipients: str | None) -> str:
-    from sla.models import normalize_recipients
-
-    return ",".join(normalize_recipients(rule_recipients or ""))
+    # Rules store "a@x, b@y" (see SlaRule.save); misses group by "a@x,b@y".
+    return (rule_recipients or "").replace(" ", "")
 
 
 def _due(now: datetime, kind: str, limit: int):
@@ -76,40 +75,83 @@ def _due(now: datetime, kind: str, limit: int):
 
 def record_duration_misses(now: datetime, batch: int = BATCH) -> int:
     """Open deadlines whose time has come: one SlaMiss each, then closed."""
+    record = _record_batch_postgresql if connection.vendor == "postgresql" else _record_batch
     total = 0
     for _ in range(MAX_BATCHES):
         with transaction.atomic():
-            rows = list(_due(now, Kind.DURATION, batch).values(
-                "id", "execution_id", "rule_id", "key", "level", "threshold", "behavior",
-                "labels", "rule__recipients", "execution__namespace", "execution__flow_id",
-                "execution__started_at", "execution__ended_at", "execution__state",
-            ))
-            if not rows:
-                break
-            misses = [
-                SlaMiss(
-                    rule_id=r["rule_id"], execution_id=r["execution_id"], key=r["key"],
-                    kind=Kind.DURATION, level=r["level"],
-                    namespace=r["execution__namespace"], flow_id=r["execution__flow_id"],
-                    threshold=r["threshold"],
-                    duration=(r["execution__ended_at"] or now) - r["execution__started_at"],
-                    started_at=r["execution__started_at"],
-                    execution_state=r["execution__state"], detected_at=now,
-                    behavior=r["behavior"], labels=r["labels"],
-                    actions_done=r["level"] != Level.SLA
-                    or (r["behavior"] == Behavior.NONE and not r["labels"]),
-                    recipients=_recipients(r["rule__recipients"]),
-                )
-                for r in rows
-            ]
-            SlaMiss.objects.bulk_create(misses, ignore_conflicts=True)
-            Deadline.objects.filter(id__in=[r["id"] for r in rows]).update(
-                state=DeadlineState.MISSED
-            )
-        total += len(rows)
-        if len(rows) < batch:
+            closed = record(now, batch)
+        total += closed
+        if closed < batch:
             break
     return total
+
+
+# One statement: lock the due deadlines (SKIP LOCKED: a concurrent sweep takes
+# others), close them and insert their misses; ON CONFLICT keeps one miss per
+# (execution, key, level) whatever happens. Returns how many were closed.
+_RECORD_SQL = """
+WITH due AS (
+    SELECT id FROM sla_deadline
+    WHERE state = 'open' AND kind = 'duration' AND due_at <= %(now)s
+    ORDER BY due_at LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+), closed AS (
+    UPDATE sla_deadline d SET state = 'missed' FROM due WHERE d.id = due.id
+    RETURNING d.execution_id, d.rule_id, d.key, d.level, d.threshold, d.behavior, d.labels
+), inserted AS (
+    INSERT INTO sla_slamiss (
+        rule_id, execution_id, key, kind, level, namespace, flow_id, threshold, duration,
+        started_at, execution_state, detected_at, behavior, labels, action, actions_done,
+        recipients)
+    SELECT c.rule_id, c.execution_id, c.key, 'duration', c.level, e.namespace, e.flow_id,
+        c.threshold, COALESCE(e.ended_at, %(now)s) - e.started_at, e.started_at, e.state,
+        %(now)s, c.behavior, c.labels, '',
+        c.level <> 'SLA' OR (c.behavior = 'NONE' AND c.labels = '{}'::jsonb),
+        COALESCE(replace(r.recipients, ' ', ''), '')
+    FROM closed c
+    JOIN executions_execution e ON e.id = c.execution_id
+    LEFT JOIN sla_slarule r ON r.id = c.rule_id
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM inserted)
+"""
+
+
+def _record_batch_postgresql(now: datetime, batch: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD_SQL, {"now": now, "batch": batch})
+        closed, _inserted = cursor.fetchone()
+    return closed
+
+
+def _record_batch(now: datetime, batch: int) -> int:
+    """The same in three ORM statements (SQLite has no data-modifying CTEs;
+    its single writer makes the read-then-update safe)."""
+    rows = list(_due(now, Kind.DURATION, batch).values(
+        "id", "execution_id", "rule_id", "key", "level", "threshold", "behavior",
+        "labels", "rule__recipients", "execution__namespace", "execution__flow_id",
+        "execution__started_at", "execution__ended_at", "execution__state",
+    ))
+    misses = [
+        SlaMiss(
+            rule_id=r["rule_id"], execution_id=r["execution_id"], key=r["key"],
+            kind=Kind.DURATION, level=r["level"],
+            namespace=r["execution__namespace"], flow_id=r["execution__flow_id"],
+            threshold=r["threshold"],
+            duration=(r["execution__ended_at"] or now) - r["execution__started_at"],
+            started_at=r["execution__started_at"],
+            execution_state=r["execution__state"], detected_at=now,
+            behavior=r["behavior"], labels=r["labels"],
+            actions_done=r["level"] != Level.SLA
+            or (r["behavior"] == Behavior.NONE and not r["labels"]),
+            recipients=_recipients(r["rule__recipients"]),
+        )
+        for r in rows
+    ]
+    SlaMiss.objects.bulk_create(misses, ignore_conflicts=True)
+    Deadline.objects.filter(id__in=[r["id"] for r in rows]).update(state=DeadlineState.MISSED)
+    return len(rows)
 
 
 def check_assertions(now: datetime, limit: int = 500) -> int:
