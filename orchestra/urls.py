@@ -1,9 +1,18 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import path
+from django.views.generic import TemplateView
 
+from accounts import views as account_views
 from orchestra import views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/health", views.health, name="health"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", account_views.account, name="account"),
+    path("api/health", login_not_required(views.health), name="health"),
+    path("api/me", account_views.me, name="api-me"),
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
 ]

@@ -1,0 +1,27 @@
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from accounts import roles
+from accounts.models import Role
+
+
+@login_required
+def account(request):
+    return render(request, "accounts/account.html", {
+        "roles": Role.objects.filter(user=request.user),
+        "tokens": request.user.api_tokens.all(),
+    })
+
+
+@api_view(["GET"])
+def me(request):
+    """The authenticated user and the namespace prefixes they hold each role on."""
+    user = request.user
+    return Response({
+        "username": user.get_username(),
+        "superuser": user.is_superuser,
+        "roles": [{"role": r.role, "namespace": r.namespace} for r in Role.objects.filter(user=user)],
+        "viewer_prefixes": roles.prefixes(user, roles.VIEWER),
+    })
