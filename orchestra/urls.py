@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import TemplateView
 
 from accounts import views as account_views
@@ -16,3 +16,4 @@ urlpatterns = [
     path("api/me", account_views.me, name="api-me"),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
 ]
+urlpatterns += [path("", include("sla.urls"))]

@@ -203,12 +203,14 @@ def _count_left(due: list[Digest], current: Digest) -> int:
     return len(due) - due.index(current) - 1
 
 
-def preview(now: datetime | None = None) -> list[dict]:
-    """The emails the next digest would send, without claiming anything."""
+def preview(now: datetime | None = None, scope: Q | None = None) -> list[dict]:
+    """The emails the next digest would send, without claiming anything
+    (``scope``: only misses matching it, e.g. the namespaces a user sees)."""
     now = now or timezone.now()
+    pending = unsent_misses(now).filter(scope or Q())
     out = []
-    for recipients in unsent_misses(now).order_by().values_list("recipients", flat=True).distinct():
-        misses = unsent_misses(now).filter(recipients=recipients)
+    for recipients in pending.order_by().values_list("recipients", flat=True).distinct():
+        misses = pending.filter(recipients=recipients)
         out.append({"recipients": recipients.replace(",", ", "), "count": misses.count(),
                     **render_digest(misses, recipients, now)})
     return out
