@@ -91,6 +91,20 @@ class SlaRule(models.Model):
         # Stored normalised ("a@x, b@y", sorted, lower case): misses group by it.
         self.recipients = ", ".join(normalize_recipients(self.recipients))
         super().save(*args, **kwargs)
+        if not self.enabled:
+            self.void_open_deadlines()
+
+    def delete(self, *args, **kwargs):
+        self.void_open_deadlines()
+        return super().delete(*args, **kwargs)
+
+    def void_open_deadlines(self) -> int:
+        """A disabled or deleted rule stops alerting and acting at once: the
+        open deadlines it set (its durations, or the SLA/SLO inputs it acts
+        on) are voided. Thresholds from a flow's own sla: list stay."""
+        return Deadline.objects.filter(
+            rule_id=self.pk, state=DeadlineState.OPEN, key__in=["rule", "input"]
+        ).update(state=DeadlineState.VOID)
 
     @property
     def scope(self) -> str:

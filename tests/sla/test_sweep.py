@@ -293,3 +293,21 @@ def test_an_execution_assertion_is_checked_when_the_execution_ends(deploy, start
     empty.refresh_from_db()
     assert empty.labels == {"sla": "no-rows"}
     assert Deadline.objects.get(execution=full).state == DeadlineState.MET
+
+
+@pytest.mark.django_db
+def test_disabling_or_deleting_a_rule_stops_its_open_deadlines(deploy, rule, started):
+    r = rule(namespace="company", sla="1h", on_breach=Behavior.CANCEL)
+    first = started(deploy(FLOW))
+    r.enabled = False
+    r.save()
+    assert sweep.run(now=later(hours=2)).misses == 0
+    first.refresh_from_db()
+    assert first.state == State.RUNNING
+
+    other = rule(namespace="company.data", sla="1h", on_breach=Behavior.CANCEL)
+    third = started(deploy(FLOW))
+    assert Deadline.objects.get(execution=third).rule == other
+    other.delete()
+    assert sweep.run(now=later(hours=2)).misses == 0
+    assert not SlaMiss.objects.exists()
