@@ -51,6 +51,20 @@ def setup_django(url: str) -> None:
     call_command("migrate", interactive=False, verbosity=0)
 
 
+_EXECUTIONS_SQL = """
+    INSERT INTO executions_execution
+      (namespace, flow_id, revision, source, state, stop_state, inputs, labels, variables,
+       outputs, trigger, trigger_id, error, attempt, created_at, started_at, ended_at,
+       progress_at)
+    SELECT 'bench.team' || (i %% 20), 'flow' || (i %% 500), 1, '', %(state)s, '', '{}',
+           '{"env": "prod"}', '{}', '{}', '{}', 'daily', '', 1, t, t,
+           CASE WHEN %(state)s = 'RUNNING' THEN NULL ELSE t + run END, t
+    FROM (SELECT i, now() - make_interval(secs => i %% %(spread)s) AS t,
+                 make_interval(secs => 30 + i %% 60) AS run
+          FROM generate_series(1, %(count)s) AS i) s
+"""
+
+
 def load(executions: int, open_deadlines: int) -> None:
     """Bulk load with generate_series: finished executions with their closed
     deadlines, and ``open_deadlines`` running executions with open ones."""
@@ -63,30 +77,12 @@ def load(executions: int, open_deadlines: int) -> None:
         print(f"loading {executions:,} executions ...", flush=True)
         cur.execute("TRUNCATE executions_execution, sla_slamiss, sla_deadline, sla_digest, "
                     "sla_slarule RESTART IDENTITY CASCADE")
-        finished = executions - open_deadlines
-        # Finished runs over the last 30 days, 30-90 s each.
-        cur.execute("""
-            INSERT INTO executions_execution
-              (namespace, flow_id, revision, source, state, stop_state, inputs, labels,
-               variables, outputs, trigger, trigger_id, error, attempt, created_at,
-               started_at, ended_at, progress_at)
-            SELECT 'bench.team' || (i %% 20), 'flow' || (i %% 500), 1, '', 'SUCCESS', '',
-                   '{}', '{"env": "prod"}', '{}', '{}', '{}', 'daily', '', 1, t, t,
-                   t + make_interval(secs => 30 + i %% 60), t + make_interval(secs => 30 + i %% 60)
-            FROM (SELECT i, now() - make_interval(secs => (i %% 2592000)) AS t
-                  FROM generate_series(1, %s) AS i) s
-        """, [finished])
-        # Running ones, started over the last 2 hours.
-        cur.execute("""
-            INSERT INTO executions_execution
-              (namespace, flow_id, revision, source, state, stop_state, inputs, labels,
-               variables, outputs, trigger, trigger_id, error, attempt, created_at,
-               started_at, ended_at, progress_at)
-            SELECT 'bench.team' || (i %% 20), 'flow' || (i %% 500), 1, '', 'RUNNING', '',
-                   '{}', '{"env": "prod"}', '{}', '{}', '{}', 'daily', '', 1, t, t, NULL, t
-            FROM (SELECT i, now() - make_interval(secs => (i %% 7200)) AS t
-                  FROM generate_series(1, %s) AS i) s
-        """, [open_deadlines])
+        # Finished runs over the last 30 days (30-90 s each), then running ones
+        # started over the last 2 hours.
+        cur.execute(_EXECUTIONS_SQL, {"state": "SUCCESS", "spread": 30 * 86400,
+                                      "count": executions - open_deadlines})
+        cur.execute(_EXECUTIONS_SQL, {"state": "RUNNING", "spread": 2 * 3600,
+                                      "count": open_deadlines})
         cur.execute("""
             INSERT INTO sla_slarule (name, namespace, flow_id, labels, slo, sla,
                 expected_runs, expected_cron, tz, recipients, on_breach, add_labels, enabled,

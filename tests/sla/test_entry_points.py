@@ -11,20 +11,13 @@ from django.utils import timezone
 
 from orchestra.cli import main
 from sla.models import Deadline, SlaMiss
-
-FLOW = """id: nightly
-namespace: company.data
-tasks:
-  - id: hello
-    type: Log
-    message: hi
-"""
+from tests.sla.flows import NIGHTLY
 
 
 @pytest.fixture
 def overdue(deploy, rule, started):
     rule(name="etl", namespace="company", sla="1h", recipients="oncall@example.com")
-    execution = started(deploy(FLOW))
+    execution = started(deploy(NIGHTLY))
     Deadline.objects.update(due_at=timezone.now() - timedelta(minutes=1))
     return execution
 

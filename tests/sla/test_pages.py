@@ -12,16 +12,10 @@ from executions import states
 from executions.models import Cause, State
 from sla import sweep
 from sla.models import SlaMiss, SlaRule
+from tests.sla.flows import NIGHTLY
 
 pytestmark = pytest.mark.django_db
 
-FLOW = """id: nightly
-namespace: company.data
-tasks:
-  - id: hello
-    type: Log
-    message: hi
-"""
 
 RULE = {"name": "etl", "namespace": "company.data", "slo": "45m", "sla": "1h",
         "tz": "UTC", "on_breach": "NONE", "enabled": "on",
@@ -132,8 +126,8 @@ def misses(deploy, started):
                            slo=timedelta(minutes=30), recipients="oncall@example.com")
     SlaRule.objects.create(name="other", namespace="other", sla=timedelta(hours=1),
                            recipients="oncall@example.com")
-    revision = deploy(FLOW)
-    other = deploy(FLOW.replace("company.data", "other"))
+    revision = deploy(NIGHTLY)
+    other = deploy(NIGHTLY.replace("company.data", "other"))
     executions = [started(revision) for _ in range(3)] + [started(other)]
     sweep.run(now=timezone.now() + timedelta(minutes=45), send=False)
     return executions
@@ -158,7 +152,7 @@ def test_the_digest_preview_shows_the_next_email(client, bob, misses):
 def test_compliance_report(client, alice, deploy, started):
     client.force_login(alice)
     SlaRule.objects.create(name="etl", namespace="company", sla=timedelta(hours=1))
-    revision = deploy(FLOW)
+    revision = deploy(NIGHTLY)
     fast, slow = started(revision), started(revision)
     for execution, minutes in ((fast, 10), (slow, 90)):
         execution.started_at = timezone.now() - timedelta(minutes=minutes)

@@ -19,14 +19,7 @@ from sla.models import (
     Level,
     SlaMiss,
 )
-
-FLOW = """id: nightly
-namespace: company.data
-tasks:
-  - id: hello
-    type: Log
-    message: hi
-"""
+from tests.sla.flows import NIGHTLY
 
 
 def later(**delta) -> datetime:
@@ -39,7 +32,7 @@ def test_fifty_breaches_give_one_email_listing_all_and_a_second_sweep_sends_noth
 ):
     rule(name="etl within an hour", namespace="company", sla="1h",
          recipients="oncall@example.com, Data@example.com")
-    revision = deploy(FLOW)
+    revision = deploy(NIGHTLY)
     executions = [started(revision) for _ in range(50)]
 
     result = sweep.run(now=later(hours=1, minutes=1))
@@ -67,7 +60,7 @@ def test_fifty_breaches_give_one_email_listing_all_and_a_second_sweep_sends_noth
 @pytest.mark.django_db
 def test_an_smtp_outage_loses_nothing_and_duplicates_nothing(deploy, rule, started, smtp):
     rule(namespace="company", sla="10m", recipients="oncall@example.com")
-    revision = deploy(FLOW)
+    revision = deploy(NIGHTLY)
     for _ in range(3):
         started(revision)
     smtp.stop()
@@ -94,7 +87,7 @@ def test_an_smtp_outage_loses_nothing_and_duplicates_nothing(deploy, rule, start
 @pytest.mark.django_db
 def test_a_server_refusing_the_message_is_retried(deploy, rule, started, smtp):
     rule(namespace="company", sla="10m", recipients="oncall@example.com")
-    started(deploy(FLOW))
+    started(deploy(NIGHTLY))
     smtp.inbox.refuse = True
     assert sweep.run(now=later(minutes=11)).emails_failed == 1
     assert Digest.objects.get().state == DigestState.PENDING
@@ -110,7 +103,7 @@ def test_a_digest_left_sending_by_a_crash_is_resent_with_the_same_message_id(
     from sla import digest as digest_module
 
     rule(namespace="company", sla="10m", recipients="oncall@example.com")
-    started(deploy(FLOW))
+    started(deploy(NIGHTLY))
     now = later(minutes=11)
     sweep.run(now=now, send=False)
     assert digest_module.build_digests(now) == 1
@@ -128,7 +121,7 @@ def test_a_rule_that_keeps_missing_is_damped_into_one_reminder(
 ):
     settings.ORCHESTRA_SLA_REMINDER_MINUTES = 30
     rule(name="fast", namespace="company", sla="5m", recipients="oncall@example.com")
-    revision = deploy(FLOW)
+    revision = deploy(NIGHTLY)
     started(revision)
     t0 = later(minutes=6)
     assert sweep.run(now=t0).emails_sent == 1
@@ -151,7 +144,7 @@ def test_slo_and_sla_are_separate_misses_and_warnings_take_no_action(
 ):
     rule(namespace="company", slo="45m", sla="1h", on_breach=Behavior.CANCEL,
          recipients="oncall@example.com")
-    execution = started(deploy(FLOW))
+    execution = started(deploy(NIGHTLY))
 
     assert sweep.run(now=later(minutes=50)).misses == 1
     execution.refresh_from_db()
@@ -170,7 +163,7 @@ def test_slo_and_sla_are_separate_misses_and_warnings_take_no_action(
 def test_cancel_and_fail_go_through_actions_with_the_rule_as_cause(deploy, rule, started):
     r = rule(name="strict", namespace="company", sla="1h", on_breach=Behavior.FAIL,
              add_labels={"sla": "breached"})
-    execution = started(deploy(FLOW))
+    execution = started(deploy(NIGHTLY))
     sweep.run(now=later(hours=2))
     execution.refresh_from_db()
     assert execution.state == State.FAILED
@@ -186,7 +179,7 @@ def test_cancel_and_fail_go_through_actions_with_the_rule_as_cause(deploy, rule,
 @pytest.mark.django_db
 def test_a_late_execution_that_already_ended_is_still_a_miss(deploy, rule, started):
     rule(namespace="company", sla="1h", on_breach=Behavior.CANCEL)
-    execution = started(deploy(FLOW))
+    execution = started(deploy(NIGHTLY))
     Execution.objects.filter(pk=execution.pk).update(
         started_at=execution.started_at - timedelta(hours=2)
     )
@@ -207,7 +200,7 @@ def test_a_late_execution_that_already_ended_is_still_a_miss(deploy, rule, start
 @pytest.mark.django_db
 def test_concurrent_or_repeated_sweeps_record_one_miss(deploy, rule, started):
     rule(namespace="company", sla="1h")
-    execution = started(deploy(FLOW))
+    execution = started(deploy(NIGHTLY))
     now = later(hours=2)
     sweep.run(now=now, send=False)
     # Same deadline seen again (e.g. a second sweep that read it before the first closed it).
@@ -223,7 +216,7 @@ def test_a_missed_daily_run_is_reported(deploy, rule, smtp):
     created = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
     r = rule(name="daily load", namespace="company", flow_id="nightly", expected_runs=1,
              expected_cron="0 10 * * *", recipients="oncall@example.com", created_at=created)
-    revision = deploy(FLOW)
+    revision = deploy(NIGHTLY)
     # 2 March: one successful run. 3 March: none. 4 March: one that failed.
     ok = actions.create_execution(revision, start=False)
     Execution.objects.filter(pk=ok.pk).update(
@@ -251,7 +244,7 @@ def test_a_missed_daily_run_is_reported(deploy, rule, smtp):
 @pytest.mark.django_db
 def test_the_management_command_runs_the_sweep(deploy, rule, started, capsys):
     rule(namespace="company", sla="1s")
-    execution = started(deploy(FLOW))
+    execution = started(deploy(NIGHTLY))
     Deadline.objects.update(due_at=timezone.now() - timedelta(seconds=1))
     call_command("sla_check", "--no-email")
     assert "1 duration miss(es)" in capsys.readouterr().out
@@ -298,7 +291,7 @@ def test_an_execution_assertion_is_checked_when_the_execution_ends(deploy, start
 @pytest.mark.django_db
 def test_disabling_or_deleting_a_rule_stops_its_open_deadlines(deploy, rule, started):
     r = rule(namespace="company", sla="1h", on_breach=Behavior.CANCEL)
-    first = started(deploy(FLOW))
+    first = started(deploy(NIGHTLY))
     r.enabled = False
     r.save()
     assert sweep.run(now=later(hours=2)).misses == 0
@@ -306,7 +299,7 @@ def test_disabling_or_deleting_a_rule_stops_its_open_deadlines(deploy, rule, sta
     assert first.state == State.RUNNING
 
     other = rule(namespace="company.data", sla="1h", on_breach=Behavior.CANCEL)
-    third = started(deploy(FLOW))
+    third = started(deploy(NIGHTLY))
     assert Deadline.objects.get(execution=third).rule == other
     other.delete()
     assert sweep.run(now=later(hours=2)).misses == 0
