@@ -75,3 +75,25 @@ def test_beat_runs_the_sweep_every_minute():
     entry = settings.CELERY_BEAT_SCHEDULE["sla-sweep"]
     assert entry["schedule"] == 60.0
     assert app.tasks[entry["task"]].__module__ == "sla.tasks"
+
+
+def test_crontab_add_installs_a_line_that_names_the_job(tmp_path, settings, capsys):
+    from pathlib import Path
+
+    from django_crontab.crontab import Crontab
+
+    # A stand-in for /usr/bin/crontab: "-l" lists nothing, FILE installs it.
+    installed = tmp_path / "installed"
+    fake = tmp_path / "crontab"
+    fake.write_text(f'#!/bin/sh\n[ "$1" = "-l" ] && exit 0\ncp "$1" {installed}\n')
+    fake.chmod(0o755)
+    settings.CRONTAB_EXECUTABLE = str(fake)
+    call_command("crontab", "add")
+    [line] = installed.read_text().splitlines()
+    [job] = settings.CRONJOBS
+    schedule, command = line[:9], line[10:]
+    assert schedule == "* * * * *"
+    assert f"crontab run {Crontab()._Crontab__hash_job(job)}" in command
+    assert f"ORCHESTRA_HOME={settings.ORCHESTRA_HOME}" in command
+    assert Path(settings.CRONTAB_DJANGO_MANAGE_PATH).is_file()
+    assert "sla-cron.log" in command
