@@ -1,15 +1,16 @@
 """Batched SLA emails through an outbox (DESIGN §4).
 
-1. ``build_digests``: misses not yet in an email are grouped by recipient
-   set; each group becomes ONE Digest row (the rendered email) and its misses
-   are claimed for it with a conditional update, in one transaction.
+1. ``build_digests``: for each recipient set with misses not yet in an
+   email, ONE Digest row claims them all with a conditional update
+   (``digest IS NULL``), then stores the rendered email, in one transaction.
 2. ``send_pending``: each PENDING digest is claimed (PENDING → SENDING) and
    sent; it becomes SENT only after the SMTP server accepted it. A refused or
    unreachable server puts it back to PENDING for the next sweep.
 
 A crash between the server's "250 OK" and our SENT update leaves the digest
-SENDING; after ``ORCHESTRA_SLA_SENDING_LEASE_SECONDS`` it is sent again with
-the same Message-ID, so mail systems that de-duplicate on it show it once.
+SENDING; after ``ORCHESTRA_SLA_SENDING_LEASE_SECONDS`` (longer than
+EMAIL_TIMEOUT, so a live sweep is never overtaken) it is sent again with the
+same Message-ID, so mail systems that de-duplicate on it show it once.
 
 Damping: once a rule has been alerted at a level, its next misses at that
 level wait ``ORCHESTRA_SLA_REMINDER_MINUTES`` and then go out together as a
