@@ -189,7 +189,7 @@ class MissFilterForm(forms.Form):
     level = forms.ChoiceField(required=False, choices=[("", "any level"), *Level.choices])
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    rule = forms.IntegerField(required=False, min_value=1)
+    rule = forms.IntegerField(required=False, min_value=1, label="Rule id")
 
     def filter(self, qs):
         data = self.cleaned_data

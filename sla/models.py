@@ -117,6 +117,12 @@ class SlaRule(models.Model):
     def recipient_list(self) -> list[str]:
         return normalize_recipients(self.recipients)
 
+    @property
+    def sets_durations(self) -> bool:
+        """Gives executions an SLO/SLA, or acts on their own SLA/SLO inputs
+        (a rule that only expects runs per window does neither)."""
+        return bool(self.slo or self.sla or not self.expected_cron)
+
     def specificity(self) -> tuple[int, int, int]:
         """Flow over namespace, child namespace over parent, more labels over fewer."""
         return (1 if self.flow_id else 0, self.namespace.count(".") + 1, len(self.labels))

@@ -1,5 +1,7 @@
 """Which rule applies, and which thresholds an execution gets.
 
+Only rules about durations compete here: a rule that only expects runs per
+cron window is checked on its own and never hides a namespace's thresholds.
 Precedence (the most specific wins): a rule for the flow over a rule for its
 namespace, a child namespace over its parent, more label selectors over
 fewer; on a tie the oldest rule. Inputs named ``SLA``/``SLO`` (as in Kestra's
@@ -27,7 +29,7 @@ def applying_rule(
         rules = list(SlaRule.objects.enabled().covering(namespace, flow_id))
     candidates = [
         r for r in rules
-        if r.enabled
+        if r.enabled and r.sets_durations
         and (r.namespace == namespace or namespace.startswith(r.namespace + "."))
         and r.flow_id in ("", flow_id)
         and (labels is None or r.matches_labels(labels))
@@ -35,6 +37,15 @@ def applying_rule(
     if not candidates:
         return None
     return max(candidates, key=lambda r: (r.specificity(), -(r.pk or 0)))
+
+
+def expected_run_rules(namespace: str, flow_id: str) -> list[SlaRule]:
+    """Enabled rules counting runs per cron window that cover this flow."""
+    return [
+        r for r in SlaRule.objects.enabled().covering(namespace, flow_id).exclude(
+            expected_cron="")
+        if r.namespace == namespace or namespace.startswith(r.namespace + ".")
+    ]
 
 
 @dataclass

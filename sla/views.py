@@ -18,7 +18,7 @@ from accounts import roles
 from sla import digest, report
 from sla.forms import MissFilterForm, SlaRuleForm
 from sla.models import SlaMiss, SlaRule
-from sla.rules import applying_rule
+from sla.rules import applying_rule, expected_run_rules
 
 PAGE = 50
 
@@ -57,9 +57,10 @@ def rule_list(request):
     flow = request.GET.get("flow", "").strip()
     applies = None
     if namespace and flow:
+        allowed = roles.has_role(request.user, namespace)
         applies = {"namespace": namespace, "flow": flow,
-                   "rule": applying_rule(namespace, flow) if roles.has_role(
-                       request.user, namespace) else None}
+                   "rule": applying_rule(namespace, flow) if allowed else None,
+                   "expected": expected_run_rules(namespace, flow) if allowed else []}
     template = "sla/rules.html"
     if request.htmx and applies is not None:
         template += "#applies"

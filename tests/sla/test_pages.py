@@ -147,6 +147,8 @@ def test_the_digest_preview_shows_the_next_email(client, bob, misses):
     html = client.get("/sla/digest/").content.decode()
     assert "To oncall@example.com — 3 misses" in html
     assert "[Orchestra] 3 SLO warnings in company.data" in html
+    # The HTML email is shown escaped inside a sandboxed iframe, whole.
+    assert 'sandbox srcdoc="&lt;!doctype html&gt;' in html and "&lt;/table&gt;" in html
 
 
 def test_compliance_report(client, alice, deploy, started):

@@ -110,3 +110,11 @@ def test_an_execution_that_ends_in_time_closes_its_deadlines(deploy, rule, start
     assert list(Deadline.objects.filter(execution=execution).values_list("state", flat=True)) == [
         DeadlineState.MET
     ]
+
+
+@pytest.mark.django_db
+def test_a_rule_that_only_expects_runs_does_not_hide_the_namespace_thresholds(rule):
+    durations = rule(name="etl", namespace="company", sla="1h")
+    rule(name="daily", namespace="company.data.etl", flow_id="nightly", expected_runs=1,
+         expected_cron="0 10 * * *")
+    assert applying_rule("company.data.etl", "nightly") == durations
