@@ -169,6 +169,13 @@ def test_compliance_report(client, alice, deploy, started):
     html = client.get("/sla/compliance/").content.decode()
     assert "company.data" in html
     assert "50.0% <span class=\"hint\">(1 of 2 missed)</span>" in html
+    from sla.report import compliance
+
+    [row] = compliance(timezone.now())
+    week = row["periods"][0]
+    assert week["days"] == 7 and week["sla"] == {"judged": 2, "missed": 1, "within": 50.0}
+    assert abs(week["p50"].total_seconds() - 50 * 60) < 5  # between 10 and 90 minutes
+    assert abs(week["p95"].total_seconds() - 86 * 60) < 5
 
 
 def test_rest_rules_crud_with_clear_errors(client, alice, bob):
