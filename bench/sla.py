@@ -16,7 +16,7 @@ import os
 import statistics
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -154,8 +154,10 @@ def main() -> int:
     ensure_database(url)
     setup_django(url)
     load(args.executions, args.open)
+    from croniter import croniter
     from django.utils import timezone
 
+    from executions.models import Execution
     from sla.models import SlaRule
 
     print(f"SLA sweep over {args.executions:,} executions, {args.open:,} open deadlines "
@@ -169,7 +171,13 @@ def main() -> int:
             push_due(due)
             reset_vacuum()
             # The expected-run rule's cursor: one window to check per sweep.
-            SlaRule.objects.update(expected_checked_until=timezone.now() - timedelta(minutes=10))
+            # The expected-run rule checks one 10-minute window, in which a run succeeded.
+            last_tick = croniter("*/10 * * * *", timezone.now()).get_prev(datetime)
+            SlaRule.objects.update(expected_checked_until=last_tick - timedelta(minutes=10))
+            ran = last_tick - timedelta(minutes=5)
+            Execution.objects.create(namespace="bench.team0", flow_id="flow0", state="SUCCESS",
+                                     created_at=ran, started_at=ran,
+                                     ended_at=ran + timedelta(seconds=30))
             seconds, result = timed_sweep()
             assert result.misses == due, (result, due)
             times.append(seconds)
