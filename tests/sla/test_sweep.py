@@ -304,3 +304,20 @@ def test_disabling_or_deleting_a_rule_stops_its_open_deadlines(deploy, rule, sta
     other.delete()
     assert sweep.run(now=later(hours=2)).misses == 0
     assert not SlaMiss.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_flow_sla_max_duration_acts_without_any_rule(deploy, started, smtp):
+    flow = NIGHTLY + (
+        "sla:\n  - id: too-long\n    type: MAX_DURATION\n    duration: PT30M\n"
+        "    behavior: CANCEL\n    labels:\n      sla: missed\n"
+    )
+    execution = started(deploy(flow))
+    result = sweep.run(now=later(minutes=31))
+    assert result.misses == 1 and result.actions == 1 and result.emails_sent == 0
+    execution.refresh_from_db()
+    assert execution.state == State.CANCELLED and execution.labels == {"sla": "missed"}
+    change = StateChange.objects.get(execution=execution, to_state=State.CANCELLED)
+    assert change.cause == Cause.SLA and change.actor == "sla:flow:too-long"
+    assert "SLA breached (flow sla 'too-long'): ran 31m" in change.reason
+    assert SlaMiss.objects.get().recipients == ""  # no rule, nobody to email
