@@ -39,6 +39,17 @@ def _miss_rows(misses) -> list[list]:
     ]
 
 
+def _json_or_empty(args, items: list, as_dict, empty: str) -> bool:
+    """Print JSON, or the empty message; True when nothing else is to print."""
+    if args.json:
+        print_json([as_dict(item) for item in items])
+        return True
+    if not items:
+        print(empty)
+        return True
+    return False
+
+
 MISS_HEADERS = ["LEVEL", "FLOW", "EXECUTION", "THRESHOLD", "DURATION", "STATE", "SOURCE",
                 "ACTION"]
 
@@ -67,11 +78,9 @@ def rules(args: argparse.Namespace) -> int:
     from sla.presenters import rule_as_dict
 
     items = list(SlaRule.objects.all())
-    if args.json:
-        print_json([rule_as_dict(r) for r in items])
-        return 0
-    if not items:
-        print("No SLA rules. Create one on the SLA page of the dashboard or with the API.")
+    if _json_or_empty(args, items, rule_as_dict,
+                      "No SLA rules. Create one on the SLA page of the dashboard or with the "
+                      "API."):
         return 0
     print(table([
         [r.pk, r.name, r.scope, format_duration(r.slo) if r.slo else "—",
@@ -97,11 +106,6 @@ def misses(args: argparse.Namespace) -> int:
     if args.level:
         qs = qs.filter(level=args.level)
     items = list(qs.order_by("-id")[: args.limit])
-    if args.json:
-        print_json([miss_as_dict(m) for m in items])
-        return 0
-    if not items:
-        print("No SLA misses.")
-        return 0
-    print(table(_miss_rows(items), MISS_HEADERS))
+    if not _json_or_empty(args, items, miss_as_dict, "No SLA misses."):
+        print(table(_miss_rows(items), MISS_HEADERS))
     return 0

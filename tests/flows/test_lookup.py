@@ -2,6 +2,7 @@
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 from django.utils import timezone
 
@@ -9,22 +10,8 @@ from executions import actions
 from executions.models import Execution, State
 from executions.storage import read_uri
 
-SLA_FLOW = """id: sla_flow
-namespace: datateam
-labels:
-  env: uat
-inputs:
-  - id: SLA
-    type: DURATION
-    defaults: PT1H
-  - id: SLO
-    type: DURATION
-    defaults: PT45M
-tasks:
-  - id: business_critical_task
-    type: io.kestra.core.tasks.log.Log
-    message: running {{ task.id }}
-"""
+# The seed's flow, as shipped in the examples.
+SLA_FLOW = (Path(__file__).resolve().parents[2] / "examples/flows/sla_flow.yml").read_text()
 
 CHECK_SLA = """id: check_sla
 namespace: system

@@ -1,6 +1,7 @@
 """Which rule applies, and which thresholds an execution gets."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -63,27 +64,10 @@ def test_deadlines_are_stored_at_creation_and_due_when_started(deploy, rule, sta
     assert rows[Level.SLO].behavior == Behavior.NONE  # warnings never act
 
 
-SEED_FLOW = """id: sla_flow
-namespace: datateam
-inputs:
-  - id: SLA
-    type: DURATION
-    defaults: PT1H
-  - id: SLO
-    type: DURATION
-    defaults: PT45M
-sla:
-  - id: too-long
-    type: MAX_DURATION
-    duration: PT2H
-    behavior: FAIL
-    labels:
-      sla: missed
-tasks:
-  - id: business_critical_task
-    type: io.kestra.core.tasks.log.Log
-    message: running {{ task.id }}
-"""
+SEED_FLOW = (Path(__file__).resolve().parents[2] / "examples/flows/sla_flow.yml").read_text() + (
+    "sla:\n  - id: too-long\n    type: MAX_DURATION\n    duration: PT2H\n    behavior: FAIL\n"
+    "    labels:\n      sla: missed\n"
+)
 
 
 @pytest.mark.django_db
