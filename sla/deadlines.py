@@ -61,11 +61,20 @@ def start_deadlines(execution: Execution) -> None:
 
 def close_deadlines(execution: Execution) -> None:
     ended = execution.ended_at
-    open_ = Deadline.objects.filter(execution_id=execution.pk, state=DeadlineState.OPEN)
-    open_.filter(kind=Kind.DURATION, due_at__isnull=True).update(state=DeadlineState.VOID)
-    open_.filter(kind=Kind.DURATION, due_at__gte=ended).update(state=DeadlineState.MET)
+    rows = list(Deadline.objects.filter(
+        execution_id=execution.pk, state=DeadlineState.OPEN
+    ).values_list("pk", "kind", "due_at"))
+    if not rows:
+        return  # the usual case: one indexed read on the engine's path
+    void = [pk for pk, kind, due in rows if kind == Kind.DURATION and due is None]
+    met = [pk for pk, kind, due in rows if kind == Kind.DURATION and due and due >= ended]
     # Assertions are evaluated by the sweep, against the final execution.
-    open_.filter(kind=Kind.ASSERTION).update(due_at=ended)
+    asserts = [pk for pk, kind, _ in rows if kind == Kind.ASSERTION]
+    for ids, change in ((void, {"state": DeadlineState.VOID}),
+                        (met, {"state": DeadlineState.MET}), (asserts, {"due_at": ended})):
+        if ids:
+            Deadline.objects.filter(pk__in=ids, state=DeadlineState.OPEN).update(**change)
+    # Late ones stay open: the sweep records their miss (it is the only place that does).
 
 
 def _guarded(what: str, func, *args) -> None:
