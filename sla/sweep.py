@@ -50,7 +50,8 @@ class SweepResult:
     emails_failed: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        """camelCase keys, like every JSON the CLI and the API print."""
+        return {_camel(key): value for key, value in asdict(self).items()}
 
     def __str__(self) -> str:
         return (
@@ -58,6 +59,11 @@ class SweepResult:
             f"{self.expected_misses} missed run window(s), {self.actions} action(s) applied, "
             f"{self.emails_sent} email(s) sent, {self.emails_failed} failed"
         )
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def _recipients(rule_recipients: str | None) -> str:

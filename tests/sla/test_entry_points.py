@@ -35,7 +35,7 @@ def test_sla_check_prints_what_it_found(overdue, capsys, smtp):
 def test_sla_check_json_for_scripts(overdue, capsys):
     assert main(["sla", "check", "--json", "--no-email"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["misses"] == 1 and data["emails_sent"] == 0
+    assert data["misses"] == 1 and data["emailsSent"] == 0 and data["expectedMisses"] == 0
     [miss] = data["newMisses"]
     assert miss["executionId"] == overdue.pk and miss["level"] == "SLA"
     assert miss["threshold"] == "PT1H" and miss["executionState"] == "RUNNING"
