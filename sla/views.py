@@ -58,7 +58,7 @@ def rule_list(request):
     applies = None
     if namespace and flow:
         allowed = roles.has_role(request.user, namespace)
-        applies = {"namespace": namespace, "flow": flow,
+        applies = {"namespace": namespace, "flow": flow, "allowed": allowed,
                    "rule": applying_rule(namespace, flow) if allowed else None,
                    "expected": expected_run_rules(namespace, flow) if allowed else []}
     template = "sla/rules.html"

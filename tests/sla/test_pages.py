@@ -235,3 +235,11 @@ def test_someone_without_a_role_sees_no_rules_or_misses(client, charlie, misses)
     assert client.get("/api/sla/rules").json() == []
     assert client.get("/api/sla/misses").json()["results"] == []
     assert "No SLA rules yet" in client.get("/sla/").content.decode()
+
+
+def test_which_rule_applies_is_not_told_outside_your_namespaces(client, bob):
+    client.force_login(bob)
+    SlaRule.objects.create(name="secret", namespace="finance", sla=timedelta(hours=1))
+    html = client.get("/sla/?namespace=finance&flow=ledger").content.decode()
+    assert "secret" not in html
+    assert "You need the viewer role on namespace <code>finance</code>" in html
