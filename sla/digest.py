@@ -154,9 +154,10 @@ def _message(digest: Digest, connection) -> EmailMultiAlternatives:
     return message
 
 
-def send_pending(now: datetime | None = None, limit: int = 100) -> tuple[int, int]:
-    """Send what the outbox holds; returns (sent, failed)."""
-    now = now or timezone.now()
+def send_pending(limit: int = 100) -> tuple[int, int]:
+    """Send what the outbox holds; returns (sent, failed). The lease is
+    wall-clock time, whatever time the sweep reasons about."""
+    now = timezone.now()
     due = Digest.objects.filter(
         Q(state=DigestState.PENDING)
         | Q(state=DigestState.SENDING, claimed_at__lt=now - sending_lease())

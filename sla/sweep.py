@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import zoneinfo
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -48,12 +49,15 @@ class SweepResult:
     digests_built: int = 0
     emails_sent: int = 0
     emails_failed: int = 0
+    skipped: bool = False  # another sweep was running
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | bool]:
         """camelCase keys, like every JSON the CLI and the API print."""
         return {_camel(key): value for key, value in asdict(self).items()}
 
     def __str__(self) -> str:
+        if self.skipped:
+            return "skipped: another SLA sweep is running"
         return (
             f"{self.misses} duration miss(es), {self.assertion_misses} assertion miss(es), "
             f"{self.expected_misses} missed run window(s), {self.actions} action(s) applied, "
@@ -300,7 +304,39 @@ def apply_actions(limit: int = 500) -> int:
     return count
 
 
+# pg_try_advisory_lock key of the sweep ("SLA" in ASCII).
+SWEEP_LOCK = 0x534C41
+
+
+@contextmanager
+def _single_sweep():
+    """One sweep at a time across all machines (PostgreSQL advisory lock,
+    released with the session if the process dies). Sweeps overlapping by
+    accident would otherwise split the same minute's misses into two emails.
+    SQLite takes its write lock per transaction, which serialises the steps."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK])
+        got = cursor.fetchone()[0]
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK])
+
+
 def run(now: datetime | None = None, send: bool = True) -> SweepResult:
+    with _single_sweep() as alone:
+        if not alone:
+            log.info("SLA sweep skipped: another sweep is running")
+            return SweepResult(skipped=True)
+        return _run(now, send)
+
+
+def _run(now: datetime | None, send: bool) -> SweepResult:
     from sla import digest
 
     now = now or timezone.now()
@@ -311,5 +347,5 @@ def run(now: datetime | None = None, send: bool = True) -> SweepResult:
     result.actions = apply_actions()
     if send:
         result.digests_built = digest.build_digests(now)
-        result.emails_sent, result.emails_failed = digest.send_pending(now)
+        result.emails_sent, result.emails_failed = digest.send_pending()
     return result

@@ -97,3 +97,19 @@ def test_crontab_add_installs_a_line_that_names_the_job(tmp_path, settings, caps
     assert f"ORCHESTRA_HOME={settings.ORCHESTRA_HOME}" in command
     assert Path(settings.CRONTAB_DJANGO_MANAGE_PATH).is_file()
     assert "sla-cron.log" in command
+
+
+def test_a_sweep_stands_aside_while_another_runs(postgres, overdue, capsys):
+    import psycopg
+
+    from sla.sweep import SWEEP_LOCK
+    from tests.conftest import test_database_url
+
+    with psycopg.connect(test_database_url().replace("postgres://", "postgresql://", 1),
+                         autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [SWEEP_LOCK])
+        assert main(["sla", "check", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["skipped"] is True
+        assert not SlaMiss.objects.exists()
+    assert main(["sla", "check"]) == 0
+    assert SlaMiss.objects.get().execution == overdue
