@@ -26,3 +26,10 @@ def liveness_sweep() -> dict:
     from executions.engine.liveness import sweep
 
     return sweep()
+
+
+@shared_task(name="orchestra.stuck_auto_cleanup", ignore_result=True)
+def stuck_auto_cleanup() -> dict:
+    from executions.cleanup import auto_cleanup
+
+    return auto_cleanup()

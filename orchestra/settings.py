@@ -230,6 +230,14 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(ORCHESTRA_HOME / "celerybeat-schedule")
 ORCHESTRA_LOCAL_POLLING_SECONDS = envfloat("ORCHESTRA_LOCAL_POLLING_SECONDS", 0.05, minimum=0.005)
 
+# --- Stuck executions -----------------------------------------------------
+# How often the beat checks the AutoCleanup rows (all off unless enabled).
+ORCHESTRA_STUCK_SWEEP_SECONDS = envfloat("ORCHESTRA_STUCK_SWEEP_SECONDS", 60.0, minimum=1)
+CELERY_BEAT_SCHEDULE["stuck-auto-cleanup"] = {
+    "task": "orchestra.stuck_auto_cleanup",
+    "schedule": ORCHESTRA_STUCK_SWEEP_SECONDS,
+}
+
 # --- SLA ------------------------------------------------------------------
 CELERY_BEAT_SCHEDULE["sla-sweep"] = {"task": "orchestra.sla_sweep", "schedule": 60.0}
 # After an alert for a rule, its next misses wait this long, then go out as one reminder.

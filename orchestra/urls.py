@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 
 from accounts import views as account_views
+from executions import cleanup_views
 from orchestra import views
 
 urlpatterns = [
@@ -14,6 +15,8 @@ urlpatterns = [
     path("account/", account_views.account, name="account"),
     path("api/health", login_not_required(views.health), name="health"),
     path("api/me", account_views.me, name="api-me"),
+    path("stuck/", include("executions.cleanup_urls")),
+    path("api/executions/cleanup", cleanup_views.cleanup_api, name="api-cleanup"),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
 ]
 urlpatterns += [path("", include("sla.urls"))]

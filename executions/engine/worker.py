@@ -24,7 +24,7 @@ from executions.engine.executor import advance
 from executions.engine.liveness import current_worker
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
 from flows.expressions import ExpressionError
-from flows.tasks.context import TaskFailed, TaskKilled
+from flows.tasks.context import TaskFailed, TaskKilled, warn_in_logs
 
 log = logging.getLogger("orchestra.worker")
 
@@ -116,6 +116,9 @@ def run_one(taskrun_id: int) -> int | None:
         if node is None:
             raise TaskFailed(f"task '{tr.task_id}' is not in the flow revision")
         props = _render_props(ctx, node)
+        # Accepted options that cannot apply here are said at every run too.
+        for note in getattr(props, "validation_warnings", list)():
+            warn_in_logs(ctx, note)
         result = node.type.run(ctx, props)
         outputs = result or {}
         if ctx.warnings and not node.props.allowWarning:
