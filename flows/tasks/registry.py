@@ -87,6 +87,7 @@ def resolve_type(name: str) -> TaskType | None:
     from flows.tasks import (  # noqa: F401
         conditions,
         core,  # noqa: F401  (registers the built-in types)
+        execution,
         http,
         jdbc,
         mail,
