@@ -33,7 +33,8 @@ ALLOWED: dict[str, set[str]] = {
     S.PAUSED: {S.RUNNING, S.FAILED} | _STOP,
     S.RETRYING: {S.RUNNING, S.FAILED} | _STOP,
     S.RESTARTED: {S.RUNNING, S.FAILED} | _STOP,
-    S.KILLING: {S.KILLED, S.CANCELLED},
+    # FAILED: stopped by an SLA breach whose behavior is FAIL.
+    S.KILLING: {S.KILLED, S.CANCELLED, S.FAILED},
     S.SUCCESS: {S.RESTARTED},
     S.WARNING: {S.RESTARTED},
     S.FAILED: {S.RESTARTED},

@@ -22,3 +22,4 @@ urlpatterns = [
          name="api-webhook"),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
 ]
+urlpatterns += [path("", include("sla.urls"))]

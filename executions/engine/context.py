@@ -207,6 +207,11 @@ class EngineContext:
 
         return lookup_rows(**filters)
 
+    def count_executions(self, **filters: Any) -> list[dict[str, Any]]:
+        from executions.lookup import count_by_flow
+
+        return count_by_flow(**filters)
+
 
 def to_text(value: Any) -> str:
     if isinstance(value, str):

@@ -150,8 +150,8 @@ def run_one(taskrun_id: int) -> int | None:
 def _render_props(ctx: EngineContext, node) -> Any:
     children = set(node.type.children)
     raw = {k: v for k, v in node.raw.items() if k not in children}
-    rendered = {k: (v if k in ("id", "type", "retry", "runIf", "conditions") else ctx.render(v))
-                for k, v in raw.items()}
+    keep = {"id", "type", "retry", "runIf", "conditions", *node.type.raw_properties}
+    rendered = {k: (v if k in keep else ctx.render(v)) for k, v in raw.items()}
     try:
         return node.type.model.model_validate(rendered)
     except ValidationError as exc:

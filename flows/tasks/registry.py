@@ -20,6 +20,9 @@ class TaskType:
     # Properties holding child task lists ({"tasks": "list", "cases": "map"}).
     children: dict[str, str] = field(default_factory=dict)
     summary: str = ""
+    # Properties the worker passes unrendered (the task evaluates them itself,
+    # with variables of its own, e.g. Count's `expression` with `count`).
+    raw_properties: tuple[str, ...] = ()
 
     @property
     def short(self) -> str:
@@ -84,6 +87,7 @@ def resolve_type(name: str) -> TaskType | None:
     from flows.tasks import (  # noqa: F401
         conditions,
         core,  # noqa: F401  (registers the built-in types)
+        execution,
         http,
         jdbc,
         mail,
