@@ -21,6 +21,7 @@ from executions.engine.context import expression_context
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
 from flows.expressions import ExpressionError, evaluate, render, truthy
 from flows.spec import FlowSpec, TaskNode
+from flows.spec.inputs import convert
 
 log = logging.getLogger("orchestra.executor")
 
@@ -301,7 +302,14 @@ def _flow_outputs(plan: _Plan) -> dict[str, Any]:
     outputs = {}
     context = expression_context(plan.execution, plan.taskruns)
     for output in plan.spec.outputs:
-        outputs[output["id"]] = evaluate(output["value"], context)
+        value = evaluate(output["value"], context)
+        if output.get("type") and value is not None:
+            # Declared types hold for outputs as for inputs: INT is a number.
+            try:
+                value = convert(output, value)
+            except ValueError as exc:
+                raise ExpressionError(f"output '{output['id']}': {exc}") from None
+        outputs[output["id"]] = value
     return outputs
 
 
