@@ -84,6 +84,7 @@ def local(args: argparse.Namespace) -> int:
     user, password = ensure_admin()
     examples = 0 if args.no_examples else deploy_examples()
     env = {**os.environ, "ORCHESTRA_HOME": str(settings.ORCHESTRA_HOME)}
+    started = time.time()
     children = [
         subprocess.Popen(_celery("worker", "--pool", "threads", "--concurrency",
                                  str(args.concurrency), "--loglevel", "WARNING",
@@ -92,34 +93,65 @@ def local(args: argparse.Namespace) -> int:
         subprocess.Popen(_celery("beat", "--loglevel", "WARNING", "--schedule",
                                  settings.CELERY_BEAT_SCHEDULE_FILENAME), env=env),
     ]
-    url = f"http://{args.host}:{args.port}"
-    print(f"Orchestra is starting in local mode (data in {settings.ORCHESTRA_HOME})")
-    print(f"  web:       {url}")
-    if password:
-        print(f"  login:     {user} / {password}")
-    else:
-        print(f"  login:     {user} (password in {Path(settings.ORCHESTRA_HOME) / 'admin-password'})")
-    print(f"  examples:  {examples} flows deployed (orchestra flows list)")
-    print("  worker and scheduler running; press Ctrl-C to stop everything", flush=True)
 
     def stop(*_):
         raise KeyboardInterrupt
 
+    # From here on, every way out (Ctrl-C, SIGTERM, a failed start) stops the
+    # worker and the scheduler: no orphans left polling the data folder.
     signal.signal(signal.SIGTERM, stop)
     try:
+        if not _wait_for_worker(children[0], started):
+            print("orchestra: the worker did not start; see its output above", file=sys.stderr)
+            return 1
+        url = f"http://{args.host}:{args.port}"
+        print(f"Orchestra is starting in local mode (data in {settings.ORCHESTRA_HOME})")
+        print(f"  web:       {url}")
+        if password:
+            print(f"  login:     {user} / {password}")
+        else:
+            print(f"  login:     {user} (password in "
+                  f"{Path(settings.ORCHESTRA_HOME) / 'admin-password'})")
+        print(f"  examples:  {examples} flows deployed (orchestra flows list)")
+        print("  worker and scheduler running; press Ctrl-C to stop everything", flush=True)
         _serve(args.host, args.port)
     except KeyboardInterrupt:
         pass
     finally:
-        for child in children:
-            child.terminate()
-        deadline = time.monotonic() + 10
-        for child in children:
-            try:
-                child.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                child.kill()
+        _stop(children)
     return 0
+
+
+def _wait_for_worker(worker: subprocess.Popen, since: float, timeout: float = 60) -> bool:
+    """Announce "running" only once the worker has registered: a flow executed
+    right after start is then picked up, and a worker that cannot start is
+    reported instead of leaving the web server up with nobody to run tasks."""
+    from datetime import UTC, datetime
+
+    from executions.models import Worker, WorkerState
+
+    since_at = datetime.fromtimestamp(since - 1, tz=UTC)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            return False
+        if Worker.objects.filter(state=WorkerState.ALIVE, started_at__gte=since_at).exists():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _serve(host: str, port: int) -> None:
