@@ -319,7 +319,7 @@ def advance(execution_id: int) -> list[TaskRun]:
     Call it from anywhere (executor task, worker after a task, sweeps): it
     takes the execution's row lock, so concurrent calls serialize.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         execution = (
             Execution.objects.select_for_update(of=("self",)).select_related("flow_revision")
             .filter(pk=execution_id).first()
@@ -339,7 +339,10 @@ def advance(execution_id: int) -> list[TaskRun]:
         result = plan.resolve_root()
         if result != RUNNING:
             _finish_execution(plan, result)
-        return [tr for tr in plan.runnable if tr.state == State.CREATED]
+        ready = [tr for tr in plan.runnable if tr.state == State.CREATED]
+        for tr in ready:
+            tr.execution = execution  # a worker chaining into it needs no reload
+        return ready
 
 
 def _finish_execution(plan: _Plan, result: str) -> None:
