@@ -84,8 +84,9 @@ def _finish_and_continue(tr: TaskRun, node, state: str, outputs: dict, error: st
             return None
         # Just created under the execution's lock, by this transaction: no
         # other process can have claimed it, and the execution is running.
+        # Finishing the previous task run touched progress_at a moment ago.
         if states.transition_taskrun(kept, State.RUNNING, cause=Cause.WORKER, actor=worker.name,
-                                     fields={"worker_id": worker.pk}):
+                                     fields={"worker_id": worker.pk}, touch_execution=False):
             return kept
         dispatch.get().run_taskrun(kept.pk)
         return None
