@@ -13,6 +13,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -85,14 +86,15 @@ def local(args: argparse.Namespace) -> int:
     examples = 0 if args.no_examples else deploy_examples()
     env = {**os.environ, "ORCHESTRA_HOME": str(settings.ORCHESTRA_HOME)}
     started = time.time()
-    children = [
-        subprocess.Popen(_celery("worker", "--pool", "threads", "--concurrency",
-                                 str(args.concurrency), "--loglevel", "WARNING",
-                                 "--hostname", "local@%h", "--without-gossip",
-                                 "--without-mingle"), env=env),
-        subprocess.Popen(_celery("beat", "--loglevel", "WARNING", "--schedule",
-                                 settings.CELERY_BEAT_SCHEDULE_FILENAME), env=env),
-    ]
+    commands = {
+        "worker": _celery("worker", "--pool", "threads", "--concurrency", str(args.concurrency),
+                          "--loglevel", "WARNING", "--hostname", "local@%h", "--without-gossip",
+                          "--without-mingle"),
+        "scheduler": _celery("beat", "--loglevel", "WARNING", "--schedule",
+                             settings.CELERY_BEAT_SCHEDULE_FILENAME),
+    }
+    children = [subprocess.Popen(command, env=env) for command in commands.values()]
+    supervisor = _Supervisor(commands, children, env)
 
     def stop(*_):
         raise KeyboardInterrupt
@@ -114,12 +116,45 @@ def local(args: argparse.Namespace) -> int:
                   f"{Path(settings.ORCHESTRA_HOME) / 'admin-password'})")
         print(f"  examples:  {examples} flows deployed (orchestra flows list)")
         print("  worker and scheduler running; press Ctrl-C to stop everything", flush=True)
+        supervisor.start()
         _serve(args.host, args.port)
     except KeyboardInterrupt:
         pass
     finally:
-        _stop(children)
+        supervisor.stopping.set()
+        with supervisor.lock:
+            _stop(children)
     return 0
+
+
+class _Supervisor(threading.Thread):
+    """Restarts the worker or scheduler when it dies (killed, out of memory).
+
+    A new worker runs the liveness sweep, which finds the task runs the dead
+    one held and re-queues or fails them: nothing stays RUNNING for ever.
+    """
+
+    def __init__(self, commands: dict[str, list[str]], children: list[subprocess.Popen],
+                 env: dict[str, str]):
+        super().__init__(name="orchestra-supervisor", daemon=True)
+        self.commands = commands
+        self.children = children  # same order as commands; replaced in place
+        self.env = env
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self.stopping.wait(1.0):
+            with self.lock:
+                if self.stopping.is_set():
+                    return
+                for index, name in enumerate(self.commands):
+                    code = self.children[index].poll()
+                    if code is None:
+                        continue
+                    print(f"orchestra: the {name} exited (code {code}); starting it again",
+                          file=sys.stderr, flush=True)
+                    self.children[index] = subprocess.Popen(self.commands[name], env=self.env)
 
 
 def _wait_for_worker(worker: subprocess.Popen, since: float, timeout: float = 60) -> bool:

@@ -3,10 +3,12 @@ servers, example flows, a flow executed from the CLI, and a clean stop."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -120,7 +122,47 @@ def test_local_mode_runs_the_examples_end_to_end_and_stops_cleanly(cli, local_se
     assert "no live worker" not in r.err
     assert (cli.home / "orchestra.sqlite3").exists() and (cli.home / "broker.sqlite3").exists()
 
+    _kill_the_worker_during_a_sleep(cli, server)
     _stop_and_expect_no_orphans(server, signal.SIGTERM)
+
+
+def _worker_pid(server: LocalServer) -> int:
+    for pid in _session_members(server.proc.pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"celery" in command and b"worker" in command:
+            return pid
+    raise AssertionError("no worker process found")
+
+
+def _kill_the_worker_during_a_sleep(cli, server: LocalServer) -> None:
+    """SIGKILL the worker mid-task: the server starts a new one, whose liveness
+    sweep fails the orphaned task run, and the history says why."""
+    r = cli("flows", "execute", "-n", "company.data", "-f", "long_job", "-i", "minutes=1", "--json")
+    assert r.code == 0, r
+    execution_id = json.loads(r.out)["id"]
+
+    def task_runs():
+        got = cli("executions", "get", str(execution_id), "--json")
+        return json.loads(got.out)
+
+    wait_for(lambda: any(t["taskId"] == "work" and t["state"] == "RUNNING"
+                         for t in task_runs()["taskRuns"]), 60, what="the Sleep to start")
+    os.kill(_worker_pid(server), signal.SIGKILL)
+    final = wait_for(lambda: (e := task_runs())["state"] != "RUNNING" and e, 90, interval=1,
+                     what="the orphaned execution to end")
+    assert final["state"] == "FAILED"
+    work = next(t for t in final["taskRuns"] if t["taskId"] == "work")
+    assert work["state"] == "FAILED" and work["error"].startswith("worker lost: ")
+    assert "the worker exited (code -9); starting it again" in server.output()
+    with sqlite3.connect(cli.home / "orchestra.sqlite3") as db:
+        history = db.execute(
+            "SELECT from_state, to_state, cause, actor, reason FROM executions_statechange "
+            "WHERE taskrun_id = ? ORDER BY id", [work["id"]]).fetchall()
+    assert history[-1][:4] == ("RUNNING", "FAILED", "sweep", "liveness")
+    assert history[-1][4] == work["error"]
 
 
 def test_ctrl_c_stops_the_worker_and_scheduler_too(cli, local_server):
