@@ -7,7 +7,6 @@ import getpass
 import json
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +101,9 @@ def _inputs(pairs: list[str] | None, spec: FlowSpec) -> dict[str, Any]:
             path = Path(value).expanduser()
             if not path.is_file():
                 raise UsageError(f"--input {key}: no such file {value!r}")
-            from executions.storage import save
+            from executions.storage import save_input_file
 
-            out[key] = save(f"{spec.namespace.replace('.', '/')}/{spec.id}/inputs/"
-                            f"{uuid.uuid4().hex}/{path.name}", path.read_bytes())
+            out[key] = save_input_file(spec.namespace, spec.id, path.name, path.read_bytes())
         else:
             out[key] = value
     return out

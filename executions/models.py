@@ -56,6 +56,14 @@ class ExecutionQuerySet(models.QuerySet):
             return self.filter(Q(namespace=prefix) | Q(namespace__startswith=prefix + "."))
         return self.filter(namespace=prefix)
 
+    def stuck(self, older_than_minutes: int = 5):
+        """The stuck executions among these (see executions/stuck.py). For a
+        cheap count on a dashboard use ``executions.stuck.stuck_count``."""
+        from executions.stuck import detect
+
+        found = detect(older_than_minutes=older_than_minutes, within=self)
+        return self.filter(pk__in=[v.id for v in found.stuck])
+
     def with_labels(self, labels: dict[str, str]):
         # JSON containment uses the GIN index on PostgreSQL.
         if not labels:
@@ -112,6 +120,19 @@ class Execution(models.Model):
             models.Index(fields=["-created_at"], name="ex_created"),
             models.Index(fields=["state", "-created_at"], name="ex_state_created"),
             models.Index(fields=["trigger_id"], name="ex_trigger", condition=~Q(trigger_id="")),
+            # Stuck detection: active executions that have a parent (subflows).
+            models.Index(
+                fields=["parent"], name="ex_active_child",
+                condition=Q(parent__isnull=False)
+                & Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",
+                               "RESTARTED", "KILLING"]),
+            ),
+            # Flow concurrency: slots in use and queued executions of one flow.
+            models.Index(
+                fields=["namespace", "flow_id", "state"], name="ex_flow_waiting_or_holding",
+                condition=Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",
+                                       "RESTARTED"]),
+            ),
             models.Index(
                 fields=["progress_at"], name="ex_active_progress",
                 condition=Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",
@@ -174,6 +195,11 @@ class TaskRun(models.Model):
             ),
             models.Index(
                 fields=["created_at"], name="tr_created_waiting", condition=Q(state="CREATED")
+            ),
+            # Stuck detection: the in-flight task runs of a set of executions.
+            models.Index(
+                fields=["execution"], name="tr_in_flight",
+                condition=Q(state__in=["CREATED", "RUNNING"]),
             ),
         ]
 
@@ -273,3 +299,201 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CleanupRun(models.Model):
+    """One stuck-executions cleanup: the filters, the previewed verdicts and,
+    once confirmed, what was cancelled and what was skipped.
+
+    The confirm acts on exactly ``preview`` (capped at ``max_count``); every
+    StateChange it writes names this row in ``details["cleanup_run"]``.
+    """
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed"
+        RUNNING = "running"
+        DONE = "done"
+
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=255, blank=True, default="")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="cleanup_runs",
+    )
+    cause = models.CharField(max_length=16, choices=Cause.choices, default=Cause.USER)
+    older_than_minutes = models.PositiveIntegerField(default=5)
+    namespace = models.CharField(max_length=255, blank=True, default="")
+    flow_id = models.CharField(max_length=255, blank=True, default="")
+    max_count = models.PositiveIntegerField(null=True, blank=True)
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREVIEWED)
+    # [{id, namespace, flow_id, state, progress_at, kind, reason, worker}, ...]
+    preview = models.JSONField(default=list, blank=True)
+    # The first spared executions with their reasons, shown beside the preview.
+    spared = models.JSONField(default=list, blank=True)
+    spared_count = models.PositiveIntegerField(default=0)
+    # Stuck but outside the user's operator namespaces: shown, never cancelled.
+    not_permitted = models.JSONField(default=list, blank=True)
+    beyond_cap = models.PositiveIntegerField(default=0)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.CharField(max_length=255, blank=True, default="")
+    cancelled_ids = models.JSONField(default=list, blank=True)
+    # [{id, reason}, ...]: previewed but left alone on confirm.
+    skipped = models.JSONField(default=list, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"cleanup #{self.pk} ({self.status}, {len(self.preview)} previewed)"
+
+    def get_absolute_url(self) -> str:
+        return f"/stuck/{self.pk}/"
+
+    @property
+    def preview_ids(self) -> list[int]:
+        return [row["id"] for row in self.preview]
+
+
+class AutoCleanup(models.Model):
+    """Automatic cleanup of stuck executions for a namespace prefix (and its
+    children), run by the beat schedule. Off unless a row says otherwise."""
+
+    namespace = models.CharField(max_length=255, unique=True, help_text=(
+        "Namespace prefix; children included. A more specific prefix takes "
+        "precedence for its own namespaces."))
+    enabled = models.BooleanField(default=False)
+    older_than_minutes = models.PositiveIntegerField(default=60)
+    daily_cap = models.PositiveIntegerField(default=100, help_text=(
+        "At most this many executions cancelled per UTC day for this prefix."))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["namespace"]
+
+    def __str__(self) -> str:
+        state = "on" if self.enabled else "off"
+        return f"auto-cleanup {self.namespace or '*'} ({state}, {self.older_than_minutes} min)"
+
+    @property
+    def actor(self) -> str:
+        return f"auto-cleanup:{self.namespace or '*'}"
+class TriggerKind(models.TextChoices):
+    SCHEDULE = "schedule"
+    WEBHOOK = "webhook"
+    FLOW = "flow"
+
+
+class Trigger(models.Model):
+    """The live state of one trigger of a deployed flow.
+
+    Rows are written when a flow is saved (executions/triggers/registry.py).
+    For schedules, ``next_date`` is the next date to fire: the scheduler
+    selects ``next_date <= now`` with one indexed query.
+    """
+
+    namespace = models.CharField(max_length=255)
+    flow_id = models.CharField(max_length=255)
+    trigger_id = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=TriggerKind.choices)
+    revision = models.PositiveIntegerField(default=1)
+    disabled = models.BooleanField(default=False)
+    cron = models.CharField(max_length=255, blank=True, default="")
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    next_date = models.DateTimeField(null=True, blank=True)
+    last_date = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["namespace", "flow_id", "trigger_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["namespace", "flow_id", "trigger_id"], name="trigger_unique_id"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_date"], name="trigger_schedule_due",
+                condition=Q(kind="schedule", disabled=False),
+            ),
+            models.Index(
+                fields=["namespace"], name="trigger_flow_listeners",
+                condition=Q(kind="flow", disabled=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}.{self.flow_id}:{self.trigger_id} ({self.kind})"
+
+
+class TriggerEvent(models.Model):
+    """One firing of a trigger: a scheduled (or backfilled) date, or the end
+    of a source execution for a Flow trigger. The partial unique constraints
+    make each date, and each source execution attempt, fire at most once,
+    whatever number of schedulers or processes run at the same time."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        FIRED = "fired"
+        SKIPPED = "skipped"
+        FAILED = "failed"
+
+    namespace = models.CharField(max_length=255)
+    flow_id = models.CharField(max_length=255)
+    trigger_id = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=TriggerKind.choices)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    backfill = models.BooleanField(default=False)
+    source_execution_id = models.BigIntegerField(null=True, blank=True)
+    source_attempt = models.PositiveIntegerField(null=True, blank=True)
+    execution = models.ForeignKey(
+        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.FIRED)
+    reason = models.TextField(blank=True, default="")
+    actor = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["namespace", "flow_id", "trigger_id", "scheduled_at"],
+                name="trigger_event_once_per_date",
+                condition=Q(scheduled_at__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["namespace", "flow_id", "trigger_id", "source_execution_id",
+                        "source_attempt"],
+                name="trigger_event_once_per_source",
+                condition=Q(source_execution_id__isnull=False),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="trigger_event_pending",
+                         condition=Q(status="pending")),
+        ]
+
+    def __str__(self) -> str:
+        when = self.scheduled_at or f"execution {self.source_execution_id}"
+        return f"{self.namespace}.{self.flow_id}:{self.trigger_id} @ {when} ({self.status})"
+
+
+class FlowGate(models.Model):
+    """One row per flow, locked (SELECT ... FOR UPDATE) to admit executions
+    under the flow's concurrency limit one at a time, and holding the
+    webhook token bucket of the flow."""
+
+    namespace = models.CharField(max_length=255)
+    flow_id = models.CharField(max_length=255)
+    webhook_tokens = models.FloatField(null=True, blank=True)
+    webhook_refilled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "flow_id"], name="flow_gate_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"gate {self.namespace}.{self.flow_id}"

@@ -151,6 +151,98 @@ def transition_taskrun(
     return True
 
 
+@transaction.atomic
+def transition_many(
+    rows: list[tuple[int, str]],
+    to: str,
+    *,
+    cause: str,
+    actor: str = "",
+    reasons: dict[int, str] | None = None,
+    details: dict[int, dict[str, Any]] | None = None,
+    fields: dict[str, Any] | None = None,
+) -> int:
+    """Move many executions, given as (id, current state), to ``to`` at once.
+
+    The bulk form of ``transition`` for sweeps and cleanup: one conditional
+    UPDATE per old state and one INSERT of all StateChange rows, in one
+    transaction. Callers hold the rows' locks; if any row moved meanwhile,
+    StaleState rolls the whole batch back.
+    """
+    if not rows:
+        return 0
+    reasons = reasons or {}
+    details = details or {}
+    by_old: dict[str, list[int]] = {}
+    for pk, old in rows:
+        _check(ALLOWED, old, to, f"execution {pk}")
+        by_old.setdefault(old, []).append(pk)
+    now = timezone.now()
+    values: dict[str, Any] = {"state": to, "progress_at": now, **(fields or {})}
+    if to in TERMINAL:
+        values["ended_at"] = now
+    for old, pks in by_old.items():
+        updated = Execution.objects.filter(pk__in=pks, state=old).update(**values)
+        if updated != len(pks):
+            raise StaleState(f"{len(pks) - updated} of {len(pks)} executions are no longer {old}")
+    StateChange.objects.bulk_create(
+        [StateChange(execution_id=pk, from_state=old, to_state=to, at=now, cause=cause,
+                     actor=actor, reason=reasons.get(pk, ""), details=details.get(pk, {}))
+         for pk, old in rows],
+        batch_size=2000,
+    )
+    from executions.signals import execution_state_changed
+
+    if execution_state_changed.has_listeners(Execution):
+        olds = dict(rows)
+        for execution in Execution.objects.filter(pk__in=list(olds)):
+            execution_state_changed.send(
+                sender=Execution, execution=execution, old=olds[execution.pk], new=to,
+                cause=cause,
+            )
+    return len(rows)
+
+
+@transaction.atomic
+def transition_taskruns_many(
+    rows: list[tuple[int, int, str]],
+    to: str,
+    *,
+    cause: str,
+    actor: str = "",
+    reason: str = "",
+) -> int:
+    """Move many task runs, given as (id, execution id, current state), to
+    ``to``: one conditional UPDATE per old state, StateChange rows in bulk.
+    Rows that moved meanwhile are left alone and get no history row."""
+    if not rows:
+        return 0
+    by_old: dict[str, list[int]] = {}
+    for pk, _execution_id, old in rows:
+        _check(TASKRUN_ALLOWED, old, to, f"task run {pk}")
+        by_old.setdefault(old, []).append(pk)
+    now = timezone.now()
+    values: dict[str, Any] = {"state": to}
+    if to in TERMINAL:
+        values["ended_at"] = now
+    moved: set[int] = set()
+    for old, pks in by_old.items():
+        # Lock what is still in ``old`` (a worker's claim is a conditional
+        # UPDATE too: it waits, then finds the row moved), then move it: two
+        # statements per state, not per row, and history only for real moves.
+        ids = list(TaskRun.objects.select_for_update().filter(pk__in=pks, state=old)
+                   .values_list("pk", flat=True))
+        TaskRun.objects.filter(pk__in=ids).update(**values)
+        moved.update(ids)
+    StateChange.objects.bulk_create(
+        [StateChange(execution_id=execution_id, taskrun_id=pk, from_state=old, to_state=to,
+                     at=now, cause=cause, actor=actor, reason=reason)
+         for pk, execution_id, old in rows if pk in moved],
+        batch_size=2000,
+    )
+    return len(moved)
+
+
 def record_created(execution: Execution, *, cause: str, actor: str = "", reason: str = "",
                    details: dict[str, Any] | None = None) -> None:
     """History row for a new execution (from nothing to its first state)."""
@@ -163,5 +255,6 @@ def record_created(execution: Execution, *, cause: str, actor: str = "", reason:
 
 __all__ = [
     "ALLOWED", "TASKRUN_ALLOWED", "Cause", "IllegalTransition", "StaleState",
-    "record_created", "transition", "transition_taskrun",
+    "record_created", "transition", "transition_many", "transition_taskrun",
+    "transition_taskruns_many",
 ]

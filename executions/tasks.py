@@ -26,3 +26,24 @@ def liveness_sweep() -> dict:
     from executions.engine.liveness import sweep
 
     return sweep()
+
+
+@shared_task(name="orchestra.stuck_auto_cleanup", ignore_result=True)
+def stuck_auto_cleanup() -> dict:
+    from executions.cleanup import auto_cleanup
+
+    return auto_cleanup()
+@shared_task(name="orchestra.evaluate_schedules", ignore_result=True)
+def evaluate_schedules() -> dict:
+    """Beat: fire due schedules; then, as safety nets, start Flow-trigger
+    events a crash left pending and queued executions whose slot is free."""
+    from datetime import timedelta
+
+    from executions.concurrency import release_all
+    from executions.triggers.flow import process_pending
+    from executions.triggers.schedule import evaluate_schedules as evaluate
+
+    result = evaluate().as_dict()
+    result["flow_triggers"] = process_pending(older_than=timedelta(seconds=10))
+    result["dequeued"] = release_all()
+    return result

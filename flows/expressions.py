@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2 import (
+    StrictUndefined,
+    TemplateSyntaxError,
+    UndefinedError,
+    nodes,
+    pass_context,
+)
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -249,18 +254,69 @@ def filter_duration_seconds(value: Any) -> float:
 
 
 def secret(name: str) -> str:
-    """Secrets come from the environment: ``SECRET_<NAME>`` holds the value
-    (base64 as Kestra's OSS edition expects it, or plain when not base64)."""
-    raw = os.environ.get(f"SECRET_{name}")
-    if raw is None:
-        raise ExpressionError(
-            f"secret({name!r}) is not set; define the environment variable SECRET_{name}"
-        )
+    """``secret('NAME')``: the base64-decoded ``SECRET_NAME`` environment
+    variable (Kestra's convention; see orchestra/lib/secrets.py)."""
+    from orchestra.lib.secrets import SecretError, read_secret
+
     try:
-        decoded = base64.b64decode(raw, validate=True).decode()
-        return decoded if decoded.isprintable() else raw
-    except (ValueError, UnicodeDecodeError):
-        return raw
+        return read_secret(name)
+    except SecretError as exc:
+        raise ExpressionError(str(exc)) from None
+
+
+# The engine puts an object under this name in the expression context that
+# opens the execution's files (executions.storage.ExecutionFiles); ``flows``
+# does not import the engine.
+FILES_KEY = "_files"
+
+
+class FileAccess:
+    """What the engine puts under FILES_KEY. Its only attribute starts with
+    '_', which Jinja's sandbox refuses, so a template can call read() and
+    friends but never reach the object behind them (or save files)."""
+
+    __slots__ = ("_source",)
+
+    def __init__(self, source: Any) -> None:
+        self._source = source  # read(uri) -> bytes, size(uri), exists(uri)
+
+
+def _files(context: Any, function: str, path: Any):
+    access = context.get(FILES_KEY)
+    if not isinstance(access, FileAccess):
+        raise ExpressionError(f"{function}() reads files of a running execution; "
+                              "there is none here")
+    return access._source
+
+
+def _file_call(context: Any, function: str, path: Any, op):
+    files = _files(context, function, path)
+    try:
+        return op(files, str(path))
+    except ValueError as exc:  # StorageError: not a storage URI, missing, not ours
+        raise ExpressionError(f"{function}({str(path)!r}): {exc}") from None
+
+
+@pass_context
+def fn_read(context: Any, path: Any, encoding: str = "utf-8") -> str:
+    """Kestra's ``read(uri)``: the text of a file in internal storage."""
+    return _file_call(context, "read", path,
+                      lambda f, p: f.read(p).decode(encoding, errors="replace"))
+
+
+@pass_context
+def fn_file_size(context: Any, path: Any) -> int:
+    return _file_call(context, "fileSize", path, lambda f, p: f.size(p))
+
+
+@pass_context
+def fn_file_exists(context: Any, path: Any) -> bool:
+    return _file_call(context, "fileExists", path, lambda f, p: f.exists(p))
+
+
+@pass_context
+def fn_is_file_empty(context: Any, path: Any) -> bool:
+    return _file_call(context, "isFileEmpty", path, lambda f, p: f.size(p) == 0)
 
 
 def format_native(value: Any) -> Any:
@@ -344,6 +400,10 @@ def _make_env() -> _Environment:
             "secret": secret,
             "range": lambda *a: list(range(*a)),
             "printContext": lambda: "",
+            "read": fn_read,
+            "fileSize": fn_file_size,
+            "fileExists": fn_file_exists,
+            "isFileEmpty": fn_is_file_empty,
         }
     )
     return env

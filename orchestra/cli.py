@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.register(group)
     flows_cli.register(group)
     executions_cli.register(group)
-    for module in ("executions.cleanup_cli", "sla.cli", "accounts.cli"):
+    for module in ("executions.cleanup_cli", "sla.cli", "accounts.cli",
+                   "executions.triggers.cli"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

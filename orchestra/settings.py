@@ -228,3 +228,26 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(ORCHESTRA_HOME / "celerybeat-schedule")
 ORCHESTRA_LOCAL_POLLING_SECONDS = envfloat("ORCHESTRA_LOCAL_POLLING_SECONDS", 0.05, minimum=0.005)
+
+# --- Stuck executions -----------------------------------------------------
+# How often the beat checks the AutoCleanup rows (all off unless enabled).
+ORCHESTRA_STUCK_SWEEP_SECONDS = envfloat("ORCHESTRA_STUCK_SWEEP_SECONDS", 60.0, minimum=1)
+CELERY_BEAT_SCHEDULE["stuck-auto-cleanup"] = {
+    "task": "orchestra.stuck_auto_cleanup",
+    "schedule": ORCHESTRA_STUCK_SWEEP_SECONDS,
+}
+# --- Triggers -------------------------------------------------------------
+# How often beat evaluates schedules (and sweeps leftover flow-trigger events
+# and queued executions); a cron date is "missed" (recoverMissedSchedules)
+# when reached more than ORCHESTRA_SCHEDULE_MISSED_AFTER_SECONDS late.
+ORCHESTRA_SCHEDULE_SECONDS = envfloat("ORCHESTRA_SCHEDULE_SECONDS", 5.0, minimum=0.1)
+ORCHESTRA_SCHEDULE_MISSED_AFTER_SECONDS = envfloat(
+    "ORCHESTRA_SCHEDULE_MISSED_AFTER_SECONDS", 60.0, minimum=1)
+CELERY_BEAT_SCHEDULE["evaluate-schedules"] = {
+    "task": "orchestra.evaluate_schedules",
+    "schedule": ORCHESTRA_SCHEDULE_SECONDS,
+}
+# Webhook calls per flow: a token bucket of ORCHESTRA_WEBHOOK_BURST tokens
+# refilled at ORCHESTRA_WEBHOOK_RATE per second.
+ORCHESTRA_WEBHOOK_RATE = envfloat("ORCHESTRA_WEBHOOK_RATE", 10.0, minimum=0.001)
+ORCHESTRA_WEBHOOK_BURST = envfloat("ORCHESTRA_WEBHOOK_BURST", 20.0, minimum=1)

@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import TemplateView
 
 from accounts import views as account_views
+from executions import cleanup_views
+from executions.triggers import webhook
 from orchestra import views
 
 urlpatterns = [
@@ -14,5 +16,9 @@ urlpatterns = [
     path("account/", account_views.account, name="account"),
     path("api/health", login_not_required(views.health), name="health"),
     path("api/me", account_views.me, name="api-me"),
+    path("stuck/", include("executions.cleanup_urls")),
+    path("api/executions/cleanup", cleanup_views.cleanup_api, name="api-cleanup"),
+    path("api/executions/webhook/<str:namespace>/<str:flow_id>/<str:key>", webhook.webhook,
+         name="api-webhook"),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
 ]

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import threading
 import time
 from typing import Any
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from executions.models import TERMINAL, Execution, LogEntry, State, TaskRun
-from flows.expressions import evaluate, format_native, render
+from executions.storage import ExecutionFiles
+from flows.expressions import FILES_KEY, FileAccess, evaluate, format_native, render
 from flows.tasks.context import TaskKilled
+from orchestra.lib.secrets import mask
 
 LEVEL_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "ERROR": 4}
 
@@ -59,6 +61,7 @@ def expression_context(
         "outputs": outputs_map(taskruns),
         "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},
+        FILES_KEY: FileAccess(ExecutionFiles(execution)),
     }
     if taskrun is not None:
         context["taskrun"] = {
@@ -69,6 +72,8 @@ def expression_context(
             "parentId": taskrun.parent_id,
         }
         context["task"] = {"id": taskrun.task_id}
+        if taskrun.pk is not None:
+            context["workingDir"] = working_dir(execution.pk, taskrun.pk)
         parents = []
         parent = by_id.get(taskrun.parent_id)
         while parent is not None:
@@ -81,6 +86,19 @@ def expression_context(
         if loop_parents:
             context["parent"] = loop_parents[0]
     return context
+
+
+_work_base: str | None = None
+
+
+def working_dir(execution_id: int, taskrun_id: int) -> str:
+    """``{{ workingDir }}``: the folder a script task runs in, known before its
+    properties are rendered. Under a private (0700) folder of this process, so
+    other users of the machine cannot guess or pre-create it."""
+    global _work_base
+    if _work_base is None or not os.path.isdir(_work_base):
+        _work_base = tempfile.mkdtemp(prefix="orchestra-work-")
+    return os.path.join(_work_base, f"{execution_id}-{taskrun_id}")
 
 
 class EngineContext:
@@ -97,6 +115,7 @@ class EngineContext:
         self.task_id = taskrun.task_id
         self.attempt = taskrun.attempt
         self.variables = context
+        self.files = context[FILES_KEY]._source if FILES_KEY in context else ExecutionFiles(execution)
         self.deadline = deadline
         self.timeout_text = ""
         self.warnings: list[str] = []
@@ -127,7 +146,7 @@ class EngineContext:
             self._buffer.append(
                 LogEntry(execution_id=self.execution_id, taskrun_id=self.taskrun_id,
                          task_id=self.task_id, attempt=self.attempt, level=level,
-                         timestamp=timezone.now(), message=str(message))
+                         timestamp=timezone.now(), message=mask(str(message)))
             )
         if len(self._buffer) >= 50:
             self.flush()
@@ -178,16 +197,12 @@ class EngineContext:
         self.variables["labels"] = {**self.variables.get("labels", {}), **labels}
 
     # storage
-    def put_file(self, name: str, data: bytes) -> str:
-        path = (f"{self.execution.namespace.replace('.', '/')}/{self.execution.flow_id}/"
-                f"executions/{self.execution_id}/tasks/{self.task_id}/{self.taskrun_id}/{name}")
-        saved = default_storage.save(path, ContentFile(data))
-        return f"kestra:///{saved}"
+    def put_file(self, name: str, data: Any) -> str:
+        return self.files.save(self.task_id, self.taskrun_id, name, data)
 
     def read_file(self, uri: str) -> bytes:
-        from executions.storage import read_uri
-
-        return read_uri(uri)
+        """Only files of this execution (or given to it): StorageError otherwise."""
+        return self.files.read(uri)
 
     def query_executions(self, **filters: Any) -> list[dict[str, Any]]:
         from executions.lookup import lookup_rows

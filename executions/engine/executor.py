@@ -22,6 +22,7 @@ from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskR
 from flows.expressions import ExpressionError, evaluate, render, truthy
 from flows.spec import FlowSpec, TaskNode
 from flows.spec.inputs import convert
+from orchestra.lib.secrets import mask
 
 log = logging.getLogger("orchestra.executor")
 
@@ -350,7 +351,7 @@ def _finish_execution(plan: _Plan, result: str) -> None:
     fields: dict[str, Any] = {}
     reason = ""
     try:
-        fields["outputs"] = _flow_outputs(plan)
+        fields["outputs"] = mask(_flow_outputs(plan))
     except ExpressionError as exc:
         result = State.FAILED
         reason = f"flow outputs: {exc.message}"

@@ -19,7 +19,7 @@ from datetime import timedelta
 from celery import signals
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from executions.models import Cause, Execution, State, TaskRun, Worker, WorkerState
@@ -164,12 +164,24 @@ def recover_orphans(limit: int = 500) -> int:
     from executions.engine.worker import advance_and_dispatch, schedule_retry
 
     recovered = 0
+    # Held by a worker declared dead, by one that stopped (a cold shutdown
+    # ends its tasks with the process; their redelivered messages find the
+    # task run no longer CREATED and drop it) and stays silent, or by a
+    # worker row that no longer exists.
+    silent = timezone.now() - liveness_timeout()
     orphans = TaskRun.objects.filter(
-        state=State.RUNNING, flowable=False, worker__state=WorkerState.DEAD
+        Q(worker__state=WorkerState.DEAD)
+        | Q(worker__state=WorkerState.STOPPED, worker__last_heartbeat_at__lt=silent)
+        | Q(worker__isnull=True),
+        state=State.RUNNING, flowable=False,
     ).select_related("worker")[:limit]
     for tr in orphans:
-        worker_name = tr.worker.name if tr.worker else "?"
-        reason = f"worker lost: {worker_name} stopped sending heartbeats"
+        if tr.worker is None:
+            reason = "worker lost: its worker record no longer exists"
+        elif tr.worker.state == WorkerState.STOPPED:
+            reason = f"worker lost: {tr.worker.name} shut down while running it"
+        else:
+            reason = f"worker lost: {tr.worker.name} stopped sending heartbeats"
         with transaction.atomic():
             execution = Execution.objects.select_for_update().get(pk=tr.execution_id)
             if not states.transition_taskrun(

@@ -24,7 +24,8 @@ from executions.engine.executor import advance
 from executions.engine.liveness import current_worker
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
 from flows.expressions import ExpressionError
-from flows.tasks.context import TaskFailed, TaskKilled
+from flows.tasks.context import TaskFailed, TaskKilled, warn_in_logs
+from orchestra.lib.secrets import mask
 
 log = logging.getLogger("orchestra.worker")
 
@@ -154,6 +155,9 @@ def run_one(taskrun_id: int, claimed: TaskRun | None = None, advance_after: bool
         if node is None:
             raise TaskFailed(f"task '{tr.task_id}' is not in the flow revision")
         props = _render_props(ctx, node)
+        # Accepted options that cannot apply here are said at every run too.
+        for note in getattr(props, "validation_warnings", list)():
+            warn_in_logs(ctx, note)
         result = node.type.run(ctx, props)
         outputs = result or {}
         if ctx.warnings and not node.props.allowWarning:
@@ -176,6 +180,8 @@ def run_one(taskrun_id: int, claimed: TaskRun | None = None, advance_after: bool
         ctx.flush()
     except Exception:  # noqa: BLE001
         log.exception("could not store logs of task run %s", tr.pk)
+    # Secrets never leave the worker in outputs or errors (see orchestra/lib/secrets.py).
+    outputs, error = mask(outputs), mask(error)
     if advance_after:
         return _finish_and_continue(tr, node, state, outputs, error, worker, claim_next)
     _finish(tr, node, state, outputs, error, worker.pk)

@@ -167,7 +167,7 @@ class _Checker:
         if task_type is None:
             suggestions = REGISTRY.suggest(str(type_name))
             hint = f"; did you mean '{suggestions[0]}'?" if suggestions else ""
-            known = ", ".join(t.short for t in sorted(REGISTRY.types.values(), key=lambda t: t.short))
+            known = ", ".join(_known_names())
             self.error((*path, "type"), f"unknown task type '{type_name}'{hint} Known types: {known}")
             return None
         data = _apply_defaults(item, task_type, defaults)
@@ -199,6 +199,9 @@ class _Checker:
                 children[field_name] = self.task_list(value, (*path, field_name), defaults)
         if not ok or props is None:
             return None
+        # Options accepted for compatibility that cannot apply here are reported.
+        for note in getattr(props, "validation_warnings", lambda: [])():
+            self.warnings.append(f"{format_path(path)} ({task_id}): {note}")
         return TaskNode(task_id, task_type, data, props, format_path(path), children, cases)
 
     def _pydantic(self, exc: ValidationError, path: tuple, model: type[BaseModel]) -> None:
@@ -238,6 +241,14 @@ class _Checker:
         elif isinstance(value, dict):
             for key, item in value.items():
                 self._expressions(item, (*path, key))
+
+
+def _known_names() -> list[str]:
+    """Short names, qualified where two types share one (python.Script, shell.Script)."""
+    types = sorted(REGISTRY.types.values(), key=lambda t: (t.short, t.name))
+    shorts = [t.short for t in types]
+    return [t.short if shorts.count(t.short) == 1 else ".".join(t.name.rsplit(".", 2)[-2:])
+            for t in types]
 
 
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:

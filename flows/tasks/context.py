@@ -7,7 +7,7 @@ free of engine imports. The engine's implementation lives in
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 
 class TaskFailed(Exception):
@@ -33,7 +33,16 @@ class RunContext(Protocol):
     def check_alive(self) -> None:
         """Raise TaskKilled when the task should stop."""
     def set_labels(self, labels: dict[str, str]) -> None: ...
-    def put_file(self, name: str, data: bytes) -> str:
-        """Store bytes in internal storage; return the ``kestra://`` URI."""
+    def put_file(self, name: str, data: bytes | IO[bytes]) -> str:
+        """Store bytes (or an open binary file) in internal storage; return the
+        ``kestra://`` URI."""
     def read_file(self, uri: str) -> bytes: ...
     def query_executions(self, **filters: Any) -> list[dict[str, Any]]: ...
+
+
+def warn_in_logs(ctx: RunContext, message: str) -> None:
+    """Log a warning that must be seen but does not by itself make the run
+    WARNING (an option that cannot apply here, stderr output, ...)."""
+    ctx.log("WARN", message)
+    if message in ctx.warnings:
+        ctx.warnings.remove(message)

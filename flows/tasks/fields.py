@@ -177,3 +177,13 @@ class BaseTask(Strict):
     workerGroup: dict | None = None
     # Kestra's older condition list on tasks; Expression conditions act as runIf.
     conditions: list[dict[str, Any]] | None = None
+
+    def validation_warnings(self) -> list[str]:
+        """Accepted options that will not act as written (shown when validating)."""
+        notes = []
+        for index, condition in enumerate(self.conditions or []):
+            if not isinstance(condition, dict) or "expression" not in condition:
+                kind = condition.get("type") if isinstance(condition, dict) else condition
+                notes.append(f"conditions[{index}]: only Expression conditions apply to a "
+                             f"task (as runIf); '{kind}' is ignored")
+        return notes

@@ -84,6 +84,13 @@ REGISTRY = Registry()
 
 
 def resolve_type(name: str) -> TaskType | None:
-    from flows.tasks import core  # noqa: F401  (registers the built-in types)
+    from flows.tasks import (  # noqa: F401
+        conditions,
+        core,  # noqa: F401  (registers the built-in types)
+        http,
+        jdbc,
+        mail,
+        scripts,
+    )
 
     return REGISTRY.get(name)

@@ -1,0 +1,119 @@
+"""Flow concurrency: ``concurrency: {limit, behavior: QUEUE|CANCEL|FAIL}``.
+
+An execution holds a slot of its flow while it is CREATED, RUNNING, PAUSED,
+RETRYING or RESTARTED. A stopping (KILLING) execution has given its slot
+back already: a kill or cancel frees the slot at once, and a run stuck in
+"killing" never blocks the queue.
+
+Admission and release both lock the flow's ``FlowGate`` row (SELECT ... FOR
+UPDATE) and then count the slots in use, so two workers or web processes
+creating executions at the same moment are serialized, and a count is never
+stale: there is no counter that a lost update could drift. Both run inside
+the transaction that creates or ends the execution (listeners of
+executions.signals), so "admitted" and "created", or "ended" and "next one
+started", commit together.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from executions import states
+from executions.engine import dispatch
+from executions.models import Cause, Execution, FlowGate, State
+from executions.signals import execution_created, execution_state_changed
+
+log = logging.getLogger("orchestra.concurrency")
+
+HOLDING = frozenset({State.CREATED, State.RUNNING, State.PAUSED, State.RETRYING,
+                     State.RESTARTED})
+
+
+def lock_gate(namespace: str, flow_id: str) -> FlowGate:
+    """The flow's gate row, locked until the end of the transaction."""
+    gate, _ = FlowGate.objects.select_for_update().get_or_create(
+        namespace=namespace, flow_id=flow_id)
+    return gate
+
+
+def slots_in_use(namespace: str, flow_id: str, exclude: int | None = None) -> int:
+    qs = Execution.objects.filter(namespace=namespace, flow_id=flow_id, state__in=HOLDING)
+    if exclude is not None:
+        qs = qs.exclude(pk=exclude)
+    return qs.count()
+
+
+def _limit_of(namespace: str, flow_id: str) -> dict | None:
+    from flows.models import Flow
+
+    flow = Flow.objects.filter(namespace=namespace, flow_id=flow_id, deleted=False).first()
+    return flow.latest.spec.concurrency if flow else None
+
+
+@receiver(execution_created, dispatch_uid="orchestra.concurrency.admit")
+def admit(sender, execution: Execution, spec, **kwargs) -> None:
+    """Over the limit, a new execution is QUEUED, CANCELLED or FAILED before
+    anything runs; the state change records the limit and the count."""
+    concurrency = spec.concurrency
+    if not concurrency or execution.flow_revision_id is None:
+        return
+    lock_gate(execution.namespace, execution.flow_id)
+    running = slots_in_use(execution.namespace, execution.flow_id, exclude=execution.pk)
+    limit = concurrency["limit"]
+    if running < limit:
+        return
+    behavior = concurrency["behavior"]
+    to = {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[behavior]
+    reason = (f"flow concurrency limit {limit} reached ({running} running); "
+              f"behavior {behavior}")
+    fields = {"error": reason} if to == State.FAILED else None
+    states.transition(execution, to, cause=Cause.SYSTEM, actor="concurrency", reason=reason,
+                      details={"limit": limit, "running": running, "behavior": behavior},
+                      fields=fields)
+
+
+@receiver(execution_state_changed, dispatch_uid="orchestra.concurrency.release")
+def on_state_changed(sender, execution: Execution, old: str, new: str, **kwargs) -> None:
+    if old in HOLDING and new not in HOLDING and new != State.QUEUED:
+        release(execution.namespace, execution.flow_id)
+
+
+def release(namespace: str, flow_id: str) -> list[int]:
+    """Start the oldest queued executions of the flow while slots are free;
+    returns their ids. Safe to call any time (beat calls it as a safety net)."""
+    with transaction.atomic():
+        if not Execution.objects.filter(namespace=namespace, flow_id=flow_id,
+                                        state=State.QUEUED).exists():
+            return []
+        concurrency = _limit_of(namespace, flow_id)
+        lock_gate(namespace, flow_id)
+        free = (concurrency["limit"] - slots_in_use(namespace, flow_id)
+                if concurrency else None)
+        if free is not None and free <= 0:
+            return []
+        queued = Execution.objects.filter(
+            namespace=namespace, flow_id=flow_id, state=State.QUEUED
+        ).order_by("created_at", "id")
+        # Plain FOR UPDATE (not SKIP LOCKED): creation order is the promise.
+        queued = queued.select_for_update(of=("self",))
+        if free is not None:
+            queued = queued[:free]
+        started = []
+        for execution in queued:
+            reason = ("a concurrency slot was freed" if concurrency
+                      else "the flow has no concurrency limit any more")
+            states.transition(execution, State.CREATED, cause=Cause.SYSTEM,
+                              actor="concurrency", reason=reason)
+            dispatch.get().advance(execution.pk)
+            started.append(execution.pk)
+        return started
+
+
+def release_all() -> int:
+    """Beat's safety net: every flow with queued executions gets its free slots."""
+    flows = (Execution.objects.filter(state=State.QUEUED)
+             .values_list("namespace", "flow_id").distinct())
+    return sum(len(release(ns, flow_id)) for ns, flow_id in flows)

@@ -1,0 +1,167 @@
+"""Flow triggers: start a flow when other executions end.
+
+When an execution reaches an end state, the listener below (inside that
+same transaction) matches it against every Flow trigger and writes one
+pending ``TriggerEvent`` per match: the end and the intent to react commit
+together, and the unique (trigger, source execution, attempt) constraint
+makes a second firing for the same end impossible. After commit the pending
+events become executions; ``process_pending`` run by beat picks up any that
+a crash left behind.
+
+Loops: the trigger chain travels with each triggered execution
+(``trigger.chain``); a flow never starts itself, directly or through other
+flows. Such a start is recorded as a skipped event with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.dispatch import receiver
+from django.utils import timezone
+
+from executions.models import (
+    TERMINAL,
+    Execution,
+    LogEntry,
+    Trigger,
+    TriggerEvent,
+    TriggerKind,
+)
+from executions.signals import execution_state_changed
+from executions.triggers.fire import (
+    TriggerError,
+    execution_for_trigger,
+    latest_revision,
+)
+from executions.triggers.registry import trigger_decl
+from flows.expressions import ExpressionError
+from flows.models import FlowRevision
+from flows.triggers import flow_condition_failures
+
+log = logging.getLogger("orchestra.flow_trigger")
+
+MAX_CHAIN = 25
+
+
+def source_variables(execution: Execution) -> dict[str, Any]:
+    """``trigger.*`` of an execution started by another one's end."""
+    return {
+        "executionId": execution.pk,
+        "namespace": execution.namespace,
+        "flowId": execution.flow_id,
+        "flowRevision": execution.revision,
+        "state": execution.state,
+        "outputs": execution.outputs or {},
+        "labels": execution.labels or {},
+    }
+
+
+def _chain(execution: Execution) -> list[str]:
+    return list((execution.trigger or {}).get("chain", []))
+
+
+@receiver(execution_state_changed, dispatch_uid="orchestra.triggers.flow")
+def on_execution_end(sender, execution: Execution, old: str, new: str, **kwargs) -> None:
+    if new not in TERMINAL or old in TERMINAL or execution.flow_revision_id is None:
+        return
+    listeners = list(Trigger.objects.filter(kind=TriggerKind.FLOW, disabled=False)
+                     .values_list("namespace", "flow_id", "trigger_id", "revision"))
+    if not listeners:
+        return
+    revisions = {
+        (r.flow.namespace, r.flow.flow_id): r
+        for r in FlowRevision.objects.select_related("flow").filter(
+            flow__deleted=False, flow__disabled=False,
+            flow__namespace__in={ns for ns, *_ in listeners},
+            flow__flow_id__in={f for _, f, *_ in listeners},
+        ).filter(revision=F("flow__revision"))
+    }
+    source = {"namespace": execution.namespace, "flowId": execution.flow_id,
+              "state": new, "labels": execution.labels or {}}
+    context = {"trigger": source_variables(execution)}
+    chain = [*_chain(execution), f"{execution.namespace}.{execution.flow_id}"]
+    events = []
+    for namespace, flow_id, trigger_id, _rev in listeners:
+        revision = revisions.get((namespace, flow_id))
+        decl = trigger_decl(revision.spec, trigger_id) if revision else None
+        if decl is None:
+            continue
+        try:
+            failures = flow_condition_failures(decl, source, context)
+        except ExpressionError as exc:
+            failures = [f"condition error: {exc.message}"]
+            _note(execution, f"flow trigger {namespace}.{flow_id}:{trigger_id}: {exc.message}")
+        if failures:
+            continue
+        status, reason = TriggerEvent.Status.PENDING, ""
+        target = f"{namespace}.{flow_id}"
+        if target in chain or len(chain) > MAX_CHAIN:
+            status = TriggerEvent.Status.SKIPPED
+            reason = (f"not started: {target} would trigger itself "
+                      f"(chain {' -> '.join([*chain, target])})")
+            _note(execution, f"flow trigger {target}:{trigger_id} {reason}")
+        events.append(TriggerEvent(
+            namespace=namespace, flow_id=flow_id, trigger_id=trigger_id, kind=TriggerKind.FLOW,
+            source_execution_id=execution.pk, source_attempt=execution.attempt, status=status,
+            reason=reason, actor=f"flow:{execution.namespace}.{execution.flow_id}",
+        ))
+    if not events:
+        return
+    TriggerEvent.objects.bulk_create(events, ignore_conflicts=True)
+    source_id = execution.pk
+    transaction.on_commit(lambda: process_pending(source_execution_id=source_id))
+
+
+def _note(execution: Execution, message: str) -> None:
+    LogEntry.objects.create(execution_id=execution.pk, level="WARN", message=message)
+    log.warning("execution %s: %s", execution.pk, message)
+
+
+def process_pending(source_execution_id: int | None = None,
+                    older_than: timedelta | None = None, limit: int = 500) -> int:
+    """Turn pending Flow-trigger events into executions; returns how many started."""
+    qs = TriggerEvent.objects.filter(status=TriggerEvent.Status.PENDING, kind=TriggerKind.FLOW)
+    if source_execution_id is not None:
+        qs = qs.filter(source_execution_id=source_execution_id)
+    if older_than is not None:
+        qs = qs.filter(created_at__lte=timezone.now() - older_than)
+    started = 0
+    for pk in list(qs.order_by("id").values_list("pk", flat=True)[:limit]):
+        started += _process_one(pk)
+    return started
+
+
+def _process_one(pk: int) -> int:
+    with transaction.atomic():
+        event = (TriggerEvent.objects.select_for_update(skip_locked=True)
+                 .filter(pk=pk, status=TriggerEvent.Status.PENDING).first())
+        if event is None:
+            return 0  # another process took it
+        source = Execution.objects.filter(pk=event.source_execution_id).first()
+        revision = latest_revision(event.namespace, event.flow_id)
+        decl = trigger_decl(revision.spec, event.trigger_id) if revision else None
+        if source is None or decl is None:
+            event.status = TriggerEvent.Status.SKIPPED
+            event.reason = ("the source execution was deleted" if source is None
+                            else "the flow or its trigger no longer exists")
+            event.save(update_fields=["status", "reason"])
+            return 0
+        try:
+            execution = execution_for_trigger(
+                revision, decl, source_variables(source), actor=event.actor,
+                extra={"chain": [*_chain(source), f"{source.namespace}.{source.flow_id}"]},
+            )
+        except TriggerError as exc:
+            event.status, event.reason = TriggerEvent.Status.FAILED, str(exc)
+            event.save(update_fields=["status", "reason"])
+            _note(source, f"flow trigger {event.namespace}.{event.flow_id}:{event.trigger_id} "
+                          f"did not start: {exc}")
+            return 0
+        event.status, event.execution = TriggerEvent.Status.FIRED, execution
+        event.save(update_fields=["status", "execution"])
+        return 1

@@ -1,0 +1,148 @@
+"""Webhook triggers: ``/api/executions/webhook/<namespace>/<flow>/<key>``.
+
+No login: the key is the secret. GET, POST and PUT are accepted; the body
+(parsed when it is JSON), the headers and the query string reach the flow
+as ``trigger.body``, ``trigger.headers`` and ``trigger.parameters``.
+
+404: no such live flow with a Webhook trigger of that key (the same answer
+for both, so the endpoint does not reveal which flows exist). 204: the
+trigger's conditions say no. 429 with Retry-After: the flow's token bucket
+is empty. 200: the execution, with its id.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from executions.concurrency import lock_gate
+from executions.triggers.fire import (
+    TriggerError,
+    execution_for_trigger,
+    latest_revision,
+)
+from flows.expressions import ExpressionError, is_dynamic, render
+from flows.triggers import expression_conditions_hold
+
+
+def _not_found() -> JsonResponse:
+    return JsonResponse({"message": "no flow with a Webhook trigger for this key"}, status=404)
+
+
+def find_trigger(namespace: str, flow_id: str, key: str):
+    """(revision, trigger) of the live flow's enabled Webhook trigger whose
+    key matches, or None."""
+    revision = latest_revision(namespace, flow_id)
+    if revision is None or revision.flow.disabled:
+        return None
+    for decl in revision.spec.triggers:
+        if decl["kind"] != "webhook" or decl.get("disabled"):
+            continue
+        expected = decl.get("key", "")
+        if is_dynamic(expected):  # e.g. "{{ secret('WEBHOOK_KEY') }}"
+            try:
+                expected = str(render(expected, {}))
+            except ExpressionError:
+                continue
+        if hmac.compare_digest(str(expected).encode(), key.encode()):
+            return revision, decl
+    return None
+
+
+def take_token(namespace: str, flow_id: str) -> float:
+    """Token bucket per flow, kept on the flow's gate row so every web
+    process shares it. Returns 0 when a token was taken, else the seconds to
+    wait for the next one."""
+    rate = settings.ORCHESTRA_WEBHOOK_RATE
+    burst = settings.ORCHESTRA_WEBHOOK_BURST
+    with transaction.atomic():
+        gate = lock_gate(namespace, flow_id)
+        now = timezone.now()
+        tokens = burst if gate.webhook_tokens is None else gate.webhook_tokens
+        if gate.webhook_refilled_at is not None:
+            elapsed = max((now - gate.webhook_refilled_at).total_seconds(), 0.0)
+            tokens = min(burst, tokens + elapsed * rate)
+        wait = 0.0
+        if tokens >= 1:
+            tokens -= 1
+        else:
+            wait = (1 - tokens) / rate
+        gate.webhook_tokens, gate.webhook_refilled_at = tokens, now
+        gate.save(update_fields=["webhook_tokens", "webhook_refilled_at"])
+    return wait
+
+
+def _body(request: HttpRequest) -> Any:
+    raw = request.body
+    if not raw:
+        return None
+    text = raw.decode(request.encoding or "utf-8", errors="replace")
+    content_type = request.content_type or ""
+    if content_type == "application/json" or content_type.endswith("+json"):
+        return json.loads(text)  # a ValueError here is answered with 400
+    if content_type in ("", "text/plain") and text.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    if content_type == "application/x-www-form-urlencoded":
+        return {k: v if len(v) > 1 else v[0] for k, v in request.POST.lists()}
+    return text
+
+
+@csrf_exempt
+@login_not_required
+@require_http_methods(["GET", "POST", "PUT"])
+def webhook(request: HttpRequest, namespace: str, flow_id: str, key: str) -> HttpResponse:
+    found = find_trigger(namespace, flow_id, key)
+    if found is None:
+        return _not_found()
+    revision, decl = found
+    wait = take_token(namespace, flow_id)
+    if wait:
+        response = JsonResponse(
+            {"message": f"too many webhook calls for {namespace}.{flow_id}; "
+                        f"retry in {math.ceil(wait)} s"}, status=429)
+        response["Retry-After"] = str(math.ceil(wait))
+        return response
+    try:
+        body = _body(request)
+    except ValueError as exc:
+        return JsonResponse({"message": f"the body is not valid JSON: {exc}"}, status=400)
+    variables = {
+        "body": body,
+        # Browser cookies (a session) are not the flow's business and would be stored.
+        "headers": {name.lower(): [value] for name, value in request.headers.items()
+                    if name.lower() != "cookie"},
+        "parameters": {k: v for k, v in request.GET.lists()},
+        "method": request.method,
+    }
+    try:
+        why_not = expression_conditions_hold(decl, {"trigger": variables})
+    except ExpressionError as exc:
+        return JsonResponse({"message": f"trigger '{decl['id']}' condition: {exc.message}"},
+                            status=400)
+    if why_not:
+        return HttpResponse(status=204)
+    try:
+        execution = execution_for_trigger(revision, decl, variables,
+                                          actor=f"webhook:{decl['id']}")
+    except TriggerError as exc:
+        return JsonResponse({"message": str(exc)}, status=400)
+    return JsonResponse({
+        "id": execution.pk,
+        "namespace": execution.namespace,
+        "flowId": execution.flow_id,
+        "state": execution.state,
+        "url": f"{settings.ORCHESTRA_BASE_URL.rstrip('/')}{execution.get_absolute_url()}",
+    })

@@ -1,0 +1,139 @@
+"""Flow concurrency: limit, QUEUE / CANCEL / FAIL, slots freed at once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from executions import actions
+from executions.concurrency import release_all
+from executions.models import Cause, Execution, State, StateChange
+from flows.models import save_flow
+from tests.conftest import wait_for
+
+FLOW = """
+id: limited
+namespace: tests.conc
+concurrency:
+  limit: {limit}
+  behavior: {behavior}
+tasks:
+  - id: nap
+    type: Sleep
+    duration: {duration}
+"""
+
+
+def deploy(limit: int = 1, behavior: str = "QUEUE", duration: str = "PT30S"):
+    _, revision, _ = save_flow(FLOW.format(limit=limit, behavior=behavior, duration=duration),
+                               actor="test")
+    return revision
+
+
+def states(*executions) -> list[str]:
+    return [Execution.objects.get(pk=e.pk).state for e in executions]
+
+
+def test_over_the_limit_executions_queue_and_start_in_creation_order(db):
+    rev = deploy(limit=2)
+    a, b, c, d = (actions.create_execution(rev) for _ in range(4))
+    assert states(a, b, c, d) == ["CREATED", "CREATED", "QUEUED", "QUEUED"]
+    change = StateChange.objects.get(execution=c, to_state="QUEUED")
+    assert change.reason == "flow concurrency limit 2 reached (2 running); behavior QUEUE"
+    assert change.details == {"limit": 2, "running": 2, "behavior": "QUEUE"}
+    # A kill frees its slot in the same transaction: the oldest queued one starts.
+    actions.kill(a.pk, cause=Cause.USER, actor="alice")
+    assert states(a, b, c, d) == ["KILLED", "CREATED", "CREATED", "QUEUED"]
+    assert StateChange.objects.get(execution=c, from_state="QUEUED").reason == (
+        "a concurrency slot was freed")
+    # Cancelling (e.g. stuck cleanup) frees it too.
+    actions.stop_execution(b.pk, final=State.CANCELLED, cause=Cause.SWEEP, reason="cleanup")
+    assert states(c, d) == ["CREATED", "CREATED"]
+
+
+def test_killing_a_queued_execution_gives_nobody_its_slot(db):
+    rev = deploy(limit=1)
+    a, b, c = (actions.create_execution(rev) for _ in range(3))
+    actions.kill(b.pk, cause=Cause.USER)
+    assert states(a, b, c) == ["CREATED", "KILLED", "QUEUED"]
+
+
+@pytest.mark.parametrize(("behavior", "state"), [("CANCEL", "CANCELLED"), ("FAIL", "FAILED")])
+def test_cancel_and_fail_behaviors_end_the_new_execution_at_once(db, behavior, state):
+    rev = deploy(limit=1, behavior=behavior)
+    a, b = actions.create_execution(rev), actions.create_execution(rev)
+    assert states(a, b) == ["CREATED", state]
+    change = StateChange.objects.get(execution=b, to_state=state)
+    assert (change.cause, change.actor) == ("system", "concurrency")
+    assert f"behavior {behavior}" in change.reason
+    b.refresh_from_db()
+    assert b.taskruns.count() == 0
+    if state == "FAILED":
+        assert b.error.startswith("flow concurrency limit 1 reached")
+
+
+def test_raising_the_limit_lets_the_sweep_start_queued_ones(db):
+    rev = deploy(limit=1)
+    a, b, c = (actions.create_execution(rev) for _ in range(3))
+    deploy(limit=3)
+    assert release_all() == 2
+    assert states(a, b, c) == ["CREATED", "CREATED", "CREATED"]
+
+
+def test_two_processes_creating_at_once_never_exceed_the_limit(postgres, transactional_db):
+    rev = deploy(limit=3)
+    barrier = threading.Barrier(8)
+    created = []
+
+    def create():
+        try:
+            barrier.wait()
+            created.append(actions.create_execution(rev).pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = dict(Execution.objects.filter(pk__in=created).values_list("pk", "state"))
+    assert sorted(rows.values()).count("QUEUED") == 5
+
+
+def test_real_workers_keep_the_limit_and_drain_the_queue_in_order(postgres, start_worker):
+    rev = deploy(limit=2, duration="PT0.5S")
+    start_worker("w1", concurrency=2)
+    start_worker("w2", concurrency=2)
+    executions = [actions.create_execution(rev) for _ in range(6)]
+    wait_for(lambda: all(s == "SUCCESS" for s in states(*executions)), 60,
+             what="all six executions to succeed")
+    rows = sorted(Execution.objects.filter(pk__in=[e.pk for e in executions]),
+                  key=lambda e: e.pk)
+    # Never more than two running at once...
+    for row in rows:
+        overlapping = [o for o in rows if o.started_at <= row.started_at < o.ended_at]
+        assert len(overlapping) <= 2
+    # ...and the queued ones started in the order they were created.
+    starts = [r.started_at for r in rows[2:]]
+    assert starts == sorted(starts)
+    assert all(StateChange.objects.filter(execution=r, to_state="QUEUED").exists()
+               for r in rows[2:])
+
+
+def test_kill_on_a_real_worker_frees_the_slot_at_once(postgres, start_worker):
+    rev = deploy(limit=1, duration="PT30S")
+    start_worker("w1")
+    first = actions.create_execution(rev)
+    wait_for(lambda: states(first) == ["RUNNING"], 20, what="first to run")
+    second = actions.create_execution(rev)
+    assert states(second) == ["QUEUED"]
+    actions.kill(first.pk, cause=Cause.USER, actor="alice")
+    # The first one may still be KILLING while its task stops: its slot is free.
+    assert states(second) != ["QUEUED"]
+    wait_for(lambda: states(second) == ["RUNNING"], 20, what="second to run")
+    wait_for(lambda: states(first) == ["KILLED"], 20, what="first to be killed")
+    actions.kill(second.pk, cause=Cause.USER)  # (so the worker stops quickly)
+    wait_for(lambda: states(second) == ["KILLED"], 20, what="second to be killed")
