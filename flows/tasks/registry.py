@@ -74,6 +74,9 @@ class Registry:
             t = self._lookup[c]
             if t.name not in canonical:
                 canonical.append(t.name)
+        if "." not in name:
+            # Answer in the user's own spelling: "Slep" -> "Sleep".
+            return [self.types[n].short for n in canonical]
         return canonical
 
     def known_names(self) -> list[str]:
