@@ -33,7 +33,8 @@ ALLOWED: dict[str, set[str]] = {
     S.PAUSED: {S.RUNNING, S.FAILED} | _STOP,
     S.RETRYING: {S.RUNNING, S.FAILED} | _STOP,
     S.RESTARTED: {S.RUNNING, S.FAILED} | _STOP,
-    S.KILLING: {S.KILLED, S.CANCELLED},
+    # FAILED: stopped by an SLA breach whose behavior is FAIL.
+    S.KILLING: {S.KILLED, S.CANCELLED, S.FAILED},
     S.SUCCESS: {S.RESTARTED},
     S.WARNING: {S.RESTARTED},
     S.FAILED: {S.RESTARTED},
@@ -108,7 +109,9 @@ def transition(
     return execution
 
 
-@transaction.atomic
+# No savepoint: the engine calls this several times per task inside its own
+# transaction, and an error here aborts that whole transaction anyway.
+@transaction.atomic(savepoint=False)
 def transition_taskrun(
     taskrun: TaskRun,
     to: str,
@@ -118,10 +121,13 @@ def transition_taskrun(
     reason: str = "",
     fields: dict[str, Any] | None = None,
     only_if: dict[str, Any] | None = None,
+    touch_execution: bool = True,
 ) -> bool:
     """Move a task run; returns False (and changes nothing) when it moved since.
 
     ``only_if`` adds conditions to the UPDATE (e.g. the claiming worker).
+    ``touch_execution=False`` skips bumping the execution's ``progress_at``
+    when the caller's transaction has just done so.
     """
     old = taskrun.state
     _check(TASKRUN_ALLOWED, old, to, f"task run {taskrun.pk} ({taskrun.task_id})")
@@ -141,7 +147,8 @@ def transition_taskrun(
         execution_id=taskrun.execution_id, taskrun_id=taskrun.pk, from_state=old,
         to_state=to, at=now, cause=cause, actor=actor, reason=reason,
     )
-    Execution.objects.filter(pk=taskrun.execution_id).update(progress_at=now)
+    if touch_execution:
+        Execution.objects.filter(pk=taskrun.execution_id).update(progress_at=now)
     return True
 
 

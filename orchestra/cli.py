@@ -94,15 +94,41 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.group not in ("server", "manage"):
-        _ensure_local_database()
+    from django.db import DatabaseError
+
     try:
+        if args.group not in ("server", "manage"):
+            _ensure_local_database()
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"orchestra: error: {exc}", file=sys.stderr)
         return 2
+    except DatabaseError as exc:
+        # An unreachable or unmigrated database is an operator's problem, not
+        # a bug: one line naming the setting instead of a traceback.
+        print(f"orchestra: database error ({_database_label()}): {_first_line(exc)}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _database_label() -> str:
+    from django.conf import settings
+
+    from orchestra.lib.env import hide_password
+
+    url = settings.DATABASE_URL
+    if "DATABASE_URL" not in os.environ:
+        return f"local SQLite database {url.removeprefix('sqlite:///')}"
+    return f"DATABASE_URL={hide_password(url)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if "relation" in text and "does not exist" in text or "no such table" in text:
+        return f"{text.splitlines()[0]}; create the tables with: orchestra manage migrate"
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -84,42 +85,108 @@ def local(args: argparse.Namespace) -> int:
     user, password = ensure_admin()
     examples = 0 if args.no_examples else deploy_examples()
     env = {**os.environ, "ORCHESTRA_HOME": str(settings.ORCHESTRA_HOME)}
-    children = [
-        subprocess.Popen(_celery("worker", "--pool", "threads", "--concurrency",
-                                 str(args.concurrency), "--loglevel", "WARNING",
-                                 "--hostname", "local@%h", "--without-gossip",
-                                 "--without-mingle"), env=env),
-        subprocess.Popen(_celery("beat", "--loglevel", "WARNING", "--schedule",
-                                 settings.CELERY_BEAT_SCHEDULE_FILENAME), env=env),
-    ]
-    url = f"http://{args.host}:{args.port}"
-    print(f"Orchestra is starting in local mode (data in {settings.ORCHESTRA_HOME})")
-    print(f"  web:       {url}")
-    if password:
-        print(f"  login:     {user} / {password}")
-    else:
-        print(f"  login:     {user} (password in {Path(settings.ORCHESTRA_HOME) / 'admin-password'})")
-    print(f"  examples:  {examples} flows deployed (orchestra flows list)")
-    print("  worker and scheduler running; press Ctrl-C to stop everything", flush=True)
+    started = time.time()
+    commands = {
+        "worker": _celery("worker", "--pool", "threads", "--concurrency", str(args.concurrency),
+                          "--loglevel", "WARNING", "--hostname", "local@%h", "--without-gossip",
+                          "--without-mingle"),
+        "scheduler": _celery("beat", "--loglevel", "WARNING", "--schedule",
+                             settings.CELERY_BEAT_SCHEDULE_FILENAME),
+    }
+    children = [subprocess.Popen(command, env=env) for command in commands.values()]
+    supervisor = _Supervisor(commands, children, env)
 
     def stop(*_):
         raise KeyboardInterrupt
 
+    # From here on, every way out (Ctrl-C, SIGTERM, a failed start) stops the
+    # worker and the scheduler: no orphans left polling the data folder.
     signal.signal(signal.SIGTERM, stop)
     try:
+        if not _wait_for_worker(children[0], started):
+            print("orchestra: the worker did not start; see its output above", file=sys.stderr)
+            return 1
+        url = f"http://{args.host}:{args.port}"
+        print(f"Orchestra is starting in local mode (data in {settings.ORCHESTRA_HOME})")
+        print(f"  web:       {url}")
+        if password:
+            print(f"  login:     {user} / {password}")
+        else:
+            print(f"  login:     {user} (password in "
+                  f"{Path(settings.ORCHESTRA_HOME) / 'admin-password'})")
+        print(f"  examples:  {examples} flows deployed (orchestra flows list)")
+        print("  worker and scheduler running; press Ctrl-C to stop everything", flush=True)
+        supervisor.start()
         _serve(args.host, args.port)
     except KeyboardInterrupt:
         pass
     finally:
-        for child in children:
-            child.terminate()
-        deadline = time.monotonic() + 10
-        for child in children:
-            try:
-                child.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                child.kill()
+        supervisor.stopping.set()
+        with supervisor.lock:
+            _stop(children)
     return 0
+
+
+class _Supervisor(threading.Thread):
+    """Restarts the worker or scheduler when it dies (killed, out of memory).
+
+    A new worker runs the liveness sweep, which finds the task runs the dead
+    one held and re-queues or fails them: nothing stays RUNNING for ever.
+    """
+
+    def __init__(self, commands: dict[str, list[str]], children: list[subprocess.Popen],
+                 env: dict[str, str]):
+        super().__init__(name="orchestra-supervisor", daemon=True)
+        self.commands = commands
+        self.children = children  # same order as commands; replaced in place
+        self.env = env
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self.stopping.wait(1.0):
+            with self.lock:
+                if self.stopping.is_set():
+                    return
+                for index, name in enumerate(self.commands):
+                    code = self.children[index].poll()
+                    if code is None:
+                        continue
+                    print(f"orchestra: the {name} exited (code {code}); starting it again",
+                          file=sys.stderr, flush=True)
+                    self.children[index] = subprocess.Popen(self.commands[name], env=self.env)
+
+
+def _wait_for_worker(worker: subprocess.Popen, since: float, timeout: float = 60) -> bool:
+    """Announce "running" only once the worker has registered: a flow executed
+    right after start is then picked up, and a worker that cannot start is
+    reported instead of leaving the web server up with nobody to run tasks."""
+    from datetime import UTC, datetime
+
+    from executions.models import Worker, WorkerState
+
+    since_at = datetime.fromtimestamp(since - 1, tz=UTC)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            return False
+        if Worker.objects.filter(state=WorkerState.ALIVE, started_at__gte=since_at).exists():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _serve(host: str, port: int) -> None:

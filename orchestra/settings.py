@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 from pathlib import Path
 
 import dj_database_url
@@ -277,3 +278,25 @@ SPECTACULAR_SETTINGS.update({
 # Server-sent events: how long one follow connection lasts, and how often it polls.
 ORCHESTRA_SSE_SECONDS = envfloat("ORCHESTRA_SSE_SECONDS", 300.0, minimum=1)
 ORCHESTRA_SSE_POLL_SECONDS = envfloat("ORCHESTRA_SSE_POLL_SECONDS", 0.5, minimum=0.05)
+# --- SLA ------------------------------------------------------------------
+CELERY_BEAT_SCHEDULE["sla-sweep"] = {"task": "orchestra.sla_sweep", "schedule": 60.0}
+# After an alert for a rule, its next misses wait this long, then go out as one reminder.
+ORCHESTRA_SLA_REMINDER_MINUTES = envint("ORCHESTRA_SLA_REMINDER_MINUTES", 30, minimum=0)
+# A digest left "sending" by a crashed sweep is sent again (same Message-ID) after this.
+ORCHESTRA_SLA_SENDING_LEASE_SECONDS = envint(
+    "ORCHESTRA_SLA_SENDING_LEASE_SECONDS", 300, minimum=10
+)
+# Deployments without Celery beat: `orchestra manage crontab add` installs this.
+# cron starts jobs with an empty environment: the line carries what this process had.
+INSTALLED_APPS += ["django_crontab"]
+CRONJOBS = [("* * * * *", "sla.cron.check", f">> {ORCHESTRA_HOME / 'sla-cron.log'} 2>&1")]
+CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
+CRONTAB_DJANGO_PROJECT_NAME = "orchestra"
+CRONTAB_COMMAND_PREFIX = " ".join(
+    f"{name}={shlex.quote(os.environ[name])}"
+    for name in ("ORCHESTRA_HOME", "DATABASE_URL", "CELERY_BROKER_URL", "ORCHESTRA_BASE_URL",
+                 "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_USE_TLS",
+                 "EMAIL_USE_SSL", "EMAIL_HOST_PASSWORD_FILE", "DEFAULT_FROM_EMAIL",
+                 "ORCHESTRA_SLA_REMINDER_MINUTES")
+    if os.environ.get(name)
+)

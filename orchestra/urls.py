@@ -24,6 +24,7 @@ urlpatterns = [
     path("", include("flows.urls")),
     path("api/", include("orchestra.api_urls")),
 ]
+urlpatterns += [path("", include("sla.urls"))]
 
 handler404 = "orchestra.api.json_not_found"
 handler500 = "orchestra.api.json_server_error"

@@ -1,1 +1,338 @@
-"""SLA rules and misses (see DESIGN §4)."""
+"""SLA rules, stored deadlines, misses and the alert outbox (DESIGN §4).
+
+The engine never imports this app: deadlines are written by receivers of the
+execution signals (sla/deadlines.py) and checked by the sweep (sla/sweep.py).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from executions.models import TERMINAL
+from orchestra.lib.durations import format_duration
+
+
+class Level(models.TextChoices):
+    SLO = "SLO", "SLO (warning)"
+    SLA = "SLA", "SLA (breach)"
+
+
+class Behavior(models.TextChoices):
+    NONE = "NONE", "Alert only"
+    CANCEL = "CANCEL", "Cancel the execution"
+    FAIL = "FAIL", "Fail the execution"
+
+
+class SlaRuleQuerySet(models.QuerySet):
+    def enabled(self):
+        return self.filter(enabled=True)
+
+    def covering(self, namespace: str, flow_id: str | None = None):
+        """Rules whose namespace is ``namespace`` or one of its parents, for
+        this flow or for every flow."""
+        parts = namespace.split(".")
+        prefixes = [".".join(parts[: i + 1]) for i in range(len(parts))]
+        qs = self.filter(namespace__in=prefixes)
+        if flow_id is None:
+            return qs.filter(flow_id="")
+        return qs.filter(Q(flow_id="") | Q(flow_id=flow_id))
+
+
+class SlaRule(models.Model):
+    name = models.CharField(max_length=200)
+    namespace = models.CharField(
+        max_length=255, help_text="Applies to this namespace and its children."
+    )
+    flow_id = models.CharField(
+        max_length=255, blank=True, default="", help_text="Empty: every flow."
+    )
+    labels = models.JSONField(
+        default=dict, blank=True,
+        help_text="Executions must carry all these labels for the rule to apply.",
+    )
+    slo = models.DurationField(null=True, blank=True, help_text="Warning threshold.")
+    sla = models.DurationField(null=True, blank=True, help_text="Breach threshold.")
+    # "At least N successful executions per cron window": checked at each cron
+    # time over the window since the previous cron time.
+    expected_runs = models.PositiveIntegerField(null=True, blank=True)
+    expected_cron = models.CharField(max_length=100, blank=True, default="")
+    tz = models.CharField("time zone", max_length=64, default="UTC")
+    recipients = models.TextField(
+        blank=True, default="", help_text="Email addresses, separated by commas."
+    )
+    on_breach = models.CharField(
+        max_length=8, choices=Behavior.choices, default=Behavior.NONE
+    )
+    add_labels = models.JSONField(
+        default=dict, blank=True, help_text="Labels added to a breaching execution."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # Expected-run check: every window ending at or before this was checked.
+    expected_checked_until = models.DateTimeField(null=True, blank=True)
+    # Damping, per level: after an alert, further misses of this rule wait
+    # until then and go out together as one reminder instead of a flood.
+    slo_quiet_until = models.DateTimeField(null=True, blank=True)
+    sla_quiet_until = models.DateTimeField(null=True, blank=True)
+
+    objects = SlaRuleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["namespace", "flow_id", "name"]
+        indexes = [models.Index(fields=["namespace", "flow_id"], name="slarule_scope")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        # Stored normalised ("a@x, b@y", sorted, lower case): misses group by it.
+        self.recipients = ", ".join(normalize_recipients(self.recipients))
+        super().save(*args, **kwargs)
+        if not self.enabled:
+            self.void_open_deadlines()
+
+    def delete(self, *args, **kwargs):
+        self.void_open_deadlines()
+        return super().delete(*args, **kwargs)
+
+    def void_open_deadlines(self) -> int:
+        """A disabled or deleted rule stops alerting and acting at once: the
+        open deadlines it set (its durations, or the SLA/SLO inputs it acts
+        on) are voided. Thresholds from a flow's own sla: list stay."""
+        return Deadline.objects.filter(
+            rule_id=self.pk, state=DeadlineState.OPEN, key__in=["rule", "input"]
+        ).update(state=DeadlineState.VOID)
+
+    @property
+    def scope(self) -> str:
+        where = f"{self.namespace}.{self.flow_id}" if self.flow_id else f"{self.namespace}.*"
+        if self.labels:
+            where += " " + ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
+        return where
+
+    @property
+    def recipient_list(self) -> list[str]:
+        return normalize_recipients(self.recipients)
+
+    @property
+    def sets_durations(self) -> bool:
+        """Gives executions an SLO/SLA, or acts on their own SLA/SLO inputs
+        (a rule that only expects runs per window does neither)."""
+        return bool(self.slo or self.sla or not self.expected_cron)
+
+    def specificity(self) -> tuple[int, int, int]:
+        """Flow over namespace, child namespace over parent, more labels over fewer."""
+        return (1 if self.flow_id else 0, self.namespace.count(".") + 1, len(self.labels))
+
+    def matches_labels(self, labels: dict[str, str] | None) -> bool:
+        labels = labels or {}
+        return all(str(labels.get(k)) == str(v) for k, v in (self.labels or {}).items())
+
+
+def normalize_recipients(text: str) -> list[str]:
+    parts = text.replace(";", ",").replace("\n", ",").split(",")
+    return sorted({p.strip().lower() for p in parts if p.strip()})
+
+
+class DeadlineState(models.TextChoices):
+    OPEN = "open"
+    MET = "met"
+    MISSED = "missed"
+    VOID = "void"  # the execution ended without ever starting
+
+
+class Kind(models.TextChoices):
+    DURATION = "duration"
+    ASSERTION = "assertion"  # flow sla: EXECUTION_ASSERTION, checked at the end
+    EXPECTED = "expected"  # not enough successful runs in a cron window
+
+
+class Deadline(models.Model):
+    """One threshold of one execution, written when it is created.
+
+    ``due_at`` is set when the execution starts (started + threshold), so the
+    sweep is a range query on the open ones; a deadline met by an execution
+    that ended in time is closed by the end-of-execution receiver.
+    """
+
+    execution = models.ForeignKey(
+        "executions.Execution", on_delete=models.CASCADE, related_name="sla_deadlines"
+    )
+    rule = models.ForeignKey(
+        SlaRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="deadlines"
+    )
+    # Where the threshold comes from and what keeps misses unique:
+    # "rule", "input" (SLA/SLO inputs), "flow:<id>" (the flow's sla: list).
+    key = models.CharField(max_length=120)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DURATION)
+    level = models.CharField(max_length=3, choices=Level.choices)
+    threshold = models.DurationField(null=True, blank=True)
+    assertion = models.TextField(blank=True, default="")
+    behavior = models.CharField(max_length=8, choices=Behavior.choices, default=Behavior.NONE)
+    labels = models.JSONField(default=dict, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(
+        max_length=8, choices=DeadlineState.choices, default=DeadlineState.OPEN
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "key", "level"], name="deadline_unique"
+            )
+        ]
+        indexes = [
+            # The sweep: open deadlines by due time. Closed ones (almost all
+            # rows over time) are not in the index at all.
+            models.Index(fields=["due_at"], name="deadline_open_due",
+                         condition=Q(state="open")),
+            models.Index(fields=["execution"], name="deadline_open_exec",
+                         condition=Q(state="open")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.key} of execution {self.execution_id}"
+
+
+class SlaMissQuerySet(models.QuerySet):
+    def in_namespace(self, prefix: str):
+        return self.filter(Q(namespace=prefix) | Q(namespace__startswith=prefix + "."))
+
+
+class SlaMiss(models.Model):
+    """One breach: of a (rule, execution, level), or a cron window without
+    enough successful runs (no execution)."""
+
+    rule = models.ForeignKey(
+        SlaRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="misses"
+    )
+    execution = models.ForeignKey(
+        "executions.Execution", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="sla_misses",
+    )
+    key = models.CharField(max_length=120)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DURATION)
+    level = models.CharField(max_length=3, choices=Level.choices)
+    namespace = models.CharField(max_length=255)
+    flow_id = models.CharField(max_length=255, blank=True, default="")
+    threshold = models.DurationField(null=True, blank=True)
+    # Age of the execution when the miss was seen (its full duration if it had ended).
+    duration = models.DurationField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    execution_state = models.CharField(max_length=16, blank=True, default="")
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    expected = models.PositiveIntegerField(null=True, blank=True)
+    actual = models.PositiveIntegerField(null=True, blank=True)
+    detected_at = models.DateTimeField(default=timezone.now)
+    behavior = models.CharField(max_length=8, choices=Behavior.choices, default=Behavior.NONE)
+    labels = models.JSONField(default=dict, blank=True)
+    # What the sweep did about it ("cancelled", "labels added", or why not).
+    action = models.TextField(blank=True, default="")
+    actions_done = models.BooleanField(default=False)
+    # Normalised recipient list at detection time; empty: nobody to email.
+    recipients = models.TextField(blank=True, default="")
+    digest = models.ForeignKey(
+        "Digest", null=True, blank=True, on_delete=models.SET_NULL, related_name="misses"
+    )
+
+    objects = SlaMissQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "key", "level"], name="slamiss_unique_execution",
+                condition=Q(execution__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["rule", "window_end"], name="slamiss_unique_window",
+                condition=Q(execution__isnull=True),
+            ),
+        ]
+        indexes = [
+            # Lists are newest first by id (ids grow with detection time), so the
+            # primary key serves the unfiltered list: every index costs the sweep.
+            models.Index(fields=["namespace", "-id"], name="slamiss_ns"),
+            # The digest: misses with recipients not yet put in an email.
+            models.Index(fields=["detected_at"], name="slamiss_unsent",
+                         condition=Q(digest__isnull=True) & ~Q(recipients="")),
+            models.Index(fields=["id"], name="slamiss_actions_due",
+                         condition=Q(actions_done=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} miss {self.key} ({self.namespace}.{self.flow_id})"
+
+    @property
+    def threshold_text(self) -> str:
+        if self.kind == Kind.EXPECTED:
+            return f"≥ {self.expected} successful run(s)"
+        if self.kind == Kind.ASSERTION:
+            return "assertion"
+        return format_duration(self.threshold)
+
+    @property
+    def duration_text(self) -> str:
+        if self.kind == Kind.EXPECTED:
+            return f"{self.actual} successful run(s)"
+        return format_duration(self.duration)
+
+    @property
+    def ongoing(self) -> bool:
+        """The execution was still going when the miss was seen."""
+        return bool(self.execution_state) and self.execution_state not in TERMINAL
+
+    @property
+    def source(self) -> str:
+        if self.key.startswith("flow:"):
+            return f"flow sla '{self.key[5:]}'"
+        if self.key == "input":
+            return "SLA/SLO input"
+        return f"rule '{self.rule.name}'" if self.rule_id and self.rule else "rule"
+
+
+class DigestState(models.TextChoices):
+    PENDING = "pending"  # built, not yet accepted by the SMTP server
+    SENDING = "sending"  # claimed by a sweep that is talking to the server
+    SENT = "sent"
+
+
+class Digest(models.Model):
+    """One outgoing email (the outbox row): all misses for one recipient set.
+
+    The body is rendered once, when the misses are claimed, so a retry sends
+    exactly the same message with the same Message-ID.
+    """
+
+    recipients = models.TextField()
+    subject = models.CharField(max_length=255)
+    text_body = models.TextField()
+    html_body = models.TextField()
+    message_id = models.CharField(max_length=255, unique=True)
+    state = models.CharField(
+        max_length=8, choices=DigestState.choices, default=DigestState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["created_at"], name="digest_unsent",
+                         condition=~Q(state="sent")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} → {self.recipients} ({self.state})"
+
+    @property
+    def recipient_list(self) -> list[str]:
+        return normalize_recipients(self.recipients)
+

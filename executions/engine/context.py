@@ -122,7 +122,9 @@ class EngineContext:
         self.min_level = LEVEL_ORDER.get(min_level, 0)
         self._buffer: list[LogEntry] = []
         self._lock = threading.Lock()
-        self._last_check = 0.0
+        # The claim has just checked the execution under its lock: the first
+        # kill check is due one POLL from now, not at once.
+        self._last_check = time.monotonic()
 
     # expressions
     def render(self, value: Any) -> Any:
@@ -206,6 +208,11 @@ class EngineContext:
         from executions.lookup import lookup_rows
 
         return lookup_rows(**filters)
+
+    def count_executions(self, **filters: Any) -> list[dict[str, Any]]:
+        from executions.lookup import count_by_flow
+
+        return count_by_flow(**filters)
 
 
 def to_text(value: Any) -> str:

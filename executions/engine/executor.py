@@ -21,6 +21,7 @@ from executions.engine.context import expression_context
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
 from flows.expressions import ExpressionError, evaluate, render, truthy
 from flows.spec import FlowSpec, TaskNode
+from flows.spec.inputs import convert
 from orchestra.lib.secrets import mask
 
 log = logging.getLogger("orchestra.executor")
@@ -302,7 +303,14 @@ def _flow_outputs(plan: _Plan) -> dict[str, Any]:
     outputs = {}
     context = expression_context(plan.execution, plan.taskruns)
     for output in plan.spec.outputs:
-        outputs[output["id"]] = evaluate(output["value"], context)
+        value = evaluate(output["value"], context)
+        if output.get("type") and value is not None:
+            # Declared types hold for outputs as for inputs: INT is a number.
+            try:
+                value = convert(output, value)
+            except ValueError as exc:
+                raise ExpressionError(f"output '{output['id']}': {exc}") from None
+        outputs[output["id"]] = value
     return outputs
 
 
@@ -312,7 +320,7 @@ def advance(execution_id: int) -> list[TaskRun]:
     Call it from anywhere (executor task, worker after a task, sweeps): it
     takes the execution's row lock, so concurrent calls serialize.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         execution = (
             Execution.objects.select_for_update(of=("self",)).select_related("flow_revision")
             .filter(pk=execution_id).first()
@@ -332,7 +340,10 @@ def advance(execution_id: int) -> list[TaskRun]:
         result = plan.resolve_root()
         if result != RUNNING:
             _finish_execution(plan, result)
-        return [tr for tr in plan.runnable if tr.state == State.CREATED]
+        ready = [tr for tr in plan.runnable if tr.state == State.CREATED]
+        for tr in ready:
+            tr.execution = execution  # a worker chaining into it needs no reload
+        return ready
 
 
 def _finish_execution(plan: _Plan, result: str) -> None:

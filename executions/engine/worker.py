@@ -35,38 +35,68 @@ CHAIN_LIMIT = 500
 
 def run_chain(taskrun_id: int) -> int:
     """Run a task run, then keep running the execution's next ones. Returns
-    how many task runs this call ran."""
+    how many task runs this call ran.
+
+    Between two chained task runs there is one transaction: finish the one
+    that ran, advance the execution and claim the next one, all under the
+    execution's row lock. One commit per task is the floor of the per-task
+    overhead (bench/engine.py, docs/benchmarks.md).
+    """
+    tr = _claim(taskrun_id, current_worker().pk)
     ran = 0
-    next_id: int | None = taskrun_id
-    while next_id is not None and ran < CHAIN_LIMIT:
-        execution_id = run_one(next_id)
-        if execution_id is None:
-            break
+    while tr is not None:
         ran += 1
-        next_id = advance_and_dispatch(execution_id, keep_one=True)
-    if next_id is not None:
-        dispatch.get().run_taskrun(next_id)
+        tr = run_one(tr.pk, claimed=tr, advance_after=True, claim_next=ran < CHAIN_LIMIT)
     return ran
 
 
 def advance_and_dispatch(execution_id: int, keep_one: bool = False) -> int | None:
     """Advance; send the new task runs to the queue. With ``keep_one``, the
     first one that may start now is returned for the caller to run."""
-    with transaction.atomic():
+    kept = _advance(execution_id, keep_one)
+    return kept.pk if kept is not None else None
+
+
+def _advance(execution_id: int, keep_one: bool) -> TaskRun | None:
+    with transaction.atomic(savepoint=False):
         ready = advance(execution_id)
         kept = None
         now = timezone.now()
         for tr in ready:
             if keep_one and kept is None and (tr.scheduled_at is None or tr.scheduled_at <= now):
-                kept = tr.pk
+                kept = tr
                 continue
             dispatch.get().run_taskrun(tr.pk, eta=tr.scheduled_at)
     return kept
 
 
+def _finish_and_continue(tr: TaskRun, node, state: str, outputs: dict, error: str,
+                         worker, claim_next: bool) -> TaskRun | None:
+    """Record the outcome, advance the execution and, with ``claim_next``,
+    claim the next task run for this worker — in one transaction. Returns the
+    claimed task run (RUNNING on this worker), or None."""
+    with transaction.atomic():
+        _finish(tr, node, state, outputs, error, worker.pk)
+        kept = _advance(tr.execution_id, keep_one=True)
+        if kept is None:
+            return None
+        if not claim_next:
+            dispatch.get().run_taskrun(kept.pk)
+            return None
+        # Just created under the execution's lock, by this transaction: no
+        # other process can have claimed it, and the execution is running.
+        # Finishing the previous task run touched progress_at a moment ago.
+        if states.transition_taskrun(kept, State.RUNNING, cause=Cause.WORKER, actor=worker.name,
+                                     fields={"worker_id": worker.pk}, touch_execution=False):
+            return kept
+        dispatch.get().run_taskrun(kept.pk)
+        return None
+
+
 def _claim(taskrun_id: int, worker_id: int) -> TaskRun | None:
     with transaction.atomic():
-        tr = TaskRun.objects.select_related("execution").filter(pk=taskrun_id).first()
+        tr = (TaskRun.objects.select_related("execution__flow_revision")
+              .filter(pk=taskrun_id).first())
         if tr is None or tr.state != State.CREATED:
             return None  # already claimed, finished or killed: a duplicate message
         if tr.scheduled_at and tr.scheduled_at > timezone.now() + timedelta(seconds=1):
@@ -89,13 +119,21 @@ def _claim(taskrun_id: int, worker_id: int) -> TaskRun | None:
 def _worker_name(worker_id: int) -> str:
     from executions.models import Worker
 
+    worker = current_worker()
+    if worker.pk == worker_id:
+        return worker.name
     return Worker.objects.filter(pk=worker_id).values_list("name", flat=True).first() or ""
 
 
-def run_one(taskrun_id: int) -> int | None:
-    """Run one task run if it can be claimed; return its execution id."""
+def run_one(taskrun_id: int, claimed: TaskRun | None = None, advance_after: bool = False,
+            claim_next: bool = False) -> int | TaskRun | None:
+    """Run one task run if it can be claimed (or run ``claimed``, already
+    RUNNING on this worker). Returns its execution id; with ``advance_after``
+    the execution is advanced in the same transaction as the outcome and the
+    return value is the next task run claimed for this worker (``claim_next``)
+    or None. Returns None if nothing ran."""
     worker = current_worker()
-    tr = _claim(taskrun_id, worker.pk)
+    tr = claimed or _claim(taskrun_id, worker.pk)
     if tr is None:
         return None
     execution = tr.execution
@@ -143,15 +181,18 @@ def run_one(taskrun_id: int) -> int | None:
     except Exception:  # noqa: BLE001
         log.exception("could not store logs of task run %s", tr.pk)
     # Secrets never leave the worker in outputs or errors (see orchestra/lib/secrets.py).
-    _finish(tr, node, state, mask(outputs), mask(error), worker.pk)
+    outputs, error = mask(outputs), mask(error)
+    if advance_after:
+        return _finish_and_continue(tr, node, state, outputs, error, worker, claim_next)
+    _finish(tr, node, state, outputs, error, worker.pk)
     return execution.pk
 
 
 def _render_props(ctx: EngineContext, node) -> Any:
     children = set(node.type.children)
     raw = {k: v for k, v in node.raw.items() if k not in children}
-    rendered = {k: (v if k in ("id", "type", "retry", "runIf", "conditions") else ctx.render(v))
-                for k, v in raw.items()}
+    keep = {"id", "type", "retry", "runIf", "conditions", *node.type.raw_properties}
+    rendered = {k: (v if k in keep else ctx.render(v)) for k, v in raw.items()}
     try:
         return node.type.model.model_validate(rendered)
     except ValidationError as exc:
@@ -163,7 +204,7 @@ def _render_props(ctx: EngineContext, node) -> Any:
 
 
 def _finish(tr: TaskRun, node, state: str, outputs: dict, error: str, worker_id: int) -> None:
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         execution = Execution.objects.select_for_update().get(pk=tr.execution_id)
         done = states.transition_taskrun(
             tr, state, cause=Cause.WORKER, reason=error,

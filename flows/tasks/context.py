@@ -24,6 +24,8 @@ class RunContext(Protocol):
     task_id: str
     attempt: int
     warnings: list[str]
+    # Expression variables of the task run (inputs, outputs, execution, ...).
+    variables: dict[str, Any]
 
     def render(self, value: Any) -> Any: ...
     def evaluate(self, value: Any) -> Any: ...
@@ -37,7 +39,10 @@ class RunContext(Protocol):
         """Store bytes (or an open binary file) in internal storage; return the
         ``kestra://`` URI."""
     def read_file(self, uri: str) -> bytes: ...
-    def query_executions(self, **filters: Any) -> list[dict[str, Any]]: ...
+    def query_executions(self, **filters: Any) -> list[dict[str, Any]]:
+        """Executions as Lookup rows (executions/lookup.py); ValueError on a bad filter."""
+    def count_executions(self, **filters: Any) -> list[dict[str, Any]]:
+        """``{namespace, flowId, count}`` per flow; ValueError on a bad filter."""
 
 
 def warn_in_logs(ctx: RunContext, message: str) -> None:

@@ -20,6 +20,9 @@ class TaskType:
     # Properties holding child task lists ({"tasks": "list", "cases": "map"}).
     children: dict[str, str] = field(default_factory=dict)
     summary: str = ""
+    # Properties the worker passes unrendered (the task evaluates them itself,
+    # with variables of its own, e.g. Count's `expression` with `count`).
+    raw_properties: tuple[str, ...] = ()
 
     @property
     def short(self) -> str:
@@ -71,6 +74,9 @@ class Registry:
             t = self._lookup[c]
             if t.name not in canonical:
                 canonical.append(t.name)
+        if "." not in name:
+            # Answer in the user's own spelling: "Slep" -> "Sleep".
+            return [self.types[n].short for n in canonical]
         return canonical
 
     def known_names(self) -> list[str]:
@@ -84,6 +90,7 @@ def resolve_type(name: str) -> TaskType | None:
     from flows.tasks import (  # noqa: F401
         conditions,
         core,  # noqa: F401  (registers the built-in types)
+        execution,
         http,
         jdbc,
         mail,

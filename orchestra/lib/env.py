@@ -73,10 +73,20 @@ def envsecret(name: str, default: str = "") -> str:
 
 def envurl(name: str, default: str, schemes: set[str]) -> str:
     raw = os.environ.get(name) or default
-    scheme = urlparse(raw).scheme
+    try:
+        scheme = urlparse(raw).scheme
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 address
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a valid URL: {exc}") from None
     if scheme not in schemes:
         known = ", ".join(sorted(schemes))
         raise ImproperlyConfigured(
-            f"{name}={raw!r} has an unsupported scheme {scheme!r}; expected one of: {known}"
+            f"{name}={hide_password(raw)!r} has an unsupported scheme {scheme!r}; "
+            f"expected one of: {known}"
         )
     return raw
+
+
+def hide_password(url: str) -> str:
+    """The URL as it may be printed: an error message must not leak a password."""
+    password = urlparse(url).password
+    return url.replace(f":{password}@", ":***@", 1) if password else url

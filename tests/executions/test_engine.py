@@ -272,3 +272,21 @@ def test_concurrent_advances_never_duplicate_task_runs(deploy, transactional_db)
     for t in threads:
         t.join()
     assert execution.taskruns.filter(flowable=False).count() == 5
+
+
+def test_flow_outputs_take_their_declared_type(deploy, run_inprocess):
+    outputs = (
+        "outputs:\n  - id: n\n    type: INT\n    value: '{{ outputs.r.value }}'\n"
+        "  - id: j\n    type: JSON\n    value: '{\"k\": {{ outputs.r.value }}}'\n"
+    )
+    rev = deploy(flow("  - id: r\n    type: Return\n    format: '42'\n", outputs))
+    execution = run_inprocess(rev)
+    assert execution.state == State.SUCCESS
+    assert execution.outputs == {"n": 42, "j": {"k": 42}}
+
+    rev = deploy(flow("  - id: r\n    type: Return\n    format: 'forty-two'\n", outputs))
+    execution = run_inprocess(rev)
+    assert execution.state == State.FAILED
+    assert execution.error == "flow outputs: output 'n': expected an integer, got 'forty-two'"
+    change = StateChange.objects.get(execution=execution, taskrun=None, to_state=State.FAILED)
+    assert change.reason == execution.error

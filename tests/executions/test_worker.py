@@ -91,7 +91,11 @@ def test_a_worker_killed_mid_task_fails_its_task_run_and_runs_errors(deploy, sta
     assert execution.taskruns.get(task_id="on_error").state == State.SUCCESS
     assert Worker.objects.get(pk=w1.worker.pk).state == "dead"
     change = StateChange.objects.get(taskrun=tr, to_state=State.FAILED)
-    assert (change.cause, change.actor) == ("sweep", "liveness")
+    assert (change.from_state, change.cause, change.actor) == ("RUNNING", "sweep", "liveness")
+    assert change.reason == f"worker lost: {w1.worker.name} stopped sending heartbeats"
+    ended = StateChange.objects.get(execution=execution, taskrun=None, to_state=State.FAILED)
+    assert (ended.from_state, ended.cause) == ("RUNNING", "executor")
+    assert ended.reason == f"task 'nap' failed: {change.reason}"
 
 
 def test_a_worker_killed_mid_task_is_retried_when_its_policy_allows(deploy, start_worker):
@@ -112,6 +116,9 @@ def test_a_worker_killed_mid_task_is_retried_when_its_policy_allows(deploy, star
     attempts = list(execution.taskruns.filter(task_id="nap").order_by("attempt")
                     .values_list("attempt", "state"))
     assert attempts == [(1, "FAILED"), (2, "SUCCESS")]
+    lost = StateChange.objects.get(taskrun__task_id="nap", taskrun__attempt=1, to_state="FAILED")
+    assert (lost.cause, lost.actor) == ("sweep", "liveness")
+    assert lost.reason.startswith(f"worker lost: {w1.worker.name}")
     assert execution.taskruns.get(task_id="after").outputs == {"value": "done after 0"}
 
 

@@ -1,0 +1,98 @@
+"""Deadlines are stored, not recomputed (DESIGN §4).
+
+Receivers of the engine's execution signals, run inside the engine's
+transaction:
+
+- created: the thresholds that apply are written as open deadlines;
+- first start (CREATED/QUEUED → RUNNING): ``due_at = started_at + threshold``,
+  so the sweep finds a running execution past its SLA with a range query;
+- end: deadlines met in time are closed; late ones stay open for the sweep,
+  which is the only place that records misses; assertions become due.
+
+Each receiver runs in a savepoint and never raises: a fault in SLA
+bookkeeping is logged and must not roll back the engine's state change.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from executions.models import TERMINAL, Execution, State
+from executions.signals import execution_created, execution_state_changed
+from sla.models import Deadline, DeadlineState, Kind
+from sla.rules import applying_rule, thresholds_for
+
+log = logging.getLogger("orchestra.sla")
+
+FIRST_START = {State.CREATED, State.QUEUED}
+
+
+def create_deadlines(execution: Execution, spec: Any) -> list[Deadline]:
+    rule = applying_rule(execution.namespace, execution.flow_id, execution.labels)
+    thresholds = thresholds_for(rule, execution.inputs, getattr(spec, "sla", []))
+    if not thresholds:
+        return []
+    rows = [
+        Deadline(
+            execution_id=execution.pk, rule=rule, key=t.key, kind=t.kind, level=t.level,
+            threshold=t.threshold, assertion=t.assertion, behavior=t.behavior,
+            labels=t.labels,
+            due_at=(execution.started_at + t.threshold)
+            if execution.started_at and t.threshold else None,
+        )
+        for t in thresholds
+    ]
+    return Deadline.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def start_deadlines(execution: Execution) -> None:
+    for deadline in Deadline.objects.filter(
+        execution_id=execution.pk, state=DeadlineState.OPEN, kind=Kind.DURATION,
+        due_at__isnull=True,
+    ):
+        Deadline.objects.filter(pk=deadline.pk).update(
+            due_at=execution.started_at + deadline.threshold
+        )
+
+
+def close_deadlines(execution: Execution) -> None:
+    ended = execution.ended_at
+    rows = list(Deadline.objects.filter(
+        execution_id=execution.pk, state=DeadlineState.OPEN
+    ).values_list("pk", "kind", "due_at"))
+    if not rows:
+        return  # the usual case: one indexed read on the engine's path
+    void = [pk for pk, kind, due in rows if kind == Kind.DURATION and due is None]
+    met = [pk for pk, kind, due in rows if kind == Kind.DURATION and due and due >= ended]
+    # Assertions are evaluated by the sweep, against the final execution.
+    asserts = [pk for pk, kind, _ in rows if kind == Kind.ASSERTION]
+    for ids, change in ((void, {"state": DeadlineState.VOID}),
+                        (met, {"state": DeadlineState.MET}), (asserts, {"due_at": ended})):
+        if ids:
+            Deadline.objects.filter(pk__in=ids, state=DeadlineState.OPEN).update(**change)
+    # Late ones stay open: the sweep records their miss (it is the only place that does).
+
+
+def _guarded(what: str, func, *args) -> None:
+    try:
+        with transaction.atomic():
+            func(*args)
+    except Exception:  # noqa: BLE001 — see the module docstring
+        log.exception("SLA: could not %s", what)
+
+
+@receiver(execution_created, dispatch_uid="sla.created")
+def _on_created(sender, execution: Execution, spec: Any = None, **kwargs) -> None:
+    _guarded(f"store deadlines of execution {execution.pk}", create_deadlines, execution, spec)
+
+
+@receiver(execution_state_changed, dispatch_uid="sla.state_changed")
+def _on_state_changed(sender, execution: Execution, old: str, new: str, **kwargs) -> None:
+    if new == State.RUNNING and old in FIRST_START and execution.started_at:
+        _guarded(f"start deadlines of execution {execution.pk}", start_deadlines, execution)
+    elif new in TERMINAL and execution.ended_at:
+        _guarded(f"close deadlines of execution {execution.pk}", close_deadlines, execution)

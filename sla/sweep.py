@@ -1,0 +1,351 @@
+"""The SLA sweep: record misses, apply breach actions, send the digest.
+
+Run every minute by Celery beat (``orchestra.sla_sweep``), by
+``orchestra sla check`` and by the django-crontab job. Every step is safe
+with several sweeps at once: misses are unique per (rule, execution, level)
+or (rule, window), claims are conditional updates, and due deadlines are
+locked with SKIP LOCKED on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import zoneinfo
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from croniter import croniter
+from django.db import connection, transaction
+from django.utils import timezone
+
+from executions import actions
+from executions.models import TERMINAL, Cause, Execution, State
+from orchestra.lib.durations import format_duration
+from sla.models import (
+    Behavior,
+    Deadline,
+    DeadlineState,
+    Kind,
+    Level,
+    SlaMiss,
+    SlaRule,
+)
+
+log = logging.getLogger("orchestra.sla")
+
+BATCH = 10000
+MAX_BATCHES = 20
+MAX_WINDOWS = 100  # cron windows checked per rule and sweep (a long outage catches up)
+SUCCESSFUL = (State.SUCCESS, State.WARNING)
+
+
+@dataclass
+class SweepResult:
+    misses: int = 0
+    assertion_misses: int = 0
+    expected_misses: int = 0
+    actions: int = 0
+    digests_built: int = 0
+    emails_sent: int = 0
+    emails_failed: int = 0
+    skipped: bool = False  # another sweep was running
+
+    def as_dict(self) -> dict[str, int | bool]:
+        """camelCase keys, like every JSON the CLI and the API print."""
+        return {_camel(key): value for key, value in asdict(self).items()}
+
+    def __str__(self) -> str:
+        if self.skipped:
+            return "skipped: another SLA sweep is running"
+        return (
+            f"{self.misses} duration miss(es), {self.assertion_misses} assertion miss(es), "
+            f"{self.expected_misses} missed run window(s), {self.actions} action(s) applied, "
+            f"{self.emails_sent} email(s) sent, {self.emails_failed} failed"
+        )
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _recipients(rule_recipients: str | None) -> str:
+    # Rules store "a@x, b@y" (see SlaRule.save); misses group by "a@x,b@y".
+    return (rule_recipients or "").replace(" ", "")
+
+
+def _due(now: datetime, kind: str, limit: int):
+    qs = Deadline.objects.filter(state=DeadlineState.OPEN, kind=kind, due_at__lte=now)
+    if connection.vendor == "postgresql":
+        # Two sweeps at once take different rows instead of waiting.
+        qs = qs.select_for_update(skip_locked=True, of=("self",))
+    return qs.order_by("due_at")[:limit]
+
+
+def record_duration_misses(now: datetime, batch: int = BATCH) -> int:
+    """Open deadlines whose time has come: one SlaMiss each, then closed."""
+    record = _record_batch_postgresql if connection.vendor == "postgresql" else _record_batch
+    total = 0
+    for _ in range(MAX_BATCHES):
+        with transaction.atomic():
+            closed = record(now, batch)
+        total += closed
+        if closed < batch:
+            break
+    return total
+
+
+# One statement: lock the due deadlines (SKIP LOCKED: a concurrent sweep takes
+# others), close them and insert their misses; ON CONFLICT keeps one miss per
+# (execution, key, level) whatever happens. Returns how many were closed.
+_RECORD_SQL = """
+WITH due AS (
+    SELECT id FROM sla_deadline
+    WHERE state = 'open' AND kind = 'duration' AND due_at <= %(now)s
+    ORDER BY due_at LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+), closed AS (
+    UPDATE sla_deadline d SET state = 'missed' FROM due WHERE d.id = due.id
+    RETURNING d.execution_id, d.rule_id, d.key, d.level, d.threshold, d.behavior, d.labels
+), inserted AS (
+    INSERT INTO sla_slamiss (
+        rule_id, execution_id, key, kind, level, namespace, flow_id, threshold, duration,
+        started_at, execution_state, detected_at, behavior, labels, action, actions_done,
+        recipients)
+    SELECT c.rule_id, c.execution_id, c.key, 'duration', c.level, e.namespace, e.flow_id,
+        c.threshold, COALESCE(e.ended_at, %(now)s) - e.started_at, e.started_at, e.state,
+        %(now)s, c.behavior, c.labels, '',
+        c.level <> 'SLA' OR (c.behavior = 'NONE' AND c.labels = '{}'::jsonb),
+        COALESCE(replace(r.recipients, ' ', ''), '')
+    FROM closed c
+    JOIN executions_execution e ON e.id = c.execution_id
+    LEFT JOIN sla_slarule r ON r.id = c.rule_id
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM inserted)
+"""
+
+
+def _record_batch_postgresql(now: datetime, batch: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD_SQL, {"now": now, "batch": batch})
+        closed, _inserted = cursor.fetchone()
+    return closed
+
+
+def _record_batch(now: datetime, batch: int) -> int:
+    """The same in three ORM statements (SQLite has no data-modifying CTEs;
+    its single writer makes the read-then-update safe)."""
+    rows = list(_due(now, Kind.DURATION, batch).values(
+        "id", "execution_id", "rule_id", "key", "level", "threshold", "behavior",
+        "labels", "rule__recipients", "execution__namespace", "execution__flow_id",
+        "execution__started_at", "execution__ended_at", "execution__state",
+    ))
+    misses = [
+        SlaMiss(
+            rule_id=r["rule_id"], execution_id=r["execution_id"], key=r["key"],
+            kind=Kind.DURATION, level=r["level"],
+            namespace=r["execution__namespace"], flow_id=r["execution__flow_id"],
+            threshold=r["threshold"],
+            duration=(r["execution__ended_at"] or now) - r["execution__started_at"],
+            started_at=r["execution__started_at"],
+            execution_state=r["execution__state"], detected_at=now,
+            behavior=r["behavior"], labels=r["labels"],
+            actions_done=r["level"] != Level.SLA
+            or (r["behavior"] == Behavior.NONE and not r["labels"]),
+            recipients=_recipients(r["rule__recipients"]),
+        )
+        for r in rows
+    ]
+    SlaMiss.objects.bulk_create(misses, ignore_conflicts=True)
+    Deadline.objects.filter(id__in=[r["id"] for r in rows]).update(state=DeadlineState.MISSED)
+    return len(rows)
+
+
+def check_assertions(now: datetime, limit: int = 500) -> int:
+    """EXECUTION_ASSERTION of the flow's sla: list, once the execution ended."""
+    from executions.engine.context import expression_context
+    from flows.expressions import ExpressionError, evaluate, truthy
+
+    found = 0
+    with transaction.atomic():
+        for deadline in _due(now, Kind.ASSERTION, limit).select_related("execution", "rule"):
+            execution = deadline.execution
+            failed_because = ""
+            try:
+                ok = truthy(evaluate(deadline.assertion, expression_context(execution)))
+            except ExpressionError as exc:
+                ok, failed_because = False, f"assertion could not be evaluated: {exc.message}"
+            if not ok:
+                SlaMiss.objects.bulk_create([SlaMiss(
+                    rule=deadline.rule, execution=execution, key=deadline.key,
+                    kind=Kind.ASSERTION, level=deadline.level,
+                    namespace=execution.namespace, flow_id=execution.flow_id,
+                    duration=execution.duration(), started_at=execution.started_at,
+                    execution_state=execution.state, detected_at=now,
+                    behavior=deadline.behavior, labels=deadline.labels,
+                    actions_done=not deadline.labels, action=failed_because,
+                    recipients=_recipients(deadline.rule.recipients if deadline.rule else ""),
+                )], ignore_conflicts=True)
+                found += 1
+            deadline.state = DeadlineState.MET if ok else DeadlineState.MISSED
+            deadline.save(update_fields=["state"])
+    return found
+
+
+def _windows(rule: SlaRule, now: datetime) -> list[tuple[datetime, datetime]]:
+    """Cron windows of ``rule`` that ended since the last check: (previous
+    cron time, cron time]. The first cron time after the rule was created
+    only opens the first window."""
+    tz = zoneinfo.ZoneInfo(rule.tz or "UTC")
+    cursor = rule.expected_checked_until
+    if cursor is None:
+        cursor = croniter(rule.expected_cron, rule.created_at.astimezone(tz)).get_next(datetime)
+    ticks = croniter(rule.expected_cron, cursor.astimezone(tz))
+    windows = []
+    start = cursor
+    while len(windows) < MAX_WINDOWS:
+        end = ticks.get_next(datetime)
+        if end > now:
+            break
+        windows.append((start, end))
+        start = end
+    return windows
+
+
+def check_expected_runs(now: datetime) -> int:
+    """A cron window that ended with fewer successful executions than the
+    rule expects is a miss, even though no execution exists to point at."""
+    found = 0
+    rules = SlaRule.objects.enabled().exclude(expected_cron="").filter(expected_runs__gt=0)
+    for rule in rules:
+        windows = _windows(rule, now)
+        if not windows:
+            continue
+        with transaction.atomic():
+            # Claim the windows: a concurrent sweep that read the same cursor
+            # updates nothing and moves on.
+            claimed = SlaRule.objects.filter(
+                pk=rule.pk, expected_checked_until=rule.expected_checked_until
+            ).update(expected_checked_until=windows[-1][1])
+            if not claimed:
+                continue
+            scope = Execution.objects.in_namespace(rule.namespace).with_labels(rule.labels)
+            if rule.flow_id:
+                scope = scope.filter(flow_id=rule.flow_id)
+            scope = scope.filter(state__in=SUCCESSFUL)
+            misses = []
+            for start, end in windows:
+                actual = scope.filter(created_at__gt=start, created_at__lte=end).count()
+                if actual >= rule.expected_runs:
+                    continue
+                misses.append(SlaMiss(
+                    rule=rule, key="expected", kind=Kind.EXPECTED, level=Level.SLA,
+                    namespace=rule.namespace, flow_id=rule.flow_id, window_start=start,
+                    window_end=end, expected=rule.expected_runs, actual=actual,
+                    detected_at=now, actions_done=True,
+                    action="no execution to act on",
+                    recipients=_recipients(rule.recipients),
+                ))
+            SlaMiss.objects.bulk_create(misses, ignore_conflicts=True)
+            found += len(misses)
+    return found
+
+
+def _apply(miss: SlaMiss) -> str:
+    execution = miss.execution
+    who = miss.source
+    reason = (
+        f"SLA breached ({who}): ran {format_duration(miss.duration)}, "
+        f"limit {format_duration(miss.threshold)}"
+        if miss.kind == Kind.DURATION else f"SLA assertion failed ({who})"
+    )
+    actor = f"sla-rule:{miss.rule_id}" if miss.rule_id else f"sla:{miss.key}"
+    details = {"sla_miss_id": miss.pk, "sla_rule_id": miss.rule_id, "key": miss.key}
+    done = []
+    if miss.labels:
+        actions.set_labels(execution.pk, miss.labels, cause=Cause.SLA, actor=actor,
+                           reason=reason)
+        done.append("labels added: " + ", ".join(f"{k}={v}" for k, v in miss.labels.items()))
+    if miss.behavior in (Behavior.CANCEL, Behavior.FAIL):
+        final = State.CANCELLED if miss.behavior == Behavior.CANCEL else State.FAILED
+        execution.refresh_from_db(fields=["state"])
+        if execution.state in TERMINAL:
+            done.append(f"not {final.lower()}: the execution had already ended "
+                        f"({execution.state})")
+        else:
+            actions.stop_execution(execution.pk, final=final, cause=Cause.SLA, actor=actor,
+                                   reason=reason, details=details)
+            done.append("cancelled" if final == State.CANCELLED else "failed")
+    return "; ".join(done)
+
+
+def apply_actions(limit: int = 500) -> int:
+    """Breach actions (labels, cancel, fail) through executions.actions, so
+    the state history names the rule as the cause. A failing action is
+    rolled back and retried by the next sweep."""
+    count = 0
+    pending = SlaMiss.objects.filter(actions_done=False).select_related("execution", "rule")
+    for miss in pending.order_by("id")[:limit]:
+        try:
+            with transaction.atomic():
+                if not SlaMiss.objects.filter(pk=miss.pk, actions_done=False).update(
+                    actions_done=True
+                ):
+                    continue  # another sweep took it
+                miss.action = _apply(miss)
+                miss.save(update_fields=["action"])
+            count += 1
+        except Exception:  # noqa: BLE001 — one bad row must not stop the sweep
+            log.exception("SLA: breach action for miss %s failed; retrying next sweep",
+                          miss.pk)
+    return count
+
+
+# pg_try_advisory_lock key of the sweep ("SLA" in ASCII).
+SWEEP_LOCK = 0x534C41
+
+
+@contextmanager
+def _single_sweep():
+    """One sweep at a time across all machines (PostgreSQL advisory lock,
+    released with the session if the process dies). Sweeps overlapping by
+    accident would otherwise split the same minute's misses into two emails.
+    SQLite takes its write lock per transaction, which serialises the steps."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK])
+        got = cursor.fetchone()[0]
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK])
+
+
+def run(now: datetime | None = None, send: bool = True) -> SweepResult:
+    with _single_sweep() as alone:
+        if not alone:
+            log.info("SLA sweep skipped: another sweep is running")
+            return SweepResult(skipped=True)
+        return _run(now, send)
+
+
+def _run(now: datetime | None, send: bool) -> SweepResult:
+    from sla import digest
+
+    now = now or timezone.now()
+    result = SweepResult()
+    result.misses = record_duration_misses(now)
+    result.assertion_misses = check_assertions(now)
+    result.expected_misses = check_expected_runs(now)
+    result.actions = apply_actions()
+    if send:
+        result.digests_built = digest.build_digests(now)
+        result.emails_sent, result.emails_failed = digest.send_pending()
+    return result

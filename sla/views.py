@@ -1,0 +1,167 @@
+"""SLA pages: rules (list, create, edit, delete), misses, compliance, digest preview.
+
+Thin views: the form validates, accounts.roles decides who may do what, and
+the same functions serve the REST API (sla/api.py) and the CLI.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import roles
+from sla import digest, report
+from sla.forms import MissFilterForm, SlaRuleForm
+from sla.models import SlaMiss, SlaRule
+from sla.rules import applying_rule, expected_run_rules
+
+PAGE = 50
+
+
+def visible_rules(user):
+    return SlaRule.objects.filter(roles.namespace_q(user))
+
+
+def visible_misses(user):
+    return SlaMiss.objects.filter(roles.namespace_q(user))
+
+
+def _get_rule_for_user(request, pk: int, role: str = roles.VIEWER) -> SlaRule:
+    rule = get_object_or_404(SlaRule, pk=pk)
+    if not roles.has_role(request.user, rule.namespace, roles.VIEWER):
+        raise PermissionDenied(f"you need the viewer role on namespace {rule.namespace!r}")
+    roles.require(request.user, rule.namespace, role)
+    return rule
+
+
+def check_editor(form: SlaRuleForm, user, old_namespace: str | None = None) -> bool:
+    """Adds a form error (not a 403) when the user may not put a rule there."""
+    namespace = form.cleaned_data.get("namespace")
+    for ns in filter(None, {namespace, old_namespace}):
+        if not roles.has_role(user, ns, roles.EDITOR):
+            form.add_error("namespace", f"you need the editor role on namespace '{ns}' "
+                                        "to manage its SLA rules")
+            return False
+    return True
+
+
+@require_GET
+def rule_list(request):
+    rules = visible_rules(request.user)
+    namespace = request.GET.get("namespace", "").strip()
+    flow = request.GET.get("flow", "").strip()
+    applies = None
+    if namespace and flow:
+        allowed = roles.has_role(request.user, namespace)
+        applies = {"namespace": namespace, "flow": flow, "allowed": allowed,
+                   "rule": applying_rule(namespace, flow) if allowed else None,
+                   "expected": expected_run_rules(namespace, flow) if allowed else []}
+    template = "sla/rules.html"
+    if request.htmx and applies is not None:
+        template += "#applies"
+    return render(request, template, {
+        "nav": "sla", "rules": rules, "applies": applies,
+        "can_edit": roles.prefixes(request.user, roles.EDITOR) != [],
+    })
+
+
+@require_http_methods(["GET", "POST"])
+def rule_create(request):
+    form = SlaRuleForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid() and check_editor(form, request.user):
+            rule = form.save()
+            messages.success(request, f"SLA rule '{rule.name}' created for {rule.scope}.")
+            return redirect("sla:rules")
+        return render(request, "sla/rule_form.html", {"nav": "sla", "form": form}, status=400)
+    return render(request, "sla/rule_form.html", {"nav": "sla", "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def rule_edit(request, pk: int):
+    rule = _get_rule_for_user(request, pk, roles.EDITOR)
+    old_namespace = rule.namespace
+    form = SlaRuleForm(request.POST or None, instance=rule)
+    context = {"nav": "sla", "form": form, "rule": rule}
+    if request.method == "POST":
+        if form.is_valid() and check_editor(form, request.user, old_namespace):
+            rule = form.save(commit=False)
+            rule.updated_at = timezone.now()
+            rule.save()
+            messages.success(request, f"SLA rule '{rule.name}' saved.")
+            return redirect("sla:rules")
+        return render(request, "sla/rule_form.html", context, status=400)
+    return render(request, "sla/rule_form.html", context)
+
+
+@require_POST
+def rule_validate(request):
+    """Inline validation while the user types: the form fragment with its errors."""
+    instance = None
+    if request.POST.get("rule_id"):
+        instance = _get_rule_for_user(request, int(request.POST["rule_id"]), roles.EDITOR)
+    form = SlaRuleForm(request.POST, instance=instance)
+    if form.is_valid():
+        check_editor(form, request.user, instance.namespace if instance else None)
+    return render(request, "sla/rule_form.html#fields", {"form": form, "rule": instance})
+
+
+@require_http_methods(["GET", "POST"])
+def rule_delete(request, pk: int):
+    rule = _get_rule_for_user(request, pk, roles.EDITOR)
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        name = rule.name
+        rule.delete()
+        messages.success(request, f"SLA rule '{name}' deleted; its past misses are kept.")
+        return redirect("sla:rules")
+    return render(request, "sla/rule_confirm_delete.html", {
+        "nav": "sla", "rule": rule, "misses": rule.misses.count(),
+        "open_deadlines": rule.deadlines.filter(state="open").count(),
+    })
+
+
+@require_GET
+def miss_list(request):
+    form = MissFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(f"invalid filter: {form.errors.as_text()}")
+    misses = form.filter(visible_misses(request.user)).select_related("rule")
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        misses = misses.filter(pk__lt=int(before))  # keyset pagination, newest first
+    page = list(misses.order_by("-id")[: PAGE + 1])
+    more = len(page) > PAGE
+    page = page[:PAGE]
+    query = request.GET.copy()
+    query.pop("before", None)
+    if more:
+        query["before"] = page[-1].pk
+    template = "sla/misses.html" + ("#rows" if request.htmx else "")
+    return render(request, template, {
+        "nav": "sla", "form": form, "misses": page,
+        "next_query": query.urlencode() if more else "",
+    })
+
+
+@require_GET
+def compliance(request):
+    rows = report.compliance(
+        timezone.now(), roles.namespace_q(request.user, field="execution__namespace")
+    )
+    return render(request, "sla/compliance.html", {"nav": "sla", "rows": rows,
+                                                   "periods": report.PERIODS})
+
+
+@require_GET
+def digest_preview(request):
+    """What the next sweep would email, limited to namespaces the user may see."""
+    emails = digest.preview(timezone.now(), scope=roles.namespace_q(request.user))
+    return render(request, "sla/digest_preview.html", {
+        "nav": "sla", "emails": emails,
+        "reminder_minutes": settings.ORCHESTRA_SLA_REMINDER_MINUTES,
+    })

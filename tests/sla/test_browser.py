@@ -1,0 +1,44 @@
+"""The rule form in a real browser (Debian's chromium through Playwright):
+inline validation while typing, then the rule is created."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+
+from accounts.models import Role
+from sla.models import SlaRule
+from tests.executions.test_stuck_browser import browser  # noqa: F401  (the fixture)
+
+
+def test_the_rule_form_says_what_is_wrong_while_typing_then_creates_the_rule(
+        live_server, browser, transactional_db):  # noqa: F811
+    user = get_user_model().objects.create_user("erin", password="pw-erin-123")
+    Role.objects.create(user=user, role="editor", namespace="company")
+    page = browser.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{live_server.url}/sla/rules/new/")
+    page.fill("input[name=username]", "erin")
+    page.fill("input[name=password]", "pw-erin-123")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/sla/rules/new/")
+
+    page.fill("input[name=name]", "ETL within an hour")
+    page.fill("input[name=namespace]", "company.data")
+    page.fill("input[name=sla]", "1 hour")
+    page.press("input[name=sla]", "Tab")  # change → the fields come back validated
+    error = page.wait_for_selector("#sla-error")
+    assert "'1 hour' is not a duration" in error.inner_text()
+    assert not SlaRule.objects.exists()
+
+    page.fill("input[name=sla]", "1h")
+    page.fill("input[name=slo]", "45m")
+    page.press("input[name=slo]", "Tab")
+    page.wait_for_selector("#sla-error", state="detached")
+    page.click("button.primary")
+    page.wait_for_url("**/sla/")
+    assert "SLA rule 'ETL within an hour' created for company.data.*" in page.inner_text(
+        ".messages")
+    rule = SlaRule.objects.get()
+    assert rule.sla == timedelta(hours=1) and rule.slo == timedelta(minutes=45)
