@@ -6,4 +6,5 @@ class ExecutionsConfig(AppConfig):
     verbose_name = "Executions"
 
     def ready(self) -> None:
-        from executions.engine import liveness  # noqa: F401  (worker signals)
+        # liveness: worker signals; waiting: a child's end advances its parent.
+        from executions.engine import liveness, waiting  # noqa: F401

@@ -84,6 +84,30 @@ def register(group) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=kill)
 
+    p = ex.add_parser("restart", help="re-run the failed tasks of an ended execution "
+                      "(same execution, new attempt)")
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=restart)
+
+    p = ex.add_parser("replay", help="run an ended execution again as a new execution, "
+                      "optionally from a task")
+    p.add_argument("id", type=int)
+    p.add_argument("--from-task", "-t", metavar="TASK_ID",
+                   help="copy what ran before this task and start from it")
+    p.add_argument("--reason", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=replay)
+
+    p = ex.add_parser("resume", help="resume a PAUSED execution")
+    p.add_argument("id", type=int)
+    p.add_argument("--input", "-i", action="append", metavar="KEY=VALUE",
+                   help="an onResume input of the paused task (repeatable)")
+    p.add_argument("--reason", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=resume)
+
 
 def _actor() -> str:
     try:
@@ -300,6 +324,7 @@ def get(args: argparse.Namespace) -> int:
         print("  inputs:  " + json.dumps(execution.inputs))
     if execution.outputs:
         print("  outputs: " + json.dumps(execution.outputs))
+    _print_links(data)
     print()
     print(table([[t["id"], t["taskId"] + (f"[{t['value']}]" if t["value"] is not None else ""),
                   t["attempt"], t["state"], format_duration(t["duration"]) if t["duration"] is not None else "—",
@@ -356,3 +381,59 @@ def kill(args: argparse.Namespace) -> int:
     else:
         print(f"Execution {execution.pk} is {execution.state}.")
     return 0
+
+
+def _print_links(data: dict[str, Any]) -> None:
+    if data.get("attempt", 1) > 1:
+        print(f"  attempt: {data['attempt']}")
+
+    def brief(e: dict[str, Any]) -> str:
+        return f"#{e['id']} {e['namespace']}.{e['flowId']} {e['state']}"
+
+    if data.get("parent"):
+        parent = data["parent"]
+        print(f"  parent:  {brief(parent)} (task {parent['taskId'] or parent['taskRunId']})")
+    if data.get("original"):
+        print(f"  replay of: {brief(data['original'])}")
+    for key, label in (("children", "children"), ("replays", "replays")):
+        rows = data.get(key) or []
+        if not rows:
+            continue
+        more = data[f"{key}Count"] - len(rows)
+        print(f"  {label}: " + ", ".join(brief(r) for r in rows)
+              + (f" (and {more} more)" if more > 0 else ""))
+
+
+def _act(args: argparse.Namespace, call, done: str) -> int:
+    try:
+        execution = call()
+    except InputError as exc:
+        return _report_input_error(exc)
+    except actions.ActionError as exc:
+        print(f"✘ {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json(execution_as_dict(execution, taskruns=False))
+    else:
+        print(done.format(e=execution))
+    return 0
+
+
+def restart(args: argparse.Namespace) -> int:
+    return _act(args, lambda: actions.restart(
+        args.id, actor=_actor(), reason=args.reason, cause=Cause.CLI),
+        "Execution {e.pk} restarted (attempt {e.attempt}); it is {e.state}.")
+
+
+def replay(args: argparse.Namespace) -> int:
+    start = f" from task '{args.from_task}'" if args.from_task else ""
+    return _act(args, lambda: actions.replay(
+        args.id, from_task=args.from_task, actor=_actor(), reason=args.reason, cause=Cause.CLI),
+        "Execution {e.pk} created as a replay of execution " + str(args.id) + start + ".")
+
+
+def resume(args: argparse.Namespace) -> int:
+    inputs = parse_pairs(args.input, "--input")
+    return _act(args, lambda: actions.resume(
+        args.id, inputs=inputs, actor=_actor(), reason=args.reason, cause=Cause.CLI),
+        "Execution {e.pk} resumed; it is {e.state}.")

@@ -234,8 +234,9 @@ def force_killing(limit: int = 500) -> int:
             execution = Execution.objects.select_for_update().get(pk=execution_id)
             if execution.state != State.KILLING:
                 continue
-            for tr in TaskRun.objects.filter(execution=execution,
-                                             state__in=[State.CREATED, State.RUNNING]):
+            for tr in TaskRun.objects.filter(
+                execution=execution, state__in=[State.CREATED, State.RUNNING, State.PAUSED]
+            ):
                 states.transition_taskrun(
                     tr, State.KILLED, cause=Cause.SWEEP, actor="liveness",
                     reason=f"worker did not confirm the stop within {grace.total_seconds():g}s",
@@ -256,4 +257,7 @@ def sweep() -> dict[str, int]:
         result["recovered"] = recover_orphans()
     result["redispatched"] = redispatch_lost()
     result["forced_stops"] = force_killing()
+    from executions.engine.waiting import wake_paused
+
+    result["woken"] = wake_paused()
     return result
