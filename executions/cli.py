@@ -210,11 +210,21 @@ class Progress:
 
 def _follow(execution_id: int, quiet: bool = False, interval: float = 0.2) -> Execution:
     progress = Progress(quiet)
+    last_state = ""
     while True:
         execution = Execution.objects.get(pk=execution_id)
         progress.update(execution_id)
         if execution.state in TERMINAL:
             return execution
+        if execution.state != last_state and not quiet:
+            if execution.state == State.PAUSED:
+                paused = ", ".join(TaskRun.objects.filter(
+                    execution_id=execution_id, state=State.PAUSED).values_list("task_id", flat=True))
+                print(f"  ⏸ paused by {paused or 'a task'}; resume with "
+                      f"'orchestra executions resume {execution_id}'", flush=True)
+            elif last_state == State.PAUSED:
+                print("  ▶ resumed", flush=True)
+        last_state = execution.state
         time.sleep(interval)
 
 

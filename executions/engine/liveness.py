@@ -210,10 +210,15 @@ def redispatch_lost(age: timedelta | None = None, limit: int = 500) -> int:
     in_flight = TaskRun.objects.filter(
         execution=OuterRef("pk"), flowable=False, state__in=[State.CREATED, State.RUNNING]
     )
+    # A parent waiting on a live child (Subflow, ForEachItem) is not idle:
+    # the child's end advances it.
+    live_child = Execution.objects.filter(parent=OuterRef("pk")).exclude(
+        state__in=[State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED]
+    )
     idle = Execution.objects.filter(
         state__in=[State.CREATED, State.RUNNING, State.RESTARTED, State.KILLING],
         progress_at__lt=cutoff,
-    ).exclude(Exists(in_flight)).values_list("pk", flat=True)
+    ).exclude(Exists(in_flight)).exclude(Exists(live_child)).values_list("pk", flat=True)
     for pk in idle[:limit]:
         advance_and_dispatch(pk)
         count += 1
