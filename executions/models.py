@@ -175,6 +175,10 @@ class TaskRun(models.Model):
             models.Index(
                 fields=["created_at"], name="tr_created_waiting", condition=Q(state="CREATED")
             ),
+            # Pauses due to end by themselves (the wake-up sweep).
+            models.Index(
+                fields=["scheduled_at"], name="tr_paused_wake", condition=Q(state="PAUSED")
+            ),
         ]
 
     def __str__(self) -> str:

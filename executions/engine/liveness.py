@@ -179,7 +179,7 @@ def recover_orphans(limit: int = 500) -> int:
                 continue
             node = execution.spec.task(tr.task_id)
             nxt = None
-            if node is not None and execution.state == State.RUNNING:
+            if node is not None and execution.state in (State.RUNNING, State.PAUSED):
                 nxt = schedule_retry(tr, node, reason)
             if nxt is not None:
                 dispatch.get().run_taskrun(nxt.pk, eta=nxt.scheduled_at)
@@ -227,14 +227,23 @@ def redispatch_lost(age: timedelta | None = None, limit: int = 500) -> int:
 
 def force_killing(limit: int = 500) -> int:
     """KILLING past the grace period ends even if its worker never answers."""
+    from django.db.models import Subquery
+    from django.db.models.functions import Coalesce
+
     from executions import states
+    from executions.models import StateChange
 
     grace = timedelta(seconds=settings.ORCHESTRA_KILL_GRACE_SECONDS)
     cutoff = timezone.now() - grace
     count = 0
-    for execution_id in Execution.objects.filter(
-        state=State.KILLING, progress_at__lt=cutoff
-    ).values_list("pk", flat=True)[:limit]:
+    # Counted from the kill, not from the last sign of life: a task that keeps
+    # logging but ignores the stop must not hold KILLING forever.
+    killing_since = StateChange.objects.filter(
+        execution=OuterRef("pk"), taskrun=None, to_state=State.KILLING
+    ).order_by("-id").values("at")[:1]
+    for execution_id in Execution.objects.filter(state=State.KILLING).annotate(
+        killing_since=Coalesce(Subquery(killing_since), "progress_at")
+    ).filter(killing_since__lt=cutoff).values_list("pk", flat=True)[:limit]:
         with transaction.atomic():
             execution = Execution.objects.select_for_update().get(pk=execution_id)
             if execution.state != State.KILLING:

@@ -75,6 +75,15 @@ def engine(request, transactional_db):
         yield request.getfixturevalue("start_worker")("w1")
 
 
+@pytest.fixture
+def inprocess_engine(transactional_db):
+    from executions.engine.inprocess import use_in_process
+
+    with use_in_process() as runner:
+        yield runner
+        assert not runner.errors, runner.errors
+
+
 def reload(execution: Execution) -> Execution:
     return Execution.objects.get(pk=execution.pk)
 
@@ -448,3 +457,30 @@ def test_killing_a_paused_execution_ends_it(deploy, engine):
     done = wait_state(execution, timeout=10)
     assert done.state == State.KILLED
     assert done.taskruns.get(task_id="approve").state == State.KILLED
+
+
+# --- the example flows -------------------------------------------------------------
+def test_the_fan_out_and_approval_examples_run_as_written(deploy, inprocess_engine):
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "examples" / "flows"
+    revisions = {path.stem: deploy(path.read_text()) for path in folder.glob("*.yml")}
+    orders = "".join(f'{{"order": {i}, "amount": {i * 10}}}\n' for i in range(250))
+    uri = save("tests/control/orders.jsonl", orders.encode())
+    fan_out = wait_state(actions.create_execution(revisions["orders_fan_out"],
+                                                  inputs={"orders": uri}))
+    assert fan_out.state == State.SUCCESS, fan_out.error
+    assert fan_out.outputs == {
+        "batches": 3,
+        "greeting": "Welcome to Orchestra, the team (3 batches processed)"}
+    batches = Execution.objects.filter(parent=fan_out, flow_id="process_orders")
+    assert sorted(b.outputs["summary"] for b in batches) == [
+        "batch 1 done", "batch 2 done", "batch 3 done"]
+
+    approval = actions.create_execution(revisions["approval"])
+    wait_state(approval, State.PAUSED, timeout=10)
+    actions.resume(approval.pk, inputs={"approved": "false", "reason": "numbers are off"},
+                   actor="alice")
+    rejected = wait_state(approval)
+    assert rejected.state == State.FAILED
+    assert rejected.error == "task 'reject' failed: Rejected: numbers are off"

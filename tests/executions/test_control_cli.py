@@ -19,17 +19,9 @@ from tests.executions.test_control import (
     FLAKY,
     PARENT,
     STEPS,
+    inprocess_engine,  # noqa: F401  (fixture)
     wait_state,
 )
-
-
-@pytest.fixture
-def inprocess(transactional_db):
-    from executions.engine.inprocess import use_in_process
-
-    with use_in_process() as runner:
-        yield runner
-        assert not runner.errors, runner.errors
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -38,7 +30,8 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_get_shows_parent_and_child_links_both_ways(deploy, inprocess, capsys):
+@pytest.mark.usefixtures("inprocess_engine")
+def test_get_shows_parent_and_child_links_both_ways(deploy, capsys):
     deploy(CHILD)
     parent = wait_state(actions.create_execution(deploy(PARENT), inputs={"n": 2}))
     child = Execution.objects.get(parent=parent)
@@ -53,7 +46,8 @@ def test_get_shows_parent_and_child_links_both_ways(deploy, inprocess, capsys):
     assert data["parentTaskRunId"] == parent.taskruns.get(task_id="call").pk
 
 
-def test_resume_from_the_cli_checks_the_inputs(deploy, inprocess, capsys):
+@pytest.mark.usefixtures("inprocess_engine")
+def test_resume_from_the_cli_checks_the_inputs(deploy, capsys):
     execution = actions.create_execution(deploy(APPROVAL))
     wait_state(execution, State.PAUSED, timeout=10)
     code, _, err = cli(capsys, "executions", "resume", str(execution.pk), "--input",
@@ -70,7 +64,8 @@ def test_resume_from_the_cli_checks_the_inputs(deploy, inprocess, capsys):
     assert (change.cause, change.reason) == ("cli", "release call") and change.actor
 
 
-def test_restart_and_replay_from_the_cli(deploy, inprocess, capsys):
+@pytest.mark.usefixtures("inprocess_engine")
+def test_restart_and_replay_from_the_cli(deploy, capsys):
     failed = wait_state(actions.create_execution(deploy(FLAKY)))
     code, out, _ = cli(capsys, "executions", "replay", str(failed.pk), "--from-task", "nope")
     assert code == 1
@@ -131,8 +126,12 @@ def test_a_killing_parent_waiting_on_a_child_still_ends(deploy, transactional_db
     actions.kill(parent.pk, cause="user", actor="alice")
     assert Execution.objects.get(pk=parent.pk).state == State.KILLED
     assert Execution.objects.get(pk=child.pk).state == State.KILLING
+    assert force_killing() == 0  # within the grace period
+    # The task keeps logging (fresh progress) but ignores the stop: the grace
+    # counts from the kill, so KILLING still ends.
     past = timezone.now() - timedelta(seconds=settings.ORCHESTRA_KILL_GRACE_SECONDS + 1)
-    Execution.objects.filter(pk=child.pk).update(progress_at=past)
+    StateChange.objects.filter(execution=child, to_state=State.KILLING).update(at=past)
+    Execution.objects.filter(pk=child.pk).update(progress_at=timezone.now())
     assert force_killing() == 1
     assert Execution.objects.get(pk=child.pk).state == State.KILLED
     assert TaskRun.objects.get(pk=nap.pk).state == State.KILLED
