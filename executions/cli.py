@@ -276,6 +276,17 @@ def test(args: argparse.Namespace) -> int:
             progress.update(execution.pk)
             if execution.state in TERMINAL and runner.idle():
                 break
+            if execution.state == State.PAUSED and runner.idle() and not TaskRun.objects.filter(
+                execution=execution, state=State.PAUSED, scheduled_at__isnull=False
+            ).exists():
+                # Nobody can resume a run that lives in this process only.
+                paused = ", ".join(TaskRun.objects.filter(
+                    execution=execution, state=State.PAUSED).values_list("task_id", flat=True))
+                print(f"⏸ Execution {execution.pk} is paused by {paused} and waits for a "
+                      "resume, which 'flows test' cannot give; deploy the flow and run it "
+                      "with 'orchestra flows execute' to resume it", file=sys.stderr)
+                stop_current_worker()
+                return 1
             time.sleep(0.05)
         for error in runner.errors:
             print(f"engine error: {error!r}", file=sys.stderr)

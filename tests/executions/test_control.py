@@ -484,3 +484,28 @@ def test_the_fan_out_and_approval_examples_run_as_written(deploy, inprocess_engi
     rejected = wait_state(approval)
     assert rejected.state == State.FAILED
     assert rejected.error == "task 'reject' failed: Rejected: numbers are off"
+
+
+def test_restart_after_fixing_the_child_flow_starts_a_new_child(deploy, inprocess_engine):
+    deploy(CHILD)
+    parent = wait_state(actions.create_execution(deploy(PARENT), inputs={"n": -4}))
+    assert parent.state == State.FAILED
+    first_child = Execution.objects.get(parent=parent)
+    deploy(CHILD.replace("inputs.n < 0", "inputs.n < -100"))  # the fix: a new revision
+    actions.restart(parent.pk, actor="bob")
+    parent = wait_state(parent)
+    assert parent.state == State.SUCCESS
+    assert attempts(parent, "call") == [(1, "RESTARTED"), (2, "SUCCESS")]
+    second_child = Execution.objects.exclude(pk=first_child.pk).get(parent=parent)
+    assert (second_child.revision, second_child.state) == (2, State.SUCCESS)
+    assert parent.taskruns.get(task_id="after").outputs == {"value": "child said -8"}
+
+
+def test_flows_test_stops_at_a_pause_nobody_can_resume(tmp_path, transactional_db, capsys):
+    from orchestra.cli import main
+
+    path = tmp_path / "approval.yml"
+    path.write_text(APPROVAL)
+    assert main(["flows", "test", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "is paused by approve and waits for a resume" in err
