@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from executions import actions
@@ -187,14 +188,22 @@ class Progress:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.seen: dict[int, str] = {}
+        self.waiting: list[str] | None = None
 
     def update(self, execution_id: int) -> None:
-        rows = TaskRun.objects.filter(execution_id=execution_id, flowable=False).order_by("id")
+        if self.waiting is None:
+            # Subflow, ForEachItem and Pause are resolved by the executor but
+            # are steps a user waits on: show them too.
+            spec = Execution.objects.get(pk=execution_id).spec
+            self.waiting = [n.id for n in spec.all_tasks() if n.flowable and not n.type.children]
+        rows = TaskRun.objects.filter(
+            Q(flowable=False) | Q(task_id__in=self.waiting), execution_id=execution_id
+        ).order_by("id")
         for tr in rows:
             if self.seen.get(tr.pk) == tr.state:
                 continue
             self.seen[tr.pk] = tr.state
-            if self.quiet or tr.state == State.CREATED:
+            if self.quiet or tr.state in (State.CREATED, State.PAUSED):
                 continue
             label = tr.task_id + (f"[{tr.value}]" if tr.value is not None else "")
             if tr.attempt > 1:
@@ -276,9 +285,9 @@ def test(args: argparse.Namespace) -> int:
             progress.update(execution.pk)
             if execution.state in TERMINAL and runner.idle():
                 break
-            if execution.state == State.PAUSED and runner.idle() and not TaskRun.objects.filter(
-                execution=execution, state=State.PAUSED, scheduled_at__isnull=False
-            ).exists():
+            if execution.state == State.PAUSED and runner.idle() and _waits_for_a_person(
+                execution
+            ):
                 # Nobody can resume a run that lives in this process only.
                 paused = ", ".join(TaskRun.objects.filter(
                     execution=execution, state=State.PAUSED).values_list("task_id", flat=True))
@@ -292,6 +301,15 @@ def test(args: argparse.Namespace) -> int:
             print(f"engine error: {error!r}", file=sys.stderr)
     stop_current_worker()
     return _conclude(execution, args.json)
+
+
+def _waits_for_a_person(execution: Execution, patience: float = 60.0) -> bool:
+    """Paused with no wake-up within ``patience`` seconds."""
+    wakes = [w for w in TaskRun.objects.filter(execution=execution, state=State.PAUSED)
+             .values_list("scheduled_at", flat=True)]
+    if not wakes or any(w is None for w in wakes):
+        return True
+    return (min(wakes) - timezone.now()).total_seconds() > patience
 
 
 def list_executions(args: argparse.Namespace) -> int:
