@@ -120,6 +120,20 @@ def _revision(props):
     return revision
 
 
+MAX_DEPTH = 25  # subflows inside subflows; deeper is a flow starting itself
+
+
+def _check_depth(plan, revision) -> None:
+    depth, parent_id = 1, plan.execution.parent_id
+    while parent_id and depth < MAX_DEPTH:
+        parent_id = (Execution.objects.filter(pk=parent_id)
+                     .values_list("parent_id", flat=True).first())
+        depth += 1
+    if depth >= MAX_DEPTH:
+        raise TaskFailed(f"subflows nest at most {MAX_DEPTH} levels deep; does "
+                         f"{revision.flow} start itself?")
+
+
 def _start_child(plan, node, tr: TaskRun, revision, props, inputs: dict[str, Any],
                  **trigger_extra: Any) -> Execution:
     from executions.actions import ActionError, create_execution
@@ -159,6 +173,7 @@ def subflow(plan, node, tr: TaskRun, value: str | None) -> str:
     props = render_props(node, task_context(plan, tr))
     if "executionId" not in outputs:
         revision = _revision(props)
+        _check_depth(plan, revision)
         child = _start_child(plan, node, tr, revision, props, dict(props.inputs or {}))
         _save_outputs(tr, {"executionId": child.pk})
         plan._log("INFO", f"{tr.task_id}: started execution {child.pk} of {revision.flow} "
@@ -226,6 +241,7 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
     props = render_props(node, task_context(plan, tr), keep=("inputs",))
     if "numberOfBatches" not in outputs:
         revision = _revision(props)
+        _check_depth(plan, revision)
         batches = _split(props.items, props, tr, plan)
         raw_inputs = node.raw.get("inputs") or {}
         for iteration, uri in enumerate(batches, start=1):

@@ -509,3 +509,44 @@ def test_flows_test_stops_at_a_pause_nobody_can_resume(tmp_path, transactional_d
     assert main(["flows", "test", str(path)]) == 1
     err = capsys.readouterr().err
     assert "is paused by approve and waits for a resume" in err
+
+
+def test_a_flow_that_starts_itself_stops_at_the_nesting_limit(deploy, inprocess_engine):
+    from executions.engine.waiting import MAX_DEPTH
+
+    rev = deploy(f"id: loop\nnamespace: {NS}\ntasks:\n  - id: again\n    type: Subflow\n"
+                 f"    namespace: {NS}\n    flowId: loop\n")
+    top = wait_state(actions.create_execution(rev), timeout=60)
+    assert top.state == State.FAILED
+    assert Execution.objects.count() == MAX_DEPTH
+    deepest = Execution.objects.order_by("-pk").first()
+    assert deepest.taskruns.get().error == (
+        f"subflows nest at most {MAX_DEPTH} levels deep; does {NS}.loop start itself?")
+
+
+def test_for_each_item_fails_when_a_batch_fails(deploy, inprocess_engine):
+    deploy(BATCH_CHILD.replace("  - id: got", "  - id: boom\n    type: Fail\n"
+                               "    condition: \"{{ inputs.iteration == 2 }}\"\n  - id: got"))
+    uri = save("tests/control/six.ion", b"1\n2\n3\n4\n5\n6\n")
+    parent = wait_state(actions.create_execution(deploy(FOR_EACH), inputs={"rows": uri}))
+    assert parent.state == State.FAILED
+    failed = Execution.objects.get(parent=parent, state=State.FAILED)
+    each = parent.taskruns.get(task_id="each")
+    assert each.error == f"1 of 2 subflow executions failed ({failed.pk})"
+    assert each.outputs["iterations"] == {"SUCCESS": 1, "FAILED": 1}
+
+
+def test_restart_of_a_killed_execution_runs_the_killed_task_again(deploy, inprocess_engine):
+    rev = deploy(f"id: nap\nnamespace: {NS}\ntasks:\n  - id: first\n    type: Return\n"
+                 "    format: x\n  - id: nap\n    type: Sleep\n"
+                 "    duration: \"{{ taskrun.attemptsCount == 0 and 'PT30S' or 'PT0.1S' }}\"\n")
+    execution = actions.create_execution(rev)
+    wait_for(lambda: TaskRun.objects.filter(execution=execution, task_id="nap",
+                                            state=State.RUNNING).exists(), 10)
+    actions.kill(execution.pk, cause="user", actor="alice")
+    assert wait_state(execution, timeout=10).state == State.KILLED
+    actions.restart(execution.pk, actor="alice")
+    done = wait_state(execution, timeout=10)
+    assert done.state == State.SUCCESS
+    assert attempts(done, "nap") == [(1, "RESTARTED"), (2, "SUCCESS")]
+    assert attempts(done, "first") == [(1, "SUCCESS")]
