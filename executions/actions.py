@@ -144,6 +144,17 @@ def kill(execution_id: int, *, cause: str, actor: str = "", reason: str = "") ->
 def set_labels(execution_id: int, labels: dict[str, str], *, cause: str, actor: str = "",
                reason: str = "") -> Execution:
     execution = Execution.objects.select_for_update().get(pk=execution_id)
+    # Not a state change, but an action on the execution: its history row
+    # (same state both sides) keeps who changed which labels.
+    from executions.models import StateChange
+
+    shown = ", ".join(f"{k}={v}" for k, v in labels.items())
+    StateChange.objects.create(
+        execution_id=execution.pk, from_state=execution.state, to_state=execution.state,
+        cause=cause, actor=actor, reason=reason or f"labels set: {shown}",
+        details={"labels": labels},
+    )
+
     execution.labels = {**(execution.labels or {}), **labels}
     execution.progress_at = timezone.now()
     execution.save(update_fields=["labels", "progress_at"])

@@ -550,3 +550,12 @@ def test_restart_of_a_killed_execution_runs_the_killed_task_again(deploy, inproc
     assert done.state == State.SUCCESS
     assert attempts(done, "nap") == [(1, "RESTARTED"), (2, "SUCCESS")]
     assert attempts(done, "first") == [(1, "SUCCESS")]
+
+
+def test_set_labels_is_recorded_with_its_actor(deploy, run_inprocess):
+    execution = run_inprocess(deploy(STEPS))
+    actions.set_labels(execution.pk, {"reviewed": "yes"}, cause="api", actor="dana")
+    assert reload(execution).labels == {"reviewed": "yes"}
+    change = StateChange.objects.filter(execution=execution).order_by("-id").first()
+    assert (change.from_state, change.to_state, change.cause, change.actor, change.reason) == (
+        "SUCCESS", "SUCCESS", "api", "dana", "labels set: reviewed=yes")
