@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.files.storage import default_storage
+from django.db.models import Count
 from django.utils import timezone
 
 from executions import states
@@ -202,6 +203,21 @@ def subflow(plan, node, tr: TaskRun, value: str | None) -> str:
 
 
 # --- ForEachItem -----------------------------------------------------------------
+def _items(path: str, separator: str):
+    """The non-blank items of a stored file, read as a stream for the usual
+    one-item-per-line files."""
+    with default_storage.open(path, "rb") as handle:
+        if separator == "\n":
+            for raw in handle:
+                item = raw.decode("utf-8").rstrip("\r\n")
+                if item.strip():
+                    yield item
+            return
+        for item in handle.read().decode("utf-8").split(separator):
+            if item.strip():
+                yield item
+
+
 def _split(uri: str, props, tr: TaskRun, plan) -> list[str]:
     """Write the batches of ``uri`` to storage; return their URIs."""
     from executions.storage import StorageError, path_of, save
@@ -214,25 +230,37 @@ def _split(uri: str, props, tr: TaskRun, plan) -> list[str]:
         raise TaskFailed(f"items: no file stored at {uri}")
     batch = props.batch
     separator = (batch.separator if batch else "\n") or "\n"
-    with default_storage.open(path, "rb") as handle:
-        text = handle.read().decode("utf-8")
-    items = [item for item in text.split(separator) if item.strip()]
     rows = batch.rows if batch and batch.rows else None
     partitions = batch.partitions if batch and batch.partitions else None
     if rows is not None and (not isinstance(rows, int) or rows < 1):
         raise TaskFailed(f"batch.rows must be a whole number ≥ 1, got {rows!r}")
     if partitions is not None and (not isinstance(partitions, int) or partitions < 1):
         raise TaskFailed(f"batch.partitions must be a whole number ≥ 1, got {partitions!r}")
-    if partitions:
-        size = max(-(-len(items) // partitions), 1)
-    else:
-        size = rows or 1
-    folder = (f"{plan.execution.namespace.replace('.', '/')}/{plan.execution.flow_id}/"
-              f"executions/{plan.execution.pk}/tasks/{tr.task_id}/{tr.pk}")
-    uris = []
-    for number, start in enumerate(range(0, len(items), size), start=1):
-        body = "".join(item.rstrip("\r") + "\n" for item in items[start:start + size])
-        uris.append(save(f"{folder}/batch-{number}.ion", body.encode("utf-8")))
+    try:
+        if partitions:
+            total = sum(1 for _ in _items(path, separator))
+            size = max(-(-total // partitions), 1)
+        else:
+            size = rows or 1
+        folder = (f"{plan.execution.namespace.replace('.', '/')}/{plan.execution.flow_id}/"
+                  f"executions/{plan.execution.pk}/tasks/{tr.task_id}/{tr.pk}")
+        uris: list[str] = []
+        chunk: list[str] = []
+
+        def flush() -> None:
+            body = "".join(item + "\n" for item in chunk)
+            uris.append(save(f"{folder}/batch-{len(uris) + 1}.ion", body.encode("utf-8")))
+            chunk.clear()
+
+        for item in _items(path, separator):
+            chunk.append(item)
+            if len(chunk) == size:
+                flush()
+        if chunk:
+            flush()
+    except UnicodeDecodeError as exc:
+        raise TaskFailed(f"items: {uri} is not UTF-8 text ({exc.reason} at byte "
+                         f"{exc.start})") from None
     return uris
 
 
@@ -259,19 +287,17 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
                   + ("" if props.wait else ", not waiting"), tr)
         if not props.wait:
             return _finish(plan, tr, State.SUCCESS, outputs=tr.outputs)
-    children = list(
-        Execution.objects.filter(parent_id=plan.execution.pk, parent_taskrun_id=tr.pk)
-        .order_by("pk").values("pk", "state", "outputs", "error")
-    )
-    counts: dict[str, int] = {}
-    for child in children:
-        counts[child["state"]] = counts.get(child["state"], 0) + 1
+    mine = Execution.objects.filter(parent_id=plan.execution.pk, parent_taskrun_id=tr.pk)
+    # Counted in the database: each child's end runs this pass, so it must not
+    # load every child's outputs until the last one has ended.
+    counts = dict(mine.order_by().values_list("state").annotate(n=Count("pk")))
     if counts != tr.outputs.get("iterations"):
         _save_outputs(tr, {**tr.outputs, "iterations": counts})
-    if any(child["state"] not in TERMINAL for child in children):
+    if any(state not in TERMINAL for state in counts):
         return RUNNING
     from executions.storage import save
 
+    children = list(mine.order_by("pk").values("pk", "state", "outputs"))
     merged = "".join(json.dumps(child["outputs"] or {}, ensure_ascii=False, default=str) + "\n"
                      for child in children)
     uri = save(f"{plan.execution.namespace.replace('.', '/')}/{plan.execution.flow_id}/"

@@ -559,3 +559,15 @@ def test_set_labels_is_recorded_with_its_actor(deploy, run_inprocess):
     change = StateChange.objects.filter(execution=execution).order_by("-id").first()
     assert (change.from_state, change.to_state, change.cause, change.actor, change.reason) == (
         "SUCCESS", "SUCCESS", "api", "dana", "labels set: reviewed=yes")
+
+
+def test_for_each_item_splits_into_partitions_and_skips_blank_lines(deploy, inprocess_engine):
+    deploy(BATCH_CHILD)
+    uri = save("tests/control/crlf.ion", b"".join(b"row %d\r\n" % i for i in range(10)) + b"\r\n")
+    rev = deploy(FOR_EACH.replace("rows: 3", "partitions: 3"))
+    parent = wait_state(actions.create_execution(rev, inputs={"rows": uri}))
+    assert parent.state == State.SUCCESS
+    batches = [read_uri(c.inputs["items"]).decode()
+               for c in Execution.objects.filter(parent=parent).order_by("pk")]
+    assert [b.count("\n") for b in batches] == [4, 4, 2]
+    assert batches[2] == "row 8\nrow 9\n"
