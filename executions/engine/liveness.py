@@ -59,6 +59,7 @@ def current_worker(queues: str = "") -> Worker:
             target=_beat, args=(worker.pk, stop), name="orchestra-heartbeat", daemon=True
         )
         thread.start()
+        _process["thread"] = thread
         return worker
 
 
@@ -91,8 +92,13 @@ def forget_current_worker() -> None:
     with _lock:
         stop = _process.pop("stop", None)
         _process.pop("worker", None)
+        thread = _process.pop("thread", None)
     if stop is not None:
         stop.set()  # type: ignore[union-attr]
+    if isinstance(thread, threading.Thread) and thread is not threading.current_thread():
+        # Its database connection closes as it ends: wait, so a test database
+        # can be dropped right after.
+        thread.join(timeout=2)
 
 
 def stop_current_worker() -> None:
