@@ -110,7 +110,8 @@ def stop_execution(
         raise ActionError(f"execution {execution_id} already ended ({execution.state})")
     if execution.state == State.KILLING:
         return execution
-    waiting = list(TaskRun.objects.filter(execution=execution, state=State.CREATED))
+    waiting = list(TaskRun.objects.filter(execution=execution,
+                                          state__in=[State.CREATED, State.PAUSED]))
     running = TaskRun.objects.filter(
         execution=execution, state=State.RUNNING, flowable=False
     ).exists()
@@ -143,6 +144,17 @@ def kill(execution_id: int, *, cause: str, actor: str = "", reason: str = "") ->
 def set_labels(execution_id: int, labels: dict[str, str], *, cause: str, actor: str = "",
                reason: str = "") -> Execution:
     execution = Execution.objects.select_for_update().get(pk=execution_id)
+    # Not a state change, but an action on the execution: its history row
+    # (same state both sides) keeps who changed which labels.
+    from executions.models import StateChange
+
+    shown = ", ".join(f"{k}={v}" for k, v in labels.items())
+    StateChange.objects.create(
+        execution_id=execution.pk, from_state=execution.state, to_state=execution.state,
+        cause=cause, actor=actor, reason=reason or f"labels set: {shown}",
+        details={"labels": labels},
+    )
+
     execution.labels = {**(execution.labels or {}), **labels}
     execution.progress_at = timezone.now()
     execution.save(update_fields=["labels", "progress_at"])
@@ -169,3 +181,245 @@ def delete_execution(execution_id: int, *, actor: str, reason: str = "") -> int:
     )
     execution.delete()
     return execution_id
+# --- resume, restart, replay -----------------------------------------------------
+def _spec_of(execution: Execution):
+    """The flow definition the execution ran, or an ActionError saying why not."""
+    from flows.spec import FlowInvalid
+
+    try:
+        return execution.spec
+    except FlowInvalid as exc:
+        raise ActionError(
+            f"execution {execution.pk} has no usable flow definition ({exc}); "
+            "execute the flow again instead"
+        ) from None
+
+
+def _locked(execution_id: int) -> Execution:
+    execution = (Execution.objects.select_for_update(of=("self",))
+                 .select_related("flow_revision").filter(pk=execution_id).first())
+    if execution is None:
+        raise ActionError(f"execution {execution_id} does not exist")
+    return execution
+
+
+@transaction.atomic
+def resume(execution_id: int, *, inputs: dict[str, Any] | None = None, actor: str,
+           reason: str = "", cause: str = Cause.USER) -> Execution:
+    """Resume a PAUSED execution; ``inputs`` answer the Pause tasks' ``onResume``.
+
+    Raises InputError (every bad input) or ActionError; nothing changes then.
+    The values become ``outputs.<pause task>.onResume``.
+    """
+    from flows.spec.inputs import InputError
+
+    execution = _locked(execution_id)
+    if execution.state != State.PAUSED:
+        raise ActionError(f"execution {execution_id} is {execution.state}, not PAUSED: "
+                          "there is nothing to resume")
+    supplied = dict(inputs or {})
+    paused = list(TaskRun.objects.filter(execution=execution, state=State.PAUSED))
+    spec = _spec_of(execution)
+    answers: dict[int, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+    declared: set[str] = set()
+    for tr in paused:
+        node = spec.task(tr.task_id)
+        decls = (getattr(node.props, "onResume", None) or []) if node else []
+        names = {d["id"] for d in decls}
+        declared |= names
+        try:
+            answers[tr.pk] = resolve_inputs(
+                decls, {k: v for k, v in supplied.items() if k in names}
+            )
+        except InputError as exc:
+            errors.update(exc.errors)
+    for name in supplied:
+        if name not in declared:
+            hint = ", ".join(sorted(declared)) or "none"
+            errors[name] = f"the paused task does not ask for this input (onResume: {hint})"
+    if errors:
+        raise InputError(errors)
+    why = reason or "resumed"
+    for tr in paused:
+        fields = {"scheduled_at": None}
+        if answers.get(tr.pk):
+            fields["outputs"] = {**(tr.outputs or {}), "onResume": answers[tr.pk]}
+        states.transition_taskrun(tr, State.SUCCESS, cause=cause, actor=actor, reason=why,
+                                  fields=fields)
+    states.transition(execution, State.RUNNING, cause=cause, actor=actor, reason=why,
+                      details={"inputs": sorted(supplied)} if supplied else None)
+    dispatch.get().advance(execution.pk)
+    return execution
+
+
+RESTARTABLE = (State.FAILED, State.KILLED, State.CANCELLED)
+
+
+def _latest(taskruns: list[TaskRun]) -> list[TaskRun]:
+    """The latest attempt of each (task, parent, value), in creation order."""
+    latest: dict[tuple, TaskRun] = {}
+    for tr in taskruns:
+        key = (tr.task_id, tr.parent_id, tr.value)
+        if key not in latest or (tr.attempt, tr.pk) > (latest[key].attempt, latest[key].pk):
+            latest[key] = tr
+    return sorted(latest.values(), key=lambda t: t.pk)
+
+
+@transaction.atomic
+def restart(execution_id: int, *, actor: str, reason: str = "",
+            cause: str = Cause.USER) -> Execution:
+    """Re-run the failed branch of an ended execution, in the same execution.
+
+    Failed (or killed) task runs and their failed parents are marked
+    RESTARTED; the executor gives each a new attempt while successful task
+    runs keep their outputs. The errors and finally branches run again as
+    the new outcome requires. Execution.attempt counts the restarts.
+    """
+    execution = _locked(execution_id)
+    if execution.state not in RESTARTABLE:
+        raise ActionError(
+            f"execution {execution_id} is {execution.state}; only FAILED, KILLED or "
+            "CANCELLED executions can be restarted (use replay to run it again)")
+    spec = _spec_of(execution)
+    latest = _latest(list(execution.taskruns.all()))
+    children: dict[int | None, list[TaskRun]] = {}
+    for tr in latest:
+        children.setdefault(tr.parent_id, []).append(tr)
+    handlers = {n.id for n in (*spec.errors, *spec.finally_)}
+    chosen: list[TaskRun] = []
+
+    def failed_branch(tr: TaskRun) -> None:
+        if tr.state in RESTARTABLE:
+            chosen.append(tr)
+            for child in children.get(tr.pk, []):
+                failed_branch(child)
+
+    def whole(tr: TaskRun) -> None:
+        if tr.state in states.TASKRUN_ALLOWED and State.RESTARTED in states.TASKRUN_ALLOWED[tr.state]:
+            chosen.append(tr)
+        for child in children.get(tr.pk, []):
+            whole(child)
+
+    for root in children.get(None, []):
+        (whole if root.task_id in handlers else failed_branch)(root)
+    attempt = execution.attempt + 1
+    why = reason or f"restarted (attempt {attempt})"
+    for tr in chosen:
+        states.transition_taskrun(tr, State.RESTARTED, cause=cause, actor=actor, reason=why)
+    states.transition(execution, State.RESTARTED, cause=cause, actor=actor, reason=why,
+                      details={"attempt": attempt, "taskRuns": [tr.pk for tr in chosen]},
+                      fields={"attempt": attempt, "error": "", "stop_state": ""})
+    dispatch.get().advance(execution.pk)
+    return execution
+
+
+def _preorder(nodes) -> dict[str, int]:
+    order: dict[str, int] = {}
+    for node in nodes:
+        for sub in node.walk():
+            order[sub.id] = len(order)
+    return order
+
+
+def _ancestors(nodes, task_id: str, chain: tuple = ()) -> tuple[str, ...] | None:
+    for node in nodes:
+        if node.id == task_id:
+            return chain
+        for branch in (*node.children.values(), *node.case_children.values()):
+            found = _ancestors(branch, task_id, (*chain, node.id))
+            if found is not None:
+                return found
+    return None
+
+
+@transaction.atomic
+def replay(execution_id: int, *, from_task: str | None = None, actor: str, reason: str = "",
+           cause: str = Cause.USER) -> Execution:
+    """Run an ended execution again as a new execution linked to it
+    (``original``), with the same flow revision, inputs and labels.
+
+    With ``from_task``, the task runs before that task (in flow order) are
+    copied with their state and outputs, and the run starts from there.
+    Returns the new execution.
+    """
+    from executions.models import StateChange
+
+    original = (Execution.objects.select_related("flow_revision").filter(pk=execution_id)
+                .first())
+    if original is None:
+        raise ActionError(f"execution {execution_id} does not exist")
+    if original.state not in TERMINAL:
+        raise ActionError(f"execution {execution_id} is {original.state}; replay works on "
+                          "ended executions (kill it first)")
+    spec = _spec_of(original)
+    copies: list[TaskRun] = []
+    running_ids: set[str] = set()
+    if from_task:
+        order = _preorder(spec.tasks)
+        if from_task not in order:
+            where = ("its errors/finally branch" if spec.task(from_task) else "the flow")
+            known = ", ".join(order)
+            raise ActionError(f"task '{from_task}' is not among the tasks of {where} "
+                              f"(revision {original.revision}); replay from one of: {known}")
+        latest = _latest(list(original.taskruns.all()))
+        if not any(tr.task_id == from_task for tr in latest):
+            raise ActionError(f"task '{from_task}' never ran in execution {execution_id}; "
+                              "replay from a task that ran")
+        running_ids = set(_ancestors(spec.tasks, from_task) or ())
+        limit = order[from_task]
+        kept: set[int] = set()
+        for tr in latest:
+            if order.get(tr.task_id, limit) >= limit:
+                continue
+            if tr.parent_id is not None and tr.parent_id not in kept:
+                continue
+            if tr.task_id not in running_ids and tr.state not in TERMINAL:
+                continue
+            kept.add(tr.pk)
+            copies.append(tr)
+    execution = Execution.objects.create(
+        namespace=original.namespace, flow_id=original.flow_id,
+        flow_revision=original.flow_revision, revision=original.revision,
+        source=original.source, inputs=original.inputs, labels=original.labels,
+        variables=original.variables, trigger=original.trigger,
+        trigger_id=original.trigger_id, original=original,
+    )
+    what = f"replay of execution {original.pk}" + (f" from task '{from_task}'" if from_task else "")
+    states.record_created(execution, cause=cause, actor=actor,
+                          reason=f"{what}: {reason}" if reason else what,
+                          details={"original": original.pk, "fromTask": from_task})
+    # Copy level by level so each row's parent already has its new id.
+    new_ids: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    levels: dict[int, list[TaskRun]] = {}
+    for tr in copies:
+        depth[tr.pk] = depth[tr.parent_id] + 1 if tr.parent_id else 0
+        levels.setdefault(depth[tr.pk], []).append(tr)
+    history = []
+    for level in sorted(levels):
+        olds = levels[level]
+        rows = TaskRun.objects.bulk_create([
+            TaskRun(
+                execution=execution, task_id=tr.task_id,
+                parent_id=new_ids[tr.parent_id] if tr.parent_id else None, value=tr.value,
+                attempt=tr.attempt, flowable=tr.flowable, outputs=tr.outputs,
+                state=State.RUNNING if tr.task_id in running_ids else tr.state,
+                error="" if tr.task_id in running_ids else tr.error,
+                created_at=tr.created_at, started_at=tr.started_at,
+                ended_at=None if tr.task_id in running_ids else tr.ended_at,
+            )
+            for tr in olds
+        ])
+        for old, new in zip(olds, rows, strict=True):
+            new_ids[old.pk] = new.pk
+            history.append(StateChange(
+                execution=execution, taskrun=new, from_state="", to_state=new.state,
+                cause=cause, actor=actor,
+                reason=f"copied from task run {old.pk} of execution {original.pk}"))
+    StateChange.objects.bulk_create(history)
+    from executions.signals import execution_created
+
+    execution_created.send(sender=Execution, execution=execution, spec=spec)
+    dispatch.get().advance(execution.pk)
+    return execution

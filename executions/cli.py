@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from executions import actions
@@ -82,6 +83,30 @@ def register(group) -> None:
     p.add_argument("--reason", default="")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=kill)
+
+    p = ex.add_parser("restart", help="re-run the failed tasks of an ended execution "
+                      "(same execution, new attempt)")
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=restart)
+
+    p = ex.add_parser("replay", help="run an ended execution again as a new execution, "
+                      "optionally from a task")
+    p.add_argument("id", type=int)
+    p.add_argument("--from-task", "-t", metavar="TASK_ID",
+                   help="copy what ran before this task and start from it")
+    p.add_argument("--reason", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=replay)
+
+    p = ex.add_parser("resume", help="resume a PAUSED execution")
+    p.add_argument("id", type=int)
+    p.add_argument("--input", "-i", action="append", metavar="KEY=VALUE",
+                   help="an onResume input of the paused task (repeatable)")
+    p.add_argument("--reason", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=resume)
 
 
 def _actor() -> str:
@@ -161,14 +186,22 @@ class Progress:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.seen: dict[int, str] = {}
+        self.waiting: list[str] | None = None
 
     def update(self, execution_id: int) -> None:
-        rows = TaskRun.objects.filter(execution_id=execution_id, flowable=False).order_by("id")
+        if self.waiting is None:
+            # Subflow, ForEachItem and Pause are resolved by the executor but
+            # are steps a user waits on: show them too.
+            spec = Execution.objects.get(pk=execution_id).spec
+            self.waiting = [n.id for n in spec.all_tasks() if n.flowable and not n.type.children]
+        rows = TaskRun.objects.filter(
+            Q(flowable=False) | Q(task_id__in=self.waiting), execution_id=execution_id
+        ).order_by("id")
         for tr in rows:
             if self.seen.get(tr.pk) == tr.state:
                 continue
             self.seen[tr.pk] = tr.state
-            if self.quiet or tr.state == State.CREATED:
+            if self.quiet or tr.state in (State.CREATED, State.PAUSED):
                 continue
             label = tr.task_id + (f"[{tr.value}]" if tr.value is not None else "")
             if tr.attempt > 1:
@@ -184,11 +217,21 @@ class Progress:
 
 def _follow(execution_id: int, quiet: bool = False, interval: float = 0.2) -> Execution:
     progress = Progress(quiet)
+    last_state = ""
     while True:
         execution = Execution.objects.get(pk=execution_id)
         progress.update(execution_id)
         if execution.state in TERMINAL:
             return execution
+        if execution.state != last_state and not quiet:
+            if execution.state == State.PAUSED:
+                paused = ", ".join(TaskRun.objects.filter(
+                    execution_id=execution_id, state=State.PAUSED).values_list("task_id", flat=True))
+                print(f"  ⏸ paused by {paused or 'a task'}; resume with "
+                      f"'orchestra executions resume {execution_id}'", flush=True)
+            elif last_state == State.PAUSED:
+                print("  ▶ resumed", flush=True)
+        last_state = execution.state
         time.sleep(interval)
 
 
@@ -240,11 +283,31 @@ def test(args: argparse.Namespace) -> int:
             progress.update(execution.pk)
             if execution.state in TERMINAL and runner.idle():
                 break
+            if execution.state == State.PAUSED and runner.idle() and _waits_for_a_person(
+                execution
+            ):
+                # Nobody can resume a run that lives in this process only.
+                paused = ", ".join(TaskRun.objects.filter(
+                    execution=execution, state=State.PAUSED).values_list("task_id", flat=True))
+                print(f"⏸ Execution {execution.pk} is paused by {paused} and waits for a "
+                      "resume, which 'flows test' cannot give; deploy the flow and run it "
+                      "with 'orchestra flows execute' to resume it", file=sys.stderr)
+                stop_current_worker()
+                return 1
             time.sleep(0.05)
         for error in runner.errors:
             print(f"engine error: {error!r}", file=sys.stderr)
     stop_current_worker()
     return _conclude(execution, args.json)
+
+
+def _waits_for_a_person(execution: Execution, patience: float = 60.0) -> bool:
+    """Paused with no wake-up within ``patience`` seconds."""
+    wakes = [w for w in TaskRun.objects.filter(execution=execution, state=State.PAUSED)
+             .values_list("scheduled_at", flat=True)]
+    if not wakes or any(w is None for w in wakes):
+        return True
+    return (min(wakes) - timezone.now()).total_seconds() > patience
 
 
 def list_executions(args: argparse.Namespace) -> int:
@@ -298,6 +361,7 @@ def get(args: argparse.Namespace) -> int:
         print("  inputs:  " + json.dumps(execution.inputs))
     if execution.outputs:
         print("  outputs: " + json.dumps(execution.outputs))
+    _print_links(data)
     print()
     print(table([[t["id"], t["taskId"] + (f"[{t['value']}]" if t["value"] is not None else ""),
                   t["attempt"], t["state"], format_duration(t["duration"]) if t["duration"] is not None else "—",
@@ -354,3 +418,59 @@ def kill(args: argparse.Namespace) -> int:
     else:
         print(f"Execution {execution.pk} is {execution.state}.")
     return 0
+
+
+def _print_links(data: dict[str, Any]) -> None:
+    if data.get("attempt", 1) > 1:
+        print(f"  attempt: {data['attempt']}")
+
+    def brief(e: dict[str, Any]) -> str:
+        return f"#{e['id']} {e['namespace']}.{e['flowId']} {e['state']}"
+
+    if data.get("parent"):
+        parent = data["parent"]
+        print(f"  parent:  {brief(parent)} (task {parent['taskId'] or parent['taskRunId']})")
+    if data.get("original"):
+        print(f"  replay of: {brief(data['original'])}")
+    for key, label in (("children", "children"), ("replays", "replays")):
+        rows = data.get(key) or []
+        if not rows:
+            continue
+        more = data[f"{key}Count"] - len(rows)
+        print(f"  {label}: " + ", ".join(brief(r) for r in rows)
+              + (f" (and {more} more)" if more > 0 else ""))
+
+
+def _act(args: argparse.Namespace, call, done: str) -> int:
+    try:
+        execution = call()
+    except InputError as exc:
+        return _report_input_error(exc)
+    except actions.ActionError as exc:
+        print(f"✘ {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json(execution_as_dict(execution, taskruns=False))
+    else:
+        print(done.format(e=execution))
+    return 0
+
+
+def restart(args: argparse.Namespace) -> int:
+    return _act(args, lambda: actions.restart(
+        args.id, actor=_actor(), reason=args.reason, cause=Cause.CLI),
+        "Execution {e.pk} restarted (attempt {e.attempt}); it is {e.state}.")
+
+
+def replay(args: argparse.Namespace) -> int:
+    start = f" from task '{args.from_task}'" if args.from_task else ""
+    return _act(args, lambda: actions.replay(
+        args.id, from_task=args.from_task, actor=_actor(), reason=args.reason, cause=Cause.CLI),
+        "Execution {e.pk} created as a replay of execution " + str(args.id) + start + ".")
+
+
+def resume(args: argparse.Namespace) -> int:
+    inputs = parse_pairs(args.input, "--input")
+    return _act(args, lambda: actions.resume(
+        args.id, inputs=inputs, actor=_actor(), reason=args.reason, cause=Cause.CLI),
+        "Execution {e.pk} resumed; it is {e.state}.")

@@ -203,6 +203,10 @@ class TaskRun(models.Model):
                 fields=["execution"], name="tr_in_flight",
                 condition=Q(state__in=["CREATED", "RUNNING"]),
             ),
+            # Pauses due to end by themselves (the wake-up sweep).
+            models.Index(
+                fields=["scheduled_at"], name="tr_paused_wake", condition=Q(state="PAUSED")
+            ),
         ]
 
     def __str__(self) -> str:

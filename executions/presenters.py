@@ -43,7 +43,9 @@ def execution_as_dict(execution: Execution, taskruns: bool = True) -> dict[str, 
         "outputs": execution.outputs,
         "trigger": execution.trigger,
         "parentId": execution.parent_id,
+        "parentTaskRunId": execution.parent_taskrun_id,
         "originalId": execution.original_id,
+        "attempt": execution.attempt,
         "error": execution.error or None,
         "createdDate": _ts(execution.created_at),
         "startDate": _ts(execution.started_at),
@@ -55,7 +57,48 @@ def execution_as_dict(execution: Execution, taskruns: bool = True) -> dict[str, 
             taskrun_as_dict(tr)
             for tr in execution.taskruns.select_related("worker").order_by("id")
         ]
+        data.update(links_as_dict(execution))
     return data
+
+
+LINKS_SHOWN = 100
+
+
+def _brief(execution: Execution, **extra: Any) -> dict[str, Any]:
+    return {"id": execution.pk, "namespace": execution.namespace,
+            "flowId": execution.flow_id, "state": execution.state, **extra}
+
+
+def links_as_dict(execution: Execution) -> dict[str, Any]:
+    """Parent, children (subflows), original and replays of an execution, both
+    ways, so a page or a CLI can link them. Lists show the first
+    ``LINKS_SHOWN`` rows and give the full count."""
+    fields = ("pk", "namespace", "flow_id", "state", "parent_taskrun_id")
+    parent = None
+    if execution.parent_id:
+        row = Execution.objects.filter(pk=execution.parent_id).only(*fields).first()
+        if row is not None:
+            task = (TaskRun.objects.filter(pk=execution.parent_taskrun_id)
+                    .values_list("task_id", flat=True).first())
+            parent = _brief(row, taskRunId=execution.parent_taskrun_id, taskId=task)
+    original = None
+    if execution.original_id:
+        row = Execution.objects.filter(pk=execution.original_id).only(*fields).first()
+        original = _brief(row) if row is not None else None
+    children = execution.children.only(*fields).order_by("pk")
+    replays = execution.replays.only(*fields).order_by("pk")
+    shown_children = list(children[:LINKS_SHOWN])
+    shown_replays = list(replays[:LINKS_SHOWN])
+    return {
+        "parent": parent,
+        "children": [_brief(c, taskRunId=c.parent_taskrun_id) for c in shown_children],
+        "childrenCount": (children.count() if len(shown_children) == LINKS_SHOWN
+                          else len(shown_children)),
+        "original": original,
+        "replays": [_brief(r) for r in shown_replays],
+        "replaysCount": (replays.count() if len(shown_replays) == LINKS_SHOWN
+                         else len(shown_replays)),
+    }
 
 
 def log_as_dict(entry: LogEntry) -> dict[str, Any]:

@@ -46,10 +46,18 @@ ALLOWED: dict[str, set[str]] = {
 TASKRUN_ALLOWED: dict[str, set[str]] = {
     S.CREATED: {S.RUNNING, S.SKIPPED, S.KILLED, S.CANCELLED, S.FAILED},
     S.RUNNING: {S.SUCCESS, S.WARNING, S.FAILED, S.KILLED, S.CANCELLED, S.PAUSED},
-    S.PAUSED: {S.RUNNING, S.SUCCESS, S.FAILED, S.KILLED, S.CANCELLED},
+    S.PAUSED: {S.RUNNING, S.SUCCESS, S.WARNING, S.FAILED, S.KILLED, S.CANCELLED},
     S.FAILED: {S.RESTARTED},
     S.KILLED: {S.RESTARTED},
     S.CANCELLED: {S.RESTARTED},
+    # A restart also re-runs the errors and finally branches, whatever they did.
+    S.SUCCESS: {S.RESTARTED},
+    S.WARNING: {S.RESTARTED},
+    S.SKIPPED: {S.RESTARTED},
+    # RESTARTED marks an attempt a restart superseded; a flowable container
+    # (Sequential, Parallel, ForEach, ...) goes back to RUNNING in place so its
+    # successful children keep their outputs.
+    S.RESTARTED: {S.RUNNING},
 }
 
 

@@ -17,16 +17,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from executions import states
+from executions.engine import waiting
 from executions.engine.context import expression_context
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
 from flows.expressions import ExpressionError, evaluate, render, truthy
 from flows.spec import FlowSpec, TaskNode
 from flows.spec.inputs import convert
+from flows.tasks.context import TaskFailed
 from orchestra.lib.secrets import mask
 
 log = logging.getLogger("orchestra.executor")
 
-RUNNING = "RUNNING"  # resolution result: something is still in flight
+RUNNING = waiting.RUNNING  # resolution result: something is still in flight
 OK_STATES = {State.SUCCESS, State.SKIPPED}
 
 
@@ -39,6 +41,8 @@ class _Plan:
         for tr in taskruns:
             self._index(tr)
         self.runnable: list[TaskRun] = []
+        # Pause task runs reached in this pass: (task run, wake-up time or None).
+        self.pauses: list[tuple[TaskRun, Any]] = []
         self._context: dict[str, Any] | None = None
 
     def _index(self, tr: TaskRun) -> None:
@@ -108,35 +112,52 @@ class _Plan:
 
     def resolve_node(self, node: TaskNode, parent: TaskRun | None, value: str | None) -> str:
         tr = self.latest.get((node.id, parent.pk if parent else None, value))
+        attempt = 1
+        if tr is not None and tr.state == State.RESTARTED:
+            # A restart superseded this attempt. Containers run again in place
+            # (their successful children keep their outputs); anything else
+            # gets a new attempt.
+            if node.flowable and node.type.children:
+                states.transition_taskrun(
+                    tr, State.RUNNING, cause=Cause.EXECUTOR, reason="restarted",
+                    fields={"attempt": tr.attempt + 1, "ended_at": None, "error": ""},
+                )
+            else:
+                attempt, tr = tr.attempt + 1, None
         if tr is None:
             try:
                 should_run = self._should_run(node, parent, value)
             except ExpressionError as exc:
                 message = f"runIf: {exc.message}"
                 tr = self._create(node, parent, value, State.FAILED, error=message,
-                                  ended_at=timezone.now())
+                                  ended_at=timezone.now(), attempt=attempt)
                 self._log("ERROR", f"{node.id}: {message}", tr)
                 return State.FAILED
             if not should_run:
-                self._create(node, parent, value, State.SKIPPED, ended_at=timezone.now())
+                self._create(node, parent, value, State.SKIPPED, ended_at=timezone.now(),
+                             attempt=attempt)
                 return State.SUCCESS
             if not node.flowable:
-                tr = self._create(node, parent, value, State.CREATED)
+                tr = self._create(node, parent, value, State.CREATED, attempt=attempt)
                 self.runnable.append(tr)
                 return RUNNING
-            tr = self._create(node, parent, value, State.RUNNING, started_at=timezone.now())
+            tr = self._create(node, parent, value, State.RUNNING, started_at=timezone.now(),
+                              attempt=attempt)
         if tr.state in TERMINAL:
             return State.SUCCESS if tr.state in OK_STATES else tr.state
         if not node.flowable:
             return RUNNING
         try:
             state = FLOWABLES[node.type.name](self, node, tr, value)
-        except ExpressionError as exc:
-            self._log("ERROR", f"{node.id}: {exc.message}", tr)
-            self._finish(tr, State.FAILED, reason=exc.message, error=exc.message)
+        except (ExpressionError, TaskFailed) as exc:
+            message = exc.message if isinstance(exc, ExpressionError) else str(exc)
+            self._log("ERROR", f"{node.id}: {message}", tr)
+            self._finish(tr, State.FAILED, reason=message, error=message)
             return State.FAILED
-        if state != RUNNING:
+        if state != RUNNING and tr.state not in TERMINAL:
             self._finish(tr, State.SUCCESS if state in OK_STATES else state)
+        if state in OK_STATES:
+            return State.SUCCESS
         return state
 
     def _should_run(self, node: TaskNode, parent: TaskRun | None, value: str | None) -> bool:
@@ -296,6 +317,7 @@ FLOWABLES = {
     "io.kestra.plugin.core.flow.ForEach": _for_each,
     "io.kestra.plugin.core.flow.EachSequential": _for_each,
     "io.kestra.plugin.core.flow.EachParallel": _for_each,
+    **waiting.FLOWABLES,
 }
 
 
@@ -330,7 +352,9 @@ def advance(execution_id: int) -> list[TaskRun]:
         if execution.state == State.KILLING:
             _settle_killing(execution)
             return []
-        if execution.state in (State.PAUSED, State.QUEUED):
+        if execution.state == State.QUEUED:
+            return []
+        if execution.state == State.PAUSED and not waiting.wake_due(execution):
             return []
         if execution.state in (State.CREATED, State.RESTARTED):
             states.transition(execution, State.RUNNING, cause=Cause.EXECUTOR,
@@ -340,6 +364,8 @@ def advance(execution_id: int) -> list[TaskRun]:
         result = plan.resolve_root()
         if result != RUNNING:
             _finish_execution(plan, result)
+        elif plan.pauses:
+            waiting.enter_pause(plan)
         ready = [tr for tr in plan.runnable if tr.state == State.CREATED]
         for tr in ready:
             tr.execution = execution  # a worker chaining into it needs no reload
@@ -353,11 +379,15 @@ def _finish_execution(plan: _Plan, result: str) -> None:
     try:
         fields["outputs"] = mask(_flow_outputs(plan))
     except ExpressionError as exc:
-        result = State.FAILED
-        reason = f"flow outputs: {exc.message}"
-        plan._log("ERROR", reason)
+        # On a failed run, outputs of tasks that never ran cannot render:
+        # that is logged, but the task's failure stays the reason.
+        plan._log("ERROR" if result != State.FAILED else "WARN", f"flow outputs: {exc.message}")
+        if result != State.FAILED:
+            result = State.FAILED
+            reason = f"flow outputs: {exc.message}"
     if result == State.FAILED and not reason:
-        failed = [t for t in plan.taskruns if t.state == State.FAILED and not t.flowable]
+        failed = [t for t in plan.taskruns
+                  if t.state == State.FAILED and (not t.flowable or t.error)]
         if failed:
             last = max(failed, key=lambda t: t.pk)
             reason = f"task '{last.task_id}' failed: {last.error}".strip()
@@ -370,7 +400,8 @@ def _settle_killing(execution: Execution) -> None:
     still = TaskRun.objects.filter(execution=execution, state=State.RUNNING, flowable=False)
     if still.exists():
         return
-    for tr in TaskRun.objects.filter(execution=execution, state__in=[State.CREATED, State.RUNNING]):
+    for tr in TaskRun.objects.filter(execution=execution,
+                                     state__in=[State.CREATED, State.RUNNING, State.PAUSED]):
         states.transition_taskrun(tr, State.KILLED, cause=Cause.EXECUTOR,
                                   reason="execution stopped")
     final = execution.stop_state or State.KILLED

@@ -24,6 +24,7 @@ class InProcessDispatcher:
         self.pending = 0
         self.lock = threading.Lock()
         self.errors: list[BaseException] = []
+        self.timers: list[threading.Timer] = []
 
     def _submit(self, fn, *args) -> None:
         with self.lock:
@@ -56,13 +57,23 @@ class InProcessDispatcher:
 
     def advance(self, execution_id: int, countdown: float | None = None) -> None:
         def go() -> None:
-            if countdown:
-                time.sleep(countdown)
+            close_old_connections()
             from executions.engine.worker import advance_and_dispatch
 
             advance_and_dispatch(execution_id)
 
-        transaction.on_commit(lambda: self._submit(go))
+        if not countdown:
+            transaction.on_commit(lambda: self._submit(go))
+            return
+        # Like a Celery countdown: a timer, not a pool thread asleep. (A timer
+        # is not pending work: a paused execution is not terminal anyway.)
+        def arm() -> None:
+            timer = threading.Timer(countdown, self._submit, (go,))
+            timer.daemon = True
+            self.timers.append(timer)
+            timer.start()
+
+        transaction.on_commit(arm)
 
     def revoke(self, celery_ids: list[str]) -> None:
         pass  # claims are conditional: a killed task run is never started
@@ -85,4 +96,6 @@ class use_in_process:
 
     def __exit__(self, *exc) -> None:
         dispatch.use(self.previous)
+        for timer in self.dispatcher.timers:
+            timer.cancel()
         self.dispatcher.pool.shutdown(wait=True, cancel_futures=True)

@@ -59,6 +59,7 @@ def current_worker(queues: str = "") -> Worker:
             target=_beat, args=(worker.pk, stop), name="orchestra-heartbeat", daemon=True
         )
         thread.start()
+        _process["thread"] = thread
         return worker
 
 
@@ -91,8 +92,13 @@ def forget_current_worker() -> None:
     with _lock:
         stop = _process.pop("stop", None)
         _process.pop("worker", None)
+        thread = _process.pop("thread", None)
     if stop is not None:
         stop.set()  # type: ignore[union-attr]
+    if isinstance(thread, threading.Thread) and thread is not threading.current_thread():
+        # Its database connection closes as it ends: wait, so a test database
+        # can be dropped right after.
+        thread.join(timeout=2)
 
 
 def stop_current_worker() -> None:
@@ -191,7 +197,7 @@ def recover_orphans(limit: int = 500) -> int:
                 continue
             node = execution.spec.task(tr.task_id)
             nxt = None
-            if node is not None and execution.state == State.RUNNING:
+            if node is not None and execution.state in (State.RUNNING, State.PAUSED):
                 nxt = schedule_retry(tr, node, reason)
             if nxt is not None:
                 dispatch.get().run_taskrun(nxt.pk, eta=nxt.scheduled_at)
@@ -222,10 +228,15 @@ def redispatch_lost(age: timedelta | None = None, limit: int = 500) -> int:
     in_flight = TaskRun.objects.filter(
         execution=OuterRef("pk"), flowable=False, state__in=[State.CREATED, State.RUNNING]
     )
+    # A parent waiting on a live child (Subflow, ForEachItem) is not idle:
+    # the child's end advances it.
+    live_child = Execution.objects.filter(parent=OuterRef("pk")).exclude(
+        state__in=[State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED]
+    )
     idle = Execution.objects.filter(
         state__in=[State.CREATED, State.RUNNING, State.RESTARTED, State.KILLING],
         progress_at__lt=cutoff,
-    ).exclude(Exists(in_flight)).values_list("pk", flat=True)
+    ).exclude(Exists(in_flight)).exclude(Exists(live_child)).values_list("pk", flat=True)
     for pk in idle[:limit]:
         advance_and_dispatch(pk)
         count += 1
@@ -234,20 +245,30 @@ def redispatch_lost(age: timedelta | None = None, limit: int = 500) -> int:
 
 def force_killing(limit: int = 500) -> int:
     """KILLING past the grace period ends even if its worker never answers."""
+    from django.db.models import Subquery
+    from django.db.models.functions import Coalesce
+
     from executions import states
+    from executions.models import StateChange
 
     grace = timedelta(seconds=settings.ORCHESTRA_KILL_GRACE_SECONDS)
     cutoff = timezone.now() - grace
     count = 0
-    for execution_id in Execution.objects.filter(
-        state=State.KILLING, progress_at__lt=cutoff
-    ).values_list("pk", flat=True)[:limit]:
+    # Counted from the kill, not from the last sign of life: a task that keeps
+    # logging but ignores the stop must not hold KILLING forever.
+    killing_since = StateChange.objects.filter(
+        execution=OuterRef("pk"), taskrun=None, to_state=State.KILLING
+    ).order_by("-id").values("at")[:1]
+    for execution_id in Execution.objects.filter(state=State.KILLING).annotate(
+        killing_since=Coalesce(Subquery(killing_since), "progress_at")
+    ).filter(killing_since__lt=cutoff).values_list("pk", flat=True)[:limit]:
         with transaction.atomic():
             execution = Execution.objects.select_for_update().get(pk=execution_id)
             if execution.state != State.KILLING:
                 continue
-            for tr in TaskRun.objects.filter(execution=execution,
-                                             state__in=[State.CREATED, State.RUNNING]):
+            for tr in TaskRun.objects.filter(
+                execution=execution, state__in=[State.CREATED, State.RUNNING, State.PAUSED]
+            ):
                 states.transition_taskrun(
                     tr, State.KILLED, cause=Cause.SWEEP, actor="liveness",
                     reason=f"worker did not confirm the stop within {grace.total_seconds():g}s",
@@ -268,4 +289,7 @@ def sweep() -> dict[str, int]:
         result["recovered"] = recover_orphans()
     result["redispatched"] = redispatch_lost()
     result["forced_stops"] = force_killing()
+    from executions.engine.waiting import wake_paused
+
+    result["woken"] = wake_paused()
     return result

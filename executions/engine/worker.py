@@ -219,7 +219,10 @@ def _finish(tr: TaskRun, node, state: str, outputs: dict, error: str, worker_id:
                 level="WARN", message=f"result of attempt {tr.attempt} dropped: the task run "
                 "was already moved by another process")
             return
-        if state == State.FAILED and node is not None and execution.state == State.RUNNING:
+        # A paused execution still retries the tasks that were already running.
+        if state == State.FAILED and node is not None and execution.state in (
+            State.RUNNING, State.PAUSED
+        ):
             nxt = schedule_retry(tr, node, error)
             if nxt is not None:
                 dispatch.get().run_taskrun(nxt.pk, eta=nxt.scheduled_at)

@@ -79,6 +79,10 @@ def make_execution(db):
              age: timedelta = timedelta(minutes=5), labels: dict | None = None,
              logs: list[str] | None = None, **fields) -> Execution:
         created = timezone.now() - age
+        fields.setdefault("source", (
+            f"id: {flow_id}\nnamespace: {namespace}\ntasks:\n"
+            "  - id: extract\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+        ))
         execution = Execution.objects.create(
             namespace=namespace, flow_id=flow_id, state=state, labels=labels or {},
             created_at=created, started_at=created, progress_at=created,

@@ -1,0 +1,125 @@
+"""Tasks that wait on something outside their execution: Subflow and
+ForEachItem (child executions) and Pause (a person or a delay).
+
+They are resolved by the executor (``executions/engine/waiting.py``), never
+by a worker: while they wait, no worker thread is held.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import field_validator
+
+from flows.tasks.fields import (
+    BaseTask,
+    DBool,
+    DDict,
+    DDuration,
+    DInt,
+    DStr,
+    Strict,
+)
+from flows.tasks.registry import REGISTRY, TaskType
+
+PAUSE_BEHAVIORS = ("RESUME", "WARN", "FAIL", "CANCEL")
+
+
+def _register(name: str, model, aliases=(), summary: str = "") -> None:
+    REGISTRY.register(TaskType(name=name, model=model, kind="flowable", aliases=tuple(aliases),
+                               summary=summary))
+
+
+class _ChildFlow(BaseTask):
+    namespace: DStr
+    flowId: DStr
+    revision: DInt | None = None
+    inputs: DDict | None = None
+    labels: DDict | list[dict[str, Any]] | None = None
+    inheritLabels: DBool = False
+    wait: DBool = True
+    transmitFailed: DBool = True
+
+
+# --- Subflow ---------------------------------------------------------------------
+class SubflowTask(_ChildFlow):
+    pass
+
+
+_register("io.kestra.plugin.core.flow.Subflow", SubflowTask,
+          aliases=["io.kestra.core.tasks.flows.Subflow", "io.kestra.core.tasks.flows.Flow"],
+          summary="Start an execution of another flow, optionally waiting for its end")
+
+
+# --- ForEachItem -----------------------------------------------------------------
+class Batch(Strict):
+    rows: DInt | None = None
+    partitions: DInt | None = None
+    separator: DStr = "\n"
+
+
+class ForEachItemTask(_ChildFlow):
+    items: DStr
+    batch: Batch | None = None
+
+
+_register("io.kestra.plugin.core.flow.ForEachItem", ForEachItemTask,
+          aliases=["io.kestra.core.tasks.flows.ForEachItem"],
+          summary="Split a file of items into batches and start one subflow execution per batch")
+
+
+# --- Pause -----------------------------------------------------------------------
+def check_on_resume(value: Any) -> list[dict[str, Any]] | None:
+    """Pause ``onResume`` inputs, declared like flow inputs (``id`` or ``name``, ``type``)."""
+    from flows.spec.inputs import INPUT_TYPES
+
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError("onResume must be a list of inputs (id, type, ...)")
+    out = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ValueError(f"onResume[{index}]: expected an input with 'id' and 'type'")
+        decl = dict(item)
+        if "id" not in decl and "name" in decl:
+            decl["id"] = decl.pop("name")
+        if not isinstance(decl.get("id"), str) or not decl["id"]:
+            raise ValueError(f"onResume[{index}]: an input needs an 'id'")
+        kind = str(decl.get("type", "STRING")).upper()
+        if kind not in INPUT_TYPES:
+            raise ValueError(f"onResume[{index}]: unknown input type '{decl.get('type')}'; "
+                             f"use one of {', '.join(INPUT_TYPES)}")
+        decl["type"] = {"BOOL": "BOOLEAN", "ENUM": "SELECT"}.get(kind, kind)
+        out.append(decl)
+    return out
+
+
+class PauseTask(BaseTask):
+    # Resume by itself after this long (Kestra's older name; pauseDuration is the newer one).
+    delay: DDuration | None = None
+    pauseDuration: DDuration | None = None
+    # What happens when the pause ends by time: RESUME for delay/pauseDuration,
+    # FAIL for timeout unless WARN or CANCEL is asked for.
+    behavior: str | None = None
+    onResume: list[dict[str, Any]] | None = None
+
+    @field_validator("behavior", mode="before")
+    @classmethod
+    def _check_behavior(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = str(value).strip().upper()
+        if text not in PAUSE_BEHAVIORS:
+            raise ValueError(f"behavior must be one of {', '.join(PAUSE_BEHAVIORS)}")
+        return text
+
+    @field_validator("onResume", mode="before")
+    @classmethod
+    def _check_on_resume(cls, value: Any) -> list[dict[str, Any]] | None:
+        return check_on_resume(value)
+
+
+_register("io.kestra.plugin.core.flow.Pause", PauseTask,
+          aliases=["io.kestra.core.tasks.flows.Pause"],
+          summary="Pause the execution until resumed (with onResume inputs) or a delay elapses")
