@@ -136,3 +136,68 @@ tasks:
         {"namespace": "datateam", "flowId": "sla_flow", "count": 3}
     ]
     assert outputs["all"]["total"] == 3
+
+
+PROCESS_SLA = """id: process_sla
+namespace: system
+inputs:
+  - id: execution
+    type: FILE
+tasks:
+  - id: read
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ read(inputs.execution) | trim }}"
+"""
+
+CHECK_SLA_FULL = r"""id: check_sla
+namespace: system
+tasks:
+  - id: lookup
+    type: io.kestra.plugin.core.execution.Lookup
+    namespace: datateam
+    flowId: sla_flow
+    triggerId: daily
+    last: PT24H
+    labels:
+      env: uat
+  - id: send_alert
+    type: io.kestra.plugin.scripts.python.Script
+    inputFiles:
+      executions.ion: "{{ outputs.lookup.uri }}"
+    script: |
+      import json, re
+      def seconds(iso):
+          h, m, s = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?", iso).groups()
+          return int(h or 0) * 3600 + int(m or 0) * 60 + float(s or 0)
+      rows = [json.loads(line) for line in open("executions.ion") if line.strip()]
+      late = [r["id"] for r in rows
+              if r["duration"] and seconds(r["duration"]) > seconds(r["inputs"]["SLA"])]
+      print("::" + json.dumps({"outputs": {"late": late, "seen": len(rows)}}) + "::")
+  - id: for_each
+    type: io.kestra.core.tasks.flows.ForEachItem
+    items: "{{ outputs.lookup.uri }}"
+    namespace: system
+    flowId: process_sla
+    inputs:
+      execution: "{{ taskrun.items }}"
+"""
+
+
+def test_the_seed_check_sla_flow_runs_lookup_then_a_script_then_fans_out(deploy, run_inprocess):
+    """The seed's system flow end to end: the Lookup file feeds a Python script
+    (one alert for several misses) and ForEachItem (one subflow per execution)."""
+    revision = deploy(SLA_FLOW)
+    late = _execution(revision, hours_ago=2, inputs={"SLA": "PT30M"}, minutes=50)
+    on_time = _execution(revision, hours_ago=3, inputs={"SLA": "PT1H"}, minutes=20)
+    deploy(PROCESS_SLA)
+
+    execution = run_inprocess(deploy(CHECK_SLA_FULL), timeout=90)
+    assert execution.state == State.SUCCESS, execution.error
+    alert = execution.taskruns.get(task_id="send_alert")
+    assert alert.outputs["vars"] == {"late": [late.pk], "seen": 2}
+    fan_out = execution.taskruns.get(task_id="for_each")
+    assert fan_out.outputs["numberOfBatches"] == 2
+    children = Execution.objects.filter(parent=execution, flow_id="process_sla").order_by("pk")
+    assert [c.state for c in children] == [State.SUCCESS, State.SUCCESS]
+    seen = sorted(json.loads(c.taskruns.get(task_id="read").outputs["value"])["id"] for c in children)
+    assert seen == sorted([late.pk, on_time.pk])
