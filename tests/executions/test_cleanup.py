@@ -159,8 +159,10 @@ def test_a_silent_worker_gets_the_stop_and_the_execution_ends_cancelled_after_th
     # Its worker may still be running the task: it sees KILLING and stops.
     assert (ex.state, ex.stop_state) == (State.KILLING, State.CANCELLED)
     assert TaskRun.objects.get(pk=tr.pk).state == State.RUNNING
-    Execution.objects.filter(pk=ex.pk).update(progress_at=timezone.now()
-                                              - timezone.timedelta(seconds=1))
+    # The grace counts from the stop: move the stop (and the last progress) a second back.
+    a_second_ago = timezone.now() - timezone.timedelta(seconds=1)
+    Execution.objects.filter(pk=ex.pk).update(progress_at=a_second_ago)
+    StateChange.objects.filter(execution=ex, to_state=State.KILLING).update(at=a_second_ago)
     assert force_killing() == 1
     ex.refresh_from_db()
     assert ex.state == State.CANCELLED
