@@ -26,10 +26,14 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             )
         token = ApiToken.lookup(parts[1])
         if token is None:
-            raise exceptions.AuthenticationFailed("invalid, expired or revoked API token")
+            raise exceptions.AuthenticationFailed(
+                "invalid, expired or revoked API token"
+            )
         now = timezone.now()
         # One write per minute at most, not one per request.
-        if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        if token.last_used_at is None or now - token.last_used_at > timedelta(
+            minutes=1
+        ):
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         return token.user, token
 

@@ -21,21 +21,39 @@ ROLE_NAMES = [r.value for r in RoleName]
 
 def register(group, groups=None) -> None:
     users = group("users", "user accounts, namespace roles and API tokens")
-    p = users.add_parser("create", help="create a user (prints a generated password unless given)")
+    p = users.add_parser(
+        "create", help="create a user (prints a generated password unless given)"
+    )
     p.add_argument("username")
     p.add_argument("--email", default="")
-    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    p.add_argument("--superuser", action="store_true", help="may do everything everywhere")
     p.add_argument(
-        "--role", action="append", default=[], metavar="ROLE[:NAMESPACE]",
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input",
+    )
+    p.add_argument(
+        "--superuser", action="store_true", help="may do everything everywhere"
+    )
+    p.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="ROLE[:NAMESPACE]",
         help=f"grant a role ({', '.join(ROLE_NAMES)}) on a namespace prefix; no prefix = all; repeatable",
     )
     p.set_defaults(func=create)
 
-    p = users.add_parser("grant", help="give a user a role on a namespace prefix (replaces the old one)")
+    p = users.add_parser(
+        "grant", help="give a user a role on a namespace prefix (replaces the old one)"
+    )
     p.add_argument("username")
     p.add_argument("role", choices=ROLE_NAMES)
-    p.add_argument("namespace", nargs="?", default="", help="namespace prefix; omit for all namespaces")
+    p.add_argument(
+        "namespace",
+        nargs="?",
+        default="",
+        help="namespace prefix; omit for all namespaces",
+    )
     p.set_defaults(func=grant)
 
     p = users.add_parser("revoke", help="remove a user's role on a namespace prefix")
@@ -47,9 +65,13 @@ def register(group, groups=None) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=list_users)
 
-    p = users.add_parser("token", help="issue an API token (shown once) for 'Authorization: Bearer'")
+    p = users.add_parser(
+        "token", help="issue an API token (shown once) for 'Authorization: Bearer'"
+    )
     p.add_argument("username")
-    p.add_argument("--name", required=True, help="what the token is for, e.g. ci-pipeline")
+    p.add_argument(
+        "--name", required=True, help="what the token is for, e.g. ci-pipeline"
+    )
     p.add_argument("--expires-days", type=int, default=None)
     p.set_defaults(func=token)
 
@@ -58,13 +80,17 @@ def _user(username: str):
     try:
         return get_user_model().objects.get(username=username)
     except get_user_model().DoesNotExist:
-        raise UsageError(f"no user named {username!r}; create it with: orchestra users create {username}") from None
+        raise UsageError(
+            f"no user named {username!r}; create it with: orchestra users create {username}"
+        ) from None
 
 
 def _parse_role(text: str) -> tuple[str, str]:
     role, _, namespace = text.partition(":")
     if role not in ROLE_NAMES:
-        raise UsageError(f"unknown role {role!r} in --role {text!r}; use one of {', '.join(ROLE_NAMES)}")
+        raise UsageError(
+            f"unknown role {role!r} in --role {text!r}; use one of {', '.join(ROLE_NAMES)}"
+        )
     return role, namespace
 
 
@@ -87,7 +113,9 @@ def create(args: argparse.Namespace) -> int:
             user = User.objects.create_user(args.username, args.email, password)
         for role, namespace in roles:
             Role.objects.update_or_create(
-                user=user, namespace=namespace, defaults={"role": role, "granted_by": getpass.getuser()}
+                user=user,
+                namespace=namespace,
+                defaults={"role": role, "granted_by": getpass.getuser()},
             )
     print(f"Created user {user.username}" + (" (superuser)" if args.superuser else ""))
     if generated:
@@ -95,14 +123,18 @@ def create(args: argparse.Namespace) -> int:
     for role, namespace in roles:
         print(f"  {role} on {namespace or 'all namespaces'}")
     if not roles and not args.superuser:
-        print("  no roles yet: this user sees nothing until granted one (orchestra users grant)")
+        print(
+            "  no roles yet: this user sees nothing until granted one (orchestra users grant)"
+        )
     return 0
 
 
 def grant(args: argparse.Namespace) -> int:
     user = _user(args.username)
     Role.objects.update_or_create(
-        user=user, namespace=args.namespace, defaults={"role": args.role, "granted_by": getpass.getuser()}
+        user=user,
+        namespace=args.namespace,
+        defaults={"role": args.role, "granted_by": getpass.getuser()},
     )
     print(f"{user.username} is now {args.role} on {args.namespace or 'all namespaces'}")
     return 0
@@ -112,7 +144,10 @@ def revoke(args: argparse.Namespace) -> int:
     user = _user(args.username)
     deleted, _ = Role.objects.filter(user=user, namespace=args.namespace).delete()
     if not deleted:
-        print(f"{user.username} had no role on {args.namespace or 'all namespaces'}", file=sys.stderr)
+        print(
+            f"{user.username} had no role on {args.namespace or 'all namespaces'}",
+            file=sys.stderr,
+        )
         return 1
     print(f"removed {user.username}'s role on {args.namespace or 'all namespaces'}")
     return 0
@@ -126,18 +161,31 @@ def list_users(args: argparse.Namespace) -> int:
             "email": u.email,
             "active": u.is_active,
             "superuser": u.is_superuser,
-            "roles": [{"role": r.role, "namespace": r.namespace} for r in u.roles.all()],
+            "roles": [
+                {"role": r.role, "namespace": r.namespace} for r in u.roles.all()
+            ],
         }
         for u in users
     ]
     if args.json:
         print_json(rows)
         return 0
-    print(table(
-        [[r["username"], r["email"], "yes" if r["superuser"] else "",
-          ", ".join(f"{x['role']}:{x['namespace'] or '*'}" for x in r["roles"])] for r in rows],
-        ["USER", "EMAIL", "SUPERUSER", "ROLES"],
-    ))
+    print(
+        table(
+            [
+                [
+                    r["username"],
+                    r["email"],
+                    "yes" if r["superuser"] else "",
+                    ", ".join(
+                        f"{x['role']}:{x['namespace'] or '*'}" for x in r["roles"]
+                    ),
+                ]
+                for r in rows
+            ],
+            ["USER", "EMAIL", "SUPERUSER", "ROLES"],
+        )
+    )
     return 0
 
 
@@ -145,7 +193,11 @@ def token(args: argparse.Namespace) -> int:
     user = _user(args.username)
     if args.expires_days is not None and args.expires_days < 1:
         raise UsageError("--expires-days must be at least 1")
-    expires = timezone.now() + timedelta(days=args.expires_days) if args.expires_days else None
+    expires = (
+        timezone.now() + timedelta(days=args.expires_days)
+        if args.expires_days
+        else None
+    )
     _, key = ApiToken.issue(user, args.name, expires_at=expires)
     print(key)
     print(

@@ -22,13 +22,22 @@ class RoleName(models.TextChoices):
     ADMIN = "admin", "Admin: everything in the namespace, including roles"
 
 
-ROLE_RANK = {RoleName.VIEWER: 1, RoleName.OPERATOR: 2, RoleName.EDITOR: 3, RoleName.ADMIN: 4}
+ROLE_RANK = {
+    RoleName.VIEWER: 1,
+    RoleName.OPERATOR: 2,
+    RoleName.EDITOR: 3,
+    RoleName.ADMIN: 4,
+}
 
 
 class Role(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="roles")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="roles"
+    )
     namespace = models.CharField(
-        max_length=255, blank=True, default="",
+        max_length=255,
+        blank=True,
+        default="",
         help_text="Namespace prefix; empty means every namespace.",
     )
     role = models.CharField(max_length=16, choices=RoleName.choices)
@@ -37,7 +46,9 @@ class Role(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "namespace"], name="role_one_per_prefix"),
+            models.UniqueConstraint(
+                fields=["user", "namespace"], name="role_one_per_prefix"
+            ),
         ]
         ordering = ["user_id", "namespace"]
 
@@ -54,10 +65,14 @@ class ApiToken(models.Model):
 
     PREFIX = "orc_"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
     name = models.CharField(max_length=100)
     digest = models.CharField(max_length=64, unique=True)
-    hint = models.CharField(max_length=16, help_text="First characters of the key, to tell tokens apart.")
+    hint = models.CharField(
+        max_length=16, help_text="First characters of the key, to tell tokens apart."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -73,7 +88,11 @@ class ApiToken(models.Model):
     def issue(cls, user, name: str, expires_at=None) -> tuple[ApiToken, str]:
         key = cls.PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(
-            user=user, name=name, digest=_digest(key), hint=key[:10], expires_at=expires_at
+            user=user,
+            name=name,
+            digest=_digest(key),
+            hint=key[:10],
+            expires_at=expires_at,
         )
         return token, key
 
@@ -92,4 +111,6 @@ class ApiToken(models.Model):
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None and not (self.expires_at and self.expires_at <= timezone.now())
+        return self.revoked_at is None and not (
+            self.expires_at and self.expires_at <= timezone.now()
+        )

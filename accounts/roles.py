@@ -13,7 +13,12 @@ from django.db.models import Q
 
 from accounts.models import ROLE_RANK, Role, RoleName
 
-VIEWER, OPERATOR, EDITOR, ADMIN = (RoleName.VIEWER, RoleName.OPERATOR, RoleName.EDITOR, RoleName.ADMIN)
+VIEWER, OPERATOR, EDITOR, ADMIN = (
+    RoleName.VIEWER,
+    RoleName.OPERATOR,
+    RoleName.EDITOR,
+    RoleName.ADMIN,
+)
 
 
 def covers(prefix: str, namespace: str) -> bool:
@@ -25,7 +30,10 @@ def _grants(user) -> list[tuple[str, int]]:
     """(prefix, rank) pairs of the user, cached on the user object per request."""
     cached = getattr(user, "_orchestra_grants", None)
     if cached is None:
-        cached = [(r.namespace, ROLE_RANK[r.role]) for r in Role.objects.filter(user_id=user.pk)]
+        cached = [
+            (r.namespace, ROLE_RANK[r.role])
+            for r in Role.objects.filter(user_id=user.pk)
+        ]
         user._orchestra_grants = cached
     return cached
 
@@ -44,7 +52,9 @@ def has_role(user, namespace: str, role: str = VIEWER) -> bool:
     if _everything(user):
         return True
     need = ROLE_RANK[role]
-    return any(rank >= need and covers(prefix, namespace) for prefix, rank in _grants(user))
+    return any(
+        rank >= need and covers(prefix, namespace) for prefix, rank in _grants(user)
+    )
 
 
 def require(user, namespace: str, role: str = VIEWER) -> None:

@@ -11,10 +11,14 @@ from accounts.models import Role
 
 @login_required
 def account(request):
-    return render(request, "accounts/account.html", {
-        "roles": Role.objects.filter(user=request.user),
-        "tokens": request.user.api_tokens.all(),
-    })
+    return render(
+        request,
+        "accounts/account.html",
+        {
+            "roles": Role.objects.filter(user=request.user),
+            "tokens": request.user.api_tokens.all(),
+        },
+    )
 
 
 @extend_schema(summary="Who am I: user and roles", responses=OpenApiTypes.OBJECT)
@@ -22,9 +26,14 @@ def account(request):
 def me(request):
     """The authenticated user and the namespace prefixes they hold each role on."""
     user = request.user
-    return Response({
-        "username": user.get_username(),
-        "superuser": user.is_superuser,
-        "roles": [{"role": r.role, "namespace": r.namespace} for r in Role.objects.filter(user=user)],
-        "viewer_prefixes": roles.prefixes(user, roles.VIEWER),
-    })
+    return Response(
+        {
+            "username": user.get_username(),
+            "superuser": user.is_superuser,
+            "roles": [
+                {"role": r.role, "namespace": r.namespace}
+                for r in Role.objects.filter(user=user)
+            ],
+            "viewer_prefixes": roles.prefixes(user, roles.VIEWER),
+        }
+    )

@@ -33,7 +33,9 @@ def ensure_database(url: str) -> None:
     name = parsed.path.lstrip("/")
     admin = urlunparse(parsed._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+        ).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
@@ -107,8 +109,13 @@ def wait_end(execution, runner, timeout: float = 600) -> float:
 
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
-        state = Execution.objects.filter(pk=execution.pk).values_list("state", flat=True)[0]
-        if state in ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED") and runner.idle():
+        state = Execution.objects.filter(pk=execution.pk).values_list(
+            "state", flat=True
+        )[0]
+        if (
+            state in ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
+            and runner.idle()
+        ):
             return time.perf_counter() - started
         time.sleep(0.05)
     raise SystemExit(f"execution {execution.pk} did not end within {timeout}s")
@@ -143,31 +150,43 @@ def main() -> None:
         advance(parent.pk)
         split = time.perf_counter() - started
         children = Execution.objects.filter(parent=parent).count()
-        print(f"  executor pass creating {children} child executions: {split:.2f} s "
-              f"({split / max(children, 1) * 1000:.1f} ms per child)")
+        print(
+            f"  executor pass creating {children} child executions: {split:.2f} s "
+            f"({split / max(children, 1) * 1000:.1f} ms per child)"
+        )
         # The children were sent to the engine when that pass committed.
         total = wait_end(parent, runner)
-        print(f"  all children ended and the parent merged their outputs: {total:.2f} s")
+        print(
+            f"  all children ended and the parent merged their outputs: {total:.2f} s"
+        )
 
-        print(f"ForEach of {args.values} values (one iteration fails on its first attempt)")
+        print(
+            f"ForEach of {args.values} values (one iteration fails on its first attempt)"
+        )
         execution = actions.create_execution(loop, inputs={"n": args.values})
         took = wait_end(execution, runner)
         execution.refresh_from_db()
-        print(f"  first run: {execution.state} in {took:.2f} s, "
-              f"{execution.taskruns.count()} task runs")
+        print(
+            f"  first run: {execution.state} in {took:.2f} s, "
+            f"{execution.taskruns.count()} task runs"
+        )
         started = time.perf_counter()
         replay = actions.replay(execution.pk, from_task="check", actor="bench")
         copied = time.perf_counter() - started
-        print(f"  replay(from_task='check') copying {replay.taskruns.count()} task runs: "
-              f"{copied * 1000:.0f} ms")
+        print(
+            f"  replay(from_task='check') copying {replay.taskruns.count()} task runs: "
+            f"{copied * 1000:.0f} ms"
+        )
         wait_end(replay, runner)
         started = time.perf_counter()
         actions.restart(execution.pk, actor="bench")
         marked = time.perf_counter() - started
         took = wait_end(execution, runner)
         execution.refresh_from_db()
-        print(f"  restart(): {marked * 1000:.0f} ms to mark the failed branch, "
-              f"{execution.state} {took:.2f} s later (attempt {execution.attempt})")
+        print(
+            f"  restart(): {marked * 1000:.0f} ms to mark the failed branch, "
+            f"{execution.state} {took:.2f} s later (attempt {execution.attempt})"
+        )
 
 
 if __name__ == "__main__":

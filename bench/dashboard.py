@@ -30,7 +30,9 @@ BIG_TABLES = ("executions_execution", "executions_taskrun")
 
 
 def _database_url() -> str:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orchestra")
+    base = os.environ.get(
+        "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orchestra"
+    )
     parsed = urlparse(base)
     if not parsed.scheme.startswith("postgres"):
         sys.exit("bench/dashboard.py needs PostgreSQL: set DATABASE_URL=postgres://...")
@@ -43,7 +45,9 @@ def _create_database(url: str) -> None:
     parsed = urlparse(url)
     admin = urlunparse(parsed._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]
+        ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
 
@@ -129,7 +133,9 @@ def _explain_seq_scans(queries) -> list[str]:
     reports = []
     for query in queries:
         sql = query["sql"]
-        if not sql.lstrip().upper().startswith("SELECT") or not any(t in sql for t in BIG_TABLES):
+        if not sql.lstrip().upper().startswith("SELECT") or not any(
+            t in sql for t in BIG_TABLES
+        ):
             continue
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN " + sql)
@@ -154,7 +160,9 @@ def measure(client, name: str, url: str, runs: int, headers=None) -> dict:
         request_started.connect(reset_queries)
     queries = list(captured.captured_queries)  # read now: the log is reset per request
     if response.status_code != 200:
-        raise SystemExit(f"{name}: {url} answered {response.status_code}: {response.content[:300]!r}")
+        raise SystemExit(
+            f"{name}: {url} answered {response.status_code}: {response.content[:300]!r}"
+        )
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -162,8 +170,14 @@ def measure(client, name: str, url: str, runs: int, headers=None) -> dict:
         times.append((time.perf_counter() - started) * 1000)
     times.sort()
     p95 = times[max(int(len(times) * 0.95) - 1, 0)]
-    return {"name": name, "url": url, "median": statistics.median(times), "p95": p95,
-            "queries": len(queries), "seq_scans": _explain_seq_scans(queries)}
+    return {
+        "name": name,
+        "url": url,
+        "median": statistics.median(times),
+        "p95": p95,
+        "queries": len(queries),
+        "seq_scans": _explain_seq_scans(queries),
+    }
 
 
 def main() -> int:
@@ -193,26 +207,51 @@ def main() -> int:
     seed(args.executions, args.taskruns_per_execution, args.reseed)
 
     User = get_user_model()
-    admin = User.objects.filter(username="bench-admin").first() or User.objects.create_superuser(
-        "bench-admin", "", "bench")
-    member = User.objects.filter(username="bench-member").first() or User.objects.create_user(
-        "bench-member", "", "bench")
-    Role.objects.get_or_create(user=member, namespace="company.team1",
-                               defaults={"role": "operator"})
+    admin = User.objects.filter(
+        username="bench-admin"
+    ).first() or User.objects.create_superuser("bench-admin", "", "bench")
+    member = User.objects.filter(
+        username="bench-member"
+    ).first() or User.objects.create_user("bench-member", "", "bench")
+    Role.objects.get_or_create(
+        user=member, namespace="company.team1", defaults={"role": "operator"}
+    )
     _, key = ApiToken.issue(member, "bench")
 
     scenarios = [
         ("list, default window (admin)", admin, "/executions/", "list"),
         ("list, default window (role on one prefix)", member, "/executions/", "list"),
         ("list, page 2 (keyset)", admin, None, "list"),
-        ("filter namespace+state", admin, "/executions/?namespace=company.team2&state=FAILED", "list"),
-        ("filter namespace+state+label", admin,
-         "/executions/?namespace=company.team2&state=FAILED&labels=env:prod", "list"),
-        ("filter flow+state, 30 days", admin,
-         "/executions/?namespace=company.team3.ml&flow=flow_3&state=FAILED&window=30d", "list"),
-        ("filter label only, 90 days", admin, "/executions/?labels=team:team3&window=90d", "list"),
-        ("API search namespace+state+label (bearer)", None,
-         "/api/executions?namespace=company.team1&state=FAILED&labels=env:prod", "list"),
+        (
+            "filter namespace+state",
+            admin,
+            "/executions/?namespace=company.team2&state=FAILED",
+            "list",
+        ),
+        (
+            "filter namespace+state+label",
+            admin,
+            "/executions/?namespace=company.team2&state=FAILED&labels=env:prod",
+            "list",
+        ),
+        (
+            "filter flow+state, 30 days",
+            admin,
+            "/executions/?namespace=company.team3.ml&flow=flow_3&state=FAILED&window=30d",
+            "list",
+        ),
+        (
+            "filter label only, 90 days",
+            admin,
+            "/executions/?labels=team:team3&window=90d",
+            "list",
+        ),
+        (
+            "API search namespace+state+label (bearer)",
+            None,
+            "/api/executions?namespace=company.team1&state=FAILED&labels=env:prod",
+            "list",
+        ),
         ("execution detail (5 task runs)", admin, None, "list"),
         ("overview, 24 hours", admin, "/?window=24h", "aggregate"),
         ("overview, 7 days", admin, "/?window=7d", "aggregate"),
@@ -238,8 +277,10 @@ def main() -> int:
         results.append(result)
         target = 300 if kind == "list" else 1000
         flag = "ok" if result["p95"] <= target else f"OVER {target} ms"
-        print(f"{name:48s} median {result['median']:7.1f} ms  p95 {result['p95']:7.1f} ms  "
-              f"queries {result['queries']:2d}  {flag}")
+        print(
+            f"{name:48s} median {result['median']:7.1f} ms  p95 {result['p95']:7.1f} ms  "
+            f"queries {result['queries']:2d}  {flag}"
+        )
     for result in results:
         for report in result["seq_scans"]:
             print(f"\nSeq Scan in '{result['name']}':\n{report}")

@@ -41,7 +41,7 @@ W2_TASKS, W2_SLEEP = 10, 0.3
 
 def light_flow(n: int) -> str:
     tasks = "".join(
-        f"  - id: t{i:02d}\n    type: Return\n    format: \"{{{{ execution.id }}}}-{i}\"\n"
+        f'  - id: t{i:02d}\n    type: Return\n    format: "{{{{ execution.id }}}}-{i}"\n'
         for i in range(n)
     )
     return f"id: w1_light\nnamespace: bench\ntasks:\n{tasks}"
@@ -49,7 +49,8 @@ def light_flow(n: int) -> str:
 
 def sleep_flow(n: int, seconds: float) -> str:
     tasks = "".join(
-        f"  - id: s{i:02d}\n    type: Sleep\n    duration: PT{seconds}S\n" for i in range(n)
+        f"  - id: s{i:02d}\n    type: Sleep\n    duration: PT{seconds}S\n"
+        for i in range(n)
     )
     return f"id: w2_sleep\nnamespace: bench\ntasks:\n{tasks}"
 
@@ -67,14 +68,19 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "p95": percentile(values, 0.95),
-            "n": len(values)}
+    return {
+        "median": statistics.median(values),
+        "p95": percentile(values, 0.95),
+        "n": len(values),
+    }
 
 
 # --- the parent: runs each mode in a child process, prints the table -------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="measured runs per workload")
+    parser.add_argument(
+        "--runs", type=int, default=5, help="measured runs per workload"
+    )
     parser.add_argument("--only", choices=["pg", "local"])
     parser.add_argument("--mode", choices=["pg", "local"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -86,8 +92,12 @@ def main() -> int:
         if args.only and mode != args.only:
             continue
         print(f"running {mode} mode ...", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--mode", mode, "--runs", str(args.runs)],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--mode", mode, "--runs", str(args.runs)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         if proc.returncode != 0:
             print(f"{mode} mode failed (exit {proc.returncode})", file=sys.stderr)
             return proc.returncode
@@ -107,8 +117,18 @@ ROWS = [
     ("W1", "w1_first", "  execution created -> first task start", "ms"),
     ("W2", "w2_per_task", f"{W2_TASKS} x Sleep {W2_SLEEP}s: overhead per task", "ms"),
     ("W2", "w2_total", f"{W2_TASKS} x Sleep {W2_SLEEP}s: execution start to end", "ms"),
-    ("W1 local", "local_w1_per_task", f"{W1_TASKS} light tasks: overhead per task", "ms"),
-    ("W1 local", "local_w1_total", f"{W1_TASKS} light tasks: execution start to end", "ms"),
+    (
+        "W1 local",
+        "local_w1_per_task",
+        f"{W1_TASKS} light tasks: overhead per task",
+        "ms",
+    ),
+    (
+        "W1 local",
+        "local_w1_total",
+        f"{W1_TASKS} light tasks: execution start to end",
+        "ms",
+    ),
     ("W1 local", "local_w1_handoff", "  gap task end -> next task start", "ms"),
     ("W1 local", "local_w1_in_task", "  task run start -> end", "ms"),
 ]
@@ -116,8 +136,10 @@ TARGETS = {"w1_per_task": 30, "w2_per_task": 30, "local_w1_per_task": 100}
 
 
 def print_table(results: dict[str, dict], runs: int) -> None:
-    print(f"\nOrchestra engine benchmark — 1 warm-up + {runs} measured runs per workload; "
-          "W0 over 200 samples")
+    print(
+        f"\nOrchestra engine benchmark — 1 warm-up + {runs} measured runs per workload; "
+        "W0 over 200 samples"
+    )
     print(f"{'':9} {'measure':47} {'median':>9} {'p95':>9}  target")
     print("-" * 86)
     for group, key, label, unit in ROWS:
@@ -127,10 +149,14 @@ def print_table(results: dict[str, dict], runs: int) -> None:
         target = TARGETS.get(key)
         verdict = ""
         if target is not None:
-            verdict = f"<= {target} {unit} " + ("ok" if r["median"] <= target else "MISSED")
+            verdict = f"<= {target} {unit} " + (
+                "ok" if r["median"] <= target else "MISSED"
+            )
         print(f"{group:9} {label:47} {r['median']:9.2f} {r['p95']:9.2f}  {verdict}")
-    print(f"(all figures in ms; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} at the end)")
+    print(
+        f"(all figures in ms; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at the end)"
+    )
 
 
 # --- a child: one mode, with its own settings ------------------------------
@@ -140,7 +166,9 @@ def run_mode(mode: str, runs: int) -> int:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     if mode == "pg":
         os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
-        os.environ["CELERY_BROKER_URL"] = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER)
+        os.environ["CELERY_BROKER_URL"] = os.environ.get(
+            "BENCH_BROKER_URL", DEFAULT_BROKER
+        )
         create_database(os.environ["DATABASE_URL"])
     else:
         os.environ.pop("DATABASE_URL", None)
@@ -161,8 +189,9 @@ def run_mode(mode: str, runs: int) -> int:
             results["celery_noop"] = summary(celery_noop())
             results["update_commit"] = summary(update_commit())
             results.update(workload("w1", light_flow(W1_TASKS), W1_TASKS, 0.0, runs))
-            results.update(workload("w2", sleep_flow(W2_TASKS, W2_SLEEP), W2_TASKS, W2_SLEEP,
-                                    runs))
+            results.update(
+                workload("w2", sleep_flow(W2_TASKS, W2_SLEEP), W2_TASKS, W2_SLEEP, runs)
+            )
         else:
             w1 = workload("w1", light_flow(W1_TASKS), W1_TASKS, 0.0, runs)
             results.update({f"local_{k}": v for k, v in w1.items()})
@@ -183,7 +212,9 @@ def create_database(url: str) -> None:
     name = parsed.path.lstrip("/")
     admin = urlunparse(parsed._replace(path="/postgres", scheme="postgresql"))
     with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
 
@@ -199,9 +230,25 @@ def start_worker(mode: str, home: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     log = open(home / "worker.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "orchestra", "worker", *pool, "--loglevel",
-         "WARNING", "--hostname", f"bench-{mode}@%h", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "orchestra",
+            "worker",
+            *pool,
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"bench-{mode}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while not Worker.objects.filter(state=WorkerState.ALIVE).exists():
@@ -254,9 +301,14 @@ def update_commit(samples: int = 200) -> list[float]:
 
     from executions.models import Worker
 
-    row = Worker.objects.create(name=f"bench-{os.getpid()}", hostname="bench", pid=0,
-                                state="stopped", started_at=timezone.now(),
-                                last_heartbeat_at=timezone.now())
+    row = Worker.objects.create(
+        name=f"bench-{os.getpid()}",
+        hostname="bench",
+        pid=0,
+        state="stopped",
+        started_at=timezone.now(),
+        last_heartbeat_at=timezone.now(),
+    )
     connection.ensure_connection()
     out = []
     for _ in range(samples):
@@ -269,14 +321,21 @@ def update_commit(samples: int = 200) -> list[float]:
 
 
 # --- W1/W2 ------------------------------------------------------------------
-def workload(name: str, source: str, tasks: int, work: float, runs: int) -> dict[str, dict]:
+def workload(
+    name: str, source: str, tasks: int, work: float, runs: int
+) -> dict[str, dict]:
     from executions import actions
     from executions.models import Execution, TaskRun
     from flows.models import save_flow
 
     _, revision, _ = save_flow(source, actor="bench")
-    samples: dict[str, list[float]] = {"per_task": [], "total": [], "handoff": [],
-                                       "in_task": [], "first": []}
+    samples: dict[str, list[float]] = {
+        "per_task": [],
+        "total": [],
+        "handoff": [],
+        "in_task": [],
+        "first": [],
+    }
     for run in range(runs + 1):
         execution = actions.create_execution(revision, cause="api", actor="bench")
         deadline = time.monotonic() + 120 + tasks * work * 3
@@ -285,23 +344,32 @@ def workload(name: str, source: str, tasks: int, work: float, runs: int) -> dict
             if execution.is_terminal:
                 break
             if time.monotonic() > deadline:
-                raise SystemExit(f"{name}: execution {execution.pk} still {execution.state}")
+                raise SystemExit(
+                    f"{name}: execution {execution.pk} still {execution.state}"
+                )
             time.sleep(0.05)
         if execution.state != "SUCCESS":
-            raise SystemExit(f"{name}: execution {execution.pk} ended {execution.state}: "
-                             f"{execution.error}")
+            raise SystemExit(
+                f"{name}: execution {execution.pk} ended {execution.state}: "
+                f"{execution.error}"
+            )
         if run == 0:
             continue  # warm-up
         runs_ = list(TaskRun.objects.filter(execution=execution).order_by("started_at"))
         total = (execution.ended_at - execution.started_at).total_seconds() * 1000
         samples["total"].append(total)
         samples["per_task"].append((total - tasks * work * 1000) / tasks)
-        samples["first"].append((runs_[0].started_at - execution.created_at).total_seconds() * 1000)
+        samples["first"].append(
+            (runs_[0].started_at - execution.created_at).total_seconds() * 1000
+        )
         for before, after in zip(runs_, runs_[1:], strict=False):
-            samples["handoff"].append((after.started_at - before.ended_at).total_seconds() * 1000)
+            samples["handoff"].append(
+                (after.started_at - before.ended_at).total_seconds() * 1000
+            )
         for tr in runs_:
             samples["in_task"].append(
-                ((tr.ended_at - tr.started_at).total_seconds() - work) * 1000)
+                ((tr.ended_at - tr.started_at).total_seconds() - work) * 1000
+            )
     keep = ("per_task", "total") if work else tuple(samples)
     return {f"{name}_{k}": summary(v) for k, v in samples.items() if k in keep}
 

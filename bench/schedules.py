@@ -49,9 +49,14 @@ triggers:
 class NoDispatch:
     """Measure the scheduler, not the broker."""
 
-    def advance(self, *a, **k): pass
-    def run_taskrun(self, *a, **k): pass
-    def revoke(self, *a, **k): pass
+    def advance(self, *a, **k):
+        pass
+
+    def run_taskrun(self, *a, **k):
+        pass
+
+    def revoke(self, *a, **k):
+        pass
 
 
 def cleanup() -> None:
@@ -69,8 +74,10 @@ def main() -> None:
     started = time.perf_counter()
     for i in range(n):
         save_flow(FLOW.format(i=i), actor="bench")
-    print(f"{connection.vendor}: deployed {n} flows with a schedule in "
-          f"{time.perf_counter() - started:.2f} s")
+    print(
+        f"{connection.vendor}: deployed {n} flows with a schedule in "
+        f"{time.perf_counter() - started:.2f} s"
+    )
     now = timezone.now()
     for _ in range(3):
         started = time.perf_counter()
@@ -88,9 +95,11 @@ def main() -> None:
                 break
             fired += len(result.fired)
     took = time.perf_counter() - started
-    print(f"{fired} schedules due at once: fired in {took:.2f} s "
-          f"({fired / took:.0f} executions/s, {took / max(fired, 1) * 1000:.1f} ms each, "
-          f"{len(queries) / max(fired, 1):.1f} queries each)")
+    print(
+        f"{fired} schedules due at once: fired in {took:.2f} s "
+        f"({fired / took:.0f} executions/s, {took / max(fired, 1) * 1000:.1f} ms each, "
+        f"{len(queries) / max(fired, 1):.1f} queries each)"
+    )
     print(f"load average while measuring: {os.getloadavg()[0]:.1f}")
     cleanup()
 

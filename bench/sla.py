@@ -32,7 +32,9 @@ def ensure_database(url: str) -> None:
     name = parsed.path.lstrip("/")
     admin = urlunparse(parsed._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+        ).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
@@ -75,14 +77,24 @@ def load(executions: int, open_deadlines: int) -> None:
         if cur.fetchone()[0] == executions:
             return
         print(f"loading {executions:,} executions ...", flush=True)
-        cur.execute("TRUNCATE executions_execution, sla_slamiss, sla_deadline, sla_digest, "
-                    "sla_slarule RESTART IDENTITY CASCADE")
+        cur.execute(
+            "TRUNCATE executions_execution, sla_slamiss, sla_deadline, sla_digest, "
+            "sla_slarule RESTART IDENTITY CASCADE"
+        )
         # Finished runs over the last 30 days (30-90 s each), then running ones
         # started over the last 2 hours.
-        cur.execute(_EXECUTIONS_SQL, {"state": "SUCCESS", "spread": 30 * 86400,
-                                      "count": executions - open_deadlines})
-        cur.execute(_EXECUTIONS_SQL, {"state": "RUNNING", "spread": 2 * 3600,
-                                      "count": open_deadlines})
+        cur.execute(
+            _EXECUTIONS_SQL,
+            {
+                "state": "SUCCESS",
+                "spread": 30 * 86400,
+                "count": executions - open_deadlines,
+            },
+        )
+        cur.execute(
+            _EXECUTIONS_SQL,
+            {"state": "RUNNING", "spread": 2 * 3600, "count": open_deadlines},
+        )
         cur.execute("""
             INSERT INTO sla_slarule (name, namespace, flow_id, labels, slo, sla,
                 expected_runs, expected_cron, tz, recipients, on_breach, add_labels, enabled,
@@ -110,10 +122,13 @@ def push_due(count: int) -> None:
         cur.execute("""
             UPDATE sla_deadline SET due_at = now() + interval '1 day' WHERE state = 'open'
         """)
-        cur.execute("""
+        cur.execute(
+            """
             UPDATE sla_deadline SET due_at = now() - interval '1 second'
             WHERE id IN (SELECT id FROM sla_deadline WHERE state = 'open' ORDER BY id LIMIT %s)
-        """, [count])
+        """,
+            [count],
+        )
 
 
 def reset() -> None:
@@ -123,7 +138,9 @@ def reset() -> None:
         cur.execute("DELETE FROM sla_slamiss")
         cur.execute("DELETE FROM sla_digest")
         cur.execute("UPDATE sla_deadline SET state = 'open' WHERE state = 'missed'")
-        cur.execute("UPDATE sla_slarule SET sla_quiet_until = NULL, slo_quiet_until = NULL")
+        cur.execute(
+            "UPDATE sla_slarule SET sla_quiet_until = NULL, slo_quiet_until = NULL"
+        )
         # What autovacuum would have done between two real sweeps.
         cur.execute("VACUUM ANALYZE sla_slamiss, sla_deadline, sla_digest")
 
@@ -147,7 +164,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--executions", type=int, default=1_000_000)
     parser.add_argument("--open", type=int, default=10_000, help="open deadlines")
-    parser.add_argument("--due", type=int, default=1_000, help="deadlines due in scenario 2")
+    parser.add_argument(
+        "--due", type=int, default=1_000, help="deadlines due in scenario 2"
+    )
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
@@ -160,10 +179,15 @@ def main() -> int:
     from executions.models import Execution
     from sla.models import SlaRule
 
-    print(f"SLA sweep over {args.executions:,} executions, {args.open:,} open deadlines "
-          f"(PostgreSQL)")
-    scenarios = [("nothing due (the usual minute)", 0), (f"{args.due:,} due", args.due),
-                 (f"all {args.open:,} due", args.open)]
+    print(
+        f"SLA sweep over {args.executions:,} executions, {args.open:,} open deadlines "
+        f"(PostgreSQL)"
+    )
+    scenarios = [
+        ("nothing due (the usual minute)", 0),
+        (f"{args.due:,} due", args.due),
+        (f"all {args.open:,} due", args.open),
+    ]
     for label, due in scenarios:
         times = []
         for _ in range(args.runs):
@@ -173,16 +197,25 @@ def main() -> int:
             # The expected-run rule's cursor: one window to check per sweep.
             # The expected-run rule checks one 10-minute window, in which a run succeeded.
             last_tick = croniter("*/10 * * * *", timezone.now()).get_prev(datetime)
-            SlaRule.objects.update(expected_checked_until=last_tick - timedelta(minutes=10))
+            SlaRule.objects.update(
+                expected_checked_until=last_tick - timedelta(minutes=10)
+            )
             ran = last_tick - timedelta(minutes=5)
-            Execution.objects.create(namespace="bench.team0", flow_id="flow0", state="SUCCESS",
-                                     created_at=ran, started_at=ran,
-                                     ended_at=ran + timedelta(seconds=30))
+            Execution.objects.create(
+                namespace="bench.team0",
+                flow_id="flow0",
+                state="SUCCESS",
+                created_at=ran,
+                started_at=ran,
+                ended_at=ran + timedelta(seconds=30),
+            )
             seconds, result = timed_sweep()
             assert result.misses == due, (result, due)
             times.append(seconds)
-        print(f"  {label:<34} median {statistics.median(times) * 1000:7.0f} ms   "
-              f"max {max(times) * 1000:7.0f} ms   ({result})")
+        print(
+            f"  {label:<34} median {statistics.median(times) * 1000:7.0f} ms   "
+            f"max {max(times) * 1000:7.0f} ms   ({result})"
+        )
     return 0
 
 

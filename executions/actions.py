@@ -25,13 +25,19 @@ class FlowNotFound(ActionError):
 
 
 def get_flow(namespace: str, flow_id: str) -> Flow:
-    flow = Flow.objects.filter(namespace=namespace, flow_id=flow_id, deleted=False).first()
+    flow = Flow.objects.filter(
+        namespace=namespace, flow_id=flow_id, deleted=False
+    ).first()
     if flow is None:
         known = list(
-            Flow.objects.filter(namespace=namespace, deleted=False).values_list("flow_id", flat=True)
+            Flow.objects.filter(namespace=namespace, deleted=False).values_list(
+                "flow_id", flat=True
+            )
         )
-        hint = f" Flows in {namespace}: {', '.join(known)}" if known else (
-            f" No flows in namespace '{namespace}'."
+        hint = (
+            f" Flows in {namespace}: {', '.join(known)}"
+            if known
+            else (f" No flows in namespace '{namespace}'.")
         )
         raise FlowNotFound(f"flow {namespace}.{flow_id} does not exist.{hint}")
     return flow
@@ -80,7 +86,9 @@ def create_execution(
         parent_taskrun_id=parent_taskrun_id,
     )
     how = trigger.get("type") or cause
-    states.record_created(execution, cause=cause, actor=actor, reason=f"created by {how}")
+    states.record_created(
+        execution, cause=cause, actor=actor, reason=f"created by {how}"
+    )
     from executions.signals import execution_created
 
     execution_created.send(sender=Execution, execution=execution, spec=spec)
@@ -96,8 +104,13 @@ def execute_flow(namespace: str, flow_id: str, **kwargs: Any) -> Execution:
 
 @transaction.atomic
 def stop_execution(
-    execution_id: int, *, final: str = State.KILLED, cause: str, actor: str = "",
-    reason: str = "", details: dict[str, Any] | None = None,
+    execution_id: int,
+    *,
+    final: str = State.KILLED,
+    cause: str,
+    actor: str = "",
+    reason: str = "",
+    details: dict[str, Any] | None = None,
 ) -> Execution:
     """Kill (final=KILLED) or cancel (final=CANCELLED) an execution.
 
@@ -110,39 +123,80 @@ def stop_execution(
         raise ActionError(f"execution {execution_id} already ended ({execution.state})")
     if execution.state == State.KILLING:
         return execution
-    waiting = list(TaskRun.objects.filter(execution=execution,
-                                          state__in=[State.CREATED, State.PAUSED]))
+    waiting = list(
+        TaskRun.objects.filter(
+            execution=execution, state__in=[State.CREATED, State.PAUSED]
+        )
+    )
     running = TaskRun.objects.filter(
         execution=execution, state=State.RUNNING, flowable=False
     ).exists()
     for tr in waiting:
-        states.transition_taskrun(tr, State.KILLED, cause=cause, actor=actor,
-                                  reason=reason or "execution stopped")
+        states.transition_taskrun(
+            tr,
+            State.KILLED,
+            cause=cause,
+            actor=actor,
+            reason=reason or "execution stopped",
+        )
     dispatch.get().revoke([tr.celery_id for tr in waiting])
     if running:
-        states.transition(execution, State.KILLING, cause=cause, actor=actor, reason=reason,
-                          details=details, fields={"stop_state": final})
+        states.transition(
+            execution,
+            State.KILLING,
+            cause=cause,
+            actor=actor,
+            reason=reason,
+            details=details,
+            fields={"stop_state": final},
+        )
     else:
         for tr in TaskRun.objects.filter(execution=execution, state=State.RUNNING):
-            states.transition_taskrun(tr, State.KILLED, cause=cause, actor=actor,
-                                      reason="execution stopped")
-        states.transition(execution, final, cause=cause, actor=actor, reason=reason,
-                          details=details, fields={"stop_state": final})
+            states.transition_taskrun(
+                tr, State.KILLED, cause=cause, actor=actor, reason="execution stopped"
+            )
+        states.transition(
+            execution,
+            final,
+            cause=cause,
+            actor=actor,
+            reason=reason,
+            details=details,
+            fields={"stop_state": final},
+        )
     for child in Execution.objects.filter(parent=execution).exclude(state__in=TERMINAL):
         if child.state != State.KILLING:
-            stop_execution(child.pk, final=final, cause=cause, actor=actor,
-                           reason=f"parent execution {execution.pk} stopped")
+            stop_execution(
+                child.pk,
+                final=final,
+                cause=cause,
+                actor=actor,
+                reason=f"parent execution {execution.pk} stopped",
+            )
     return execution
 
 
-def kill(execution_id: int, *, cause: str, actor: str = "", reason: str = "") -> Execution:
-    return stop_execution(execution_id, final=State.KILLED, cause=cause, actor=actor,
-                          reason=reason or "killed")
+def kill(
+    execution_id: int, *, cause: str, actor: str = "", reason: str = ""
+) -> Execution:
+    return stop_execution(
+        execution_id,
+        final=State.KILLED,
+        cause=cause,
+        actor=actor,
+        reason=reason or "killed",
+    )
 
 
 @transaction.atomic
-def set_labels(execution_id: int, labels: dict[str, str], *, cause: str, actor: str = "",
-               reason: str = "") -> Execution:
+def set_labels(
+    execution_id: int,
+    labels: dict[str, str],
+    *,
+    cause: str,
+    actor: str = "",
+    reason: str = "",
+) -> Execution:
     execution = Execution.objects.select_for_update().get(pk=execution_id)
     # Not a state change, but an action on the execution: its history row
     # (same state both sides) keeps who changed which labels.
@@ -150,8 +204,12 @@ def set_labels(execution_id: int, labels: dict[str, str], *, cause: str, actor: 
 
     shown = ", ".join(f"{k}={v}" for k, v in labels.items())
     StateChange.objects.create(
-        execution_id=execution.pk, from_state=execution.state, to_state=execution.state,
-        cause=cause, actor=actor, reason=reason or f"labels set: {shown}",
+        execution_id=execution.pk,
+        from_state=execution.state,
+        to_state=execution.state,
+        cause=cause,
+        actor=actor,
+        reason=reason or f"labels set: {shown}",
         details={"labels": labels},
     )
 
@@ -176,11 +234,18 @@ def delete_execution(execution_id: int, *, actor: str, reason: str = "") -> int:
     import logging
 
     logging.getLogger("orchestra.audit").info(
-        "execution %s (%s.%s, %s) deleted by %s: %s", execution.pk, execution.namespace,
-        execution.flow_id, execution.state, actor, reason or "no reason given",
+        "execution %s (%s.%s, %s) deleted by %s: %s",
+        execution.pk,
+        execution.namespace,
+        execution.flow_id,
+        execution.state,
+        actor,
+        reason or "no reason given",
     )
     execution.delete()
     return execution_id
+
+
 # --- resume, restart, replay -----------------------------------------------------
 def _spec_of(execution: Execution):
     """The flow definition the execution ran, or an ActionError saying why not."""
@@ -196,16 +261,26 @@ def _spec_of(execution: Execution):
 
 
 def _locked(execution_id: int) -> Execution:
-    execution = (Execution.objects.select_for_update(of=("self",))
-                 .select_related("flow_revision").filter(pk=execution_id).first())
+    execution = (
+        Execution.objects.select_for_update(of=("self",))
+        .select_related("flow_revision")
+        .filter(pk=execution_id)
+        .first()
+    )
     if execution is None:
         raise ActionError(f"execution {execution_id} does not exist")
     return execution
 
 
 @transaction.atomic
-def resume(execution_id: int, *, inputs: dict[str, Any] | None = None, actor: str,
-           reason: str = "", cause: str = Cause.USER) -> Execution:
+def resume(
+    execution_id: int,
+    *,
+    inputs: dict[str, Any] | None = None,
+    actor: str,
+    reason: str = "",
+    cause: str = Cause.USER,
+) -> Execution:
     """Resume a PAUSED execution; ``inputs`` answer the Pause tasks' ``onResume``.
 
     Raises InputError (every bad input) or ActionError; nothing changes then.
@@ -215,8 +290,10 @@ def resume(execution_id: int, *, inputs: dict[str, Any] | None = None, actor: st
 
     execution = _locked(execution_id)
     if execution.state != State.PAUSED:
-        raise ActionError(f"execution {execution_id} is {execution.state}, not PAUSED: "
-                          "there is nothing to resume")
+        raise ActionError(
+            f"execution {execution_id} is {execution.state}, not PAUSED: "
+            "there is nothing to resume"
+        )
     supplied = dict(inputs or {})
     paused = list(TaskRun.objects.filter(execution=execution, state=State.PAUSED))
     spec = _spec_of(execution)
@@ -237,7 +314,9 @@ def resume(execution_id: int, *, inputs: dict[str, Any] | None = None, actor: st
     for name in supplied:
         if name not in declared:
             hint = ", ".join(sorted(declared)) or "none"
-            errors[name] = f"the paused task does not ask for this input (onResume: {hint})"
+            errors[name] = (
+                f"the paused task does not ask for this input (onResume: {hint})"
+            )
     if errors:
         raise InputError(errors)
     why = reason or "resumed"
@@ -245,10 +324,17 @@ def resume(execution_id: int, *, inputs: dict[str, Any] | None = None, actor: st
         fields = {"scheduled_at": None}
         if answers.get(tr.pk):
             fields["outputs"] = {**(tr.outputs or {}), "onResume": answers[tr.pk]}
-        states.transition_taskrun(tr, State.SUCCESS, cause=cause, actor=actor, reason=why,
-                                  fields=fields)
-    states.transition(execution, State.RUNNING, cause=cause, actor=actor, reason=why,
-                      details={"inputs": sorted(supplied)} if supplied else None)
+        states.transition_taskrun(
+            tr, State.SUCCESS, cause=cause, actor=actor, reason=why, fields=fields
+        )
+    states.transition(
+        execution,
+        State.RUNNING,
+        cause=cause,
+        actor=actor,
+        reason=why,
+        details={"inputs": sorted(supplied)} if supplied else None,
+    )
     dispatch.get().advance(execution.pk)
     return execution
 
@@ -261,14 +347,18 @@ def _latest(taskruns: list[TaskRun]) -> list[TaskRun]:
     latest: dict[tuple, TaskRun] = {}
     for tr in taskruns:
         key = (tr.task_id, tr.parent_id, tr.value)
-        if key not in latest or (tr.attempt, tr.pk) > (latest[key].attempt, latest[key].pk):
+        if key not in latest or (tr.attempt, tr.pk) > (
+            latest[key].attempt,
+            latest[key].pk,
+        ):
             latest[key] = tr
     return sorted(latest.values(), key=lambda t: t.pk)
 
 
 @transaction.atomic
-def restart(execution_id: int, *, actor: str, reason: str = "",
-            cause: str = Cause.USER) -> Execution:
+def restart(
+    execution_id: int, *, actor: str, reason: str = "", cause: str = Cause.USER
+) -> Execution:
     """Re-run the failed branch of an ended execution, in the same execution.
 
     Failed (or killed) task runs and their failed parents are marked
@@ -280,7 +370,8 @@ def restart(execution_id: int, *, actor: str, reason: str = "",
     if execution.state not in RESTARTABLE:
         raise ActionError(
             f"execution {execution_id} is {execution.state}; only FAILED, KILLED or "
-            "CANCELLED executions can be restarted (use replay to run it again)")
+            "CANCELLED executions can be restarted (use replay to run it again)"
+        )
     spec = _spec_of(execution)
     latest = _latest(list(execution.taskruns.all()))
     children: dict[int | None, list[TaskRun]] = {}
@@ -296,7 +387,10 @@ def restart(execution_id: int, *, actor: str, reason: str = "",
                 failed_branch(child)
 
     def whole(tr: TaskRun) -> None:
-        if tr.state in states.TASKRUN_ALLOWED and State.RESTARTED in states.TASKRUN_ALLOWED[tr.state]:
+        if (
+            tr.state in states.TASKRUN_ALLOWED
+            and State.RESTARTED in states.TASKRUN_ALLOWED[tr.state]
+        ):
             chosen.append(tr)
         for child in children.get(tr.pk, []):
             whole(child)
@@ -306,10 +400,18 @@ def restart(execution_id: int, *, actor: str, reason: str = "",
     attempt = execution.attempt + 1
     why = reason or f"restarted (attempt {attempt})"
     for tr in chosen:
-        states.transition_taskrun(tr, State.RESTARTED, cause=cause, actor=actor, reason=why)
-    states.transition(execution, State.RESTARTED, cause=cause, actor=actor, reason=why,
-                      details={"attempt": attempt, "taskRuns": [tr.pk for tr in chosen]},
-                      fields={"attempt": attempt, "error": "", "stop_state": ""})
+        states.transition_taskrun(
+            tr, State.RESTARTED, cause=cause, actor=actor, reason=why
+        )
+    states.transition(
+        execution,
+        State.RESTARTED,
+        cause=cause,
+        actor=actor,
+        reason=why,
+        details={"attempt": attempt, "taskRuns": [tr.pk for tr in chosen]},
+        fields={"attempt": attempt, "error": "", "stop_state": ""},
+    )
     dispatch.get().advance(execution.pk)
     return execution
 
@@ -334,8 +436,14 @@ def _ancestors(nodes, task_id: str, chain: tuple = ()) -> tuple[str, ...] | None
 
 
 @transaction.atomic
-def replay(execution_id: int, *, from_task: str | None = None, actor: str, reason: str = "",
-           cause: str = Cause.USER) -> Execution:
+def replay(
+    execution_id: int,
+    *,
+    from_task: str | None = None,
+    actor: str,
+    reason: str = "",
+    cause: str = Cause.USER,
+) -> Execution:
     """Run an ended execution again as a new execution linked to it
     (``original``), with the same flow revision, inputs and labels.
 
@@ -345,27 +453,36 @@ def replay(execution_id: int, *, from_task: str | None = None, actor: str, reaso
     """
     from executions.models import StateChange
 
-    original = (Execution.objects.select_related("flow_revision").filter(pk=execution_id)
-                .first())
+    original = (
+        Execution.objects.select_related("flow_revision")
+        .filter(pk=execution_id)
+        .first()
+    )
     if original is None:
         raise ActionError(f"execution {execution_id} does not exist")
     if original.state not in TERMINAL:
-        raise ActionError(f"execution {execution_id} is {original.state}; replay works on "
-                          "ended executions (kill it first)")
+        raise ActionError(
+            f"execution {execution_id} is {original.state}; replay works on "
+            "ended executions (kill it first)"
+        )
     spec = _spec_of(original)
     copies: list[TaskRun] = []
     running_ids: set[str] = set()
     if from_task:
         order = _preorder(spec.tasks)
         if from_task not in order:
-            where = ("its errors/finally branch" if spec.task(from_task) else "the flow")
+            where = "its errors/finally branch" if spec.task(from_task) else "the flow"
             known = ", ".join(order)
-            raise ActionError(f"task '{from_task}' is not among the tasks of {where} "
-                              f"(revision {original.revision}); replay from one of: {known}")
+            raise ActionError(
+                f"task '{from_task}' is not among the tasks of {where} "
+                f"(revision {original.revision}); replay from one of: {known}"
+            )
         latest = _latest(list(original.taskruns.all()))
         if not any(tr.task_id == from_task for tr in latest):
-            raise ActionError(f"task '{from_task}' never ran in execution {execution_id}; "
-                              "replay from a task that ran")
+            raise ActionError(
+                f"task '{from_task}' never ran in execution {execution_id}; "
+                "replay from a task that ran"
+            )
         running_ids = set(_ancestors(spec.tasks, from_task) or ())
         limit = order[from_task]
         kept: set[int] = set()
@@ -379,16 +496,28 @@ def replay(execution_id: int, *, from_task: str | None = None, actor: str, reaso
             kept.add(tr.pk)
             copies.append(tr)
     execution = Execution.objects.create(
-        namespace=original.namespace, flow_id=original.flow_id,
-        flow_revision=original.flow_revision, revision=original.revision,
-        source=original.source, inputs=original.inputs, labels=original.labels,
-        variables=original.variables, trigger=original.trigger,
-        trigger_id=original.trigger_id, original=original,
+        namespace=original.namespace,
+        flow_id=original.flow_id,
+        flow_revision=original.flow_revision,
+        revision=original.revision,
+        source=original.source,
+        inputs=original.inputs,
+        labels=original.labels,
+        variables=original.variables,
+        trigger=original.trigger,
+        trigger_id=original.trigger_id,
+        original=original,
     )
-    what = f"replay of execution {original.pk}" + (f" from task '{from_task}'" if from_task else "")
-    states.record_created(execution, cause=cause, actor=actor,
-                          reason=f"{what}: {reason}" if reason else what,
-                          details={"original": original.pk, "fromTask": from_task})
+    what = f"replay of execution {original.pk}" + (
+        f" from task '{from_task}'" if from_task else ""
+    )
+    states.record_created(
+        execution,
+        cause=cause,
+        actor=actor,
+        reason=f"{what}: {reason}" if reason else what,
+        details={"original": original.pk, "fromTask": from_task},
+    )
     # Copy level by level so each row's parent already has its new id.
     new_ids: dict[int, int] = {}
     depth: dict[int, int] = {}
@@ -399,24 +528,38 @@ def replay(execution_id: int, *, from_task: str | None = None, actor: str, reaso
     history = []
     for level in sorted(levels):
         olds = levels[level]
-        rows = TaskRun.objects.bulk_create([
-            TaskRun(
-                execution=execution, task_id=tr.task_id,
-                parent_id=new_ids[tr.parent_id] if tr.parent_id else None, value=tr.value,
-                attempt=tr.attempt, flowable=tr.flowable, outputs=tr.outputs,
-                state=State.RUNNING if tr.task_id in running_ids else tr.state,
-                error="" if tr.task_id in running_ids else tr.error,
-                created_at=tr.created_at, started_at=tr.started_at,
-                ended_at=None if tr.task_id in running_ids else tr.ended_at,
-            )
-            for tr in olds
-        ])
+        rows = TaskRun.objects.bulk_create(
+            [
+                TaskRun(
+                    execution=execution,
+                    task_id=tr.task_id,
+                    parent_id=new_ids[tr.parent_id] if tr.parent_id else None,
+                    value=tr.value,
+                    attempt=tr.attempt,
+                    flowable=tr.flowable,
+                    outputs=tr.outputs,
+                    state=State.RUNNING if tr.task_id in running_ids else tr.state,
+                    error="" if tr.task_id in running_ids else tr.error,
+                    created_at=tr.created_at,
+                    started_at=tr.started_at,
+                    ended_at=None if tr.task_id in running_ids else tr.ended_at,
+                )
+                for tr in olds
+            ]
+        )
         for old, new in zip(olds, rows, strict=True):
             new_ids[old.pk] = new.pk
-            history.append(StateChange(
-                execution=execution, taskrun=new, from_state="", to_state=new.state,
-                cause=cause, actor=actor,
-                reason=f"copied from task run {old.pk} of execution {original.pk}"))
+            history.append(
+                StateChange(
+                    execution=execution,
+                    taskrun=new,
+                    from_state="",
+                    to_state=new.state,
+                    cause=cause,
+                    actor=actor,
+                    reason=f"copied from task run {old.pk} of execution {original.pk}",
+                )
+            )
     StateChange.objects.bulk_create(history)
     from executions.signals import execution_created
 

@@ -60,7 +60,9 @@ def _int_param(request, name: str, default: int, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationError({name: f"must be an integer from {low} to {high}"}) from None
+        raise ValidationError(
+            {name: f"must be an integer from {low} to {high}"}
+        ) from None
     if not low <= value <= high:
         raise ValidationError({name: f"must be from {low} to {high}"})
     return value
@@ -70,27 +72,38 @@ def _filter_parameters() -> list[OpenApiParameter]:
     """The filterset's fields as OpenAPI query parameters (one definition)."""
     params = []
     for name, field in ExecutionFilterSet.base_filters.items():
-        kind = {"id": int, "after": OpenApiTypes.DATETIME, "before": OpenApiTypes.DATETIME}.get(
-            name, str)
+        kind = {
+            "id": int,
+            "after": OpenApiTypes.DATETIME,
+            "before": OpenApiTypes.DATETIME,
+        }.get(name, str)
         choices = [c[0] for c in field.extra.get("choices", [])] or None
-        params.append(OpenApiParameter(
-            name, kind, many=name in ("state", "labels"), enum=choices,
-            description=str(field.extra.get("help_text", "")),
-        ))
+        params.append(
+            OpenApiParameter(
+                name,
+                kind,
+                many=name in ("state", "labels"),
+                enum=choices,
+                description=str(field.extra.get("help_text", "")),
+            )
+        )
     return params
 
 
 SEARCH_PARAMETERS = [
     *_filter_parameters(),
     OpenApiParameter("cursor", str, description="'next_cursor' of the previous page"),
-    OpenApiParameter("size", int, description=f"rows per page, 1 to {MAX_PAGE} (default 25)"),
+    OpenApiParameter(
+        "size", int, description=f"rows per page, 1 to {MAX_PAGE} (default 25)"
+    ),
 ]
 
 
 @extend_schema(
     summary="Search executions (the dashboard's filters), newest first",
     operation_id="executions_search",
-    parameters=SEARCH_PARAMETERS, responses=ExecutionPageOut,
+    parameters=SEARCH_PARAMETERS,
+    responses=ExecutionPageOut,
 )
 @api_view(["GET"])
 def search_executions(request):
@@ -104,23 +117,37 @@ def search_executions(request):
         params = request.query_params.copy()
         params["cursor"] = page.next_cursor
         next_url = request.build_absolute_uri(request.path) + "?" + params.urlencode()
-    return Response({
-        "results": [execution_as_dict(e, taskruns=False) for e in page.rows],
-        "next": next_url,
-        "next_cursor": page.next_cursor,
-    })
+    return Response(
+        {
+            "results": [execution_as_dict(e, taskruns=False) for e in page.rows],
+            "next": next_url,
+            "next_cursor": page.next_cursor,
+        }
+    )
 
 
-@extend_schema(methods=["GET"], summary="One execution with its task runs",
-               operation_id="executions_get", responses=ExecutionOut)
-@extend_schema(methods=["DELETE"], summary="Delete an ended execution (editor)",
-               operation_id="executions_delete", request=None, responses={204: None})
+@extend_schema(
+    methods=["GET"],
+    summary="One execution with its task runs",
+    operation_id="executions_get",
+    responses=ExecutionOut,
+)
+@extend_schema(
+    methods=["DELETE"],
+    summary="Delete an ended execution (editor)",
+    operation_id="executions_delete",
+    request=None,
+    responses={204: None},
+)
 @api_view(["GET", "DELETE"])
 def execution_detail(request, pk: int):
     if request.method == "DELETE":
         execution = get_execution_for_user(request, pk, roles.EDITOR)
-        actions.delete_execution(execution.pk, actor=request.user.get_username(),
-                                 reason="deleted through the API")
+        actions.delete_execution(
+            execution.pk,
+            actor=request.user.get_username(),
+            reason="deleted through the API",
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
     execution = get_execution_for_user(request, pk)
     return Response(execution_as_dict(execution))
@@ -135,7 +162,7 @@ def _levels(request) -> list[str] | None:
         return None
     if level not in LEVELS:
         raise ValidationError({"level": f"one of {', '.join(LEVELS)}"})
-    return LEVELS[LEVELS.index(level):] + (["WARNING"] if level != "ERROR" else [])
+    return LEVELS[LEVELS.index(level) :] + (["WARNING"] if level != "ERROR" else [])
 
 
 @extend_schema(
@@ -162,11 +189,13 @@ def execution_logs(request, pk: int):
     rows = list(qs.order_by("id")[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
-    return Response({
-        "results": [log_as_dict(r) for r in rows],
-        "last_id": rows[-1].pk if rows else after,
-        "more": more,
-    })
+    return Response(
+        {
+            "results": [log_as_dict(r) for r in rows],
+            "last_id": rows[-1].pk if rows else after,
+            "more": more,
+        }
+    )
 
 
 def _sse(event: str, data, event_id: int | None = None) -> str:
@@ -174,8 +203,13 @@ def _sse(event: str, data, event_id: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
-def follow_events(execution_id: int, after: int = 0, *, seconds: float | None = None,
-                  poll: float | None = None):
+def follow_events(
+    execution_id: int,
+    after: int = 0,
+    *,
+    seconds: float | None = None,
+    poll: float | None = None,
+):
     """Server-sent events: ``state`` when the execution changes, ``log`` per line,
     then ``end`` once it is over (or ``timeout``; reconnect with Last-Event-ID)."""
     seconds = settings.ORCHESTRA_SSE_SECONDS if seconds is None else seconds
@@ -192,8 +226,11 @@ def follow_events(execution_id: int, after: int = 0, *, seconds: float | None = 
         if fingerprint != last_seen:
             last_seen = fingerprint
             yield _sse("state", execution_as_dict(execution))
-        lines = list(LogEntry.objects.filter(execution_id=execution_id, id__gt=after)
-                     .order_by("id")[:500])
+        lines = list(
+            LogEntry.objects.filter(execution_id=execution_id, id__gt=after).order_by(
+                "id"
+            )[:500]
+        )
         for line in lines:
             yield _sse("log", log_as_dict(line), line.pk)
             after = line.pk
@@ -201,7 +238,9 @@ def follow_events(execution_id: int, after: int = 0, *, seconds: float | None = 
             yield _sse("end", {"id": execution.pk, "state": execution.state})
             return
         if time.monotonic() >= deadline:
-            yield _sse("timeout", {"detail": "reconnect to keep following", "after": after})
+            yield _sse(
+                "timeout", {"detail": "reconnect to keep following", "after": after}
+            )
             return
         if time.monotonic() - last_beat > 15:
             last_beat = time.monotonic()
@@ -215,13 +254,17 @@ def follow_events(execution_id: int, after: int = 0, *, seconds: float | None = 
     description="Events: 'state' (the execution as in GET), 'log' (one line; its id is the "
     "event id), 'end' when the execution is over, 'timeout' when the connection's time is up. "
     "Send Last-Event-ID (or ?after=) to resume after a log line.",
-    parameters=[OpenApiParameter("after", int, description="resume after this log line id")],
+    parameters=[
+        OpenApiParameter("after", int, description="resume after this log line id")
+    ],
     responses={(200, "text/event-stream"): OpenApiTypes.STR},
 )
 @api_view(["GET"])
 def follow_execution(request, pk: int):
     execution = get_execution_for_user(request, pk)
-    after = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
+    after = (
+        request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
+    )
     try:
         after_id = max(int(after), 0)
     except ValueError:
@@ -239,15 +282,22 @@ def _reason(serializer, default: str) -> str:
     return serializer.validated_data.get("reason") or default
 
 
-@extend_schema(summary="Kill a running execution (operator)", request=ReasonIn,
-               responses=ExecutionOut)
+@extend_schema(
+    summary="Kill a running execution (operator)",
+    request=ReasonIn,
+    responses=ExecutionOut,
+)
 @api_view(["POST"])
 def kill_execution(request, pk: int):
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     body = ReasonIn(data=request.data)
     body.is_valid(raise_exception=True)
-    actions.kill(execution.pk, cause=Cause.API, actor=request.user.get_username(),
-                 reason=_reason(body, "killed through the API"))
+    actions.kill(
+        execution.pk,
+        cause=Cause.API,
+        actor=request.user.get_username(),
+        reason=_reason(body, "killed through the API"),
+    )
     execution.refresh_from_db()
     return Response(execution_as_dict(execution))
 
@@ -259,44 +309,62 @@ def _optional_action(name: str):
     return function
 
 
-@extend_schema(summary="Restart a failed or killed execution (operator)", request=ReasonIn,
-               responses=ExecutionOut)
+@extend_schema(
+    summary="Restart a failed or killed execution (operator)",
+    request=ReasonIn,
+    responses=ExecutionOut,
+)
 @api_view(["POST"])
 def restart_execution(request, pk: int):
     restart = _optional_action("restart")
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     body = ReasonIn(data=request.data)
     body.is_valid(raise_exception=True)
-    result = restart(execution.pk, actor=request.user.get_username(),
-                     reason=_reason(body, "restarted through the API"))
+    result = restart(
+        execution.pk,
+        actor=request.user.get_username(),
+        reason=_reason(body, "restarted through the API"),
+    )
     return Response(execution_as_dict(result))
 
 
-@extend_schema(summary="Replay an execution as a new one, optionally from a task (operator)",
-               request=ReplayIn, responses=ExecutionOut)
+@extend_schema(
+    summary="Replay an execution as a new one, optionally from a task (operator)",
+    request=ReplayIn,
+    responses=ExecutionOut,
+)
 @api_view(["POST"])
 def replay_execution(request, pk: int):
     replay = _optional_action("replay")
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     body = ReplayIn(data=request.data)
     body.is_valid(raise_exception=True)
-    result = replay(execution.pk, from_task=body.validated_data["from_task"],
-                    actor=request.user.get_username(),
-                    reason=_reason(body, "replayed through the API"))
+    result = replay(
+        execution.pk,
+        from_task=body.validated_data["from_task"],
+        actor=request.user.get_username(),
+        reason=_reason(body, "replayed through the API"),
+    )
     return Response(execution_as_dict(result), status=status.HTTP_201_CREATED)
 
 
-@extend_schema(summary="Resume a paused execution (operator)", request=ResumeIn,
-               responses=ExecutionOut)
+@extend_schema(
+    summary="Resume a paused execution (operator)",
+    request=ResumeIn,
+    responses=ExecutionOut,
+)
 @api_view(["POST"])
 def resume_execution(request, pk: int):
     resume = _optional_action("resume")
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     body = ResumeIn(data=request.data)
     body.is_valid(raise_exception=True)
-    result = resume(execution.pk, inputs=body.validated_data["inputs"],
-                    actor=request.user.get_username(),
-                    reason=_reason(body, "resumed through the API"))
+    result = resume(
+        execution.pk,
+        inputs=body.validated_data["inputs"],
+        actor=request.user.get_username(),
+        reason=_reason(body, "resumed through the API"),
+    )
     return Response(execution_as_dict(result))
 
 
@@ -305,7 +373,8 @@ def resume_execution(request, pk: int):
     description="With dry_run the answer lists what would happen and nothing changes. "
     f"At most {bulk.MAX_BULK} executions per call. Each one is re-checked; those that "
     "cannot be acted on are listed in 'skipped' with the reason.",
-    request=BulkIn, responses=BulkOut,
+    request=BulkIn,
+    responses=BulkOut,
 )
 @api_view(["POST"])
 def bulk_executions(request):
@@ -327,19 +396,36 @@ def bulk_executions(request):
     if data["dry_run"]:
         found = {row.execution.pk for row in plan.rows}
         missing = [pk for pk in data.get("ids", []) if pk not in found]
-        return Response({
-            "action": action.name, "dry_run": True, "count": len(plan.acting),
-            "execution_ids": [r.execution.pk for r in plan.acting],
-            "skipped": [{"id": r.execution.pk, "reason": r.refusal} for r in plan.skipped]
-            + [{"id": pk, "reason": "not found"} for pk in missing],
-            "message": f"would {action.name} {len(plan.acting)} execution(s)"
-            + (f", {len(plan.skipped) + len(missing)} skipped" if plan.skipped or missing else ""),
-        })
+        return Response(
+            {
+                "action": action.name,
+                "dry_run": True,
+                "count": len(plan.acting),
+                "execution_ids": [r.execution.pk for r in plan.acting],
+                "skipped": [
+                    {"id": r.execution.pk, "reason": r.refusal} for r in plan.skipped
+                ]
+                + [{"id": pk, "reason": "not found"} for pk in missing],
+                "message": f"would {action.name} {len(plan.acting)} execution(s)"
+                + (
+                    f", {len(plan.skipped) + len(missing)} skipped"
+                    if plan.skipped or missing
+                    else ""
+                ),
+            }
+        )
     ids = [r.execution.pk for r in plan.rows] + [
-        pk for pk in data.get("ids", []) if pk not in {r.execution.pk for r in plan.rows}
+        pk
+        for pk in data.get("ids", [])
+        if pk not in {r.execution.pk for r in plan.rows}
     ]
-    result = bulk.apply(request.user, action.name, ids, cause=Cause.API,
-                        reason=data["reason"] or f"bulk {action.name} through the API")
+    result = bulk.apply(
+        request.user,
+        action.name,
+        ids,
+        cause=Cause.API,
+        reason=data["reason"] or f"bulk {action.name} through the API",
+    )
     return Response({**result.as_dict(), "dry_run": False})
 
 
@@ -349,28 +435,43 @@ RESERVED = {"labels"}
 
 @extend_schema(
     summary="Execute a flow (operator): inputs, files and labels",
-    description="JSON: {\"inputs\": {...}, \"labels\": {...}}. Multipart form: each field is "
+    description='JSON: {"inputs": {...}, "labels": {...}}. Multipart form: each field is '
     "an input (files for FILE inputs), 'labels' repeated as key:value.",
     request={"application/json": ExecuteIn, "multipart/form-data": OpenApiTypes.OBJECT},
     responses={201: ExecutionOut},
 )
 @api_view(["POST"])
 def execute_flow(request, namespace: str, flow_id: str):
-    flow = Flow.objects.live().filter(
-        roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id
-    ).first()
+    flow = (
+        Flow.objects.live()
+        .filter(roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id)
+        .first()
+    )
     if flow is None:
         raise Http404(f"no flow {namespace}.{flow_id}")
     roles.require(request.user, namespace, roles.OPERATOR)
-    if request.content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
-        inputs = {k: request.data.get(k) for k in request.data if k not in RESERVED
-                  and k not in request.FILES}
+    if request.content_type.startswith(
+        ("multipart/", "application/x-www-form-urlencoded")
+    ):
+        inputs = {
+            k: request.data.get(k)
+            for k in request.data
+            if k not in RESERVED and k not in request.FILES
+        }
         for name, upload in request.FILES.items():
-            inputs[name] = save_input_file(namespace, flow_id, upload.name, upload.read())
-        body = ExecuteIn(data={
-            "inputs": inputs,
-            **({"labels": request.data.getlist("labels")} if "labels" in request.data else {}),
-        })
+            inputs[name] = save_input_file(
+                namespace, flow_id, upload.name, upload.read()
+            )
+        body = ExecuteIn(
+            data={
+                "inputs": inputs,
+                **(
+                    {"labels": request.data.getlist("labels")}
+                    if "labels" in request.data
+                    else {}
+                ),
+            }
+        )
         body.is_valid(raise_exception=True)
         labels = body.validated_data["labels"]
     else:
@@ -378,8 +479,13 @@ def execute_flow(request, namespace: str, flow_id: str):
         body.is_valid(raise_exception=True)
         inputs, labels = body.validated_data["inputs"], body.validated_data["labels"]
     execution = actions.create_execution(
-        flow.latest, inputs=inputs, labels=labels,
+        flow.latest,
+        inputs=inputs,
+        labels=labels,
         trigger={"type": "api", "user": request.user.get_username()},
-        cause=Cause.API, actor=request.user.get_username(),
+        cause=Cause.API,
+        actor=request.user.get_username(),
     )
-    return Response(execution_as_dict(execution, taskruns=False), status=status.HTTP_201_CREATED)
+    return Response(
+        execution_as_dict(execution, taskruns=False), status=status.HTTP_201_CREATED
+    )

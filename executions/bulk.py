@@ -125,7 +125,9 @@ def preview(user, name: str, executions) -> Preview:
     rows = list(executions.order_by("-created_at", "-id")[: MAX_BULK + 1])
     truncated = len(rows) > MAX_BULK
     rows = rows[:MAX_BULK]
-    return Preview(action, [PlannedRow(e, action.refusal(user, e)) for e in rows], truncated)
+    return Preview(
+        action, [PlannedRow(e, action.refusal(user, e)) for e in rows], truncated
+    )
 
 
 def preview_ids(user, name: str, ids: list[int]) -> Preview:
@@ -154,7 +156,12 @@ def apply(user, name: str, ids: list[int], *, cause: str, reason: str = "") -> R
                 function(pk, cause=cause, actor=actor, reason=reason or "bulk kill")
             else:
                 function(pk, actor=actor, reason=reason or f"bulk {name}")
-        except (actions.ActionError, IllegalTransition, StaleState, ObjectDoesNotExist) as exc:
+        except (
+            actions.ActionError,
+            IllegalTransition,
+            StaleState,
+            ObjectDoesNotExist,
+        ) as exc:
             result.skipped[pk] = str(exc)
             continue
         result.done.append(pk)

@@ -51,9 +51,15 @@ class CleanupError(ValueError):
 
 def _row(v: Verdict) -> dict[str, Any]:
     return {
-        "id": v.id, "namespace": v.namespace, "flow_id": v.flow_id, "state": v.state,
-        "created_at": v.created_at.isoformat(), "progress_at": v.progress_at.isoformat(),
-        "kind": v.kind, "reason": v.reason, "worker": v.worker,
+        "id": v.id,
+        "namespace": v.namespace,
+        "flow_id": v.flow_id,
+        "state": v.state,
+        "created_at": v.created_at.isoformat(),
+        "progress_at": v.progress_at.isoformat(),
+        "kind": v.kind,
+        "reason": v.reason,
+        "worker": v.worker,
     }
 
 
@@ -74,14 +80,25 @@ def preview(
         raise CleanupError(f"older_than_minutes must be between 1 and {MAX_MINUTES}")
     if max_count is not None and max_count < 1:
         raise CleanupError("max must be at least 1")
-    found = detect(older_than_minutes=older_than_minutes, namespace=namespace, flow=flow,
-                   user=user, exclude_namespaces=exclude_namespaces)
+    found = detect(
+        older_than_minutes=older_than_minutes,
+        namespace=namespace,
+        flow=flow,
+        user=user,
+        exclude_namespaces=exclude_namespaces,
+    )
     planned = found.stuck if max_count is None else found.stuck[:max_count]
     run = CleanupRun.objects.create(
-        created_by=actor, cause=cause, older_than_minutes=older_than_minutes,
-        namespace=namespace, flow_id=flow, max_count=max_count, dry_run=dry_run,
+        created_by=actor,
+        cause=cause,
+        older_than_minutes=older_than_minutes,
+        namespace=namespace,
+        flow_id=flow,
+        max_count=max_count,
+        dry_run=dry_run,
         user=user if getattr(user, "pk", None) else None,
-        preview=[_row(v) for v in planned], spared_count=len(found.spared),
+        preview=[_row(v) for v in planned],
+        spared_count=len(found.spared),
         spared=[_row(v) for v in found.spared[:SPARED_LISTED]],
         not_permitted=[_row(v) for v in found.forbidden[:SPARED_LISTED]],
         beyond_cap=len(found.stuck) - len(planned),
@@ -89,7 +106,9 @@ def preview(
     return run, found
 
 
-def confirm(run: CleanupRun, *, user=None, actor: str = "", cause: str = Cause.USER) -> CleanupRun:
+def confirm(
+    run: CleanupRun, *, user=None, actor: str = "", cause: str = Cause.USER
+) -> CleanupRun:
     """Cancel the previewed executions that are still stuck and unchanged.
 
     Runs once per preview: a second confirm (double click, replayed form)
@@ -99,10 +118,12 @@ def confirm(run: CleanupRun, *, user=None, actor: str = "", cause: str = Cause.U
         raise CleanupError(f"cleanup #{run.pk} was a dry run; preview again to cancel")
     now = timezone.now()
     if run.status == CleanupRun.Status.PREVIEWED and now - run.created_at > PREVIEW_TTL:
-        raise CleanupError(f"preview #{run.pk} is older than {PREVIEW_TTL}; preview again")
-    claimed = CleanupRun.objects.filter(pk=run.pk, status=CleanupRun.Status.PREVIEWED).update(
-        status=CleanupRun.Status.RUNNING, confirmed_at=now, confirmed_by=actor
-    )
+        raise CleanupError(
+            f"preview #{run.pk} is older than {PREVIEW_TTL}; preview again"
+        )
+    claimed = CleanupRun.objects.filter(
+        pk=run.pk, status=CleanupRun.Status.PREVIEWED
+    ).update(status=CleanupRun.Status.RUNNING, confirmed_at=now, confirmed_by=actor)
     if not claimed:
         raise CleanupError(f"cleanup #{run.pk} was already confirmed")
     run.refresh_from_db()
@@ -110,8 +131,9 @@ def confirm(run: CleanupRun, *, user=None, actor: str = "", cause: str = Cause.U
     cancelled: list[int] = []
     skipped: list[dict[str, Any]] = []
     for start in range(0, len(rows), BATCH):
-        done, left = _cancel_batch(run, rows[start:start + BATCH], user=user, actor=actor,
-                                   cause=cause)
+        done, left = _cancel_batch(
+            run, rows[start : start + BATCH], user=user, actor=actor, cause=cause
+        )
         cancelled += done
         skipped += left
     run.cancelled_ids = cancelled
@@ -126,23 +148,34 @@ def _moved(row: dict[str, Any], state: str, progress_at: datetime) -> str:
     if state != row["state"]:
         return f"moved from {row['state']} to {state} since the preview"
     # Compared as instants: the preview stored them from epoch seconds.
-    if abs(progress_at.timestamp() - datetime.fromisoformat(row["progress_at"]).timestamp()) > 5e-7:
+    if (
+        abs(
+            progress_at.timestamp()
+            - datetime.fromisoformat(row["progress_at"]).timestamp()
+        )
+        > 5e-7
+    ):
         return "made progress since the preview"
     return ""
 
 
 @transaction.atomic
-def _cancel_batch(run: CleanupRun, rows: list[dict[str, Any]], *, user, actor: str,
-                  cause: str) -> tuple[list[int], list[dict[str, Any]]]:
+def _cancel_batch(
+    run: CleanupRun, rows: list[dict[str, Any]], *, user, actor: str, cause: str
+) -> tuple[list[int], list[dict[str, Any]]]:
     ids = [row["id"] for row in rows]
     # Lock in id order (every cleanup does), so two confirms never deadlock.
     locked = {
         pk: (state, progress_at)
         for pk, state, progress_at in Execution.objects.select_for_update()
-        .filter(pk__in=ids).order_by("pk").values_list("pk", "state", "progress_at")
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", "state", "progress_at")
     }
     now = timezone.now()
-    found = detect(older_than_minutes=run.older_than_minutes, ids=ids, user=user, now=now)
+    found = detect(
+        older_than_minutes=run.older_than_minutes, ids=ids, user=user, now=now
+    )
     verdicts = found.by_id
     go: list[Verdict] = []
     skipped: list[dict[str, Any]] = []
@@ -164,24 +197,33 @@ def _cancel_batch(run: CleanupRun, rows: list[dict[str, Any]], *, user, actor: s
         elif not verdict.stuck:
             skipped.append({"id": pk, "reason": f"no longer stuck: {verdict.reason}"})
         elif not verdict.permitted:
-            skipped.append({"id": pk, "reason": f"you are not operator on namespace "
-                                                f"{verdict.namespace}"})
+            skipped.append(
+                {
+                    "id": pk,
+                    "reason": f"you are not operator on namespace {verdict.namespace}",
+                }
+            )
         else:
             go.append(verdict)
     cancel_verdicts(go, cause=cause, actor=actor, run=run)
     return [v.id for v in go], skipped
 
 
-def cancel_verdicts(verdicts: list[Verdict], *, cause: str, actor: str,
-                    run: CleanupRun | None = None) -> None:
+def cancel_verdicts(
+    verdicts: list[Verdict], *, cause: str, actor: str, run: CleanupRun | None = None
+) -> None:
     """Cancel stuck executions (rows already locked by the caller), in bulk,
     and their active descendants."""
     if not verdicts:
         return
     run_id = run.pk if run else None
     details = {
-        v.id: {"cleanup_run": run_id, "kind": v.kind, "worker": v.worker,
-               "older_than_minutes": run.older_than_minutes if run else None}
+        v.id: {
+            "cleanup_run": run_id,
+            "kind": v.kind,
+            "worker": v.worker,
+            "older_than_minutes": run.older_than_minutes if run else None,
+        }
         for v in verdicts
     }
     reasons = {v.id: f"stuck ({v.kind}): {v.reason}" for v in verdicts}
@@ -189,49 +231,91 @@ def cancel_verdicts(verdicts: list[Verdict], *, cause: str, actor: str,
     _cancel_descendants([v.id for v in verdicts], run, cause=cause, actor=actor)
 
 
-def _bulk_cancel(verdicts: list[Verdict], reasons: dict[int, str],
-                 details: dict[int, dict[str, Any]], *, cause: str, actor: str) -> None:
+def _bulk_cancel(
+    verdicts: list[Verdict],
+    reasons: dict[int, str],
+    details: dict[int, dict[str, Any]],
+    *,
+    cause: str,
+    actor: str,
+) -> None:
     from executions.engine import dispatch
 
     ids = [v.id for v in verdicts]
     trs = list(
-        TaskRun.objects.filter(execution_id__in=ids, state__in=[State.CREATED, State.RUNNING])
-        .values_list("pk", "execution_id", "state", "flowable", "worker__state")
+        TaskRun.objects.filter(
+            execution_id__in=ids, state__in=[State.CREATED, State.RUNNING]
+        ).values_list("pk", "execution_id", "state", "flowable", "worker__state")
     )
     # A RUNNING task run whose worker is silent but not declared dead may
     # still be running: leave it to that worker (it sees KILLING and stops)
     # or to the forced stop after the kill grace.
-    silent = {ex for _, ex, state, flowable, w_state in trs
-              if state == State.RUNNING and not flowable and w_state == WorkerState.ALIVE}
+    silent = {
+        ex
+        for _, ex, state, flowable, w_state in trs
+        if state == State.RUNNING and not flowable and w_state == WorkerState.ALIVE
+    }
     grace = settings.ORCHESTRA_KILL_GRACE_SECONDS
-    now_ids = [(pk, ex, state) for pk, ex, state, _, _ in trs
-               if not (ex in silent and state == State.RUNNING)]
-    states.transition_taskruns_many(now_ids, State.CANCELLED, cause=cause, actor=actor,
-                                    reason="cleanup of stuck executions")
-    dispatch.get().revoke([f"orchestra-taskrun-{pk}" for pk, _, _, flowable, _ in trs
-                           if not flowable])
+    now_ids = [
+        (pk, ex, state)
+        for pk, ex, state, _, _ in trs
+        if not (ex in silent and state == State.RUNNING)
+    ]
+    states.transition_taskruns_many(
+        now_ids,
+        State.CANCELLED,
+        cause=cause,
+        actor=actor,
+        reason="cleanup of stuck executions",
+    )
+    dispatch.get().revoke(
+        [f"orchestra-taskrun-{pk}" for pk, _, _, flowable, _ in trs if not flowable]
+    )
     for pk in silent:
         reasons[pk] += f"; its worker is silent, forced to CANCELLED after {grace:g}s"
     states.transition_many(
-        [(v.id, v.state) for v in verdicts if v.id not in silent and v.state != State.KILLING],
-        State.CANCELLED, cause=cause, actor=actor, reasons=reasons, details=details,
+        [
+            (v.id, v.state)
+            for v in verdicts
+            if v.id not in silent and v.state != State.KILLING
+        ],
+        State.CANCELLED,
+        cause=cause,
+        actor=actor,
+        reasons=reasons,
+        details=details,
         fields={"stop_state": State.CANCELLED},
     )
     # KILLING already (a stop nobody confirmed): end it as its stop asked.
     for v in verdicts:
         if v.state == State.KILLING and v.id not in silent:
             execution = Execution.objects.get(pk=v.id)
-            states.transition(execution, execution.stop_state or State.CANCELLED, cause=cause,
-                              actor=actor, reason=reasons[v.id], details=details[v.id])
+            states.transition(
+                execution,
+                execution.stop_state or State.CANCELLED,
+                cause=cause,
+                actor=actor,
+                reason=reasons[v.id],
+                details=details[v.id],
+            )
     states.transition_many(
-        [(v.id, v.state) for v in verdicts if v.id in silent and v.state != State.KILLING],
-        State.KILLING, cause=cause, actor=actor, reasons=reasons, details=details,
+        [
+            (v.id, v.state)
+            for v in verdicts
+            if v.id in silent and v.state != State.KILLING
+        ],
+        State.KILLING,
+        cause=cause,
+        actor=actor,
+        reasons=reasons,
+        details=details,
         fields={"stop_state": State.CANCELLED},
     )
 
 
-def _cancel_descendants(ids: list[int], run: CleanupRun | None, *, cause: str,
-                        actor: str) -> None:
+def _cancel_descendants(
+    ids: list[int], run: CleanupRun | None, *, cause: str, actor: str
+) -> None:
     """Child executions go with their parent: the stuck ones in bulk, the
     ones with live work through the kill path, which reaches their worker."""
     from executions.actions import ActionError, stop_execution
@@ -240,25 +324,44 @@ def _cancel_descendants(ids: list[int], run: CleanupRun | None, *, cause: str,
     found: list[int] = []
     frontier = ids
     while frontier:
-        nxt = list(Execution.objects.filter(parent_id__in=frontier).exclude(state__in=TERMINAL)
-                   .exclude(pk__in=seen).values_list("pk", flat=True))
+        nxt = list(
+            Execution.objects.filter(parent_id__in=frontier)
+            .exclude(state__in=TERMINAL)
+            .exclude(pk__in=seen)
+            .values_list("pk", flat=True)
+        )
         seen.update(nxt)
         found += nxt
         frontier = nxt
     if not found:
         return
-    list(Execution.objects.select_for_update().filter(pk__in=found).order_by("pk")
-         .values_list("pk", flat=True))
+    list(
+        Execution.objects.select_for_update()
+        .filter(pk__in=found)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     threshold = run.older_than_minutes if run else 1
     judged = detect(older_than_minutes=threshold, min_age_minutes=0, ids=found)
     reason = "parent execution cancelled by the stuck cleanup"
     detail = {"cleanup_run": run.pk if run else None}
-    _bulk_cancel(judged.stuck, {v.id: reason for v in judged.stuck},
-                 {v.id: detail for v in judged.stuck}, cause=cause, actor=actor)
+    _bulk_cancel(
+        judged.stuck,
+        {v.id: reason for v in judged.stuck},
+        {v.id: detail for v in judged.stuck},
+        cause=cause,
+        actor=actor,
+    )
     for v in judged.spared:
         try:
-            stop_execution(v.id, final=State.CANCELLED, cause=cause, actor=actor,
-                           reason=reason, details=detail)
+            stop_execution(
+                v.id,
+                final=State.CANCELLED,
+                cause=cause,
+                actor=actor,
+                reason=reason,
+                details=detail,
+            )
         except ActionError:
             pass  # ended meanwhile, or stopped with its own parent
 
@@ -285,9 +388,16 @@ def run_cleanup(
     Returns the seed's response (``cancelled_count``, ``execution_ids``,
     ``message``) plus the reasons, what was spared, skipped or not permitted.
     """
-    run, found = preview(older_than_minutes=older_than_minutes, namespace=namespace, flow=flow,
-                         max_count=max_count, user=user, actor=actor, cause=cause,
-                         dry_run=dry_run)
+    run, found = preview(
+        older_than_minutes=older_than_minutes,
+        namespace=namespace,
+        flow=flow,
+        max_count=max_count,
+        user=user,
+        actor=actor,
+        cause=cause,
+        dry_run=dry_run,
+    )
     if not dry_run:
         run = confirm(run, user=user, actor=actor, cause=cause)
         ids = list(run.cancelled_ids)
@@ -305,15 +415,22 @@ def run_cleanup(
         "message": text,
         "dry_run": dry_run,
         "cleanup_id": run.pk,
-        "reasons": {str(pk): f"{by_id[pk]['kind']}: {by_id[pk]['reason']}" for pk in ids},
+        "reasons": {
+            str(pk): f"{by_id[pk]['kind']}: {by_id[pk]['reason']}" for pk in ids
+        },
         "stuck": [by_id[pk] for pk in ids],
         "skipped": run.skipped,
         "beyond_cap": run.beyond_cap,
         "not_permitted": [v.as_dict() for v in found.forbidden],
         "spared_count": len(found.spared),
         "spared": [
-            {"id": v.id, "flow": v.flow, "kind": v.kind, "reason": v.reason,
-             "worker": v.worker}
+            {
+                "id": v.id,
+                "flow": v.flow,
+                "kind": v.kind,
+                "reason": v.reason,
+                "worker": v.worker,
+            }
             for v in found.spared[:SPARED_LISTED]
         ],
     }
@@ -327,27 +444,43 @@ def auto_cleanup() -> dict[str, int]:
     from executions.models import AutoCleanup, StateChange
 
     done: dict[str, int] = {}
-    prefixes = list(AutoCleanup.objects.filter(enabled=True).values_list("namespace", flat=True))
+    prefixes = list(
+        AutoCleanup.objects.filter(enabled=True).values_list("namespace", flat=True)
+    )
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     for prefix in prefixes:
-        more_specific = tuple(p for p in prefixes if p != prefix and (
-            not prefix or p.startswith(prefix + ".")))
+        more_specific = tuple(
+            p
+            for p in prefixes
+            if p != prefix and (not prefix or p.startswith(prefix + "."))
+        )
         with transaction.atomic():
-            policy = (AutoCleanup.objects.select_for_update().filter(namespace=prefix, enabled=True)
-                      .first())
+            policy = (
+                AutoCleanup.objects.select_for_update()
+                .filter(namespace=prefix, enabled=True)
+                .first()
+            )
             if policy is None:
                 continue
             used = StateChange.objects.filter(
-                taskrun__isnull=True, cause=Cause.SWEEP, actor=policy.actor, at__gte=today,
+                taskrun__isnull=True,
+                cause=Cause.SWEEP,
+                actor=policy.actor,
+                at__gte=today,
                 to_state__in=[State.CANCELLED, State.KILLING],
             ).count()
             left = policy.daily_cap - used
             if left <= 0:
                 done[prefix or "*"] = 0
                 continue
-            run, _ = preview(older_than_minutes=policy.older_than_minutes, namespace=prefix,
-                             max_count=left, actor=policy.actor, cause=Cause.SWEEP,
-                             exclude_namespaces=more_specific)
+            run, _ = preview(
+                older_than_minutes=policy.older_than_minutes,
+                namespace=prefix,
+                max_count=left,
+                actor=policy.actor,
+                cause=Cause.SWEEP,
+                exclude_namespaces=more_specific,
+            )
             if run.preview:
                 run = confirm(run, actor=policy.actor, cause=Cause.SWEEP)
             else:

@@ -20,7 +20,9 @@ def _at_least_one(value: str) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number, got {value!r}"
+        ) from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
     if number > MAX_MINUTES:
@@ -30,20 +32,38 @@ def _at_least_one(value: str) -> int:
 
 def register(group, groups) -> None:
     p = groups.add_parser(
-        "cleanup", help="find and cancel stuck executions (preview with --dry-run)",
+        "cleanup",
+        help="find and cancel stuck executions (preview with --dry-run)",
         description="Cancel executions that are stuck: orphaned by a dead worker, stalled "
         "with no progress, or never picked up. Executions whose worker is alive, paused, "
         "scheduled, queued or waiting on a live child are spared and listed apart.",
     )
-    p.add_argument("--older-than-minutes", type=_at_least_one, default=5, metavar="N",
-                   help="minimum age and minimum time without progress (default: 5, minimum: 1)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="show what would be cancelled without cancelling")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument("--namespace", "-n", default="", help="only this namespace and its children")
+    p.add_argument(
+        "--older-than-minutes",
+        type=_at_least_one,
+        default=5,
+        metavar="N",
+        help="minimum age and minimum time without progress (default: 5, minimum: 1)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show what would be cancelled without cancelling",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the result as one JSON object"
+    )
+    p.add_argument(
+        "--namespace", "-n", default="", help="only this namespace and its children"
+    )
     p.add_argument("--flow", "-f", default="", help="only executions of this flow id")
-    p.add_argument("--max", type=_at_least_one, default=None, metavar="N",
-                   help="cancel at most N executions (oldest first)")
+    p.add_argument(
+        "--max",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="cancel at most N executions (oldest first)",
+    )
     p.set_defaults(func=cleanup)
 
 
@@ -51,9 +71,13 @@ def cleanup(args: argparse.Namespace) -> int:
     from executions.cli import _actor
 
     result = run_cleanup(
-        older_than_minutes=args.older_than_minutes, dry_run=args.dry_run,
-        namespace=args.namespace, flow=args.flow, max_count=args.max,
-        actor=_actor(), cause=Cause.CLI,
+        older_than_minutes=args.older_than_minutes,
+        dry_run=args.dry_run,
+        namespace=args.namespace,
+        flow=args.flow,
+        max_count=args.max,
+        actor=_actor(),
+        cause=Cause.CLI,
     )
     if args.json:
         print_json(result)
@@ -69,8 +93,14 @@ def _print_human(result: dict, args: argparse.Namespace) -> None:
     out(f"{RULE}\n{tag}Cleanup Stuck Executions\n{RULE}\n")
     out(f"Older than: {args.older_than_minutes} minutes\n")
     if args.namespace or args.flow:
-        scope = " ".join(x for x in (f"namespace {args.namespace}" if args.namespace else "",
-                                     f"flow {args.flow}" if args.flow else "") if x)
+        scope = " ".join(
+            x
+            for x in (
+                f"namespace {args.namespace}" if args.namespace else "",
+                f"flow {args.flow}" if args.flow else "",
+            )
+            if x
+        )
         out(f"Scope: {scope}\n")
     found = result["cancelled_count"] + len(result["skipped"]) + result["beyond_cap"]
     out(f"Found: {found} stuck execution(s)\n")
@@ -79,8 +109,10 @@ def _print_human(result: dict, args: argparse.Namespace) -> None:
         out("Execution IDs:\n")
         for row in result["stuck"]:
             worker = f" [worker {row['worker']}]" if row["worker"] else ""
-            out(f"  - {row['id']}  {row['namespace']}.{row['flow_id']}  {row['kind']}: "
-                f"{row['reason']}{worker}\n")
+            out(
+                f"  - {row['id']}  {row['namespace']}.{row['flow_id']}  {row['kind']}: "
+                f"{row['reason']}{worker}\n"
+            )
     if result["skipped"]:
         out("Skipped (changed since the preview):\n")
         for row in result["skipped"]:

@@ -32,8 +32,13 @@ from orchestra.lib.durations import format_duration
 from orchestra.lib.output import parse_pairs, print_json, table
 
 SYMBOLS = {
-    State.SUCCESS: "✔", State.WARNING: "!", State.FAILED: "✘", State.KILLED: "■",
-    State.CANCELLED: "■", State.SKIPPED: "-", State.RUNNING: "▶",
+    State.SUCCESS: "✔",
+    State.WARNING: "!",
+    State.FAILED: "✘",
+    State.KILLED: "■",
+    State.CANCELLED: "■",
+    State.SKIPPED: "-",
+    State.RUNNING: "▶",
 }
 
 
@@ -42,26 +47,42 @@ def register(group) -> None:
     p = flows.add_parser("execute", help="run a deployed flow")
     p.add_argument("--namespace", "-n", required=True)
     p.add_argument("--flow", "-f", required=True)
-    p.add_argument("--input", "-i", action="append", metavar="KEY=VALUE",
-                   help="an input; JSON for JSON/ARRAY inputs, a local path for FILE inputs")
+    p.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an input; JSON for JSON/ARRAY inputs, a local path for FILE inputs",
+    )
     p.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
-    p.add_argument("--wait", "-w", action="store_true", help="follow task progress until it ends")
+    p.add_argument(
+        "--wait", "-w", action="store_true", help="follow task progress until it ends"
+    )
     p.add_argument("--json", action="store_true", help="print the execution as JSON")
     p.set_defaults(func=execute)
 
-    p = flows.add_parser("test", help="run a flow file in this process, without deploying it")
+    p = flows.add_parser(
+        "test", help="run a flow file in this process, without deploying it"
+    )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--input", "-i", action="append", metavar="KEY=VALUE")
     p.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
-    p.add_argument("--json", action="store_true", help="print the final execution as JSON")
+    p.add_argument(
+        "--json", action="store_true", help="print the final execution as JSON"
+    )
     p.set_defaults(func=test)
 
     ex = group("executions", "inspect and steer executions")
     p = ex.add_parser("list", help="recent executions, newest first")
     p.add_argument("--namespace", "-n")
     p.add_argument("--flow", "-f")
-    p.add_argument("--state", "-s", action="append", type=str.upper,
-                   help="filter by state (repeatable)")
+    p.add_argument(
+        "--state",
+        "-s",
+        action="append",
+        type=str.upper,
+        help="filter by state (repeatable)",
+    )
     p.add_argument("--limit", type=int, default=25)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=list_executions)
@@ -73,7 +94,9 @@ def register(group) -> None:
 
     p = ex.add_parser("logs", help="logs of an execution")
     p.add_argument("id", type=int)
-    p.add_argument("--follow", "-F", action="store_true", help="keep printing until it ends")
+    p.add_argument(
+        "--follow", "-F", action="store_true", help="keep printing until it ends"
+    )
     p.add_argument("--level", default="TRACE", type=str.upper)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=logs)
@@ -84,26 +107,40 @@ def register(group) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=kill)
 
-    p = ex.add_parser("restart", help="re-run the failed tasks of an ended execution "
-                      "(same execution, new attempt)")
+    p = ex.add_parser(
+        "restart",
+        help="re-run the failed tasks of an ended execution "
+        "(same execution, new attempt)",
+    )
     p.add_argument("id", type=int)
     p.add_argument("--reason", default="")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=restart)
 
-    p = ex.add_parser("replay", help="run an ended execution again as a new execution, "
-                      "optionally from a task")
+    p = ex.add_parser(
+        "replay",
+        help="run an ended execution again as a new execution, optionally from a task",
+    )
     p.add_argument("id", type=int)
-    p.add_argument("--from-task", "-t", metavar="TASK_ID",
-                   help="copy what ran before this task and start from it")
+    p.add_argument(
+        "--from-task",
+        "-t",
+        metavar="TASK_ID",
+        help="copy what ran before this task and start from it",
+    )
     p.add_argument("--reason", default="")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=replay)
 
     p = ex.add_parser("resume", help="resume a PAUSED execution")
     p.add_argument("id", type=int)
-    p.add_argument("--input", "-i", action="append", metavar="KEY=VALUE",
-                   help="an onResume input of the paused task (repeatable)")
+    p.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an onResume input of the paused task (repeatable)",
+    )
     p.add_argument("--reason", default="")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=resume)
@@ -128,7 +165,9 @@ def _inputs(pairs: list[str] | None, spec: FlowSpec) -> dict[str, Any]:
                 raise UsageError(f"--input {key}: no such file {value!r}")
             from executions.storage import save_input_file
 
-            out[key] = save_input_file(spec.namespace, spec.id, path.name, path.read_bytes())
+            out[key] = save_input_file(
+                spec.namespace, spec.id, path.name, path.read_bytes()
+            )
         else:
             out[key] = value
     return out
@@ -150,8 +189,12 @@ def execute(args: argparse.Namespace) -> int:
     labels = parse_pairs(args.label, "--label")
     try:
         execution = actions.create_execution(
-            revision, inputs=_inputs(args.input, revision.spec), labels=labels,
-            trigger={"type": "cli"}, cause=Cause.CLI, actor=_actor(),
+            revision,
+            inputs=_inputs(args.input, revision.spec),
+            labels=labels,
+            trigger={"type": "cli"},
+            cause=Cause.CLI,
+            actor=_actor(),
         )
     except InputError as exc:
         return _report_input_error(exc)
@@ -162,13 +205,17 @@ def execute(args: argparse.Namespace) -> int:
         if args.json:
             print_json(execution_as_dict(execution, taskruns=False))
         else:
-            print(f"Execution {execution.pk} of {flow.namespace}.{flow.flow_id} created "
-                  f"(revision {revision.revision}).")
+            print(
+                f"Execution {execution.pk} of {flow.namespace}.{flow.flow_id} created "
+                f"(revision {revision.revision})."
+            )
             _warn_no_worker()
         return 0
     if not args.json:
-        print(f"Execution {execution.pk} of {flow.namespace}.{flow.flow_id} "
-              f"(revision {revision.revision})")
+        print(
+            f"Execution {execution.pk} of {flow.namespace}.{flow.flow_id} "
+            f"(revision {revision.revision})"
+        )
         _warn_no_worker()
     execution = _follow(execution.pk, quiet=args.json)
     return _conclude(execution, args.json)
@@ -176,8 +223,11 @@ def execute(args: argparse.Namespace) -> int:
 
 def _warn_no_worker() -> None:
     if not Worker.objects.filter(state=WorkerState.ALIVE).exists():
-        print("  note: no live worker is registered yet; start one with "
-              "'orchestra server local' or 'orchestra server worker'", file=sys.stderr)
+        print(
+            "  note: no live worker is registered yet; start one with "
+            "'orchestra server local' or 'orchestra server worker'",
+            file=sys.stderr,
+        )
 
 
 class Progress:
@@ -193,7 +243,9 @@ class Progress:
             # Subflow, ForEachItem and Pause are resolved by the executor but
             # are steps a user waits on: show them too.
             spec = Execution.objects.get(pk=execution_id).spec
-            self.waiting = [n.id for n in spec.all_tasks() if n.flowable and not n.type.children]
+            self.waiting = [
+                n.id for n in spec.all_tasks() if n.flowable and not n.type.children
+            ]
         rows = TaskRun.objects.filter(
             Q(flowable=False) | Q(task_id__in=self.waiting), execution_id=execution_id
         ).order_by("id")
@@ -225,10 +277,16 @@ def _follow(execution_id: int, quiet: bool = False, interval: float = 0.2) -> Ex
             return execution
         if execution.state != last_state and not quiet:
             if execution.state == State.PAUSED:
-                paused = ", ".join(TaskRun.objects.filter(
-                    execution_id=execution_id, state=State.PAUSED).values_list("task_id", flat=True))
-                print(f"  ⏸ paused by {paused or 'a task'}; resume with "
-                      f"'orchestra executions resume {execution_id}'", flush=True)
+                paused = ", ".join(
+                    TaskRun.objects.filter(
+                        execution_id=execution_id, state=State.PAUSED
+                    ).values_list("task_id", flat=True)
+                )
+                print(
+                    f"  ⏸ paused by {paused or 'a task'}; resume with "
+                    f"'orchestra executions resume {execution_id}'",
+                    flush=True,
+                )
             elif last_state == State.PAUSED:
                 print("  ▶ resumed", flush=True)
         last_state = execution.state
@@ -240,8 +298,10 @@ def _conclude(execution: Execution, as_json: bool) -> int:
         print_json(execution_as_dict(execution))
     else:
         took = format_duration(execution.duration())
-        print(f"{SYMBOLS.get(execution.state, '')} Execution {execution.pk} ended "
-              f"{execution.state} in {took}")
+        print(
+            f"{SYMBOLS.get(execution.state, '')} Execution {execution.pk} ended "
+            f"{execution.state} in {took}"
+        )
         if execution.error:
             print(f"  {execution.error}")
         if execution.outputs:
@@ -269,29 +329,44 @@ def test(args: argparse.Namespace) -> int:
     with use_in_process() as runner:
         try:
             execution = actions.create_execution(
-                None, spec=spec, source=spec.source, inputs=_inputs(args.input, spec),
-                labels=parse_pairs(args.label, "--label"), trigger={"type": "test"},
-                cause=Cause.CLI, actor=_actor(),
+                None,
+                spec=spec,
+                source=spec.source,
+                inputs=_inputs(args.input, spec),
+                labels=parse_pairs(args.label, "--label"),
+                trigger={"type": "test"},
+                cause=Cause.CLI,
+                actor=_actor(),
             )
         except InputError as exc:
             return _report_input_error(exc)
         if not args.json:
-            print(f"Testing {spec.namespace}.{spec.id} (execution {execution.pk}, in this process)")
+            print(
+                f"Testing {spec.namespace}.{spec.id} (execution {execution.pk}, in this process)"
+            )
         progress = Progress(args.json)
         while True:
             execution.refresh_from_db()
             progress.update(execution.pk)
             if execution.state in TERMINAL and runner.idle():
                 break
-            if execution.state == State.PAUSED and runner.idle() and _waits_for_a_person(
-                execution
+            if (
+                execution.state == State.PAUSED
+                and runner.idle()
+                and _waits_for_a_person(execution)
             ):
                 # Nobody can resume a run that lives in this process only.
-                paused = ", ".join(TaskRun.objects.filter(
-                    execution=execution, state=State.PAUSED).values_list("task_id", flat=True))
-                print(f"⏸ Execution {execution.pk} is paused by {paused} and waits for a "
-                      "resume, which 'flows test' cannot give; deploy the flow and run it "
-                      "with 'orchestra flows execute' to resume it", file=sys.stderr)
+                paused = ", ".join(
+                    TaskRun.objects.filter(
+                        execution=execution, state=State.PAUSED
+                    ).values_list("task_id", flat=True)
+                )
+                print(
+                    f"⏸ Execution {execution.pk} is paused by {paused} and waits for a "
+                    "resume, which 'flows test' cannot give; deploy the flow and run it "
+                    "with 'orchestra flows execute' to resume it",
+                    file=sys.stderr,
+                )
                 stop_current_worker()
                 return 1
             time.sleep(0.05)
@@ -303,8 +378,12 @@ def test(args: argparse.Namespace) -> int:
 
 def _waits_for_a_person(execution: Execution, patience: float = 60.0) -> bool:
     """Paused with no wake-up within ``patience`` seconds."""
-    wakes = [w for w in TaskRun.objects.filter(execution=execution, state=State.PAUSED)
-             .values_list("scheduled_at", flat=True)]
+    wakes = [
+        w
+        for w in TaskRun.objects.filter(
+            execution=execution, state=State.PAUSED
+        ).values_list("scheduled_at", flat=True)
+    ]
     if not wakes or any(w is None for w in wakes):
         return True
     return (min(wakes) - timezone.now()).total_seconds() > patience
@@ -319,7 +398,9 @@ def list_executions(args: argparse.Namespace) -> int:
     if args.state:
         bad = [s for s in args.state if s not in State.values]
         if bad:
-            raise UsageError(f"unknown state {', '.join(bad)}; use one of {', '.join(State.values)}")
+            raise UsageError(
+                f"unknown state {', '.join(bad)}; use one of {', '.join(State.values)}"
+            )
         qs = qs.filter(state__in=args.state)
     rows = list(qs.order_by("-id")[: max(args.limit, 1)])
     if args.json:
@@ -328,11 +409,22 @@ def list_executions(args: argparse.Namespace) -> int:
     if not rows:
         print("No executions match.")
         return 0
-    print(table(
-        [[e.pk, e.namespace, e.flow_id, e.state, timezone.localtime(e.created_at).strftime("%Y-%m-%d %H:%M:%S"),
-          format_duration(e.duration())] for e in rows],
-        ["ID", "NAMESPACE", "FLOW", "STATE", "CREATED", "DURATION"],
-    ))
+    print(
+        table(
+            [
+                [
+                    e.pk,
+                    e.namespace,
+                    e.flow_id,
+                    e.state,
+                    timezone.localtime(e.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                    format_duration(e.duration()),
+                ]
+                for e in rows
+            ],
+            ["ID", "NAMESPACE", "FLOW", "STATE", "CREATED", "DURATION"],
+        )
+    )
     return 0
 
 
@@ -351,22 +443,45 @@ def get(args: argparse.Namespace) -> int:
     if args.json:
         print_json(data)
         return 0
-    print(f"Execution {execution.pk}  {execution.namespace}.{execution.flow_id} rev {execution.revision}")
-    print(f"  state:   {execution.state}" + (f" — {execution.error}" if execution.error else ""))
-    print(f"  started: {data['startDate'] or '—'}   ended: {data['endDate'] or '—'}   "
-          f"duration: {format_duration(execution.duration())}")
+    print(
+        f"Execution {execution.pk}  {execution.namespace}.{execution.flow_id} rev {execution.revision}"
+    )
+    print(
+        f"  state:   {execution.state}"
+        + (f" — {execution.error}" if execution.error else "")
+    )
+    print(
+        f"  started: {data['startDate'] or '—'}   ended: {data['endDate'] or '—'}   "
+        f"duration: {format_duration(execution.duration())}"
+    )
     if execution.labels:
-        print("  labels:  " + ", ".join(f"{k}={v}" for k, v in execution.labels.items()))
+        print(
+            "  labels:  " + ", ".join(f"{k}={v}" for k, v in execution.labels.items())
+        )
     if execution.inputs:
         print("  inputs:  " + json.dumps(execution.inputs))
     if execution.outputs:
         print("  outputs: " + json.dumps(execution.outputs))
     _print_links(data)
     print()
-    print(table([[t["id"], t["taskId"] + (f"[{t['value']}]" if t["value"] is not None else ""),
-                  t["attempt"], t["state"], format_duration(t["duration"]) if t["duration"] is not None else "—",
-                  (t["error"] or "")[:60]] for t in data["taskRuns"]],
-                ["TASKRUN", "TASK", "ATTEMPT", "STATE", "DURATION", "ERROR"]))
+    print(
+        table(
+            [
+                [
+                    t["id"],
+                    t["taskId"] + (f"[{t['value']}]" if t["value"] is not None else ""),
+                    t["attempt"],
+                    t["state"],
+                    format_duration(t["duration"])
+                    if t["duration"] is not None
+                    else "—",
+                    (t["error"] or "")[:60],
+                ]
+                for t in data["taskRuns"]
+            ],
+            ["TASKRUN", "TASK", "ATTEMPT", "STATE", "DURATION", "ERROR"],
+        )
+    )
     return 0
 
 
@@ -379,12 +494,15 @@ def logs(args: argparse.Namespace) -> int:
         return 1
     if args.level not in LEVELS:
         raise UsageError(f"unknown level {args.level}; use one of {', '.join(LEVELS)}")
-    levels = LEVELS[LEVELS.index(args.level):]
+    levels = LEVELS[LEVELS.index(args.level) :]
     last = 0
     while True:
         execution.refresh_from_db()
-        batch = list(LogEntry.objects.filter(execution_id=args.id, id__gt=last, level__in=levels)
-                     .order_by("id")[:1000])
+        batch = list(
+            LogEntry.objects.filter(
+                execution_id=args.id, id__gt=last, level__in=levels
+            ).order_by("id")[:1000]
+        )
         for entry in batch:
             last = entry.pk
             if args.json:
@@ -405,8 +523,12 @@ def logs(args: argparse.Namespace) -> int:
 
 def kill(args: argparse.Namespace) -> int:
     try:
-        execution = actions.kill(args.id, cause=Cause.CLI, actor=_actor(),
-                                 reason=args.reason or "killed from the CLI")
+        execution = actions.kill(
+            args.id,
+            cause=Cause.CLI,
+            actor=_actor(),
+            reason=args.reason or "killed from the CLI",
+        )
     except Execution.DoesNotExist:
         print(f"✘ execution {args.id} does not exist", file=sys.stderr)
         return 1
@@ -429,7 +551,9 @@ def _print_links(data: dict[str, Any]) -> None:
 
     if data.get("parent"):
         parent = data["parent"]
-        print(f"  parent:  {brief(parent)} (task {parent['taskId'] or parent['taskRunId']})")
+        print(
+            f"  parent:  {brief(parent)} (task {parent['taskId'] or parent['taskRunId']})"
+        )
     if data.get("original"):
         print(f"  replay of: {brief(data['original'])}")
     for key, label in (("children", "children"), ("replays", "replays")):
@@ -437,8 +561,11 @@ def _print_links(data: dict[str, Any]) -> None:
         if not rows:
             continue
         more = data[f"{key}Count"] - len(rows)
-        print(f"  {label}: " + ", ".join(brief(r) for r in rows)
-              + (f" (and {more} more)" if more > 0 else ""))
+        print(
+            f"  {label}: "
+            + ", ".join(brief(r) for r in rows)
+            + (f" (and {more} more)" if more > 0 else "")
+        )
 
 
 def _act(args: argparse.Namespace, call, done: str) -> int:
@@ -457,20 +584,39 @@ def _act(args: argparse.Namespace, call, done: str) -> int:
 
 
 def restart(args: argparse.Namespace) -> int:
-    return _act(args, lambda: actions.restart(
-        args.id, actor=_actor(), reason=args.reason, cause=Cause.CLI),
-        "Execution {e.pk} restarted (attempt {e.attempt}); it is {e.state}.")
+    return _act(
+        args,
+        lambda: actions.restart(
+            args.id, actor=_actor(), reason=args.reason, cause=Cause.CLI
+        ),
+        "Execution {e.pk} restarted (attempt {e.attempt}); it is {e.state}.",
+    )
 
 
 def replay(args: argparse.Namespace) -> int:
     start = f" from task '{args.from_task}'" if args.from_task else ""
-    return _act(args, lambda: actions.replay(
-        args.id, from_task=args.from_task, actor=_actor(), reason=args.reason, cause=Cause.CLI),
-        "Execution {e.pk} created as a replay of execution " + str(args.id) + start + ".")
+    return _act(
+        args,
+        lambda: actions.replay(
+            args.id,
+            from_task=args.from_task,
+            actor=_actor(),
+            reason=args.reason,
+            cause=Cause.CLI,
+        ),
+        "Execution {e.pk} created as a replay of execution "
+        + str(args.id)
+        + start
+        + ".",
+    )
 
 
 def resume(args: argparse.Namespace) -> int:
     inputs = parse_pairs(args.input, "--input")
-    return _act(args, lambda: actions.resume(
-        args.id, inputs=inputs, actor=_actor(), reason=args.reason, cause=Cause.CLI),
-        "Execution {e.pk} resumed; it is {e.state}.")
+    return _act(
+        args,
+        lambda: actions.resume(
+            args.id, inputs=inputs, actor=_actor(), reason=args.reason, cause=Cause.CLI
+        ),
+        "Execution {e.pk} resumed; it is {e.state}.",
+    )

@@ -28,19 +28,23 @@ from executions.signals import execution_created, execution_state_changed
 
 log = logging.getLogger("orchestra.concurrency")
 
-HOLDING = frozenset({State.CREATED, State.RUNNING, State.PAUSED, State.RETRYING,
-                     State.RESTARTED})
+HOLDING = frozenset(
+    {State.CREATED, State.RUNNING, State.PAUSED, State.RETRYING, State.RESTARTED}
+)
 
 
 def lock_gate(namespace: str, flow_id: str) -> FlowGate:
     """The flow's gate row, locked until the end of the transaction."""
     gate, _ = FlowGate.objects.select_for_update().get_or_create(
-        namespace=namespace, flow_id=flow_id)
+        namespace=namespace, flow_id=flow_id
+    )
     return gate
 
 
 def slots_in_use(namespace: str, flow_id: str, exclude: int | None = None) -> int:
-    qs = Execution.objects.filter(namespace=namespace, flow_id=flow_id, state__in=HOLDING)
+    qs = Execution.objects.filter(
+        namespace=namespace, flow_id=flow_id, state__in=HOLDING
+    )
     if exclude is not None:
         qs = qs.exclude(pk=exclude)
     return qs.count()
@@ -49,7 +53,9 @@ def slots_in_use(namespace: str, flow_id: str, exclude: int | None = None) -> in
 def _limit_of(namespace: str, flow_id: str) -> dict | None:
     from flows.models import Flow
 
-    flow = Flow.objects.filter(namespace=namespace, flow_id=flow_id, deleted=False).first()
+    flow = Flow.objects.filter(
+        namespace=namespace, flow_id=flow_id, deleted=False
+    ).first()
     return flow.latest.spec.concurrency if flow else None
 
 
@@ -66,17 +72,29 @@ def admit(sender, execution: Execution, spec, **kwargs) -> None:
     if running < limit:
         return
     behavior = concurrency["behavior"]
-    to = {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[behavior]
-    reason = (f"flow concurrency limit {limit} reached ({running} running); "
-              f"behavior {behavior}")
+    to = {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[
+        behavior
+    ]
+    reason = (
+        f"flow concurrency limit {limit} reached ({running} running); "
+        f"behavior {behavior}"
+    )
     fields = {"error": reason} if to == State.FAILED else None
-    states.transition(execution, to, cause=Cause.SYSTEM, actor="concurrency", reason=reason,
-                      details={"limit": limit, "running": running, "behavior": behavior},
-                      fields=fields)
+    states.transition(
+        execution,
+        to,
+        cause=Cause.SYSTEM,
+        actor="concurrency",
+        reason=reason,
+        details={"limit": limit, "running": running, "behavior": behavior},
+        fields=fields,
+    )
 
 
 @receiver(execution_state_changed, dispatch_uid="orchestra.concurrency.release")
-def on_state_changed(sender, execution: Execution, old: str, new: str, **kwargs) -> None:
+def on_state_changed(
+    sender, execution: Execution, old: str, new: str, **kwargs
+) -> None:
     if old in HOLDING and new not in HOLDING and new != State.QUEUED:
         release(execution.namespace, execution.flow_id)
 
@@ -85,13 +103,17 @@ def release(namespace: str, flow_id: str) -> list[int]:
     """Start the oldest queued executions of the flow while slots are free;
     returns their ids. Safe to call any time (beat calls it as a safety net)."""
     with transaction.atomic():
-        if not Execution.objects.filter(namespace=namespace, flow_id=flow_id,
-                                        state=State.QUEUED).exists():
+        if not Execution.objects.filter(
+            namespace=namespace, flow_id=flow_id, state=State.QUEUED
+        ).exists():
             return []
         concurrency = _limit_of(namespace, flow_id)
         lock_gate(namespace, flow_id)
-        free = (concurrency["limit"] - slots_in_use(namespace, flow_id)
-                if concurrency else None)
+        free = (
+            concurrency["limit"] - slots_in_use(namespace, flow_id)
+            if concurrency
+            else None
+        )
         if free is not None and free <= 0:
             return []
         queued = Execution.objects.filter(
@@ -103,10 +125,18 @@ def release(namespace: str, flow_id: str) -> list[int]:
             queued = queued[:free]
         started = []
         for execution in queued:
-            reason = ("a concurrency slot was freed" if concurrency
-                      else "the flow has no concurrency limit any more")
-            states.transition(execution, State.CREATED, cause=Cause.SYSTEM,
-                              actor="concurrency", reason=reason)
+            reason = (
+                "a concurrency slot was freed"
+                if concurrency
+                else "the flow has no concurrency limit any more"
+            )
+            states.transition(
+                execution,
+                State.CREATED,
+                cause=Cause.SYSTEM,
+                actor="concurrency",
+                reason=reason,
+            )
             dispatch.get().advance(execution.pk)
             started.append(execution.pk)
         return started
@@ -114,6 +144,9 @@ def release(namespace: str, flow_id: str) -> list[int]:
 
 def release_all() -> int:
     """Beat's safety net: every flow with queued executions gets its free slots."""
-    flows = (Execution.objects.filter(state=State.QUEUED)
-             .values_list("namespace", "flow_id").distinct())
+    flows = (
+        Execution.objects.filter(state=State.QUEUED)
+        .values_list("namespace", "flow_id")
+        .distinct()
+    )
     return sum(len(release(ns, flow_id)) for ns, flow_id in flows)

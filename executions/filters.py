@@ -102,13 +102,15 @@ class LabelFilter(django_filters.Filter):
 
 class ExecutionFilterSet(django_filters.FilterSet):
     namespace = django_filters.CharFilter(
-        method="filter_namespace", help_text="Namespace; its child namespaces are included."
+        method="filter_namespace",
+        help_text="Namespace; its child namespaces are included.",
     )
     flow = django_filters.CharFilter(field_name="flow_id", help_text="Flow id.")
     # distinct=False: one row per execution already; DISTINCT would make the
     # database sort every matching row before the LIMIT.
     state = django_filters.MultipleChoiceFilter(
-        choices=EXECUTION_STATES, distinct=False,
+        choices=EXECUTION_STATES,
+        distinct=False,
         help_text="One or more states (repeat the parameter).",
     )
     labels = LabelFilter(help_text="key:value; repeat for several (all must match).")
@@ -120,12 +122,18 @@ class ExecutionFilterSet(django_filters.FilterSet):
         "after/before is given or an id is searched.",
     )
     after = UTCDateTimeFilter(
-        field_name="created_at", lookup_expr="gte", help_text="Created at or after (ISO 8601)."
+        field_name="created_at",
+        lookup_expr="gte",
+        help_text="Created at or after (ISO 8601).",
     )
     before = UTCDateTimeFilter(
-        field_name="created_at", lookup_expr="lt", help_text="Created before (ISO 8601)."
+        field_name="created_at",
+        lookup_expr="lt",
+        help_text="Created before (ISO 8601).",
     )
-    trigger = django_filters.CharFilter(field_name="trigger_id", help_text="Trigger id.")
+    trigger = django_filters.CharFilter(
+        field_name="trigger_id", help_text="Trigger id."
+    )
     id = django_filters.NumberFilter(
         field_name="id", min_value=1, max_value=2**63 - 1, help_text="Execution id."
     )

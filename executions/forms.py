@@ -25,7 +25,11 @@ class LabelsField(forms.CharField):
 def _field_for(decl: dict[str, Any]) -> forms.Field:
     kind = str(decl.get("type", "STRING")).upper()
     has_default = decl.get("defaults") is not None
-    required = bool(decl.get("required", True)) and not has_default and kind not in ("BOOLEAN", "BOOL")
+    required = (
+        bool(decl.get("required", True))
+        and not has_default
+        and kind not in ("BOOLEAN", "BOOL")
+    )
     common = {
         "required": required,
         "label": decl.get("displayName") or decl["id"],
@@ -39,11 +43,15 @@ def _field_for(decl: dict[str, Any]) -> forms.Field:
     if kind == "MULTISELECT":
         options = [str(v) for v in (decl.get("values") or decl.get("options") or [])]
         return forms.MultipleChoiceField(
-            choices=[(v, v) for v in options], initial=initial,
-            widget=forms.CheckboxSelectMultiple, **common,
+            choices=[(v, v) for v in options],
+            initial=initial,
+            widget=forms.CheckboxSelectMultiple,
+            **common,
         )
     if kind in ("BOOLEAN", "BOOL"):
-        return forms.BooleanField(initial=bool(initial), **{**common, "required": False})
+        return forms.BooleanField(
+            initial=bool(initial), **{**common, "required": False}
+        )
     if kind == "FILE":
         return forms.FileField(**common)
     widgets = {
@@ -56,8 +64,12 @@ def _field_for(decl: dict[str, Any]) -> forms.Field:
         "SECRET": forms.PasswordInput(render_value=True),
         "EMAIL": forms.EmailInput(),
         "URI": forms.URLInput(),
-        "JSON": forms.Textarea(attrs={"rows": 4, "class": "mono", "placeholder": '{"key": "value"}'}),
-        "ARRAY": forms.Textarea(attrs={"rows": 3, "class": "mono", "placeholder": "[1, 2, 3]"}),
+        "JSON": forms.Textarea(
+            attrs={"rows": 4, "class": "mono", "placeholder": '{"key": "value"}'}
+        ),
+        "ARRAY": forms.Textarea(
+            attrs={"rows": 3, "class": "mono", "placeholder": "[1, 2, 3]"}
+        ),
         "YAML": forms.Textarea(attrs={"rows": 4, "class": "mono"}),
     }
     if isinstance(initial, dict | list):
@@ -67,14 +79,17 @@ def _field_for(decl: dict[str, Any]) -> forms.Field:
     # Values are converted and checked by flows.spec.inputs, the same code the
     # API and the CLI use; the form only collects text.
     return forms.CharField(
-        initial=initial, strip=kind not in ("STRING", "SECRET"),
-        widget=widgets.get(kind, forms.TextInput()), **common,
+        initial=initial,
+        strip=kind not in ("STRING", "SECRET"),
+        widget=widgets.get(kind, forms.TextInput()),
+        **common,
     )
 
 
 class ExecuteForm(forms.Form):
     labels = LabelsField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "env:prod, team:data"}),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "env:prod, team:data"}),
         help_text="Extra labels, key:value, comma-separated or one per line.",
     )
 
@@ -82,7 +97,9 @@ class ExecuteForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.spec = spec
         self.input_decls = {d["id"]: d for d in spec.inputs}
-        fields = {f"input_{name}": _field_for(decl) for name, decl in self.input_decls.items()}
+        fields = {
+            f"input_{name}": _field_for(decl) for name, decl in self.input_decls.items()
+        }
         self.fields = {**fields, "labels": self.fields["labels"]}
 
     def input_fields(self):
@@ -103,7 +120,9 @@ class ExecuteForm(forms.Form):
             if value is None or value == "" or value == []:
                 continue
             if hasattr(value, "read"):
-                value = save_input_file(self.spec.namespace, self.spec.id, value.name, value.read())
+                value = save_input_file(
+                    self.spec.namespace, self.spec.id, value.name, value.read()
+                )
             values[name] = value
         return values
 

@@ -19,8 +19,17 @@ from flows.models import Flow
 from orchestra.lib.durations import to_iso
 
 ROW_FIELDS = (
-    "id", "namespace", "flow_id", "revision", "state", "started_at", "ended_at",
-    "created_at", "labels", "inputs", "trigger_id",
+    "id",
+    "namespace",
+    "flow_id",
+    "revision",
+    "state",
+    "started_at",
+    "ended_at",
+    "created_at",
+    "labels",
+    "inputs",
+    "trigger_id",
 )
 
 
@@ -64,7 +73,9 @@ def executions_matching(
                 raise QueryError("revision: latest needs both namespace and flowId")
             flow = Flow.objects.filter(namespace=namespace, flow_id=flow_id).first()
             if flow is None:
-                raise QueryError(f"revision: latest: flow {namespace}.{flow_id} does not exist")
+                raise QueryError(
+                    f"revision: latest: flow {namespace}.{flow_id} does not exist"
+                )
             revision = flow.revision
         try:
             qs = qs.filter(revision=int(revision))
@@ -112,7 +123,9 @@ def lookup_rows(**filters: Any) -> list[dict[str, Any]]:
 
 
 def count_by_flow(
-    *, flows: list[tuple[str, str]] | None = None, namespaces: list[str] | None = None,
+    *,
+    flows: list[tuple[str, str]] | None = None,
+    namespaces: list[str] | None = None,
     **filters: Any,
 ) -> list[dict[str, Any]]:
     """Executions per flow. Flows named in ``flows`` and every live flow of
@@ -124,7 +137,9 @@ def count_by_flow(
         scope |= Q(namespace=ns, flow_id=flow_id)
     for ns in namespaces or []:
         scope |= Q(namespace=ns) | Q(namespace__startswith=ns + ".")
-        wanted |= set(Flow.objects.live().in_namespace(ns).values_list("namespace", "flow_id"))
+        wanted |= set(
+            Flow.objects.live().in_namespace(ns).values_list("namespace", "flow_id")
+        )
     qs = executions_matching(**filters)
     if flows or namespaces:
         qs = qs.filter(scope)
@@ -133,4 +148,7 @@ def count_by_flow(
         for row in qs.order_by().values("namespace", "flow_id").annotate(n=Count("id"))
     }
     keys = sorted(wanted | set(counts))
-    return [{"namespace": ns, "flowId": f, "count": counts.get((ns, f), 0)} for ns, f in keys]
+    return [
+        {"namespace": ns, "flowId": f, "count": counts.get((ns, f), 0)}
+        for ns, f in keys
+    ]

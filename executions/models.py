@@ -27,11 +27,25 @@ class State(models.TextChoices):
 
 
 TERMINAL = frozenset(
-    {State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.SKIPPED}
+    {
+        State.SUCCESS,
+        State.WARNING,
+        State.FAILED,
+        State.KILLED,
+        State.CANCELLED,
+        State.SKIPPED,
+    }
 )
 ACTIVE = frozenset(
-    {State.CREATED, State.QUEUED, State.RUNNING, State.PAUSED, State.RETRYING,
-     State.RESTARTED, State.KILLING}
+    {
+        State.CREATED,
+        State.QUEUED,
+        State.RUNNING,
+        State.PAUSED,
+        State.RETRYING,
+        State.RESTARTED,
+        State.KILLING,
+    }
 )
 
 
@@ -53,7 +67,9 @@ class ExecutionQuerySet(models.QuerySet):
 
     def in_namespace(self, prefix: str, children: bool = True):
         if children:
-            return self.filter(Q(namespace=prefix) | Q(namespace__startswith=prefix + "."))
+            return self.filter(
+                Q(namespace=prefix) | Q(namespace__startswith=prefix + ".")
+            )
         return self.filter(namespace=prefix)
 
     def stuck(self, older_than_minutes: int = 5):
@@ -80,13 +96,18 @@ class Execution(models.Model):
     namespace = models.CharField(max_length=255)
     flow_id = models.CharField(max_length=255)
     flow_revision = models.ForeignKey(
-        "flows.FlowRevision", null=True, blank=True, on_delete=models.PROTECT,
+        "flows.FlowRevision",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="executions",
     )
     revision = models.PositiveIntegerField(default=0)
     # Flow YAML for runs not pinned to a stored revision (``orchestra flows test``).
     source = models.TextField(blank=True, default="")
-    state = models.CharField(max_length=16, choices=State.choices, default=State.CREATED)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.CREATED
+    )
     # Where a KILLING execution ends: KILLED (kill) or CANCELLED (cancel, cleanup).
     stop_state = models.CharField(max_length=16, blank=True, default="")
     inputs = models.JSONField(default=dict, blank=True)
@@ -96,7 +117,11 @@ class Execution(models.Model):
     trigger = models.JSONField(default=dict, blank=True)
     trigger_id = models.CharField(max_length=255, blank=True, default="")
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
     )
     parent_taskrun_id = models.BigIntegerField(null=True, blank=True)
     original = models.ForeignKey(
@@ -116,29 +141,63 @@ class Execution(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            models.Index(fields=["namespace", "flow_id", "-created_at"], name="ex_ns_flow_created"),
+            models.Index(
+                fields=["namespace", "flow_id", "-created_at"],
+                name="ex_ns_flow_created",
+            ),
             models.Index(fields=["-created_at"], name="ex_created"),
             # Overview and namespace counts: index-only scans over a time window.
             models.Index(fields=["-created_at", "state"], name="ex_created_state"),
             models.Index(fields=["state", "-created_at"], name="ex_state_created"),
-            models.Index(fields=["trigger_id"], name="ex_trigger", condition=~Q(trigger_id="")),
+            models.Index(
+                fields=["trigger_id"], name="ex_trigger", condition=~Q(trigger_id="")
+            ),
             # Stuck detection: active executions that have a parent (subflows).
             models.Index(
-                fields=["parent"], name="ex_active_child",
+                fields=["parent"],
+                name="ex_active_child",
                 condition=Q(parent__isnull=False)
-                & Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",
-                               "RESTARTED", "KILLING"]),
+                & Q(
+                    state__in=[
+                        "CREATED",
+                        "QUEUED",
+                        "RUNNING",
+                        "PAUSED",
+                        "RETRYING",
+                        "RESTARTED",
+                        "KILLING",
+                    ]
+                ),
             ),
             # Flow concurrency: slots in use and queued executions of one flow.
             models.Index(
-                fields=["namespace", "flow_id", "state"], name="ex_flow_waiting_or_holding",
-                condition=Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",
-                                       "RESTARTED"]),
+                fields=["namespace", "flow_id", "state"],
+                name="ex_flow_waiting_or_holding",
+                condition=Q(
+                    state__in=[
+                        "CREATED",
+                        "QUEUED",
+                        "RUNNING",
+                        "PAUSED",
+                        "RETRYING",
+                        "RESTARTED",
+                    ]
+                ),
             ),
             models.Index(
-                fields=["progress_at"], name="ex_active_progress",
-                condition=Q(state__in=["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING",
-                                       "RESTARTED", "KILLING"]),
+                fields=["progress_at"],
+                name="ex_active_progress",
+                condition=Q(
+                    state__in=[
+                        "CREATED",
+                        "QUEUED",
+                        "RUNNING",
+                        "PAUSED",
+                        "RETRYING",
+                        "RESTARTED",
+                        "KILLING",
+                    ]
+                ),
             ),
         ]
 
@@ -167,7 +226,9 @@ class Execution(models.Model):
 
 
 class TaskRun(models.Model):
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="taskruns")
+    execution = models.ForeignKey(
+        Execution, on_delete=models.CASCADE, related_name="taskruns"
+    )
     task_id = models.CharField(max_length=255)
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
@@ -175,12 +236,18 @@ class TaskRun(models.Model):
     # Loop iteration value (text, JSON for structures); empty outside loops.
     value = models.TextField(null=True, blank=True)
     attempt = models.PositiveIntegerField(default=1)
-    state = models.CharField(max_length=16, choices=State.choices, default=State.CREATED)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.CREATED
+    )
     flowable = models.BooleanField(default=False)
     outputs = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True, default="")
     worker = models.ForeignKey(
-        "Worker", null=True, blank=True, on_delete=models.SET_NULL, related_name="taskruns"
+        "Worker",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="taskruns",
     )
     created_at = models.DateTimeField(default=timezone.now)
     # Earliest start: retries wait for their delay.
@@ -193,19 +260,26 @@ class TaskRun(models.Model):
         indexes = [
             models.Index(fields=["execution", "task_id"], name="tr_execution_task"),
             models.Index(
-                fields=["worker"], name="tr_running_worker", condition=Q(state="RUNNING")
+                fields=["worker"],
+                name="tr_running_worker",
+                condition=Q(state="RUNNING"),
             ),
             models.Index(
-                fields=["created_at"], name="tr_created_waiting", condition=Q(state="CREATED")
+                fields=["created_at"],
+                name="tr_created_waiting",
+                condition=Q(state="CREATED"),
             ),
             # Stuck detection: the in-flight task runs of a set of executions.
             models.Index(
-                fields=["execution"], name="tr_in_flight",
+                fields=["execution"],
+                name="tr_in_flight",
                 condition=Q(state__in=["CREATED", "RUNNING"]),
             ),
             # Pauses due to end by themselves (the wake-up sweep).
             models.Index(
-                fields=["scheduled_at"], name="tr_paused_wake", condition=Q(state="PAUSED")
+                fields=["scheduled_at"],
+                name="tr_paused_wake",
+                condition=Q(state="PAUSED"),
             ),
         ]
 
@@ -228,7 +302,9 @@ class TaskRun(models.Model):
 
 
 class LogEntry(models.Model):
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="logs")
+    execution = models.ForeignKey(
+        Execution, on_delete=models.CASCADE, related_name="logs"
+    )
     taskrun = models.ForeignKey(
         TaskRun, null=True, blank=True, on_delete=models.CASCADE, related_name="logs"
     )
@@ -249,7 +325,9 @@ class LogEntry(models.Model):
 class StateChange(models.Model):
     """Append-only history: every state change, who or what caused it, and why."""
 
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="history")
+    execution = models.ForeignKey(
+        Execution, on_delete=models.CASCADE, related_name="history"
+    )
     taskrun = models.ForeignKey(
         TaskRun, null=True, blank=True, on_delete=models.CASCADE, related_name="history"
     )
@@ -267,14 +345,19 @@ class StateChange(models.Model):
             models.Index(fields=["execution", "id"], name="sc_execution"),
             models.Index(fields=["-at"], name="sc_at"),
             models.Index(
-                fields=["-at"], name="sc_people_sweeps",
+                fields=["-at"],
+                name="sc_people_sweeps",
                 condition=Q(taskrun__isnull=True)
                 & Q(cause__in=["user", "api", "cli", "sweep", "sla"]),
             ),
         ]
 
     def __str__(self) -> str:
-        what = f"task run {self.taskrun_id}" if self.taskrun_id else f"execution {self.execution_id}"
+        what = (
+            f"task run {self.taskrun_id}"
+            if self.taskrun_id
+            else f"execution {self.execution_id}"
+        )
         return f"{what}: {self.from_state or '∅'} → {self.to_state} ({self.cause})"
 
 
@@ -289,7 +372,9 @@ class Worker(models.Model):
     hostname = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
     queues = models.CharField(max_length=255, blank=True, default="")
-    state = models.CharField(max_length=8, choices=WorkerState.choices, default=WorkerState.ALIVE)
+    state = models.CharField(
+        max_length=8, choices=WorkerState.choices, default=WorkerState.ALIVE
+    )
     started_at = models.DateTimeField(default=timezone.now)
     last_heartbeat_at = models.DateTimeField(default=timezone.now)
     dead_at = models.DateTimeField(null=True, blank=True)
@@ -298,7 +383,8 @@ class Worker(models.Model):
         ordering = ["-last_heartbeat_at"]
         indexes = [
             models.Index(
-                fields=["last_heartbeat_at"], name="worker_alive_beat",
+                fields=["last_heartbeat_at"],
+                name="worker_alive_beat",
                 condition=Q(state="alive"),
             )
         ]
@@ -323,7 +409,10 @@ class CleanupRun(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.CharField(max_length=255, blank=True, default="")
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="cleanup_runs",
     )
     cause = models.CharField(max_length=16, choices=Cause.choices, default=Cause.USER)
@@ -332,7 +421,9 @@ class CleanupRun(models.Model):
     flow_id = models.CharField(max_length=255, blank=True, default="")
     max_count = models.PositiveIntegerField(null=True, blank=True)
     dry_run = models.BooleanField(default=False)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREVIEWED)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PREVIEWED
+    )
     # [{id, namespace, flow_id, state, progress_at, kind, reason, worker}, ...]
     preview = models.JSONField(default=list, blank=True)
     # The first spared executions with their reasons, shown beside the preview.
@@ -366,13 +457,22 @@ class AutoCleanup(models.Model):
     """Automatic cleanup of stuck executions for a namespace prefix (and its
     children), run by the beat schedule. Off unless a row says otherwise."""
 
-    namespace = models.CharField(max_length=255, unique=True, help_text=(
-        "Namespace prefix; children included. A more specific prefix takes "
-        "precedence for its own namespaces."))
+    namespace = models.CharField(
+        max_length=255,
+        unique=True,
+        help_text=(
+            "Namespace prefix; children included. A more specific prefix takes "
+            "precedence for its own namespaces."
+        ),
+    )
     enabled = models.BooleanField(default=False)
     older_than_minutes = models.PositiveIntegerField(default=60)
-    daily_cap = models.PositiveIntegerField(default=100, help_text=(
-        "At most this many executions cancelled per UTC day for this prefix."))
+    daily_cap = models.PositiveIntegerField(
+        default=100,
+        help_text=(
+            "At most this many executions cancelled per UTC day for this prefix."
+        ),
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -385,6 +485,8 @@ class AutoCleanup(models.Model):
     @property
     def actor(self) -> str:
         return f"auto-cleanup:{self.namespace or '*'}"
+
+
 class TriggerKind(models.TextChoices):
     SCHEDULE = "schedule"
     WEBHOOK = "webhook"
@@ -420,11 +522,13 @@ class Trigger(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["next_date"], name="trigger_schedule_due",
+                fields=["next_date"],
+                name="trigger_schedule_due",
                 condition=Q(kind="schedule", disabled=False),
             ),
             models.Index(
-                fields=["namespace"], name="trigger_flow_listeners",
+                fields=["namespace"],
+                name="trigger_flow_listeners",
                 condition=Q(kind="flow", disabled=False),
             ),
         ]
@@ -456,7 +560,9 @@ class TriggerEvent(models.Model):
     execution = models.ForeignKey(
         Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.FIRED)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.FIRED
+    )
     reason = models.TextField(blank=True, default="")
     actor = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
@@ -470,15 +576,23 @@ class TriggerEvent(models.Model):
                 condition=Q(scheduled_at__isnull=False),
             ),
             models.UniqueConstraint(
-                fields=["namespace", "flow_id", "trigger_id", "source_execution_id",
-                        "source_attempt"],
+                fields=[
+                    "namespace",
+                    "flow_id",
+                    "trigger_id",
+                    "source_execution_id",
+                    "source_attempt",
+                ],
                 name="trigger_event_once_per_source",
                 condition=Q(source_execution_id__isnull=False),
             ),
         ]
         indexes = [
-            models.Index(fields=["created_at"], name="trigger_event_pending",
-                         condition=Q(status="pending")),
+            models.Index(
+                fields=["created_at"],
+                name="trigger_event_pending",
+                condition=Q(status="pending"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -498,7 +612,9 @@ class FlowGate(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["namespace", "flow_id"], name="flow_gate_unique")
+            models.UniqueConstraint(
+                fields=["namespace", "flow_id"], name="flow_gate_unique"
+            )
         ]
 
     def __str__(self) -> str:

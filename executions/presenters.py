@@ -65,8 +65,13 @@ LINKS_SHOWN = 100
 
 
 def _brief(execution: Execution, **extra: Any) -> dict[str, Any]:
-    return {"id": execution.pk, "namespace": execution.namespace,
-            "flowId": execution.flow_id, "state": execution.state, **extra}
+    return {
+        "id": execution.pk,
+        "namespace": execution.namespace,
+        "flowId": execution.flow_id,
+        "state": execution.state,
+        **extra,
+    }
 
 
 def links_as_dict(execution: Execution) -> dict[str, Any]:
@@ -78,8 +83,11 @@ def links_as_dict(execution: Execution) -> dict[str, Any]:
     if execution.parent_id:
         row = Execution.objects.filter(pk=execution.parent_id).only(*fields).first()
         if row is not None:
-            task = (TaskRun.objects.filter(pk=execution.parent_taskrun_id)
-                    .values_list("task_id", flat=True).first())
+            task = (
+                TaskRun.objects.filter(pk=execution.parent_taskrun_id)
+                .values_list("task_id", flat=True)
+                .first()
+            )
             parent = _brief(row, taskRunId=execution.parent_taskrun_id, taskId=task)
     original = None
     if execution.original_id:
@@ -92,12 +100,16 @@ def links_as_dict(execution: Execution) -> dict[str, Any]:
     return {
         "parent": parent,
         "children": [_brief(c, taskRunId=c.parent_taskrun_id) for c in shown_children],
-        "childrenCount": (children.count() if len(shown_children) == LINKS_SHOWN
-                          else len(shown_children)),
+        "childrenCount": (
+            children.count()
+            if len(shown_children) == LINKS_SHOWN
+            else len(shown_children)
+        ),
         "original": original,
         "replays": [_brief(r) for r in shown_replays],
-        "replaysCount": (replays.count() if len(shown_replays) == LINKS_SHOWN
-                         else len(shown_replays)),
+        "replaysCount": (
+            replays.count() if len(shown_replays) == LINKS_SHOWN else len(shown_replays)
+        ),
     }
 
 
@@ -134,12 +146,18 @@ def gantt(execution: Execution, taskruns: list[TaskRun]) -> dict[str, Any]:
             offset, width = None, None
         else:
             offset = (tr.started_at - origin).total_seconds() / total * 100
-            width = max(((tr.ended_at or now) - tr.started_at).total_seconds() / total * 100, 0.4)
+            width = max(
+                ((tr.ended_at or now) - tr.started_at).total_seconds() / total * 100,
+                0.4,
+            )
         duration = tr.duration()
-        rows.append({
-            "taskrun": tr, "depth": depth[tr.pk],
-            "offset": round(max(offset, 0), 2) if offset is not None else None,
-            "width": round(min(width, 100), 2) if width is not None else None,
-            "seconds": round(duration.total_seconds(), 3) if duration else None,
-        })
+        rows.append(
+            {
+                "taskrun": tr,
+                "depth": depth[tr.pk],
+                "offset": round(max(offset, 0), 2) if offset is not None else None,
+                "width": round(min(width, 100), 2) if width is not None else None,
+                "seconds": round(duration.total_seconds(), 3) if duration else None,
+            }
+        )
     return {"rows": rows, "total": round(total, 3)}

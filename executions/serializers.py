@@ -9,19 +9,23 @@ from executions.bulk import BULK_ACTIONS
 from executions.filters import parse_labels
 
 
-@extend_schema_field({
-    "oneOf": [
-        {"type": "object", "additionalProperties": {"type": "string"}},
-        {"type": "array", "items": {"type": "string", "example": "env:prod"}},
-    ]
-})
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "object", "additionalProperties": {"type": "string"}},
+            {"type": "array", "items": {"type": "string", "example": "env:prod"}},
+        ]
+    }
+)
 class LabelsField(serializers.Field):
     """``{"env": "prod"}`` or ``["env:prod"]``."""
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            if not all(isinstance(k, str) and isinstance(v, str | int | float | bool)
-                       for k, v in data.items()):
+            if not all(
+                isinstance(k, str) and isinstance(v, str | int | float | bool)
+                for k, v in data.items()
+            ):
                 raise serializers.ValidationError("labels map names to text values")
             return {k: str(v) for k, v in data.items()}
         if isinstance(data, str):
@@ -30,8 +34,12 @@ class LabelsField(serializers.Field):
             try:
                 return parse_labels(data)
             except Exception as exc:  # django ValidationError
-                raise serializers.ValidationError(getattr(exc, "messages", [str(exc)])) from None
-        raise serializers.ValidationError('expected {"key": "value"} or ["key:value", ...]')
+                raise serializers.ValidationError(
+                    getattr(exc, "messages", [str(exc)])
+                ) from None
+        raise serializers.ValidationError(
+            'expected {"key": "value"} or ["key:value", ...]'
+        )
 
     def to_representation(self, value):
         return value
@@ -41,7 +49,9 @@ def reject_nul(value, path: str = "inputs"):
     """PostgreSQL cannot store NUL characters in text or JSON: refuse them up front."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise serializers.ValidationError({path: "contains a NUL character (\\u0000)"})
+            raise serializers.ValidationError(
+                {path: "contains a NUL character (\\u0000)"}
+            )
     elif isinstance(value, dict):
         for key, item in value.items():
             reject_nul(key, path)
@@ -89,7 +99,9 @@ class ExecutionOut(serializers.Serializer):
 
 class ExecutionPageOut(serializers.Serializer):
     results = ExecutionOut(many=True)
-    next = serializers.CharField(allow_null=True, help_text="URL of the next (older) page")
+    next = serializers.CharField(
+        allow_null=True, help_text="URL of the next (older) page"
+    )
     next_cursor = serializers.CharField(allow_null=True)
 
 
@@ -106,7 +118,9 @@ class LogOut(serializers.Serializer):
 
 class LogPageOut(serializers.Serializer):
     results = LogOut(many=True)
-    last_id = serializers.IntegerField(help_text="pass as ?after= to get the next lines")
+    last_id = serializers.IntegerField(
+        help_text="pass as ?after= to get the next lines"
+    )
     more = serializers.BooleanField()
 
 
@@ -122,11 +136,15 @@ class ExecuteIn(serializers.Serializer):
 
 
 class ReasonIn(serializers.Serializer):
-    reason = serializers.CharField(required=False, default="", max_length=500, allow_blank=True)
+    reason = serializers.CharField(
+        required=False, default="", max_length=500, allow_blank=True
+    )
 
 
 class ReplayIn(ReasonIn):
-    from_task = serializers.CharField(required=False, allow_null=True, default=None, max_length=255)
+    from_task = serializers.CharField(
+        required=False, allow_null=True, default=None, max_length=255
+    )
 
 
 class ResumeIn(ReasonIn):
@@ -140,7 +158,8 @@ class BulkIn(serializers.Serializer):
     action = serializers.ChoiceField(choices=sorted(BULK_ACTIONS))
     ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
-        required=False, max_length=10_000,
+        required=False,
+        max_length=10_000,
         help_text="Execution ids; or give 'query' instead.",
     )
     query = serializers.DictField(
@@ -149,9 +168,13 @@ class BulkIn(serializers.Serializer):
         '{"namespace": "company", "flow": "etl", "state": ["RUNNING"]}',
     )
     dry_run = serializers.BooleanField(
-        required=False, default=False, help_text="List what would happen; change nothing."
+        required=False,
+        default=False,
+        help_text="List what would happen; change nothing.",
     )
-    reason = serializers.CharField(required=False, default="", max_length=500, allow_blank=True)
+    reason = serializers.CharField(
+        required=False, default="", max_length=500, allow_blank=True
+    )
 
     def validate(self, attrs):
         if ("ids" in attrs) == ("query" in attrs):

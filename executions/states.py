@@ -106,8 +106,14 @@ def transition(
     for key, value in values.items():
         setattr(execution, key, value)
     StateChange.objects.create(
-        execution_id=execution.pk, from_state=old, to_state=to, at=now, cause=cause,
-        actor=actor, reason=reason, details=details or {},
+        execution_id=execution.pk,
+        from_state=old,
+        to_state=to,
+        at=now,
+        cause=cause,
+        actor=actor,
+        reason=reason,
+        details=details or {},
     )
     from executions.signals import execution_state_changed
 
@@ -152,8 +158,14 @@ def transition_taskrun(
     for key, value in values.items():
         setattr(taskrun, key, value)
     StateChange.objects.create(
-        execution_id=taskrun.execution_id, taskrun_id=taskrun.pk, from_state=old,
-        to_state=to, at=now, cause=cause, actor=actor, reason=reason,
+        execution_id=taskrun.execution_id,
+        taskrun_id=taskrun.pk,
+        from_state=old,
+        to_state=to,
+        at=now,
+        cause=cause,
+        actor=actor,
+        reason=reason,
     )
     if touch_execution:
         Execution.objects.filter(pk=taskrun.execution_id).update(progress_at=now)
@@ -193,11 +205,23 @@ def transition_many(
     for old, pks in by_old.items():
         updated = Execution.objects.filter(pk__in=pks, state=old).update(**values)
         if updated != len(pks):
-            raise StaleState(f"{len(pks) - updated} of {len(pks)} executions are no longer {old}")
+            raise StaleState(
+                f"{len(pks) - updated} of {len(pks)} executions are no longer {old}"
+            )
     StateChange.objects.bulk_create(
-        [StateChange(execution_id=pk, from_state=old, to_state=to, at=now, cause=cause,
-                     actor=actor, reason=reasons.get(pk, ""), details=details.get(pk, {}))
-         for pk, old in rows],
+        [
+            StateChange(
+                execution_id=pk,
+                from_state=old,
+                to_state=to,
+                at=now,
+                cause=cause,
+                actor=actor,
+                reason=reasons.get(pk, ""),
+                details=details.get(pk, {}),
+            )
+            for pk, old in rows
+        ],
         batch_size=2000,
     )
     from executions.signals import execution_state_changed
@@ -206,7 +230,10 @@ def transition_many(
         olds = dict(rows)
         for execution in Execution.objects.filter(pk__in=list(olds)):
             execution_state_changed.send(
-                sender=Execution, execution=execution, old=olds[execution.pk], new=to,
+                sender=Execution,
+                execution=execution,
+                old=olds[execution.pk],
+                new=to,
                 cause=cause,
             )
     return len(rows)
@@ -239,31 +266,63 @@ def transition_taskruns_many(
         # Lock what is still in ``old`` (a worker's claim is a conditional
         # UPDATE too: it waits, then finds the row moved), then move it: two
         # statements per state, not per row, and history only for real moves.
-        ids = list(TaskRun.objects.select_for_update().filter(pk__in=pks, state=old)
-                   .values_list("pk", flat=True))
+        ids = list(
+            TaskRun.objects.select_for_update()
+            .filter(pk__in=pks, state=old)
+            .values_list("pk", flat=True)
+        )
         TaskRun.objects.filter(pk__in=ids).update(**values)
         moved.update(ids)
     StateChange.objects.bulk_create(
-        [StateChange(execution_id=execution_id, taskrun_id=pk, from_state=old, to_state=to,
-                     at=now, cause=cause, actor=actor, reason=reason)
-         for pk, execution_id, old in rows if pk in moved],
+        [
+            StateChange(
+                execution_id=execution_id,
+                taskrun_id=pk,
+                from_state=old,
+                to_state=to,
+                at=now,
+                cause=cause,
+                actor=actor,
+                reason=reason,
+            )
+            for pk, execution_id, old in rows
+            if pk in moved
+        ],
         batch_size=2000,
     )
     return len(moved)
 
 
-def record_created(execution: Execution, *, cause: str, actor: str = "", reason: str = "",
-                   details: dict[str, Any] | None = None) -> None:
+def record_created(
+    execution: Execution,
+    *,
+    cause: str,
+    actor: str = "",
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
     """History row for a new execution (from nothing to its first state)."""
     StateChange.objects.create(
-        execution_id=execution.pk, from_state="", to_state=execution.state,
-        at=execution.created_at, cause=cause, actor=actor, reason=reason,
+        execution_id=execution.pk,
+        from_state="",
+        to_state=execution.state,
+        at=execution.created_at,
+        cause=cause,
+        actor=actor,
+        reason=reason,
         details=details or {},
     )
 
 
 __all__ = [
-    "ALLOWED", "TASKRUN_ALLOWED", "Cause", "IllegalTransition", "StaleState",
-    "record_created", "transition", "transition_many", "transition_taskrun",
+    "ALLOWED",
+    "TASKRUN_ALLOWED",
+    "Cause",
+    "IllegalTransition",
+    "StaleState",
+    "record_created",
+    "transition",
+    "transition_many",
+    "transition_taskrun",
     "transition_taskruns_many",
 ]

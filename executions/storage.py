@@ -24,7 +24,7 @@ class StorageError(ValueError):
 def path_of(uri: str) -> str:
     if not isinstance(uri, str) or not uri.startswith(PREFIX):
         raise StorageError(f"{uri!r} is not an internal storage URI (kestra:///...)")
-    path = uri[len(PREFIX):].lstrip("/")
+    path = uri[len(PREFIX) :].lstrip("/")
     if not path or ".." in path.split("/"):
         raise StorageError(f"{uri!r} leaves the storage folder")
     return path
@@ -58,7 +58,9 @@ def save_input_file(namespace: str, flow_id: str, name: str, data: bytes) -> str
     safe = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "upload"
     if safe in (".", ".."):
         safe = "upload"
-    return save(f"{flow_folder(namespace, flow_id)}/inputs/{uuid.uuid4().hex}/{safe}", data)
+    return save(
+        f"{flow_folder(namespace, flow_id)}/inputs/{uuid.uuid4().hex}/{safe}", data
+    )
 
 
 def _uris_in(value: Any) -> set[str]:
@@ -90,21 +92,27 @@ class ExecutionFiles:
             folders, current, seen = [], self.execution, set()
             while current is not None and current.pk not in seen:
                 seen.add(current.pk)
-                folders.append(execution_folder(current.namespace, current.flow_id, current.pk))
+                folders.append(
+                    execution_folder(current.namespace, current.flow_id, current.pk)
+                )
                 current = current.parent
             self._folders = folders
         return self._folders
 
     def _given_uris(self) -> set[str]:
         if self._given is None:
-            given = _uris_in(self.execution.inputs or {}) | _uris_in(self.execution.trigger or {})
+            given = _uris_in(self.execution.inputs or {}) | _uris_in(
+                self.execution.trigger or {}
+            )
             self._given = {path_of(u) for u in given if _valid(u)}
         return self._given
 
     def check(self, uri: str) -> str:
         """The storage path of ``uri``, or StorageError if this execution may not open it."""
         path = path_of(uri)
-        if path in self._given_uris() or any(path.startswith(f) for f in self._allowed_folders()):
+        if path in self._given_uris() or any(
+            path.startswith(f) for f in self._allowed_folders()
+        ):
             return path
         raise StorageError(f"{uri} does not belong to execution {self.execution.pk}")
 
@@ -128,9 +136,12 @@ class ExecutionFiles:
             raise StorageError(f"no file stored at {uri}")
         return default_storage.size(path)
 
-    def save(self, task_id: str, taskrun_id: int, name: str, data: bytes | IO[bytes]) -> str:
-        folder = execution_folder(self.execution.namespace, self.execution.flow_id,
-                                  self.execution.pk)
+    def save(
+        self, task_id: str, taskrun_id: int, name: str, data: bytes | IO[bytes]
+    ) -> str:
+        folder = execution_folder(
+            self.execution.namespace, self.execution.flow_id, self.execution.pk
+        )
         return save(f"{folder}tasks/{task_id}/{taskrun_id}/{name}", data)
 
 
@@ -145,4 +156,3 @@ def _valid(uri: str) -> bool:
 def open_execution_file(execution, uri: str) -> IO[bytes]:
     """For downloads (UI, API): the file behind ``uri`` if it belongs to ``execution``."""
     return ExecutionFiles(execution).open(uri)
-

@@ -35,14 +35,25 @@ from django.utils import timezone
 from executions.models import ACTIVE, Execution, State, TaskRun, WorkerState
 
 STUCK_KINDS = ("orphaned", "stalled", "lost")
-SPARED_KINDS = ("running", "paused", "scheduled", "queued", "waiting-child", "stopping",
-                "recent")
+SPARED_KINDS = (
+    "running",
+    "paused",
+    "scheduled",
+    "queued",
+    "waiting-child",
+    "stopping",
+    "recent",
+)
 # Descendant generations read to judge "waiting on a live child".
 MAX_DEPTH = 20
 # Plain strings: compared 100,000 times per detection.
 CREATED, QUEUED, PAUSED, KILLING, RESTARTED = (
-    str(State.CREATED), str(State.QUEUED), str(State.PAUSED), str(State.KILLING),
-    str(State.RESTARTED))
+    str(State.CREATED),
+    str(State.QUEUED),
+    str(State.PAUSED),
+    str(State.KILLING),
+    str(State.RESTARTED),
+)
 
 
 @dataclass(slots=True)
@@ -109,7 +120,8 @@ class Detection:
 
 def _liveness_timeout() -> timedelta:
     return timedelta(
-        seconds=settings.ORCHESTRA_HEARTBEAT_SECONDS * settings.ORCHESTRA_MISSED_HEARTBEATS
+        seconds=settings.ORCHESTRA_HEARTBEAT_SECONDS
+        * settings.ORCHESTRA_MISSED_HEARTBEATS
     )
 
 
@@ -147,7 +159,8 @@ def candidates(
     if min_age_minutes is None:
         min_age_minutes = older_than_minutes
     qs = (Execution.objects.all() if within is None else within).filter(
-        state__in=sorted(ACTIVE), created_at__lte=now - timedelta(minutes=min_age_minutes)
+        state__in=sorted(ACTIVE),
+        created_at__lte=now - timedelta(minutes=min_age_minutes),
     )
     if namespace:
         qs = qs.in_namespace(namespace)
@@ -168,8 +181,11 @@ def _epoch(name: str):
     """``name`` as epoch seconds: computed by PostgreSQL (a float parses far
     faster than a timestamp); converted in Python on SQLite."""
     if connection.vendor == "postgresql":
-        return Func(F(name), template="EXTRACT(EPOCH FROM %(expressions)s)::float8",
-                    output_field=FloatField())
+        return Func(
+            F(name),
+            template="EXTRACT(EPOCH FROM %(expressions)s)::float8",
+            output_field=FloatField(),
+        )
     return F(name)
 
 
@@ -178,11 +194,26 @@ def _ts(value):
 
 
 _ROW = ("pk", "namespace", "flow_id", "state", "created_at", "progress_at", "parent_id")
-_TASKRUN = ("execution_id", "state", "task_id", "attempt", "created_at", "scheduled_at",
-            "worker_id", "worker__name", "worker__state", "worker__last_heartbeat_at",
-            "worker__dead_at")
-_TIMES = {"created_at", "progress_at", "scheduled_at", "worker__last_heartbeat_at",
-          "worker__dead_at"}
+_TASKRUN = (
+    "execution_id",
+    "state",
+    "task_id",
+    "attempt",
+    "created_at",
+    "scheduled_at",
+    "worker_id",
+    "worker__name",
+    "worker__state",
+    "worker__last_heartbeat_at",
+    "worker__dead_at",
+)
+_TIMES = {
+    "created_at",
+    "progress_at",
+    "scheduled_at",
+    "worker__last_heartbeat_at",
+    "worker__dead_at",
+}
 
 
 def _fetch(qs, fields: tuple[str, ...]) -> list[tuple]:
@@ -226,10 +257,17 @@ def detect(
     now = now or timezone.now()
     now_s = now.timestamp()
     cutoff = now_s - older_than_minutes * 60
-    qs = candidates(older_than_minutes=older_than_minutes, min_age_minutes=min_age_minutes,
-                    namespace=namespace, flow=flow,
-                    exclude_namespaces=exclude_namespaces, ids=ids, user=user, now=now,
-                    within=within)
+    qs = candidates(
+        older_than_minutes=older_than_minutes,
+        min_age_minutes=min_age_minutes,
+        namespace=namespace,
+        flow=flow,
+        exclude_namespaces=exclude_namespaces,
+        ids=ids,
+        user=user,
+        now=now,
+        within=within,
+    )
     rows = {r[0]: r for r in _fetch(qs, _ROW)}
     result = Detection(older_than_minutes=older_than_minutes, now=now)
     if not rows:
@@ -239,8 +277,13 @@ def detect(
     # waiting on a child that is alive is spared. All active executions that
     # have a parent come in one query (a partial index keeps it small).
     children: dict[int, list[int]] = {}
-    with_parent = {r[0]: r for r in _fetch(
-        Execution.objects.filter(parent_id__isnull=False, state__in=sorted(ACTIVE)), _ROW)}
+    with_parent = {
+        r[0]: r
+        for r in _fetch(
+            Execution.objects.filter(parent_id__isnull=False, state__in=sorted(ACTIVE)),
+            _ROW,
+        )
+    }
     for r in with_parent.values():
         children.setdefault(r[6], []).append(r[0])
     extra: dict[int, tuple] = {}
@@ -260,29 +303,48 @@ def detect(
     # For a large candidate set, reading every in-flight task run (a partial
     # index) beats joining back to the candidates.
     timeout_at = now_s - _liveness_timeout().total_seconds()
-    inflight = TaskRun.objects.filter(state__in=[State.CREATED, State.RUNNING], flowable=False)
+    inflight = TaskRun.objects.filter(
+        state__in=[State.CREATED, State.RUNNING], flowable=False
+    )
     wanted = rows.keys() | extra.keys()
     if len(wanted) <= 5000:
         inflight = inflight.filter(execution_id__in=sorted(wanted))
     running: dict[int, list[tuple]] = {}
     waiting: dict[int, list[tuple]] = {}
-    for (ex_id, state, task_id, attempt, created_at, scheduled_at, worker_id, w_name, w_state,
-         w_beat, w_dead) in _fetch(inflight, _TASKRUN):
+    for (
+        ex_id,
+        state,
+        task_id,
+        attempt,
+        created_at,
+        scheduled_at,
+        worker_id,
+        w_name,
+        w_state,
+        w_beat,
+        w_dead,
+    ) in _fetch(inflight, _TASKRUN):
         if ex_id not in wanted:
             continue
         if state == State.RUNNING:
-            alive = (worker_id is not None and w_state == WorkerState.ALIVE
-                     and w_beat is not None and w_beat >= timeout_at)
+            alive = (
+                worker_id is not None
+                and w_state == WorkerState.ALIVE
+                and w_beat is not None
+                and w_beat >= timeout_at
+            )
             running.setdefault(ex_id, []).append(
-                (alive, task_id, w_name or "", w_state, w_beat, w_dead))
+                (alive, task_id, w_name or "", w_state, w_beat, w_dead)
+            )
         else:
             due = max(created_at, scheduled_at) if scheduled_at else created_at
             waiting.setdefault(ex_id, []).append((due, task_id, attempt, scheduled_at))
 
     # Flows with an execution holding a concurrency slot (anything active but
     # QUEUED): their QUEUED executions are legitimately waiting.
-    queued_flows = {(r[1], r[2]) for r in (*rows.values(), *extra.values())
-                    if r[3] == State.QUEUED}
+    queued_flows = {
+        (r[1], r[2]) for r in (*rows.values(), *extra.values()) if r[3] == State.QUEUED
+    }
     holders: dict[tuple[str, str], int] = {}
     if queued_flows:
         flow_q = Q(pk__in=[])
@@ -290,7 +352,9 @@ def detect(
             flow_q |= Q(namespace=ns, flow_id=fid)
         for ns, fid, count in (
             Execution.objects.filter(flow_q, state__in=sorted(ACTIVE - {State.QUEUED}))
-            .order_by().values("namespace", "flow_id").annotate(n=Count("pk"))
+            .order_by()
+            .values("namespace", "flow_id")
+            .annotate(n=Count("pk"))
             .values_list("namespace", "flow_id", "n")
         ):
             holders[(ns, fid)] = count
@@ -303,8 +367,9 @@ def detect(
         if v is None:
             stuck, kind, why, worker = _judge(pk, depth)
             _, ns, fid, state, created_at, progress_at, _parent = all_rows[pk]
-            v = memo[pk] = Verdict(pk, ns, fid, state, created_at, progress_at, stuck, kind,
-                                   why, worker)
+            v = memo[pk] = Verdict(
+                pk, ns, fid, state, created_at, progress_at, stuck, kind, why, worker
+            )
         return v
 
     def _judge(pk: int, depth: int) -> tuple[bool, str, Any, str]:
@@ -315,35 +380,73 @@ def detect(
             if dead:
                 _, task_id, w_name, w_state, w_beat, w_dead = dead[0]
                 if not w_name:
-                    return (True, "orphaned",
-                            f"task '{task_id}' is RUNNING but its worker is gone", "")
+                    return (
+                        True,
+                        "orphaned",
+                        f"task '{task_id}' is RUNNING but its worker is gone",
+                        "",
+                    )
                 if w_state == WorkerState.DEAD:
-                    since = f"declared dead {_ago(w_dead, now_s)}" if w_dead else "declared dead"
+                    since = (
+                        f"declared dead {_ago(w_dead, now_s)}"
+                        if w_dead
+                        else "declared dead"
+                    )
                 elif w_state == WorkerState.STOPPED:
                     since = "stopped"
                 else:
                     since = f"last heartbeat {_ago(w_beat, now_s)}"
-                return (True, "orphaned",
-                        f"task '{task_id}' was running on worker {w_name}, {since}", w_name)
+                return (
+                    True,
+                    "orphaned",
+                    f"task '{task_id}' was running on worker {w_name}, {since}",
+                    w_name,
+                )
             _, task_id, w_name, _, w_beat, _ = runs[0]
-            return (False, "running", lambda: f"task '{task_id}' running on live worker "
-                    f"{w_name} (heartbeat {_ago(w_beat, now_s)})", w_name)
+            return (
+                False,
+                "running",
+                lambda: (
+                    f"task '{task_id}' running on live worker "
+                    f"{w_name} (heartbeat {_ago(w_beat, now_s)})"
+                ),
+                w_name,
+            )
         if state == KILLING:
             if progress_at < min(cutoff, now_s - settings.ORCHESTRA_KILL_GRACE_SECONDS):
-                return (True, "stalled",
-                        f"stop requested {_ago(progress_at, now_s)} and never confirmed", "")
+                return (
+                    True,
+                    "stalled",
+                    f"stop requested {_ago(progress_at, now_s)} and never confirmed",
+                    "",
+                )
             return (False, "stopping", "being stopped; ends within the kill grace", "")
         if state == PAUSED:
-            return (False, "paused", lambda: f"paused {_ago(progress_at, now_s)}, waiting to "
-                    "be resumed", "")
+            return (
+                False,
+                "paused",
+                lambda: f"paused {_ago(progress_at, now_s)}, waiting to be resumed",
+                "",
+            )
         if state == QUEUED:
             count = holders.get((ns, fid), 0)
             if count:
-                return (False, "queued", lambda: "queued behind the flow's concurrency limit "
-                        f"({count} active)", "")
+                return (
+                    False,
+                    "queued",
+                    lambda: (
+                        f"queued behind the flow's concurrency limit ({count} active)"
+                    ),
+                    "",
+                )
             if progress_at < cutoff:
-                return (True, "lost", f"queued {_ago(progress_at, now_s)} and no execution "
-                        "of the flow holds a concurrency slot", "")
+                return (
+                    True,
+                    "lost",
+                    f"queued {_ago(progress_at, now_s)} and no execution "
+                    "of the flow holds a concurrency slot",
+                    "",
+                )
             return (False, "queued", lambda: f"queued {_ago(progress_at, now_s)}", "")
         kids = children.get(pk)
         if kids:
@@ -353,31 +456,67 @@ def detect(
                     continue
                 cv = judge(child, depth + 1)
                 if not cv.stuck:
-                    return (False, "waiting-child",
-                            lambda cv=cv: f"waiting on child execution #{cv.id} ({cv.reason})",
-                            "")
+                    return (
+                        False,
+                        "waiting-child",
+                        lambda cv=cv: (
+                            f"waiting on child execution #{cv.id} ({cv.reason})"
+                        ),
+                        "",
+                    )
                 stuck_child = stuck_child or cv
             if stuck_child is not None:
-                return (True, stuck_child.kind, f"waiting on child execution "
-                        f"#{stuck_child.id}, which is stuck: {stuck_child.reason}",
-                        stuck_child.worker)
+                return (
+                    True,
+                    stuck_child.kind,
+                    f"waiting on child execution "
+                    f"#{stuck_child.id}, which is stuck: {stuck_child.reason}",
+                    stuck_child.worker,
+                )
         waits = waiting.get(pk)
         if waits:
             due, task_id, attempt, _scheduled = min(waits)
             if due > now_s:
-                what = f"attempt {attempt} of '{task_id}'" if attempt > 1 else f"'{task_id}'"
-                return (False, "scheduled",
-                        lambda: f"{what} scheduled for {_local(due):%Y-%m-%d %H:%M:%S}", "")
+                what = (
+                    f"attempt {attempt} of '{task_id}'"
+                    if attempt > 1
+                    else f"'{task_id}'"
+                )
+                return (
+                    False,
+                    "scheduled",
+                    lambda: f"{what} scheduled for {_local(due):%Y-%m-%d %H:%M:%S}",
+                    "",
+                )
             if due < cutoff:
-                return (True, "lost", f"task '{task_id}' waiting for a worker since "
-                        f"{_ago(due, now_s)}; no worker picked it up", "")
-            return (False, "recent", lambda: f"task '{task_id}' queued {_ago(due, now_s)}", "")
+                return (
+                    True,
+                    "lost",
+                    f"task '{task_id}' waiting for a worker since "
+                    f"{_ago(due, now_s)}; no worker picked it up",
+                    "",
+                )
+            return (
+                False,
+                "recent",
+                lambda: f"task '{task_id}' queued {_ago(due, now_s)}",
+                "",
+            )
         if progress_at < cutoff:
             if state == CREATED or state == RESTARTED:
-                return (True, "lost", f"{state.lower()} {_ago(progress_at, now_s)} and "
-                        "never started", "")
-            return (True, "stalled", f"no progress since {_ago(progress_at, now_s)}; no task "
-                    "running or waiting", "")
+                return (
+                    True,
+                    "lost",
+                    f"{state.lower()} {_ago(progress_at, now_s)} and never started",
+                    "",
+                )
+            return (
+                True,
+                "stalled",
+                f"no progress since {_ago(progress_at, now_s)}; no task "
+                "running or waiting",
+                "",
+            )
         return (False, "recent", lambda: f"progress {_ago(progress_at, now_s)}", "")
 
     operator_ok: dict[str, bool] = {}
@@ -387,7 +526,9 @@ def detect(
         v = judge(pk)
         if v.stuck and user is not None:
             if v.namespace not in operator_ok:
-                operator_ok[v.namespace] = roles.has_role(user, v.namespace, roles.OPERATOR)
+                operator_ok[v.namespace] = roles.has_role(
+                    user, v.namespace, roles.OPERATOR
+                )
             v.permitted = operator_ok[v.namespace]
         if not v.stuck:
             result.spared.append(v)
@@ -413,7 +554,10 @@ def stuck_count(user=None, older_than_minutes: int = 5, cached: bool = True) -> 
         scope = "*" if prefixes is None else ",".join(prefixes)
     else:
         scope = "*"
-    key = "stuck-count:" + hashlib.sha1(f"{older_than_minutes}:{scope}".encode()).hexdigest()
+    key = (
+        "stuck-count:"
+        + hashlib.sha1(f"{older_than_minutes}:{scope}".encode()).hexdigest()
+    )
     value = cache.get(key) if cached else None
     if value is None:
         found = detect(older_than_minutes=older_than_minutes, user=user)

@@ -33,6 +33,8 @@ def stuck_auto_cleanup() -> dict:
     from executions.cleanup import auto_cleanup
 
     return auto_cleanup()
+
+
 @shared_task(name="orchestra.evaluate_schedules", ignore_result=True)
 def evaluate_schedules() -> dict:
     """Beat: fire due schedules; then, as safety nets, start Flow-trigger

@@ -15,7 +15,11 @@ urlpatterns = [
     path("executions/<int:pk>/restart/", views.restart_execution, name="restart"),
     path("executions/<int:pk>/replay/", views.replay_execution, name="replay"),
     path("executions/<int:pk>/resume/", views.resume_execution, name="resume"),
-    path("flows/<str:namespace>/<str:flow_id>/execute/", views.execute_flow, name="execute"),
+    path(
+        "flows/<str:namespace>/<str:flow_id>/execute/",
+        views.execute_flow,
+        name="execute",
+    ),
     path("namespaces/", views.list_namespaces, name="namespaces"),
     path("audit/", views.audit_log, name="audit"),
 ]

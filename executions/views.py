@@ -53,10 +53,13 @@ def _actions_for(user, execution) -> dict[str, bool]:
     state = execution.state
     return {
         "kill": can_operate and state not in TERMINAL and state != "KILLING",
-        "restart": can_operate and hasattr(actions, "restart") and state in bulk.RESTARTABLE,
+        "restart": can_operate
+        and hasattr(actions, "restart")
+        and state in bulk.RESTARTABLE,
         "replay": can_operate and hasattr(actions, "replay") and state in TERMINAL,
         "resume": can_operate and hasattr(actions, "resume") and state == "PAUSED",
-        "delete": roles.has_role(user, execution.namespace, roles.EDITOR) and state in TERMINAL,
+        "delete": roles.has_role(user, execution.namespace, roles.EDITOR)
+        and state in TERMINAL,
     }
 
 
@@ -140,14 +143,17 @@ def show_execution(request, pk: int):
     execution = _get_execution_for_user(request, pk)
     context = _detail_context(request, execution)
     logs = list(LogEntry.objects.filter(execution=execution).order_by("id")[:LOG_BATCH])
-    context.update({
-        "logs": logs,
-        "last_log_id": logs[-1].pk if logs else 0,
-        "more_logs": len(logs) == LOG_BATCH,
-        "history": StateChange.objects.filter(execution=execution)
-        .select_related("taskrun").order_by("id"),
-        "children": execution.children.order_by("id")[:50],
-    })
+    context.update(
+        {
+            "logs": logs,
+            "last_log_id": logs[-1].pk if logs else 0,
+            "more_logs": len(logs) == LOG_BATCH,
+            "history": StateChange.objects.filter(execution=execution)
+            .select_related("taskrun")
+            .order_by("id"),
+            "children": execution.children.order_by("id")[:50],
+        }
+    )
     return render(request, "executions/detail.html", context)
 
 
@@ -155,7 +161,9 @@ def show_execution(request, pk: int):
 def execution_live(request, pk: int):
     """State, actions and Gantt; re-polled by the page until the execution ends."""
     execution = _get_execution_for_user(request, pk)
-    return render(request, "executions/detail.html#live", _detail_context(request, execution))
+    return render(
+        request, "executions/detail.html#live", _detail_context(request, execution)
+    )
 
 
 @require_GET
@@ -167,15 +175,21 @@ def execution_logs(request, pk: int):
     except ValueError:
         return HttpResponseBadRequest("after must be a log line id (an integer)")
     logs = list(
-        LogEntry.objects.filter(execution=execution, id__gt=after).order_by("id")[:LOG_BATCH]
+        LogEntry.objects.filter(execution=execution, id__gt=after).order_by("id")[
+            :LOG_BATCH
+        ]
     )
-    return render(request, "executions/detail.html#loglines", {
-        "e": execution,
-        "logs": logs,
-        "last_log_id": logs[-1].pk if logs else after,
-        "more_logs": len(logs) == LOG_BATCH,
-        "follow": True,
-    })
+    return render(
+        request,
+        "executions/detail.html#loglines",
+        {
+            "e": execution,
+            "logs": logs,
+            "last_log_id": logs[-1].pk if logs else after,
+            "more_logs": len(logs) == LOG_BATCH,
+            "follow": True,
+        },
+    )
 
 
 # --- single actions ------------------------------------------------------------
@@ -197,18 +211,33 @@ def _reason(request) -> str:
 
 @require_POST
 def kill_execution(request, pk: int):
-    return _run_action(request, pk, "kill", lambda e: actions.kill(
-        e.pk, cause=Cause.USER, actor=request.user.get_username(),
-        reason=_reason(request) or "killed from the dashboard"))
+    return _run_action(
+        request,
+        pk,
+        "kill",
+        lambda e: actions.kill(
+            e.pk,
+            cause=Cause.USER,
+            actor=request.user.get_username(),
+            reason=_reason(request) or "killed from the dashboard",
+        ),
+    )
 
 
 @require_POST
 def restart_execution(request, pk: int):
     if not hasattr(actions, "restart"):
         raise Http404("restart is not available in this version")
-    return _run_action(request, pk, "restart", lambda e: actions.restart(
-        e.pk, actor=request.user.get_username(),
-        reason=_reason(request) or "restarted from the dashboard"))
+    return _run_action(
+        request,
+        pk,
+        "restart",
+        lambda e: actions.restart(
+            e.pk,
+            actor=request.user.get_username(),
+            reason=_reason(request) or "restarted from the dashboard",
+        ),
+    )
 
 
 @require_POST
@@ -219,19 +248,33 @@ def replay_execution(request, pk: int):
     if not form.is_valid():
         messages.error(request, f"Replay: {form.errors.as_text()}")
         return redirect("executions:show", pk=pk)
-    return _run_action(request, pk, "replay", lambda e: actions.replay(
-        e.pk, from_task=form.cleaned_data["from_task"] or None,
-        actor=request.user.get_username(),
-        reason=_reason(request) or "replayed from the dashboard"))
+    return _run_action(
+        request,
+        pk,
+        "replay",
+        lambda e: actions.replay(
+            e.pk,
+            from_task=form.cleaned_data["from_task"] or None,
+            actor=request.user.get_username(),
+            reason=_reason(request) or "replayed from the dashboard",
+        ),
+    )
 
 
 @require_POST
 def resume_execution(request, pk: int):
     if not hasattr(actions, "resume"):
         raise Http404("resume is not available in this version")
-    return _run_action(request, pk, "resume", lambda e: actions.resume(
-        e.pk, actor=request.user.get_username(),
-        reason=_reason(request) or "resumed from the dashboard"))
+    return _run_action(
+        request,
+        pk,
+        "resume",
+        lambda e: actions.resume(
+            e.pk,
+            actor=request.user.get_username(),
+            reason=_reason(request) or "resumed from the dashboard",
+        ),
+    )
 
 
 # --- bulk --------------------------------------------------------------------
@@ -257,15 +300,20 @@ def bulk_executions(request):
     back = reverse("executions:list") + "?" + request.POST.get("query", "")
     if request.POST.get("confirm") == "yes":
         result = bulk.apply(
-            request.user, action.name, _ids(request.POST.getlist("ids")),
-            cause=Cause.USER, reason=_reason(request) or f"bulk {action.name} from the dashboard",
+            request.user,
+            action.name,
+            _ids(request.POST.getlist("ids")),
+            cause=Cause.USER,
+            reason=_reason(request) or f"bulk {action.name} from the dashboard",
         )
         messages.success(request, result.message + ".")
         for pk, why in list(result.skipped.items())[:20]:
             messages.warning(request, f"Execution {pk} skipped: {why}")
         return redirect(back)
     if request.POST.get("all_matching") == "yes":
-        filterset = filter_executions(request.user, QueryDict(request.POST.get("query", "")))
+        filterset = filter_executions(
+            request.user, QueryDict(request.POST.get("query", ""))
+        )
         if not filterset.is_valid():
             messages.error(request, filterset.error_message)
             return redirect(back)
@@ -273,21 +321,31 @@ def bulk_executions(request):
     else:
         ids = _ids(request.POST.getlist("ids"))
         if not ids:
-            messages.error(request, "Select at least one execution, or choose all matching.")
+            messages.error(
+                request, "Select at least one execution, or choose all matching."
+            )
             return redirect(back)
         plan = bulk.preview_ids(request.user, action.name, ids)
-    return render(request, "executions/bulk_confirm.html", {
-        "nav": "executions", "plan": plan, "query": request.POST.get("query", ""),
-        "max_bulk": bulk.MAX_BULK,
-    })
+    return render(
+        request,
+        "executions/bulk_confirm.html",
+        {
+            "nav": "executions",
+            "plan": plan,
+            "query": request.POST.get("query", ""),
+            "max_bulk": bulk.MAX_BULK,
+        },
+    )
 
 
 # --- execute -------------------------------------------------------------------
 @require_http_methods(["GET", "POST"])
 def execute_flow(request, namespace: str, flow_id: str):
-    flow = Flow.objects.live().filter(
-        roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id
-    ).first()
+    flow = (
+        Flow.objects.live()
+        .filter(roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id)
+        .first()
+    )
     if flow is None:
         raise Http404(f"no flow {namespace}.{flow_id}")
     roles.require(request.user, namespace, roles.OPERATOR)
@@ -297,22 +355,34 @@ def execute_flow(request, namespace: str, flow_id: str):
     if request.method == "POST" and form.is_valid():
         try:
             execution = actions.create_execution(
-                revision, inputs=form.input_values(), labels=form.cleaned_data["labels"],
+                revision,
+                inputs=form.input_values(),
+                labels=form.cleaned_data["labels"],
                 trigger={"type": "manual", "user": request.user.get_username()},
-                cause=Cause.USER, actor=request.user.get_username(),
+                cause=Cause.USER,
+                actor=request.user.get_username(),
             )
         except InputError as exc:
             for name, message in exc.errors.items():
-                form.add_error(f"input_{name}" if f"input_{name}" in form.fields else None,
-                               message)
+                form.add_error(
+                    f"input_{name}" if f"input_{name}" in form.fields else None, message
+                )
         except actions.ActionError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Execution {execution.pk} created.")
             return redirect("executions:show", pk=execution.pk)
-    return render(request, "executions/execute.html", {
-        "nav": "flows", "flow": flow, "spec": spec, "form": form,
-    }, status=400 if form.is_bound and form.errors else 200)
+    return render(
+        request,
+        "executions/execute.html",
+        {
+            "nav": "flows",
+            "flow": flow,
+            "spec": spec,
+            "form": form,
+        },
+        status=400 if form.is_bound and form.errors else 200,
+    )
 
 
 # --- namespaces and audit ------------------------------------------------------
@@ -322,29 +392,45 @@ def list_namespaces(request):
     names = _visible_namespaces(user)
     flows_by_ns: dict[str, list[str]] = {}
     for ns, flow_id in (
-        Flow.objects.live().filter(roles.namespace_q(user))
-        .order_by("namespace", "flow_id").values_list("namespace", "flow_id")
+        Flow.objects.live()
+        .filter(roles.namespace_q(user))
+        .order_by("namespace", "flow_id")
+        .values_list("namespace", "flow_id")
     ):
         flows_by_ns.setdefault(ns, []).append(flow_id)
     since = timezone.now() - WINDOWS[DEFAULT_WINDOW][1]
     stats = (
-        visible_executions(user).filter(created_at__gte=since)
-        .values("namespace").annotate(
-            total=Count("id"), failed=Count("id", filter=Q(state="FAILED")),
-            running=Count("id", filter=Q(state="RUNNING")), last=Max("created_at"),
+        visible_executions(user)
+        .filter(created_at__gte=since)
+        .values("namespace")
+        .annotate(
+            total=Count("id"),
+            failed=Count("id", filter=Q(state="FAILED")),
+            running=Count("id", filter=Q(state="RUNNING")),
+            last=Max("created_at"),
         )
     )
     by_ns = {row["namespace"]: row for row in stats}
     rows = [
-        {"name": ns, "depth": ns.count("."), "flows": len(flows_by_ns.get(ns, [])),
-         "flow_ids": flows_by_ns.get(ns, []),
-         **{k: by_ns.get(ns, {}).get(k, 0) for k in ("total", "failed", "running")},
-         "last": by_ns.get(ns, {}).get("last")}
+        {
+            "name": ns,
+            "depth": ns.count("."),
+            "flows": len(flows_by_ns.get(ns, [])),
+            "flow_ids": flows_by_ns.get(ns, []),
+            **{k: by_ns.get(ns, {}).get(k, 0) for k in ("total", "failed", "running")},
+            "last": by_ns.get(ns, {}).get("last"),
+        }
         for ns in names
     ]
-    return render(request, "executions/namespaces.html", {
-        "nav": "namespaces", "rows": rows, "window": WINDOWS[DEFAULT_WINDOW][0],
-    })
+    return render(
+        request,
+        "executions/namespaces.html",
+        {
+            "nav": "namespaces",
+            "rows": rows,
+            "window": WINDOWS[DEFAULT_WINDOW][0],
+        },
+    )
 
 
 AUDIT_CAUSES = [Cause.USER, Cause.API, Cause.CLI, Cause.SWEEP, Cause.SLA]
@@ -355,12 +441,15 @@ def audit_log(request):
     """State changes of executions caused by people and sweeps, newest first."""
     qs = StateChange.objects.filter(
         roles.namespace_q(request.user, field="execution__namespace"),
-        taskrun__isnull=True, cause__in=AUDIT_CAUSES,
+        taskrun__isnull=True,
+        cause__in=AUDIT_CAUSES,
     ).select_related("execution")
     cause = request.GET.get("cause", "")
     if cause:
         if cause not in AUDIT_CAUSES:
-            return HttpResponseBadRequest(f"cause must be one of {', '.join(AUDIT_CAUSES)}")
+            return HttpResponseBadRequest(
+                f"cause must be one of {', '.join(AUDIT_CAUSES)}"
+            )
         qs = qs.filter(cause=cause)
     actor = request.GET.get("actor", "").strip()
     if actor:
@@ -378,8 +467,15 @@ def audit_log(request):
     if more:
         params = {k: v for k, v in {"cause": cause, "actor": actor}.items() if v}
         next_url = "?" + urlencode({**params, "before": rows[-1].pk})
-    return render(request, "executions/audit.html", {
-        "nav": "audit", "rows": rows, "next_url": next_url, "causes": AUDIT_CAUSES,
-        "cause": cause, "actor": actor,
-    })
-
+    return render(
+        request,
+        "executions/audit.html",
+        {
+            "nav": "audit",
+            "rows": rows,
+            "next_url": next_url,
+            "causes": AUDIT_CAUSES,
+            "cause": cause,
+            "actor": actor,
+        },
+    )

@@ -68,12 +68,35 @@ def is_dynamic(value: Any) -> bool:
 
 # --- Java date patterns -------------------------------------------------------
 _JAVA_TOKENS = [
-    ("yyyy", "%Y"), ("uuuu", "%Y"), ("yy", "%y"), ("MMMM", "%B"), ("MMM", "%b"),
-    ("MM", "%m"), ("M", "{M}"), ("dd", "%d"), ("d", "{d}"), ("HH", "%H"),
-    ("H", "{H}"), ("hh", "%I"), ("h", "{h}"), ("mm", "%M"), ("ss", "%S"),
-    ("SSSSSS", "%f"), ("SSS", "{SSS}"), ("EEEE", "%A"), ("EEE", "%a"), ("E", "%a"),
-    ("a", "%p"), ("XXX", "{XXX}"), ("xxx", "{XXX}"), ("X", "{X}"), ("Z", "%z"),
-    ("z", "%Z"), ("DDD", "%j"), ("D", "{D}"), ("ww", "%V"),
+    ("yyyy", "%Y"),
+    ("uuuu", "%Y"),
+    ("yy", "%y"),
+    ("MMMM", "%B"),
+    ("MMM", "%b"),
+    ("MM", "%m"),
+    ("M", "{M}"),
+    ("dd", "%d"),
+    ("d", "{d}"),
+    ("HH", "%H"),
+    ("H", "{H}"),
+    ("hh", "%I"),
+    ("h", "{h}"),
+    ("mm", "%M"),
+    ("ss", "%S"),
+    ("SSSSSS", "%f"),
+    ("SSS", "{SSS}"),
+    ("EEEE", "%A"),
+    ("EEE", "%a"),
+    ("E", "%a"),
+    ("a", "%p"),
+    ("XXX", "{XXX}"),
+    ("xxx", "{XXX}"),
+    ("X", "{X}"),
+    ("Z", "%z"),
+    ("z", "%Z"),
+    ("DDD", "%j"),
+    ("D", "{D}"),
+    ("ww", "%V"),
 ]
 
 
@@ -115,7 +138,9 @@ def _to_datetime(value: Any) -> datetime:
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            raise ExpressionError(f"date: {value!r} is not an ISO-8601 date or datetime") from None
+            raise ExpressionError(
+                f"date: {value!r} is not an ISO-8601 date or datetime"
+            ) from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ExpressionError(f"date: cannot read a date from {type(value).__name__}")
 
@@ -129,14 +154,22 @@ def _tz(name: str | None):
         raise ExpressionError(f"unknown time zone {name!r}") from None
 
 
-def filter_date(value: Any, format: str = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX", timeZone: str | None = None) -> str:  # noqa: A002
+def filter_date(
+    value: Any,
+    format: str = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX",
+    timeZone: str | None = None,
+) -> str:  # noqa: A002
     moment = _to_datetime(value)
     zone = _tz(timeZone)
     if zone:
         moment = moment.astimezone(zone)
     # Named formats Kestra offers besides patterns.
-    named = {"iso": "yyyy-MM-dd'T'HH:mm:ss.SSSXXX", "iso_date": "yyyy-MM-dd",
-             "iso_date_time": "yyyy-MM-dd'T'HH:mm:ssXXX", "sql": "yyyy-MM-dd HH:mm:ss.SSS"}
+    named = {
+        "iso": "yyyy-MM-dd'T'HH:mm:ss.SSSXXX",
+        "iso_date": "yyyy-MM-dd",
+        "iso_date_time": "yyyy-MM-dd'T'HH:mm:ssXXX",
+        "sql": "yyyy-MM-dd HH:mm:ss.SSS",
+    }
     format = named.get(format, format)  # noqa: A001
     if format == "epoch" or format == "timestamp":
         return str(int(moment.timestamp()))
@@ -156,8 +189,13 @@ def filter_date(value: Any, format: str = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX", timeZo
 
 
 _UNITS = {
-    "NANOS": "microseconds", "MICROS": "microseconds", "MILLIS": "milliseconds",
-    "SECONDS": "seconds", "MINUTES": "minutes", "HOURS": "hours", "DAYS": "days",
+    "NANOS": "microseconds",
+    "MICROS": "microseconds",
+    "MILLIS": "milliseconds",
+    "SECONDS": "seconds",
+    "MINUTES": "minutes",
+    "HOURS": "hours",
+    "DAYS": "days",
     "WEEKS": "weeks",
 }
 
@@ -171,7 +209,9 @@ def filter_date_add(value: Any, amount: int, unit: str = "DAYS") -> datetime:
         year, month = moment.year + month0 // 12, month0 % 12 + 1
         return moment.replace(year=year, month=month, day=min(moment.day, 28))
     if unit_up not in _UNITS:
-        raise ExpressionError(f"dateAdd: unknown unit {unit!r}; use one of {', '.join(_UNITS)}")
+        raise ExpressionError(
+            f"dateAdd: unknown unit {unit!r}; use one of {', '.join(_UNITS)}"
+        )
     factor = 0.001 if unit_up == "NANOS" else 1
     return moment + timedelta(**{_UNITS[unit_up]: int(amount) * factor})
 
@@ -206,7 +246,9 @@ def from_json(value: Any) -> Any:
     try:
         return json.loads(value)
     except json.JSONDecodeError as exc:
-        raise ExpressionError(f"fromJson: not valid JSON ({exc.msg} at char {exc.pos})") from None
+        raise ExpressionError(
+            f"fromJson: not valid JSON ({exc.msg} at char {exc.pos})"
+        ) from None
 
 
 def filter_number(value: Any, type: str | None = None) -> int | float:  # noqa: A002
@@ -284,8 +326,9 @@ class FileAccess:
 def _files(context: Any, function: str, path: Any):
     access = context.get(FILES_KEY)
     if not isinstance(access, FileAccess):
-        raise ExpressionError(f"{function}() reads files of a running execution; "
-                              "there is none here")
+        raise ExpressionError(
+            f"{function}() reads files of a running execution; there is none here"
+        )
     return access._source
 
 
@@ -300,8 +343,9 @@ def _file_call(context: Any, function: str, path: Any, op):
 @pass_context
 def fn_read(context: Any, path: Any, encoding: str = "utf-8") -> str:
     """Kestra's ``read(uri)``: the text of a file in internal storage."""
-    return _file_call(context, "read", path,
-                      lambda f, p: f.read(p).decode(encoding, errors="replace"))
+    return _file_call(
+        context, "read", path, lambda f, p: f.read(p).decode(encoding, errors="replace")
+    )
 
 
 @pass_context
@@ -323,7 +367,9 @@ def format_native(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+        text = value.isoformat(
+            timespec="milliseconds" if value.microsecond else "seconds"
+        )
         return text.replace("+00:00", "Z")
     if isinstance(value, date | time):
         return value.isoformat()
@@ -419,7 +465,9 @@ def _compile(template: str):
         try:
             compiled = ENV.from_string(preprocess(template))
         except TemplateSyntaxError as exc:
-            raise ExpressionError(f"invalid expression: {exc.message}", template) from None
+            raise ExpressionError(
+                f"invalid expression: {exc.message}", template
+            ) from None
         if len(_cache) > 5000:
             _cache.clear()
         _cache[template] = compiled
@@ -453,8 +501,16 @@ def render(template: Any, context: Mapping[str, Any]) -> Any:
             return compiled.render(context)
         except ExpressionError:
             raise
-        except (UndefinedError, SecurityError, TypeError, ValueError, KeyError,
-                AttributeError, ZeroDivisionError, OverflowError) as exc:
+        except (
+            UndefinedError,
+            SecurityError,
+            TypeError,
+            ValueError,
+            KeyError,
+            AttributeError,
+            ZeroDivisionError,
+            OverflowError,
+        ) as exc:
             raise _explain(exc, template) from None
     if isinstance(template, list):
         return [render(item, context) for item in template]
@@ -476,15 +532,25 @@ def evaluate(template: Any, context: Mapping[str, Any]) -> Any:
             try:
                 expr = ENV.compile_expression(source, undefined_to_none=False)
             except TemplateSyntaxError as exc:
-                raise ExpressionError(f"invalid expression: {exc.message}", template) from None
+                raise ExpressionError(
+                    f"invalid expression: {exc.message}", template
+                ) from None
             try:
                 value = expr(**context)
                 str(value)  # StrictUndefined raises here when a name is missing
                 return value
             except ExpressionError:
                 raise
-            except (UndefinedError, SecurityError, TypeError, ValueError, KeyError,
-                    AttributeError, ZeroDivisionError, OverflowError) as exc:
+            except (
+                UndefinedError,
+                SecurityError,
+                TypeError,
+                ValueError,
+                KeyError,
+                AttributeError,
+                ZeroDivisionError,
+                OverflowError,
+            ) as exc:
                 raise _explain(exc, template) from None
         return render(template, context)
     if isinstance(template, list):

@@ -19,7 +19,9 @@ def namespace_and_parents(name: str) -> list[str]:
 
 class NamespaceQuerySet(models.QuerySet):
     def under(self, prefix: str):
-        return self.filter(models.Q(name=prefix) | models.Q(name__startswith=prefix + "."))
+        return self.filter(
+            models.Q(name=prefix) | models.Q(name__startswith=prefix + ".")
+        )
 
 
 class Namespace(models.Model):
@@ -43,7 +45,8 @@ class FlowQuerySet(models.QuerySet):
     def in_namespace(self, prefix: str, children: bool = True):
         if children:
             return self.filter(
-                models.Q(namespace=prefix) | models.Q(namespace__startswith=prefix + ".")
+                models.Q(namespace=prefix)
+                | models.Q(namespace__startswith=prefix + ".")
             )
         return self.filter(namespace=prefix)
 
@@ -63,7 +66,9 @@ class Flow(models.Model):
     class Meta:
         ordering = ["namespace", "flow_id"]
         constraints = [
-            models.UniqueConstraint(fields=["namespace", "flow_id"], name="flow_unique_id")
+            models.UniqueConstraint(
+                fields=["namespace", "flow_id"], name="flow_unique_id"
+            )
         ]
 
     def __str__(self) -> str:
@@ -85,7 +90,9 @@ class FlowRevision(models.Model):
     class Meta:
         ordering = ["flow", "-revision"]
         constraints = [
-            models.UniqueConstraint(fields=["flow", "revision"], name="flow_revision_unique")
+            models.UniqueConstraint(
+                fields=["flow", "revision"], name="flow_revision_unique"
+            )
         ]
 
     def __str__(self) -> str:
@@ -118,7 +125,8 @@ def save_flow(source: str, actor: str = "") -> tuple[Flow, FlowRevision, bool]:
     for name in namespace_and_parents(spec.namespace):
         Namespace.objects.get_or_create(name=name)
     flow, created = Flow.objects.select_for_update().get_or_create(
-        namespace=spec.namespace, flow_id=spec.id,
+        namespace=spec.namespace,
+        flow_id=spec.id,
         defaults={"revision": 0, "description": spec.description},
     )
     if not created and not flow.deleted:
@@ -132,7 +140,11 @@ def save_flow(source: str, actor: str = "") -> tuple[Flow, FlowRevision, bool]:
     flow.updated_at = timezone.now()
     flow.save()
     revision = FlowRevision.objects.create(
-        flow=flow, revision=flow.revision, source=source, checksum=digest, created_by=actor
+        flow=flow,
+        revision=flow.revision,
+        source=source,
+        checksum=digest,
+        created_by=actor,
     )
     from flows.signals import flow_saved
 

@@ -7,7 +7,8 @@ from rest_framework import serializers
 
 class FlowSourceIn(serializers.Serializer):
     source = serializers.CharField(
-        trim_whitespace=False, max_length=1_000_000,
+        trim_whitespace=False,
+        max_length=1_000_000,
         help_text="The flow YAML. Or send the YAML itself with Content-Type: text/yaml.",
     )
 

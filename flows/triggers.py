@@ -29,11 +29,30 @@ TRIGGER_TYPES = {
         "Flow",
     ),
 }
-COMMON = {"id", "type", "description", "disabled", "conditions", "inputs", "labels",
-          "stopAfter", "logLevel", "minLogLevel", "workerGroup"}
+COMMON = {
+    "id",
+    "type",
+    "description",
+    "disabled",
+    "conditions",
+    "inputs",
+    "labels",
+    "stopAfter",
+    "logLevel",
+    "minLogLevel",
+    "workerGroup",
+}
 KEYS = {
-    "schedule": COMMON | {"cron", "timezone", "lateMaximumDelay", "recoverMissedSchedules",
-                          "backfill", "withSeconds", "scheduleConditions"},
+    "schedule": COMMON
+    | {
+        "cron",
+        "timezone",
+        "lateMaximumDelay",
+        "recoverMissedSchedules",
+        "backfill",
+        "withSeconds",
+        "scheduleConditions",
+    },
     "webhook": COMMON | {"key", "wait", "returnOutputs"},
     "flow": COMMON | {"states", "preconditions"},
 }
@@ -48,7 +67,15 @@ def trigger_kind(type_name: str) -> str | None:
 
 def validate_cron(expression: str, with_seconds: bool = False) -> str:
     """Return the cron expression or raise ValueError explaining what is wrong."""
-    macros = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+    macros = {
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@midnight",
+        "@hourly",
+    }
     text = str(expression).strip()
     if text in macros:
         return text
@@ -90,13 +117,18 @@ def check_triggers(value: Any, checker) -> list[dict[str, Any]]:
             names = [n for names in TRIGGER_TYPES.values() for n in names]
             close = difflib.get_close_matches(str(item.get("type")), names, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            checker.error((*path, "type"), f"unknown trigger type '{item.get('type')}'{hint} Known: Schedule, Webhook, Flow")
+            checker.error(
+                (*path, "type"),
+                f"unknown trigger type '{item.get('type')}'{hint} Known: Schedule, Webhook, Flow",
+            )
             continue
         for key in item:
             if key not in KEYS[kind]:
                 close = difflib.get_close_matches(key, KEYS[kind], n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
-                checker.error((*path, key), f"unknown {kind} trigger property '{key}'{hint}")
+                checker.error(
+                    (*path, key), f"unknown {kind} trigger property '{key}'{hint}"
+                )
         entry = dict(item)
         entry["kind"] = kind
         if kind == "schedule":
@@ -111,7 +143,9 @@ def check_triggers(value: Any, checker) -> list[dict[str, Any]]:
                 try:
                     ZoneInfo(str(item["timezone"]))
                 except (ZoneInfoNotFoundError, ValueError):
-                    checker.error((*path, "timezone"), f"unknown time zone {item['timezone']!r}")
+                    checker.error(
+                        (*path, "timezone"), f"unknown time zone {item['timezone']!r}"
+                    )
             if item.get("lateMaximumDelay") is not None:
                 try:
                     parse_duration(item["lateMaximumDelay"])
@@ -119,9 +153,15 @@ def check_triggers(value: Any, checker) -> list[dict[str, Any]]:
                     checker.error((*path, "lateMaximumDelay"), str(exc))
             policy = str(item.get("recoverMissedSchedules", "ALL")).upper()
             if policy not in ("ALL", "LAST", "NONE"):
-                checker.error((*path, "recoverMissedSchedules"), "must be ALL, LAST or NONE")
+                checker.error(
+                    (*path, "recoverMissedSchedules"), "must be ALL, LAST or NONE"
+                )
             if item.get("backfill") is not None:
-                start = item["backfill"].get("start") if isinstance(item["backfill"], dict) else None
+                start = (
+                    item["backfill"].get("start")
+                    if isinstance(item["backfill"], dict)
+                    else None
+                )
                 try:
                     entry["backfill_start"] = parse_date(start)
                 except ValueError as exc:
@@ -129,20 +169,29 @@ def check_triggers(value: Any, checker) -> list[dict[str, Any]]:
         elif kind == "webhook":
             key = item.get("key")
             if not key or not isinstance(key, str) or len(key) < 4:
-                checker.error((*path, "key"), "Webhook trigger needs a 'key' of at least 4 characters")
+                checker.error(
+                    (*path, "key"),
+                    "Webhook trigger needs a 'key' of at least 4 characters",
+                )
         elif kind == "flow":
             entry["states"] = _states(item.get("states"), checker, (*path, "states"))
             pre = item.get("preconditions")
             if pre is not None:
-                entry["pre_conditions"] = _preconditions(pre, checker, (*path, "preconditions"))
-        entry["conditions"] = _conditions(item.get("conditions"), kind, checker, (*path, "conditions"))
+                entry["pre_conditions"] = _preconditions(
+                    pre, checker, (*path, "preconditions")
+                )
+        entry["conditions"] = _conditions(
+            item.get("conditions"), kind, checker, (*path, "conditions")
+        )
         if item.get("inputs") is not None and not isinstance(item["inputs"], dict):
             checker.error((*path, "inputs"), "inputs must be a mapping of name: value")
         if item.get("labels") is not None:
             labels = _labels_map(item["labels"])
             if labels is None:
-                checker.error((*path, "labels"), "labels must be a mapping of key: value "
-                              "or a list of {key, value}")
+                checker.error(
+                    (*path, "labels"),
+                    "labels must be a mapping of key: value or a list of {key, value}",
+                )
             entry["labels"] = labels or {}
         out.append(entry)
     return out
@@ -157,7 +206,9 @@ def parse_date(value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO-8601 date such as 2024-01-01T00:00:00Z") from None
+        raise ValueError(
+            f"{value!r} is not an ISO-8601 date such as 2024-01-01T00:00:00Z"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -165,23 +216,33 @@ TERMINAL_STATES = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
 
 # Condition types, with Kestra's spellings. Each applies to some trigger kinds.
 CONDITION_TYPES = {
-    "ExecutionStatus": ("io.kestra.plugin.core.condition.ExecutionStatus",
-                        "io.kestra.plugin.core.condition.ExecutionStatusCondition",
-                        "io.kestra.core.models.conditions.types.ExecutionStatusCondition"),
-    "ExecutionNamespace": ("io.kestra.plugin.core.condition.ExecutionNamespace",
-                           "io.kestra.plugin.core.condition.ExecutionNamespaceCondition",
-                           "io.kestra.core.models.conditions.types.ExecutionNamespaceCondition"),
-    "ExecutionFlow": ("io.kestra.plugin.core.condition.ExecutionFlow",
-                      "io.kestra.plugin.core.condition.ExecutionFlowCondition",
-                      "io.kestra.core.models.conditions.types.ExecutionFlowCondition",
-                      # Written in some published examples: namespace, flowId, states.
-                      "io.kestra.plugin.core.condition.Execution"),
-    "ExecutionLabels": ("io.kestra.plugin.core.condition.ExecutionLabels",
-                        "io.kestra.plugin.core.condition.ExecutionLabelsCondition",
-                        "io.kestra.core.models.conditions.types.ExecutionLabelsCondition"),
-    "Expression": ("io.kestra.plugin.core.condition.Expression",
-                   "io.kestra.plugin.core.condition.ExpressionCondition",
-                   "io.kestra.core.models.conditions.types.ExpressionCondition"),
+    "ExecutionStatus": (
+        "io.kestra.plugin.core.condition.ExecutionStatus",
+        "io.kestra.plugin.core.condition.ExecutionStatusCondition",
+        "io.kestra.core.models.conditions.types.ExecutionStatusCondition",
+    ),
+    "ExecutionNamespace": (
+        "io.kestra.plugin.core.condition.ExecutionNamespace",
+        "io.kestra.plugin.core.condition.ExecutionNamespaceCondition",
+        "io.kestra.core.models.conditions.types.ExecutionNamespaceCondition",
+    ),
+    "ExecutionFlow": (
+        "io.kestra.plugin.core.condition.ExecutionFlow",
+        "io.kestra.plugin.core.condition.ExecutionFlowCondition",
+        "io.kestra.core.models.conditions.types.ExecutionFlowCondition",
+        # Written in some published examples: namespace, flowId, states.
+        "io.kestra.plugin.core.condition.Execution",
+    ),
+    "ExecutionLabels": (
+        "io.kestra.plugin.core.condition.ExecutionLabels",
+        "io.kestra.plugin.core.condition.ExecutionLabelsCondition",
+        "io.kestra.core.models.conditions.types.ExecutionLabelsCondition",
+    ),
+    "Expression": (
+        "io.kestra.plugin.core.condition.Expression",
+        "io.kestra.plugin.core.condition.ExpressionCondition",
+        "io.kestra.core.models.conditions.types.ExpressionCondition",
+    ),
 }
 CONDITION_KEYS = {
     "ExecutionStatus": {"in", "notIn"},
@@ -216,7 +277,10 @@ def _states(value: Any, checker, path: tuple) -> list[str]:
     for index, state in enumerate(value):
         name = str(state).upper()
         if name not in TERMINAL_STATES:
-            checker.error((*path, index), f"unknown end state {state!r}; use {', '.join(TERMINAL_STATES)}")
+            checker.error(
+                (*path, index),
+                f"unknown end state {state!r}; use {', '.join(TERMINAL_STATES)}",
+            )
         out.append(name)
     return out
 
@@ -224,7 +288,9 @@ def _states(value: Any, checker, path: tuple) -> list[str]:
 def _labels_map(value: Any) -> dict[str, str] | None:
     if isinstance(value, dict):
         return {str(k): str(v) for k, v in value.items()}
-    if isinstance(value, list) and all(isinstance(i, dict) and "key" in i for i in value):
+    if isinstance(value, list) and all(
+        isinstance(i, dict) and "key" in i for i in value
+    ):
         return {str(i["key"]): str(i.get("value", "")) for i in value}
     return None
 
@@ -245,14 +311,22 @@ def _conditions(value: Any, kind: str, checker, path: tuple) -> list[dict[str, A
         allowed = CONDITIONS_FOR[kind]
         if short is None or short not in allowed:
             names = ", ".join(sorted(allowed))
-            what = "unknown condition type" if short is None else f"{short} does not apply to a {kind} trigger;"
-            checker.error((*where, "type"), f"{what} '{item['type']}'. Usable here: {names}")
+            what = (
+                "unknown condition type"
+                if short is None
+                else f"{short} does not apply to a {kind} trigger;"
+            )
+            checker.error(
+                (*where, "type"), f"{what} '{item['type']}'. Usable here: {names}"
+            )
             continue
         for key in item:
             if key not in CONDITION_KEYS[short] | {"type", "id", "description"}:
                 close = difflib.get_close_matches(key, CONDITION_KEYS[short], n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
-                checker.error((*where, key), f"unknown {short} condition property '{key}'{hint}")
+                checker.error(
+                    (*where, key), f"unknown {short} condition property '{key}'{hint}"
+                )
         entry = {"kind": short, **{k: v for k, v in item.items() if k != "type"}}
         if short == "ExecutionStatus":
             entry["in"] = _states(item.get("in"), checker, (*where, "in"))
@@ -264,14 +338,22 @@ def _conditions(value: Any, kind: str, checker, path: tuple) -> list[dict[str, A
         elif short == "ExecutionNamespace":
             if not item.get("namespace"):
                 checker.error(where, "ExecutionNamespace needs 'namespace'")
-            comparison = str(item.get("comparison", "PREFIX" if item.get("prefix") else "EQUALS")).upper()
+            comparison = str(
+                item.get("comparison", "PREFIX" if item.get("prefix") else "EQUALS")
+            ).upper()
             if comparison not in ("EQUALS", "PREFIX", "SUFFIX"):
-                checker.error((*where, "comparison"), "comparison must be EQUALS, PREFIX or SUFFIX")
+                checker.error(
+                    (*where, "comparison"),
+                    "comparison must be EQUALS, PREFIX or SUFFIX",
+                )
             entry["comparison"] = comparison
         elif short == "ExecutionLabels":
             labels = _labels_map(item.get("labels"))
             if not labels:
-                checker.error((*where, "labels"), "ExecutionLabels needs 'labels' (a mapping of key: value)")
+                checker.error(
+                    (*where, "labels"),
+                    "ExecutionLabels needs 'labels' (a mapping of key: value)",
+                )
             entry["labels"] = labels or {}
         elif short == "Expression":
             expression = item.get("expression")
@@ -291,19 +373,27 @@ def _preconditions(value: Any, checker, path: tuple) -> list[dict[str, Any]]:
     condition; several (all within a time window) are not supported yet."""
     flows = value.get("flows") if isinstance(value, dict) else None
     if not isinstance(flows, list) or not flows:
-        checker.error(path, "preconditions needs 'flows': a list of {namespace, flowId, states}")
+        checker.error(
+            path, "preconditions needs 'flows': a list of {namespace, flowId, states}"
+        )
         return []
     if len(flows) > 1:
-        checker.error((*path, "flows"), "preconditions with several flows (all ending within a "
-                      "time window) are not supported; use one entry, or 'conditions'")
+        checker.error(
+            (*path, "flows"),
+            "preconditions with several flows (all ending within a "
+            "time window) are not supported; use one entry, or 'conditions'",
+        )
         return []
     item = flows[0] if isinstance(flows[0], dict) else {}
     if not item.get("namespace"):
         checker.error((*path, "flows", 0), "a precondition needs at least 'namespace'")
         return []
-    condition = {"kind": "ExecutionFlow", "namespace": item["namespace"],
-                 "flowId": item.get("flowId"),
-                 "states": _states(item.get("states"), checker, (*path, "flows", 0, "states"))}
+    condition = {
+        "kind": "ExecutionFlow",
+        "namespace": item["namespace"],
+        "flowId": item.get("flowId"),
+        "states": _states(item.get("states"), checker, (*path, "flows", 0, "states")),
+    }
     return [condition]
 
 
@@ -318,15 +408,19 @@ def flow_condition_failures(
     states = trigger.get("states") or []
     if states and state not in states:
         failures.append(f"state {state} not in {states}")
-    for condition in [*trigger.get("pre_conditions", []), *trigger.get("conditions", [])]:
+    for condition in [
+        *trigger.get("pre_conditions", []),
+        *trigger.get("conditions", []),
+    ]:
         reason = _condition_failure(condition, source, context)
         if reason:
             failures.append(reason)
     return failures
 
 
-def _condition_failure(condition: dict[str, Any], source: dict[str, Any],
-                       context: dict[str, Any]) -> str:
+def _condition_failure(
+    condition: dict[str, Any], source: dict[str, Any], context: dict[str, Any]
+) -> str:
     kind = condition["kind"]
     if kind == "ExecutionStatus":
         if condition["in"] and source["state"] not in condition["in"]:
@@ -343,8 +437,11 @@ def _condition_failure(condition: dict[str, Any], source: dict[str, Any],
     elif kind == "ExecutionNamespace":
         wanted, ns = str(condition["namespace"]), source["namespace"]
         comparison = condition["comparison"]
-        ok = {"EQUALS": ns == wanted, "PREFIX": ns.startswith(wanted),
-              "SUFFIX": ns.endswith(wanted)}[comparison]
+        ok = {
+            "EQUALS": ns == wanted,
+            "PREFIX": ns.startswith(wanted),
+            "SUFFIX": ns.endswith(wanted),
+        }[comparison]
         if not ok:
             return f"ExecutionNamespace: {ns} does not match {wanted} ({comparison})"
     elif kind == "ExecutionLabels":
@@ -362,6 +459,8 @@ def expression_conditions_hold(trigger: dict[str, Any], context: dict[str, Any])
     """For Schedule and Webhook triggers: the first Expression condition that
     is false (its text), or '' when all hold."""
     for condition in trigger.get("conditions", []):
-        if condition["kind"] == "Expression" and not truthy(evaluate(condition["expression"], context)):
+        if condition["kind"] == "Expression" and not truthy(
+            evaluate(condition["expression"], context)
+        ):
             return f"condition {condition['expression']!r} is false"
     return ""

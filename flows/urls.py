@@ -10,6 +10,10 @@ urlpatterns = [
     path("flows/validate/", views.validate_flow, name="validate"),
     path("flows/<str:namespace>/<str:flow_id>/", views.show_flow, name="show"),
     path("flows/<str:namespace>/<str:flow_id>/edit/", views.edit_flow, name="edit"),
-    path("flows/<str:namespace>/<str:flow_id>/delete/", views.remove_flow, name="delete"),
-    path("flows/<str:namespace>/<str:flow_id>/diff/", views.diff_revisions, name="diff"),
+    path(
+        "flows/<str:namespace>/<str:flow_id>/delete/", views.remove_flow, name="delete"
+    ),
+    path(
+        "flows/<str:namespace>/<str:flow_id>/diff/", views.diff_revisions, name="diff"
+    ),
 ]

@@ -29,10 +29,14 @@ tasks:
 """
 
 
-def _get_flow_for_user(request, namespace: str, flow_id: str, role: str = roles.VIEWER) -> Flow:
-    flow = Flow.objects.live().filter(
-        roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id
-    ).first()
+def _get_flow_for_user(
+    request, namespace: str, flow_id: str, role: str = roles.VIEWER
+) -> Flow:
+    flow = (
+        Flow.objects.live()
+        .filter(roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id)
+        .first()
+    )
     if flow is None:
         raise Http404(f"no flow {namespace}.{flow_id}")
     roles.require(request.user, namespace, role)
@@ -48,11 +52,17 @@ def list_flows(request):
     search = request.GET.get("q", "").strip()
     if search:
         qs = qs.filter(flow_id__icontains=search)
-    return render(request, "flows/list.html", {
-        "nav": "flows", "flows": qs.order_by("namespace", "flow_id")[:500],
-        "namespace": namespace, "q": search,
-        "can_create": roles.prefixes(request.user, roles.EDITOR) != [],
-    })
+    return render(
+        request,
+        "flows/list.html",
+        {
+            "nav": "flows",
+            "flows": qs.order_by("namespace", "flow_id")[:500],
+            "namespace": namespace,
+            "q": search,
+            "can_create": roles.prefixes(request.user, roles.EDITOR) != [],
+        },
+    )
 
 
 def _validate(user, source: str, flow: Flow | None = None) -> tuple[object, list]:
@@ -63,18 +73,24 @@ def _validate(user, source: str, flow: Flow | None = None) -> tuple[object, list
         return None, [e.as_dict() for e in exc.errors]
     problems = []
     if flow and (spec.namespace, spec.id) != (flow.namespace, flow.flow_id):
-        problems.append({
-            "path": "id" if spec.namespace == flow.namespace else "namespace",
-            "message": f"this editor saves {flow.namespace}.{flow.flow_id}; to make "
-            f"{spec.namespace}.{spec.id}, use New flow",
-            "line": None, "column": None,
-        })
+        problems.append(
+            {
+                "path": "id" if spec.namespace == flow.namespace else "namespace",
+                "message": f"this editor saves {flow.namespace}.{flow.flow_id}; to make "
+                f"{spec.namespace}.{spec.id}, use New flow",
+                "line": None,
+                "column": None,
+            }
+        )
     elif not roles.has_role(user, spec.namespace, roles.EDITOR):
-        problems.append({
-            "path": "namespace",
-            "message": f"you need the editor role on namespace {spec.namespace!r} to save here",
-            "line": None, "column": None,
-        })
+        problems.append(
+            {
+                "path": "namespace",
+                "message": f"you need the editor role on namespace {spec.namespace!r} to save here",
+                "line": None,
+                "column": None,
+            }
+        )
     return spec, problems
 
 
@@ -84,30 +100,52 @@ def validate_flow(request):
     source = request.POST.get("source", "")
     flow = None
     if request.POST.get("namespace") and request.POST.get("flow_id"):
-        flow = Flow.objects.live().filter(
-            roles.namespace_q(request.user), namespace=request.POST["namespace"],
-            flow_id=request.POST["flow_id"],
-        ).first()
+        flow = (
+            Flow.objects.live()
+            .filter(
+                roles.namespace_q(request.user),
+                namespace=request.POST["namespace"],
+                flow_id=request.POST["flow_id"],
+            )
+            .first()
+        )
     spec, errors = _validate(request.user, source, flow)
-    return render(request, "flows/editor.html#validation", {"errors": errors, "spec": spec})
+    return render(
+        request, "flows/editor.html#validation", {"errors": errors, "spec": spec}
+    )
 
 
 @require_GET
 def show_flow(request, namespace: str, flow_id: str):
     flow = _get_flow_for_user(request, namespace, flow_id)
     revision = flow.latest
-    return render(request, "flows/detail.html", {
-        "nav": "flows", "flow": flow, "revision": revision, "spec": revision.spec,
-        "revisions": flow.revisions.order_by("-revision")[:100],
-        "can_edit": roles.has_role(request.user, namespace, roles.EDITOR),
-        "can_execute": roles.has_role(request.user, namespace, roles.OPERATOR),
-    })
+    return render(
+        request,
+        "flows/detail.html",
+        {
+            "nav": "flows",
+            "flow": flow,
+            "revision": revision,
+            "spec": revision.spec,
+            "revisions": flow.revisions.order_by("-revision")[:100],
+            "can_edit": roles.has_role(request.user, namespace, roles.EDITOR),
+            "can_execute": roles.has_role(request.user, namespace, roles.OPERATOR),
+        },
+    )
 
 
 def _editor(request, flow: Flow | None, source: str, errors=None, status: int = 200):
-    return render(request, "flows/editor.html", {
-        "nav": "flows", "flow": flow, "source": source, "errors": errors or [],
-    }, status=status)
+    return render(
+        request,
+        "flows/editor.html",
+        {
+            "nav": "flows",
+            "flow": flow,
+            "source": source,
+            "errors": errors or [],
+        },
+        status=status,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -124,16 +162,33 @@ def edit_flow(request, namespace: str | None = None, flow_id: str | None = None)
     spec, errors = _validate(request.user, source, flow)
     if errors:
         return _editor(request, flow, source, errors, status=400)
-    if flow is None and Flow.objects.live().filter(namespace=spec.namespace, flow_id=spec.id).exists():
-        return _editor(request, flow, source, [{
-            "path": "id", "line": None, "column": None,
-            "message": f"flow {spec.namespace}.{spec.id} already exists; edit it instead",
-        }], status=400)
+    if (
+        flow is None
+        and Flow.objects.live()
+        .filter(namespace=spec.namespace, flow_id=spec.id)
+        .exists()
+    ):
+        return _editor(
+            request,
+            flow,
+            source,
+            [
+                {
+                    "path": "id",
+                    "line": None,
+                    "column": None,
+                    "message": f"flow {spec.namespace}.{spec.id} already exists; edit it instead",
+                }
+            ],
+            status=400,
+        )
     saved, revision, created = save_flow(source, actor=request.user.get_username())
     if created:
         messages.success(request, f"Saved {saved} as revision {revision.revision}.")
     else:
-        messages.info(request, "No change: the source is the same as the latest revision.")
+        messages.info(
+            request, "No change: the source is the same as the latest revision."
+        )
     return redirect("flows:show", namespace=saved.namespace, flow_id=saved.flow_id)
 
 
@@ -153,14 +208,29 @@ def diff_revisions(request, namespace: str, flow_id: str):
         old = int(request.GET.get("a", new - 1))
     except ValueError:
         return HttpResponseBadRequest("a and b must be revision numbers")
-    sources = dict(flow.revisions.filter(revision__in=[old, new]).values_list("revision", "source"))
+    sources = dict(
+        flow.revisions.filter(revision__in=[old, new]).values_list("revision", "source")
+    )
     if old not in sources or new not in sources:
         raise Http404(f"{flow} has revisions 1 to {flow.revision}")
-    lines = list(difflib.unified_diff(
-        sources[old].splitlines(), sources[new].splitlines(),
-        fromfile=f"revision {old}", tofile=f"revision {new}", lineterm="",
-    ))
-    return render(request, "flows/diff.html", {
-        "nav": "flows", "flow": flow, "old": old, "new": new, "lines": lines,
-        "revisions": range(flow.revision, 0, -1),
-    })
+    lines = list(
+        difflib.unified_diff(
+            sources[old].splitlines(),
+            sources[new].splitlines(),
+            fromfile=f"revision {old}",
+            tofile=f"revision {new}",
+            lineterm="",
+        )
+    )
+    return render(
+        request,
+        "flows/diff.html",
+        {
+            "nav": "flows",
+            "flow": flow,
+            "old": old,
+            "new": new,
+            "lines": lines,
+            "revisions": range(flow.revision, 0, -1),
+        },
+    )

@@ -25,7 +25,9 @@ class YAMLTextParser(parsers.BaseParser):
         try:
             return {"source": raw.decode("utf-8")}
         except UnicodeDecodeError as exc:
-            raise exceptions.ParseError(f"the YAML body is not UTF-8 text ({exc.reason})") from None
+            raise exceptions.ParseError(
+                f"the YAML body is not UTF-8 text ({exc.reason})"
+            ) from None
 
 
 class XYAMLTextParser(YAMLTextParser):
@@ -44,7 +46,9 @@ def _flatten(errors, prefix: str = "") -> list[str]:
     if isinstance(errors, dict):
         for key, value in errors.items():
             name = key if key != "non_field_errors" else ""
-            out += _flatten(value, f"{prefix}.{name}" if prefix and name else (name or prefix))
+            out += _flatten(
+                value, f"{prefix}.{name}" if prefix and name else (name or prefix)
+            )
     elif isinstance(errors, list):
         for item in errors:
             out += _flatten(item, prefix)
@@ -62,41 +66,58 @@ def api_exception_handler(exc, context):
     from flows.spec.inputs import InputError
 
     if isinstance(exc, FlowInvalid):
-        return Response({
-            "detail": f"invalid flow: {exc.errors[0]}" + (
-                f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""),
-            "errors": [e.as_dict() for e in exc.errors],
-        }, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        return Response(
+            {
+                "detail": f"invalid flow: {exc.errors[0]}"
+                + (f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""),
+                "errors": [e.as_dict() for e in exc.errors],
+            },
+            status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        )
     if isinstance(exc, InputError):
-        return Response({"detail": f"invalid inputs: {exc}", "errors": exc.errors},
-                        status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            {"detail": f"invalid inputs: {exc}", "errors": exc.errors},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, IllegalTransition | StaleState):
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, ActionError | BadCursor):
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
-        return Response({"detail": "; ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            {"detail": "; ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST
+        )
     if isinstance(exc, Http404):
         message = str(exc) or "not found"
         return Response({"detail": message}, status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, PermissionDenied):
-        return Response({"detail": str(exc) or "permission denied"},
-                        status=status.HTTP_403_FORBIDDEN)
+        return Response(
+            {"detail": str(exc) or "permission denied"},
+            status=status.HTTP_403_FORBIDDEN,
+        )
     response = exception_handler(exc, context)
     if response is None:
         return None
     data = response.data
-    if not (isinstance(data, dict) and set(data) <= {"detail", "errors"} and "detail" in data):
+    if not (
+        isinstance(data, dict)
+        and set(data) <= {"detail", "errors"}
+        and "detail" in data
+    ):
         messages = _flatten(data)
-        response.data = {"detail": "invalid request: " + "; ".join(messages), "errors": data}
+        response.data = {
+            "detail": "invalid request: " + "; ".join(messages),
+            "errors": data,
+        }
     return response
 
 
 def json_not_found(request, exception=None):
     """Unknown URLs: JSON under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": f"no API endpoint {request.path}; see /api/docs/"},
-                            status=404)
+        return JsonResponse(
+            {"detail": f"no API endpoint {request.path}; see /api/docs/"}, status=404
+        )
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
@@ -104,8 +125,9 @@ def json_not_found(request, exception=None):
 
 def json_server_error(request):
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "internal error; the server log has the details"},
-                            status=500)
+        return JsonResponse(
+            {"detail": "internal error; the server log has the details"}, status=500
+        )
     from django.views.defaults import server_error
 
     return server_error(request)
@@ -119,7 +141,10 @@ try:
         name = "bearerAuth"
 
         def get_security_definition(self, auto_schema):
-            return {"type": "http", "scheme": "bearer",
-                    "description": "orchestra users token USER --name WHAT"}
+            return {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "orchestra users token USER --name WHAT",
+            }
 except ImportError:  # pragma: no cover — drf-spectacular is a dependency
     pass

@@ -8,25 +8,53 @@ from flows import api as flows_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"
+    ),
     path("flows", flows_api.flows, name="api-flows"),
     path("flows/validate", flows_api.validate_flow, name="api-flows-validate"),
     path("flows/<str:namespace>/<str:flow_id>", flows_api.flow_detail, name="api-flow"),
-    path("flows/<str:namespace>/<str:flow_id>/revisions", flows_api.flow_revisions,
-         name="api-flow-revisions"),
+    path(
+        "flows/<str:namespace>/<str:flow_id>/revisions",
+        flows_api.flow_revisions,
+        name="api-flow-revisions",
+    ),
     path("executions", executions_api.search_executions, name="api-executions"),
     path("executions/bulk", executions_api.bulk_executions, name="api-executions-bulk"),
     path("executions/<int:pk>", executions_api.execution_detail, name="api-execution"),
-    path("executions/<int:pk>/logs", executions_api.execution_logs, name="api-execution-logs"),
-    path("executions/<int:pk>/follow", executions_api.follow_execution,
-         name="api-execution-follow"),
-    path("executions/<int:pk>/kill", executions_api.kill_execution, name="api-execution-kill"),
-    path("executions/<int:pk>/restart", executions_api.restart_execution,
-         name="api-execution-restart"),
-    path("executions/<int:pk>/replay", executions_api.replay_execution,
-         name="api-execution-replay"),
-    path("executions/<int:pk>/resume", executions_api.resume_execution,
-         name="api-execution-resume"),
-    path("executions/<str:namespace>/<str:flow_id>", executions_api.execute_flow,
-         name="api-execute"),
+    path(
+        "executions/<int:pk>/logs",
+        executions_api.execution_logs,
+        name="api-execution-logs",
+    ),
+    path(
+        "executions/<int:pk>/follow",
+        executions_api.follow_execution,
+        name="api-execution-follow",
+    ),
+    path(
+        "executions/<int:pk>/kill",
+        executions_api.kill_execution,
+        name="api-execution-kill",
+    ),
+    path(
+        "executions/<int:pk>/restart",
+        executions_api.restart_execution,
+        name="api-execution-restart",
+    ),
+    path(
+        "executions/<int:pk>/replay",
+        executions_api.replay_execution,
+        name="api-execution-replay",
+    ),
+    path(
+        "executions/<int:pk>/resume",
+        executions_api.resume_execution,
+        name="api-execution-resume",
+    ),
+    path(
+        "executions/<str:namespace>/<str:flow_id>",
+        executions_api.execute_flow,
+        name="api-execute",
+    ),
 ]

@@ -47,8 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     server.register(group)
     flows_cli.register(group)
     executions_cli.register(group)
-    for module in ("executions.cleanup_cli", "sla.cli", "accounts.cli",
-                   "executions.triggers.cli"):
+    for module in (
+        "executions.cleanup_cli",
+        "sla.cli",
+        "accounts.cli",
+        "executions.triggers.cli",
+    ):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -56,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         mod.register(group, groups)
-    manage = groups.add_parser("manage", help="run a Django management command (migrate, shell, ...)")
+    manage = groups.add_parser(
+        "manage", help="run a Django management command (migrate, shell, ...)"
+    )
     manage.add_argument("args", nargs=argparse.REMAINDER)
     manage.set_defaults(func=_manage)
     return parser
@@ -106,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseError as exc:
         # An unreachable or unmigrated database is an operator's problem, not
         # a bug: one line naming the setting instead of a traceback.
-        print(f"orchestra: database error ({_database_label()}): {_first_line(exc)}",
-              file=sys.stderr)
+        print(
+            f"orchestra: database error ({_database_label()}): {_first_line(exc)}",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130
@@ -127,7 +135,9 @@ def _database_label() -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     if "relation" in text and "does not exist" in text or "no such table" in text:
-        return f"{text.splitlines()[0]}; create the tables with: orchestra manage migrate"
+        return (
+            f"{text.splitlines()[0]}; create the tables with: orchestra manage migrate"
+        )
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -22,11 +22,17 @@ from django.conf import settings
 
 def register(group) -> None:
     server = group("server", "run Orchestra's processes")
-    p = server.add_parser("local", help="web + worker + scheduler on this machine, example flows loaded")
+    p = server.add_parser(
+        "local", help="web + worker + scheduler on this machine, example flows loaded"
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--concurrency", type=int, default=8, help="tasks run at once by the worker")
-    p.add_argument("--no-examples", action="store_true", help="do not deploy the example flows")
+    p.add_argument(
+        "--concurrency", type=int, default=8, help="tasks run at once by the worker"
+    )
+    p.add_argument(
+        "--no-examples", action="store_true", help="do not deploy the example flows"
+    )
     p.set_defaults(func=local)
 
     p = server.add_parser("web", help="the web dashboard and REST API")
@@ -34,13 +40,19 @@ def register(group) -> None:
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=web)
 
-    p = server.add_parser("worker", help="a Celery worker running tasks (any number, any machine)")
+    p = server.add_parser(
+        "worker", help="a Celery worker running tasks (any number, any machine)"
+    )
     p.add_argument("--concurrency", type=int, default=None)
-    p.add_argument("--pool", default=None, help="Celery pool: prefork (default), threads, solo")
+    p.add_argument(
+        "--pool", default=None, help="Celery pool: prefork (default), threads, solo"
+    )
     p.add_argument("--queues", default=None)
     p.set_defaults(func=worker)
 
-    p = server.add_parser("scheduler", help="Celery beat: schedules, liveness and SLA sweeps")
+    p = server.add_parser(
+        "scheduler", help="Celery beat: schedules, liveness and SLA sweeps"
+    )
     p.set_defaults(func=scheduler)
 
 
@@ -57,7 +69,10 @@ def ensure_admin() -> tuple[str, str | None]:
     User = get_user_model()
     password_file = Path(settings.ORCHESTRA_HOME) / "admin-password"
     if User.objects.exists():
-        return "admin", password_file.read_text().strip() if password_file.exists() else None
+        return (
+            "admin",
+            password_file.read_text().strip() if password_file.exists() else None,
+        )
     password = os.environ.get("ORCHESTRA_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
     User.objects.create_superuser("admin", "admin@localhost", password)
     password_file.write_text(password + "\n")
@@ -87,11 +102,26 @@ def local(args: argparse.Namespace) -> int:
     env = {**os.environ, "ORCHESTRA_HOME": str(settings.ORCHESTRA_HOME)}
     started = time.time()
     commands = {
-        "worker": _celery("worker", "--pool", "threads", "--concurrency", str(args.concurrency),
-                          "--loglevel", "WARNING", "--hostname", "local@%h", "--without-gossip",
-                          "--without-mingle"),
-        "scheduler": _celery("beat", "--loglevel", "WARNING", "--schedule",
-                             settings.CELERY_BEAT_SCHEDULE_FILENAME),
+        "worker": _celery(
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(args.concurrency),
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            "local@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ),
+        "scheduler": _celery(
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            settings.CELERY_BEAT_SCHEDULE_FILENAME,
+        ),
     }
     children = [subprocess.Popen(command, env=env) for command in commands.values()]
     supervisor = _Supervisor(commands, children, env)
@@ -104,18 +134,28 @@ def local(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         if not _wait_for_worker(children[0], started):
-            print("orchestra: the worker did not start; see its output above", file=sys.stderr)
+            print(
+                "orchestra: the worker did not start; see its output above",
+                file=sys.stderr,
+            )
             return 1
         url = f"http://{args.host}:{args.port}"
-        print(f"Orchestra is starting in local mode (data in {settings.ORCHESTRA_HOME})")
+        print(
+            f"Orchestra is starting in local mode (data in {settings.ORCHESTRA_HOME})"
+        )
         print(f"  web:       {url}")
         if password:
             print(f"  login:     {user} / {password}")
         else:
-            print(f"  login:     {user} (password in "
-                  f"{Path(settings.ORCHESTRA_HOME) / 'admin-password'})")
+            print(
+                f"  login:     {user} (password in "
+                f"{Path(settings.ORCHESTRA_HOME) / 'admin-password'})"
+            )
         print(f"  examples:  {examples} flows deployed (orchestra flows list)")
-        print("  worker and scheduler running; press Ctrl-C to stop everything", flush=True)
+        print(
+            "  worker and scheduler running; press Ctrl-C to stop everything",
+            flush=True,
+        )
         supervisor.start()
         _serve(args.host, args.port)
     except KeyboardInterrupt:
@@ -134,8 +174,12 @@ class _Supervisor(threading.Thread):
     one held and re-queues or fails them: nothing stays RUNNING for ever.
     """
 
-    def __init__(self, commands: dict[str, list[str]], children: list[subprocess.Popen],
-                 env: dict[str, str]):
+    def __init__(
+        self,
+        commands: dict[str, list[str]],
+        children: list[subprocess.Popen],
+        env: dict[str, str],
+    ):
         super().__init__(name="orchestra-supervisor", daemon=True)
         self.commands = commands
         self.children = children  # same order as commands; replaced in place
@@ -152,12 +196,19 @@ class _Supervisor(threading.Thread):
                     code = self.children[index].poll()
                     if code is None:
                         continue
-                    print(f"orchestra: the {name} exited (code {code}); starting it again",
-                          file=sys.stderr, flush=True)
-                    self.children[index] = subprocess.Popen(self.commands[name], env=self.env)
+                    print(
+                        f"orchestra: the {name} exited (code {code}); starting it again",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    self.children[index] = subprocess.Popen(
+                        self.commands[name], env=self.env
+                    )
 
 
-def _wait_for_worker(worker: subprocess.Popen, since: float, timeout: float = 60) -> bool:
+def _wait_for_worker(
+    worker: subprocess.Popen, since: float, timeout: float = 60
+) -> bool:
     """Announce "running" only once the worker has registered: a flow executed
     right after start is then picked up, and a worker that cannot start is
     reported instead of leaving the web server up with nobody to run tasks."""
@@ -170,7 +221,9 @@ def _wait_for_worker(worker: subprocess.Popen, since: float, timeout: float = 60
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             return False
-        if Worker.objects.filter(state=WorkerState.ALIVE, started_at__gte=since_at).exists():
+        if Worker.objects.filter(
+            state=WorkerState.ALIVE, started_at__gte=since_at
+        ).exists():
             return True
         time.sleep(0.2)
     return False
@@ -192,8 +245,13 @@ def _stop(children: list[subprocess.Popen]) -> None:
 def _serve(host: str, port: int) -> None:
     from django.core.management import call_command
 
-    call_command("runserver", f"{host}:{port}", use_reloader=False, use_threading=True,
-                 skip_checks=True)
+    call_command(
+        "runserver",
+        f"{host}:{port}",
+        use_reloader=False,
+        use_threading=True,
+        skip_checks=True,
+    )
 
 
 def web(args: argparse.Namespace) -> int:
@@ -203,8 +261,19 @@ def web(args: argparse.Namespace) -> int:
     except ImportError:
         _serve(args.host, args.port)
         return 0
-    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "orchestra.wsgi",
-                               "--bind", f"{args.host}:{args.port}", "--workers", "3"])
+    os.execvp(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "orchestra.wsgi",
+            "--bind",
+            f"{args.host}:{args.port}",
+            "--workers",
+            "3",
+        ],
+    )
     return 0
 
 
@@ -221,6 +290,12 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def scheduler(args: argparse.Namespace) -> int:
-    cmd = _celery("beat", "--loglevel", "INFO", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME)
+    cmd = _celery(
+        "beat",
+        "--loglevel",
+        "INFO",
+        "--schedule",
+        settings.CELERY_BEAT_SCHEDULE_FILENAME,
+    )
     os.execvp(cmd[0], cmd)
     return 0

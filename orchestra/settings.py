@@ -26,7 +26,9 @@ ORCHESTRA_HOME = Path(
 try:
     ORCHESTRA_HOME.mkdir(parents=True, exist_ok=True)
 except OSError as exc:
-    raise ImproperlyConfigured(f"ORCHESTRA_HOME={str(ORCHESTRA_HOME)!r}: {exc}") from None
+    raise ImproperlyConfigured(
+        f"ORCHESTRA_HOME={str(ORCHESTRA_HOME)!r}: {exc}"
+    ) from None
 
 
 def _secret_key() -> str:
@@ -150,8 +152,17 @@ WHITENOISE_AUTOREFRESH = DEBUG
 CELERY_BROKER_URL = envurl(
     "CELERY_BROKER_URL",
     f"sqla+sqlite:///{ORCHESTRA_HOME / 'broker.sqlite3'}",
-    {"redis", "rediss", "amqp", "amqps", "pyamqp", "sqla+sqlite", "sqla+postgresql",
-     "memory", "filesystem"},
+    {
+        "redis",
+        "rediss",
+        "amqp",
+        "amqps",
+        "pyamqp",
+        "sqla+sqlite",
+        "sqla+postgresql",
+        "memory",
+        "filesystem",
+    },
 )
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -174,10 +185,14 @@ if CELERY_BROKER_URL.startswith(("redis", "rediss")):
 ORCHESTRA_HEARTBEAT_SECONDS = envfloat("ORCHESTRA_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
 # A worker is declared dead after this many heartbeats missed in a row.
 ORCHESTRA_MISSED_HEARTBEATS = envint("ORCHESTRA_MISSED_HEARTBEATS", 3, minimum=2)
-ORCHESTRA_LIVENESS_SWEEP_SECONDS = envfloat("ORCHESTRA_LIVENESS_SWEEP_SECONDS", 15.0, minimum=0.1)
+ORCHESTRA_LIVENESS_SWEEP_SECONDS = envfloat(
+    "ORCHESTRA_LIVENESS_SWEEP_SECONDS", 15.0, minimum=0.1
+)
 ORCHESTRA_AUTO_RECOVER = envbool("ORCHESTRA_AUTO_RECOVER", True)
 # How long a KILLING execution may wait for its worker before it is forced to KILLED.
-ORCHESTRA_KILL_GRACE_SECONDS = envfloat("ORCHESTRA_KILL_GRACE_SECONDS", 60.0, minimum=0.1)
+ORCHESTRA_KILL_GRACE_SECONDS = envfloat(
+    "ORCHESTRA_KILL_GRACE_SECONDS", 60.0, minimum=0.1
+)
 ORCHESTRA_BASE_URL = envstr("ORCHESTRA_BASE_URL", "http://127.0.0.1:8080")
 
 # --- Email ----------------------------------------------------------------
@@ -213,7 +228,9 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "WARNING")},
     "loggers": {
@@ -228,11 +245,15 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(ORCHESTRA_HOME / "celerybeat-schedule")
-ORCHESTRA_LOCAL_POLLING_SECONDS = envfloat("ORCHESTRA_LOCAL_POLLING_SECONDS", 0.05, minimum=0.005)
+ORCHESTRA_LOCAL_POLLING_SECONDS = envfloat(
+    "ORCHESTRA_LOCAL_POLLING_SECONDS", 0.05, minimum=0.005
+)
 
 # --- Stuck executions -----------------------------------------------------
 # How often the beat checks the AutoCleanup rows (all off unless enabled).
-ORCHESTRA_STUCK_SWEEP_SECONDS = envfloat("ORCHESTRA_STUCK_SWEEP_SECONDS", 60.0, minimum=1)
+ORCHESTRA_STUCK_SWEEP_SECONDS = envfloat(
+    "ORCHESTRA_STUCK_SWEEP_SECONDS", 60.0, minimum=1
+)
 CELERY_BEAT_SCHEDULE["stuck-auto-cleanup"] = {
     "task": "orchestra.stuck_auto_cleanup",
     "schedule": ORCHESTRA_STUCK_SWEEP_SECONDS,
@@ -243,7 +264,8 @@ CELERY_BEAT_SCHEDULE["stuck-auto-cleanup"] = {
 # when reached more than ORCHESTRA_SCHEDULE_MISSED_AFTER_SECONDS late.
 ORCHESTRA_SCHEDULE_SECONDS = envfloat("ORCHESTRA_SCHEDULE_SECONDS", 5.0, minimum=0.1)
 ORCHESTRA_SCHEDULE_MISSED_AFTER_SECONDS = envfloat(
-    "ORCHESTRA_SCHEDULE_MISSED_AFTER_SECONDS", 60.0, minimum=1)
+    "ORCHESTRA_SCHEDULE_MISSED_AFTER_SECONDS", 60.0, minimum=1
+)
 CELERY_BEAT_SCHEDULE["evaluate-schedules"] = {
     "task": "orchestra.evaluate_schedules",
     "schedule": ORCHESTRA_SCHEDULE_SECONDS,
@@ -264,17 +286,19 @@ REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
     "orchestra.api.ApplicationYAMLParser",
 ]
 INSTALLED_APPS.append("drf_spectacular_sidecar")
-SPECTACULAR_SETTINGS.update({
-    "DESCRIPTION": "Flows, executions, logs and bulk actions. Authenticate with a session "
-    "or 'Authorization: Bearer <token>' (orchestra users token NAME --name WHAT).",
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "SERVE_INCLUDE_SCHEMA": False,
-    # Like every page: the schema and its docs need a login (session or token).
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
-    "COMPONENT_SPLIT_REQUEST": True,
-})
+SPECTACULAR_SETTINGS.update(
+    {
+        "DESCRIPTION": "Flows, executions, logs and bulk actions. Authenticate with a session "
+        "or 'Authorization: Bearer <token>' (orchestra users token NAME --name WHAT).",
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+        "SERVE_INCLUDE_SCHEMA": False,
+        # Like every page: the schema and its docs need a login (session or token).
+        "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+        "COMPONENT_SPLIT_REQUEST": True,
+    }
+)
 # Server-sent events: how long one follow connection lasts, and how often it polls.
 ORCHESTRA_SSE_SECONDS = envfloat("ORCHESTRA_SSE_SECONDS", 300.0, minimum=1)
 ORCHESTRA_SSE_POLL_SECONDS = envfloat("ORCHESTRA_SSE_POLL_SECONDS", 0.5, minimum=0.05)
@@ -289,14 +313,26 @@ ORCHESTRA_SLA_SENDING_LEASE_SECONDS = envint(
 # Deployments without Celery beat: `orchestra manage crontab add` installs this.
 # cron starts jobs with an empty environment: the line carries what this process had.
 INSTALLED_APPS += ["django_crontab"]
-CRONJOBS = [("* * * * *", "sla.cron.check", f">> {ORCHESTRA_HOME / 'sla-cron.log'} 2>&1")]
+CRONJOBS = [
+    ("* * * * *", "sla.cron.check", f">> {ORCHESTRA_HOME / 'sla-cron.log'} 2>&1")
+]
 CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
 CRONTAB_DJANGO_PROJECT_NAME = "orchestra"
 CRONTAB_COMMAND_PREFIX = " ".join(
     f"{name}={shlex.quote(os.environ[name])}"
-    for name in ("ORCHESTRA_HOME", "DATABASE_URL", "CELERY_BROKER_URL", "ORCHESTRA_BASE_URL",
-                 "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_USE_TLS",
-                 "EMAIL_USE_SSL", "EMAIL_HOST_PASSWORD_FILE", "DEFAULT_FROM_EMAIL",
-                 "ORCHESTRA_SLA_REMINDER_MINUTES")
+    for name in (
+        "ORCHESTRA_HOME",
+        "DATABASE_URL",
+        "CELERY_BROKER_URL",
+        "ORCHESTRA_BASE_URL",
+        "EMAIL_HOST",
+        "EMAIL_PORT",
+        "EMAIL_HOST_USER",
+        "EMAIL_USE_TLS",
+        "EMAIL_USE_SSL",
+        "EMAIL_HOST_PASSWORD_FILE",
+        "DEFAULT_FROM_EMAIL",
+        "ORCHESTRA_SLA_REMINDER_MINUTES",
+    )
     if os.environ.get(name)
 )

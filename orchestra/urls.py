@@ -10,15 +10,22 @@ from orchestra import views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", account_views.account, name="account"),
     path("api/health", login_not_required(views.health), name="health"),
     path("api/me", account_views.me, name="api-me"),
     path("stuck/", include("executions.cleanup_urls")),
     path("api/executions/cleanup", cleanup_views.cleanup_api, name="api-cleanup"),
-    path("api/executions/webhook/<str:namespace>/<str:flow_id>/<str:key>", webhook.webhook,
-         name="api-webhook"),
+    path(
+        "api/executions/webhook/<str:namespace>/<str:flow_id>/<str:key>",
+        webhook.webhook,
+        name="api-webhook",
+    ),
     path("", views.overview, name="home"),
     path("", include("executions.urls")),
     path("", include("flows.urls")),

@@ -14,8 +14,11 @@ def health(request):
         return JsonResponse({"status": "DOWN", "error": str(exc)}, status=503)
 
 
-OVERVIEW_WINDOWS = {"24h": ("Last 24 hours", "hour", 24), "7d": ("Last 7 days", "day", 7),
-                    "30d": ("Last 30 days", "day", 30)}
+OVERVIEW_WINDOWS = {
+    "24h": ("Last 24 hours", "hour", 24),
+    "7d": ("Last 7 days", "day", 7),
+    "30d": ("Last 30 days", "day", 30),
+}
 
 
 @require_GET
@@ -49,7 +52,10 @@ def overview(request):
     by_state: dict[str, int] = {}
     buckets: dict = {}
     for bucket, state, count in (
-        qs.annotate(b=trunc("created_at")).values_list("b", "state").annotate(n=Count("*")).order_by()
+        qs.annotate(b=trunc("created_at"))
+        .values_list("b", "state")
+        .annotate(n=Count("*"))
+        .order_by()
     ):
         by_state[state] = by_state.get(state, 0) + count
         slot = buckets.setdefault(bucket, {"total": 0, "failed": 0})
@@ -61,17 +67,27 @@ def overview(request):
     for i in range(n):
         start = first + step * i
         slot = buckets.get(start, {"total": 0, "failed": 0})
-        bars.append({
-            "start": start, **slot,
-            "height": round(slot["total"] / peak * 100, 1),
-            "failed_height": round(slot["failed"] / peak * 100, 1),
-        })
+        bars.append(
+            {
+                "start": start,
+                **slot,
+                "height": round(slot["total"] / peak * 100, 1),
+                "failed_height": round(slot["failed"] / peak * 100, 1),
+            }
+        )
     context = {
-        "nav": "overview", "window": window, "windows": OVERVIEW_WINDOWS, "label": label,
+        "nav": "overview",
+        "window": window,
+        "windows": OVERVIEW_WINDOWS,
+        "label": label,
         "by_state": sorted(by_state.items(), key=lambda kv: -kv[1]),
-        "total": sum(by_state.values()), "bars": bars, "peak": peak, "unit": unit,
+        "total": sum(by_state.values()),
+        "bars": bars,
+        "peak": peak,
+        "unit": unit,
         "failures": list(
-            visible_executions(request.user).filter(state="FAILED", created_at__gte=first)
+            visible_executions(request.user)
+            .filter(state="FAILED", created_at__gte=first)
             .order_by("-created_at", "-id")[:10]
         ),
     }
@@ -85,7 +101,10 @@ def overview(request):
             roles.namespace_q(request.user, field="execution__namespace"),
             execution__created_at__gte=first,
         ).count()
-    except (LookupError, FieldError):  # no SLA model yet, or one without an execution link
+    except (
+        LookupError,
+        FieldError,
+    ):  # no SLA model yet, or one without an execution link
         pass
     from executions.stuck import stuck_count
 

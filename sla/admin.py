@@ -5,16 +5,35 @@ from sla.models import Deadline, Digest, SlaMiss, SlaRule
 
 @admin.register(SlaRule)
 class SlaRuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "namespace", "flow_id", "slo", "sla", "expected_runs",
-                    "expected_cron", "on_breach", "enabled")
+    list_display = (
+        "name",
+        "namespace",
+        "flow_id",
+        "slo",
+        "sla",
+        "expected_runs",
+        "expected_cron",
+        "on_breach",
+        "enabled",
+    )
     list_filter = ("enabled", "on_breach")
     search_fields = ("name", "namespace", "flow_id")
 
 
 @admin.register(SlaMiss)
 class SlaMissAdmin(admin.ModelAdmin):
-    list_display = ("id", "level", "kind", "namespace", "flow_id", "execution_id", "threshold",
-                    "duration", "detected_at", "digest_id")
+    list_display = (
+        "id",
+        "level",
+        "kind",
+        "namespace",
+        "flow_id",
+        "execution_id",
+        "threshold",
+        "duration",
+        "detected_at",
+        "digest_id",
+    )
     list_filter = ("level", "kind")
     search_fields = ("namespace", "flow_id")
     raw_id_fields = ("execution", "rule", "digest")
@@ -22,13 +41,29 @@ class SlaMissAdmin(admin.ModelAdmin):
 
 @admin.register(Deadline)
 class DeadlineAdmin(admin.ModelAdmin):
-    list_display = ("id", "execution_id", "key", "level", "threshold", "due_at", "state")
+    list_display = (
+        "id",
+        "execution_id",
+        "key",
+        "level",
+        "threshold",
+        "due_at",
+        "state",
+    )
     list_filter = ("state", "level", "kind")
     raw_id_fields = ("execution", "rule")
 
 
 @admin.register(Digest)
 class DigestAdmin(admin.ModelAdmin):
-    list_display = ("id", "subject", "recipients", "state", "attempts", "created_at", "sent_at")
+    list_display = (
+        "id",
+        "subject",
+        "recipients",
+        "state",
+        "attempts",
+        "created_at",
+        "sent_at",
+    )
     list_filter = ("state",)
     readonly_fields = ("message_id",)

@@ -24,16 +24,27 @@ from sla.views import visible_misses, visible_rules
 
 # API name → form field.
 FIELDS = {
-    "name": "name", "namespace": "namespace", "flowId": "flow_id", "labels": "labels",
-    "slo": "slo", "sla": "sla", "expectedRuns": "expected_runs",
-    "expectedCron": "expected_cron", "timezone": "tz", "recipients": "recipients",
-    "onBreach": "on_breach", "addLabels": "add_labels", "enabled": "enabled",
+    "name": "name",
+    "namespace": "namespace",
+    "flowId": "flow_id",
+    "labels": "labels",
+    "slo": "slo",
+    "sla": "sla",
+    "expectedRuns": "expected_runs",
+    "expectedCron": "expected_cron",
+    "timezone": "tz",
+    "recipients": "recipients",
+    "onBreach": "on_breach",
+    "addLabels": "add_labels",
+    "enabled": "enabled",
 }
 API_NAME = {form: api for api, form in FIELDS.items()}
 MAX_LIMIT = 500
 
 
-def _error(message: str, code: int = status.HTTP_400_BAD_REQUEST, **extra: Any) -> Response:
+def _error(
+    message: str, code: int = status.HTTP_400_BAD_REQUEST, **extra: Any
+) -> Response:
     return Response({"detail": message, **extra}, status=code)
 
 
@@ -42,11 +53,14 @@ def _form_data(body: Any, rule: SlaRule | None) -> tuple[dict | None, Response |
         return None, _error("send a JSON object with the rule's fields")
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
-        return None, _error(f"unknown field(s): {', '.join(unknown)}; "
-                            f"fields are {', '.join(FIELDS)}")
-    current = {} if rule is None else {
-        k: v for k, v in rule_as_dict(rule).items() if k in FIELDS
-    }
+        return None, _error(
+            f"unknown field(s): {', '.join(unknown)}; fields are {', '.join(FIELDS)}"
+        )
+    current = (
+        {}
+        if rule is None
+        else {k: v for k, v in rule_as_dict(rule).items() if k in FIELDS}
+    )
     merged = {**current, **body}
     data: dict[str, Any] = {}
     for api, value in merged.items():
@@ -58,8 +72,10 @@ def _form_data(body: Any, rule: SlaRule | None) -> tuple[dict | None, Response |
             value = format_labels(value)
         if api == "enabled":
             if not isinstance(value, bool):
-                return None, _error("enabled must be true or false", errors={"enabled": [
-                    "must be true or false"]})
+                return None, _error(
+                    "enabled must be true or false",
+                    errors={"enabled": ["must be true or false"]},
+                )
             if not value:
                 continue  # an unchecked checkbox: absent
         data[FIELDS[api]] = value
@@ -79,16 +95,22 @@ def _save(request, rule: SlaRule | None) -> Response:
     if form.is_valid():
         for ns in filter(None, {form.cleaned_data["namespace"], old_namespace}):
             if not roles.has_role(request.user, ns, roles.EDITOR):
-                return _error(f"you need the editor role on namespace {ns!r}",
-                              status.HTTP_403_FORBIDDEN)
+                return _error(
+                    f"you need the editor role on namespace {ns!r}",
+                    status.HTTP_403_FORBIDDEN,
+                )
         with transaction.atomic():
             saved = form.save(commit=False)
             saved.updated_at = timezone.now()
             saved.save()
-        return Response(rule_as_dict(saved),
-                        status=status.HTTP_200_OK if rule else status.HTTP_201_CREATED)
-    errors = {API_NAME.get(k, "rule" if k == "__all__" else k): v
-              for k, v in form.errors.items()}
+        return Response(
+            rule_as_dict(saved),
+            status=status.HTTP_200_OK if rule else status.HTTP_201_CREATED,
+        )
+    errors = {
+        API_NAME.get(k, "rule" if k == "__all__" else k): v
+        for k, v in form.errors.items()
+    }
     return _error("invalid SLA rule", errors=errors)
 
 
@@ -108,8 +130,10 @@ def rule(request, pk: int):
         return Response(rule_as_dict(found))
     if request.method == "DELETE":
         if not roles.has_role(request.user, found.namespace, roles.EDITOR):
-            return _error(f"you need the editor role on namespace {found.namespace!r}",
-                          status.HTTP_403_FORBIDDEN)
+            return _error(
+                f"you need the editor role on namespace {found.namespace!r}",
+                status.HTTP_403_FORBIDDEN,
+            )
         found.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
     return _save(request, found)
@@ -123,11 +147,18 @@ def applying(request):
     if not namespace or not flow:
         return _error("give both ?namespace= and ?flow=")
     if not roles.has_role(request.user, namespace):
-        return _error(f"you need the viewer role on namespace {namespace!r}",
-                      status.HTTP_403_FORBIDDEN)
+        return _error(
+            f"you need the viewer role on namespace {namespace!r}",
+            status.HTTP_403_FORBIDDEN,
+        )
     found = applying_rule(namespace, flow)
-    return Response({"namespace": namespace, "flowId": flow,
-                     "rule": rule_as_dict(found) if found else None})
+    return Response(
+        {
+            "namespace": namespace,
+            "flowId": flow,
+            "rule": rule_as_dict(found) if found else None,
+        }
+    )
 
 
 @api_view(["GET"])

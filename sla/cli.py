@@ -15,10 +15,14 @@ def register(group, groups) -> None:
         help="run the SLA sweep once: record misses, apply breach actions, send the digest",
     )
     p.add_argument("--no-email", action="store_true", help="send no email this time")
-    p.add_argument("--json", action="store_true", help="print counts and new misses as JSON")
+    p.add_argument(
+        "--json", action="store_true", help="print counts and new misses as JSON"
+    )
     p.set_defaults(func=check)
 
-    p = sla.add_parser("rules", help="list SLA rules, most specific first per namespace")
+    p = sla.add_parser(
+        "rules", help="list SLA rules, most specific first per namespace"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=rules)
 
@@ -32,9 +36,16 @@ def register(group, groups) -> None:
 
 def _miss_rows(misses) -> list[list]:
     return [
-        [m.level, f"{m.namespace}.{m.flow_id or '*'}",
-         m.execution_id or "—", m.threshold_text, m.duration_text,
-         m.execution_state or "—", m.source, m.action or "—"]
+        [
+            m.level,
+            f"{m.namespace}.{m.flow_id or '*'}",
+            m.execution_id or "—",
+            m.threshold_text,
+            m.duration_text,
+            m.execution_state or "—",
+            m.source,
+            m.action or "—",
+        ]
         for m in misses
     ]
 
@@ -50,8 +61,16 @@ def _json_or_empty(args, items: list, as_dict, empty: str) -> bool:
     return False
 
 
-MISS_HEADERS = ["LEVEL", "FLOW", "EXECUTION", "THRESHOLD", "DURATION", "STATE", "SOURCE",
-                "ACTION"]
+MISS_HEADERS = [
+    "LEVEL",
+    "FLOW",
+    "EXECUTION",
+    "THRESHOLD",
+    "DURATION",
+    "STATE",
+    "SOURCE",
+    "ACTION",
+]
 
 
 def check(args: argparse.Namespace) -> int:
@@ -78,18 +97,44 @@ def rules(args: argparse.Namespace) -> int:
     from sla.presenters import rule_as_dict
 
     items = list(SlaRule.objects.all())
-    if _json_or_empty(args, items, rule_as_dict,
-                      "No SLA rules. Create one on the SLA page of the dashboard or with the "
-                      "API."):
+    if _json_or_empty(
+        args,
+        items,
+        rule_as_dict,
+        "No SLA rules. Create one on the SLA page of the dashboard or with the API.",
+    ):
         return 0
-    print(table([
-        [r.pk, r.name, r.scope, format_duration(r.slo) if r.slo else "—",
-         format_duration(r.sla) if r.sla else "—",
-         f"≥{r.expected_runs} per '{r.expected_cron}'" if r.expected_cron else "—",
-         r.on_breach, ", ".join(r.recipient_list) or "—", "yes" if r.enabled else "no"]
-        for r in items
-    ], ["ID", "NAME", "APPLIES TO", "SLO", "SLA", "EXPECTED RUNS", "ON BREACH",
-        "RECIPIENTS", "ENABLED"]))
+    print(
+        table(
+            [
+                [
+                    r.pk,
+                    r.name,
+                    r.scope,
+                    format_duration(r.slo) if r.slo else "—",
+                    format_duration(r.sla) if r.sla else "—",
+                    f"≥{r.expected_runs} per '{r.expected_cron}'"
+                    if r.expected_cron
+                    else "—",
+                    r.on_breach,
+                    ", ".join(r.recipient_list) or "—",
+                    "yes" if r.enabled else "no",
+                ]
+                for r in items
+            ],
+            [
+                "ID",
+                "NAME",
+                "APPLIES TO",
+                "SLO",
+                "SLA",
+                "EXPECTED RUNS",
+                "ON BREACH",
+                "RECIPIENTS",
+                "ENABLED",
+            ],
+        )
+    )
     return 0
 
 

@@ -38,11 +38,18 @@ def create_deadlines(execution: Execution, spec: Any) -> list[Deadline]:
         return []
     rows = [
         Deadline(
-            execution_id=execution.pk, rule=rule, key=t.key, kind=t.kind, level=t.level,
-            threshold=t.threshold, assertion=t.assertion, behavior=t.behavior,
+            execution_id=execution.pk,
+            rule=rule,
+            key=t.key,
+            kind=t.kind,
+            level=t.level,
+            threshold=t.threshold,
+            assertion=t.assertion,
+            behavior=t.behavior,
             labels=t.labels,
             due_at=(execution.started_at + t.threshold)
-            if execution.started_at and t.threshold else None,
+            if execution.started_at and t.threshold
+            else None,
         )
         for t in thresholds
     ]
@@ -51,7 +58,9 @@ def create_deadlines(execution: Execution, spec: Any) -> list[Deadline]:
 
 def start_deadlines(execution: Execution) -> None:
     for deadline in Deadline.objects.filter(
-        execution_id=execution.pk, state=DeadlineState.OPEN, kind=Kind.DURATION,
+        execution_id=execution.pk,
+        state=DeadlineState.OPEN,
+        kind=Kind.DURATION,
         due_at__isnull=True,
     ):
         Deadline.objects.filter(pk=deadline.pk).update(
@@ -61,19 +70,28 @@ def start_deadlines(execution: Execution) -> None:
 
 def close_deadlines(execution: Execution) -> None:
     ended = execution.ended_at
-    rows = list(Deadline.objects.filter(
-        execution_id=execution.pk, state=DeadlineState.OPEN
-    ).values_list("pk", "kind", "due_at"))
+    rows = list(
+        Deadline.objects.filter(
+            execution_id=execution.pk, state=DeadlineState.OPEN
+        ).values_list("pk", "kind", "due_at")
+    )
     if not rows:
         return  # the usual case: one indexed read on the engine's path
     void = [pk for pk, kind, due in rows if kind == Kind.DURATION and due is None]
-    met = [pk for pk, kind, due in rows if kind == Kind.DURATION and due and due >= ended]
+    met = [
+        pk for pk, kind, due in rows if kind == Kind.DURATION and due and due >= ended
+    ]
     # Assertions are evaluated by the sweep, against the final execution.
     asserts = [pk for pk, kind, _ in rows if kind == Kind.ASSERTION]
-    for ids, change in ((void, {"state": DeadlineState.VOID}),
-                        (met, {"state": DeadlineState.MET}), (asserts, {"due_at": ended})):
+    for ids, change in (
+        (void, {"state": DeadlineState.VOID}),
+        (met, {"state": DeadlineState.MET}),
+        (asserts, {"due_at": ended}),
+    ):
         if ids:
-            Deadline.objects.filter(pk__in=ids, state=DeadlineState.OPEN).update(**change)
+            Deadline.objects.filter(pk__in=ids, state=DeadlineState.OPEN).update(
+                **change
+            )
     # Late ones stay open: the sweep records their miss (it is the only place that does).
 
 
@@ -87,12 +105,23 @@ def _guarded(what: str, func, *args) -> None:
 
 @receiver(execution_created, dispatch_uid="sla.created")
 def _on_created(sender, execution: Execution, spec: Any = None, **kwargs) -> None:
-    _guarded(f"store deadlines of execution {execution.pk}", create_deadlines, execution, spec)
+    _guarded(
+        f"store deadlines of execution {execution.pk}",
+        create_deadlines,
+        execution,
+        spec,
+    )
 
 
 @receiver(execution_state_changed, dispatch_uid="sla.state_changed")
-def _on_state_changed(sender, execution: Execution, old: str, new: str, **kwargs) -> None:
+def _on_state_changed(
+    sender, execution: Execution, old: str, new: str, **kwargs
+) -> None:
     if new == State.RUNNING and old in FIRST_START and execution.started_at:
-        _guarded(f"start deadlines of execution {execution.pk}", start_deadlines, execution)
+        _guarded(
+            f"start deadlines of execution {execution.pk}", start_deadlines, execution
+        )
     elif new in TERMINAL and execution.ended_at:
-        _guarded(f"close deadlines of execution {execution.pk}", close_deadlines, execution)
+        _guarded(
+            f"close deadlines of execution {execution.pk}", close_deadlines, execution
+        )

@@ -61,8 +61,12 @@ def unsent_misses(now: datetime):
 def _row(miss: SlaMiss, base_url: str) -> dict:
     return {
         "miss": miss,
-        "flow": f"{miss.namespace}.{miss.flow_id}" if miss.flow_id else f"{miss.namespace}.*",
-        "url": f"{base_url}/executions/{miss.execution_id}/" if miss.execution_id else "",
+        "flow": f"{miss.namespace}.{miss.flow_id}"
+        if miss.flow_id
+        else f"{miss.namespace}.*",
+        "url": f"{base_url}/executions/{miss.execution_id}/"
+        if miss.execution_id
+        else "",
         "expected": miss.kind == Kind.EXPECTED,
     }
 
@@ -73,13 +77,21 @@ def render_digest(misses, recipients: str, now: datetime) -> dict[str, str]:
     base_url = settings.ORCHESTRA_BASE_URL.rstrip("/")
     by_level = dict(misses.order_by().values_list("level").annotate(n=Count("id")))
     breaches, warnings = by_level.get(Level.SLA, 0), by_level.get(Level.SLO, 0)
-    listed = list(misses.select_related("rule").order_by("detected_at", "id")[:MAX_LISTED])
+    listed = list(
+        misses.select_related("rule").order_by("detected_at", "id")[:MAX_LISTED]
+    )
     # A miss that happened while its rule was quiet was held back by damping.
-    reminder_rules = sorted({
-        m.rule.name for m in listed
-        if m.rule and (getattr(m.rule, QUIET_FIELD[m.level]) or m.detected_at) > m.detected_at
-    })
-    namespaces = sorted(set(misses.order_by().values_list("namespace", flat=True).distinct()))
+    reminder_rules = sorted(
+        {
+            m.rule.name
+            for m in listed
+            if m.rule
+            and (getattr(m.rule, QUIET_FIELD[m.level]) or m.detected_at) > m.detected_at
+        }
+    )
+    namespaces = sorted(
+        set(misses.order_by().values_list("namespace", flat=True).distinct())
+    )
     parts = []
     if breaches:
         parts.append(f"{breaches} SLA breach{'es' if breaches != 1 else ''}")
@@ -110,7 +122,9 @@ def render_digest(misses, recipients: str, now: datetime) -> dict[str, str]:
 
 
 def _message_id() -> str:
-    domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(">") or "orchestra.local"
+    domain = (
+        settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(">") or "orchestra.local"
+    )
     return f"<sla-digest-{uuid.uuid4().hex}@{domain}>"
 
 
@@ -124,31 +138,44 @@ def build_digests(now: datetime | None = None) -> int:
     for recipients in recipient_sets:
         with transaction.atomic():
             digest = Digest.objects.create(
-                recipients=recipients, subject="", text_body="", html_body="",
-                message_id=_message_id(), created_at=now,
+                recipients=recipients,
+                subject="",
+                text_body="",
+                html_body="",
+                message_id=_message_id(),
+                created_at=now,
             )
             # Claim first (a concurrent sweep's UPDATE waits for ours and then
             # finds the rows taken), then render what was claimed.
-            if not unsent_misses(now).filter(recipients=recipients).update(digest=digest):
+            if (
+                not unsent_misses(now)
+                .filter(recipients=recipients)
+                .update(digest=digest)
+            ):
                 transaction.set_rollback(True)
                 continue
             email = render_digest(digest.misses.all(), recipients, now)
             Digest.objects.filter(pk=digest.pk).update(
-                subject=email["subject"], text_body=email["text"], html_body=email["html"]
+                subject=email["subject"],
+                text_body=email["text"],
+                html_body=email["html"],
             )
             quiet = now + reminder_period()
             for level, field in QUIET_FIELD.items():
-                SlaRule.objects.filter(misses__digest=digest, misses__level=level).update(
-                    **{field: quiet}
-                )
+                SlaRule.objects.filter(
+                    misses__digest=digest, misses__level=level
+                ).update(**{field: quiet})
             built += 1
     return built
 
 
 def _message(digest: Digest, connection) -> EmailMultiAlternatives:
     message = EmailMultiAlternatives(
-        subject=digest.subject, body=digest.text_body, to=digest.recipient_list,
-        connection=connection, headers={"Message-ID": digest.message_id},
+        subject=digest.subject,
+        body=digest.text_body,
+        to=digest.recipient_list,
+        connection=connection,
+        headers={"Message-ID": digest.message_id},
     )
     message.attach_alternative(digest.html_body, "text/html")
     return message
@@ -171,8 +198,11 @@ def send_pending(limit: int = 100) -> tuple[int, int]:
         for digest in due:
             claimed = Digest.objects.filter(
                 pk=digest.pk, state=digest.state, claimed_at=digest.claimed_at
-            ).update(state=DigestState.SENDING, claimed_at=timezone.now(),
-                     attempts=digest.attempts + 1)
+            ).update(
+                state=DigestState.SENDING,
+                claimed_at=timezone.now(),
+                attempts=digest.attempts + 1,
+            )
             if not claimed:
                 continue  # another sweep is sending it
             try:
@@ -180,11 +210,19 @@ def send_pending(limit: int = 100) -> tuple[int, int]:
             except (smtplib.SMTPException, OSError) as exc:
                 failed += 1
                 Digest.objects.filter(pk=digest.pk, state=DigestState.SENDING).update(
-                    state=DigestState.PENDING, claimed_at=None, last_error=str(exc)[:2000]
+                    state=DigestState.PENDING,
+                    claimed_at=None,
+                    last_error=str(exc)[:2000],
                 )
-                log.warning("SLA digest %s not sent (attempt %s): %s", digest.pk,
-                            digest.attempts + 1, exc)
-                if isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException):
+                log.warning(
+                    "SLA digest %s not sent (attempt %s): %s",
+                    digest.pk,
+                    digest.attempts + 1,
+                    exc,
+                )
+                if isinstance(exc, OSError) and not isinstance(
+                    exc, smtplib.SMTPException
+                ):
                     # The server is unreachable: the rest would fail the same way.
                     failed += _count_left(due, digest)
                     break
@@ -211,8 +249,15 @@ def preview(now: datetime | None = None, scope: Q | None = None) -> list[dict]:
     now = now or timezone.now()
     pending = unsent_misses(now).filter(scope or Q())
     out = []
-    for recipients in pending.order_by().values_list("recipients", flat=True).distinct():
+    for recipients in (
+        pending.order_by().values_list("recipients", flat=True).distinct()
+    ):
         misses = pending.filter(recipients=recipients)
-        out.append({"recipients": recipients.replace(",", ", "), "count": misses.count(),
-                    **render_digest(misses, recipients, now)})
+        out.append(
+            {
+                "recipients": recipients.replace(",", ", "),
+                "count": misses.count(),
+                **render_digest(misses, recipients, now),
+            }
+        )
     return out

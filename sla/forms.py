@@ -78,30 +78,47 @@ class LabelsField(forms.CharField):
 
 class SlaRuleForm(forms.ModelForm):
     slo = DurationField(
-        required=False, label="SLO (warning)",
+        required=False,
+        label="SLO (warning)",
         help_text="Warn when a run takes longer: PT45M, 45m, 1h30m.",
     )
     sla = DurationField(
-        required=False, label="SLA (breach)",
+        required=False,
+        label="SLA (breach)",
         help_text="Alert and act when a run takes longer: PT1H, 1h.",
     )
     labels = LabelsField(
-        required=False, label="Label selector",
+        required=False,
+        label="Label selector",
         help_text="Only executions with all these labels: env=prod, team=data.",
     )
     add_labels = LabelsField(
-        required=False, label="Add labels on breach", help_text="sla=breached",
+        required=False,
+        label="Add labels on breach",
+        help_text="sla=breached",
     )
     recipients = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Email addresses, separated by commas.",
     )
 
     class Meta:
         model = SlaRule
         fields = [
-            "name", "namespace", "flow_id", "labels", "slo", "sla", "expected_runs",
-            "expected_cron", "tz", "recipients", "on_breach", "add_labels", "enabled",
+            "name",
+            "namespace",
+            "flow_id",
+            "labels",
+            "slo",
+            "sla",
+            "expected_runs",
+            "expected_cron",
+            "tz",
+            "recipients",
+            "on_breach",
+            "add_labels",
+            "enabled",
         ]
         labels = {
             "flow_id": "Flow id",
@@ -112,7 +129,7 @@ class SlaRuleForm(forms.ModelForm):
         help_texts = {
             "expected_runs": "At least this many successful runs in each window…",
             "expected_cron": "…ending at each cron time, e.g. '0 10 * * *' (checked daily at "
-                             "10:00 over the previous 24 h).",
+            "10:00 over the previous 24 h).",
             "tz": "Time zone of the cron expression.",
         }
 
@@ -127,7 +144,9 @@ class SlaRuleForm(forms.ModelForm):
     def clean_flow_id(self) -> str:
         value = (self.cleaned_data.get("flow_id") or "").strip()
         if value and not FLOW_ID_RE.match(value):
-            raise ValidationError(f"'{value}' is not a flow id; use letters, digits, '_', '-', '.'")
+            raise ValidationError(
+                f"'{value}' is not a flow id; use letters, digits, '_', '-', '.'"
+            )
         return value
 
     def clean_expected_cron(self) -> str:
@@ -165,15 +184,23 @@ class SlaRuleForm(forms.ModelForm):
         slo, sla = data.get("slo"), data.get("sla")
         runs, cron = data.get("expected_runs"), data.get("expected_cron")
         if slo and sla and slo >= sla:
-            self.add_error("slo", "the SLO (warning) must be shorter than the SLA (breach)")
+            self.add_error(
+                "slo", "the SLO (warning) must be shorter than the SLA (breach)"
+            )
         if runs and not cron and "expected_cron" not in self.errors:
-            self.add_error("expected_cron", "say which cron window the runs are counted in")
+            self.add_error(
+                "expected_cron", "say which cron window the runs are counted in"
+            )
         if cron and not runs:
-            self.add_error("expected_runs", "say how many successful runs each window needs")
+            self.add_error(
+                "expected_runs", "say how many successful runs each window needs"
+            )
         if runs == 0:
             self.add_error("expected_runs", "must be at least 1")
-        acts = data.get("recipients") or data.get("add_labels") or (
-            data.get("on_breach") not in (None, "", Behavior.NONE)
+        acts = (
+            data.get("recipients")
+            or data.get("add_labels")
+            or (data.get("on_breach") not in (None, "", Behavior.NONE))
         )
         if not (slo or sla or (runs and cron) or acts) and not self.errors:
             raise ValidationError(
@@ -186,9 +213,15 @@ class SlaRuleForm(forms.ModelForm):
 class MissFilterForm(forms.Form):
     namespace = forms.CharField(required=False)
     flow = forms.CharField(required=False)
-    level = forms.ChoiceField(required=False, choices=[("", "any level"), *Level.choices])
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    level = forms.ChoiceField(
+        required=False, choices=[("", "any level"), *Level.choices]
+    )
+    since = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
     rule = forms.IntegerField(required=False, min_value=1, label="Rule id")
 
     def filter(self, qs):
@@ -202,7 +235,9 @@ class MissFilterForm(forms.Form):
         if data.get("since"):
             qs = qs.filter(detected_at__gte=_day_start(data["since"]))
         if data.get("until"):
-            qs = qs.filter(detected_at__lt=_day_start(data["until"]) + timedelta(days=1))
+            qs = qs.filter(
+                detected_at__lt=_day_start(data["until"]) + timedelta(days=1)
+            )
         if data.get("rule"):
             qs = qs.filter(rule_id=data["rule"])
         return qs

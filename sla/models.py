@@ -49,7 +49,8 @@ class SlaRule(models.Model):
         max_length=255, blank=True, default="", help_text="Empty: every flow."
     )
     labels = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="Executions must carry all these labels for the rule to apply.",
     )
     slo = models.DurationField(null=True, blank=True, help_text="Warning threshold.")
@@ -108,7 +109,11 @@ class SlaRule(models.Model):
 
     @property
     def scope(self) -> str:
-        where = f"{self.namespace}.{self.flow_id}" if self.flow_id else f"{self.namespace}.*"
+        where = (
+            f"{self.namespace}.{self.flow_id}"
+            if self.flow_id
+            else f"{self.namespace}.*"
+        )
         if self.labels:
             where += " " + ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
         return where
@@ -125,7 +130,11 @@ class SlaRule(models.Model):
 
     def specificity(self) -> tuple[int, int, int]:
         """Flow over namespace, child namespace over parent, more labels over fewer."""
-        return (1 if self.flow_id else 0, self.namespace.count(".") + 1, len(self.labels))
+        return (
+            1 if self.flow_id else 0,
+            self.namespace.count(".") + 1,
+            len(self.labels),
+        )
 
     def matches_labels(self, labels: dict[str, str] | None) -> bool:
         labels = labels or {}
@@ -162,7 +171,11 @@ class Deadline(models.Model):
         "executions.Execution", on_delete=models.CASCADE, related_name="sla_deadlines"
     )
     rule = models.ForeignKey(
-        SlaRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="deadlines"
+        SlaRule,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deadlines",
     )
     # Where the threshold comes from and what keeps misses unique:
     # "rule", "input" (SLA/SLO inputs), "flow:<id>" (the flow's sla: list).
@@ -171,7 +184,9 @@ class Deadline(models.Model):
     level = models.CharField(max_length=3, choices=Level.choices)
     threshold = models.DurationField(null=True, blank=True)
     assertion = models.TextField(blank=True, default="")
-    behavior = models.CharField(max_length=8, choices=Behavior.choices, default=Behavior.NONE)
+    behavior = models.CharField(
+        max_length=8, choices=Behavior.choices, default=Behavior.NONE
+    )
     labels = models.JSONField(default=dict, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
     state = models.CharField(
@@ -187,10 +202,14 @@ class Deadline(models.Model):
         indexes = [
             # The sweep: open deadlines by due time. Closed ones (almost all
             # rows over time) are not in the index at all.
-            models.Index(fields=["due_at"], name="deadline_open_due",
-                         condition=Q(state="open")),
-            models.Index(fields=["execution"], name="deadline_open_exec",
-                         condition=Q(state="open")),
+            models.Index(
+                fields=["due_at"], name="deadline_open_due", condition=Q(state="open")
+            ),
+            models.Index(
+                fields=["execution"],
+                name="deadline_open_exec",
+                condition=Q(state="open"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -210,7 +229,10 @@ class SlaMiss(models.Model):
         SlaRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="misses"
     )
     execution = models.ForeignKey(
-        "executions.Execution", null=True, blank=True, on_delete=models.CASCADE,
+        "executions.Execution",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="sla_misses",
     )
     key = models.CharField(max_length=120)
@@ -228,7 +250,9 @@ class SlaMiss(models.Model):
     expected = models.PositiveIntegerField(null=True, blank=True)
     actual = models.PositiveIntegerField(null=True, blank=True)
     detected_at = models.DateTimeField(default=timezone.now)
-    behavior = models.CharField(max_length=8, choices=Behavior.choices, default=Behavior.NONE)
+    behavior = models.CharField(
+        max_length=8, choices=Behavior.choices, default=Behavior.NONE
+    )
     labels = models.JSONField(default=dict, blank=True)
     # What the sweep did about it ("cancelled", "labels added", or why not).
     action = models.TextField(blank=True, default="")
@@ -236,7 +260,11 @@ class SlaMiss(models.Model):
     # Normalised recipient list at detection time; empty: nobody to email.
     recipients = models.TextField(blank=True, default="")
     digest = models.ForeignKey(
-        "Digest", null=True, blank=True, on_delete=models.SET_NULL, related_name="misses"
+        "Digest",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="misses",
     )
 
     objects = SlaMissQuerySet.as_manager()
@@ -245,11 +273,13 @@ class SlaMiss(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["execution", "key", "level"], name="slamiss_unique_execution",
+                fields=["execution", "key", "level"],
+                name="slamiss_unique_execution",
                 condition=Q(execution__isnull=False),
             ),
             models.UniqueConstraint(
-                fields=["rule", "window_end"], name="slamiss_unique_window",
+                fields=["rule", "window_end"],
+                name="slamiss_unique_window",
                 condition=Q(execution__isnull=True),
             ),
         ]
@@ -258,10 +288,16 @@ class SlaMiss(models.Model):
             # primary key serves the unfiltered list: every index costs the sweep.
             models.Index(fields=["namespace", "-id"], name="slamiss_ns"),
             # The digest: misses with recipients not yet put in an email.
-            models.Index(fields=["detected_at"], name="slamiss_unsent",
-                         condition=Q(digest__isnull=True) & ~Q(recipients="")),
-            models.Index(fields=["id"], name="slamiss_actions_due",
-                         condition=Q(actions_done=False)),
+            models.Index(
+                fields=["detected_at"],
+                name="slamiss_unsent",
+                condition=Q(digest__isnull=True) & ~Q(recipients=""),
+            ),
+            models.Index(
+                fields=["id"],
+                name="slamiss_actions_due",
+                condition=Q(actions_done=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -325,8 +361,9 @@ class Digest(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["created_at"], name="digest_unsent",
-                         condition=~Q(state="sent")),
+            models.Index(
+                fields=["created_at"], name="digest_unsent", condition=~Q(state="sent")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -335,4 +372,3 @@ class Digest(models.Model):
     @property
     def recipient_list(self) -> list[str]:
         return normalize_recipients(self.recipients)
-

@@ -30,7 +30,9 @@ def miss_as_dict(miss: SlaMiss) -> dict[str, Any]:
         "namespace": miss.namespace,
         "flowId": miss.flow_id or None,
         "executionId": miss.execution_id,
-        "executionUrl": f"{base}/executions/{miss.execution_id}/" if miss.execution_id else None,
+        "executionUrl": f"{base}/executions/{miss.execution_id}/"
+        if miss.execution_id
+        else None,
         "executionState": miss.execution_state or None,
         "startDate": _ts(miss.started_at),
         "threshold": _iso(miss.threshold),

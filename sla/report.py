@@ -24,13 +24,17 @@ PERIODS = (7, 30)
 def _shares(since: datetime, scope: Q) -> dict[str, dict[str, tuple[int, int]]]:
     """namespace → level → (executions judged, executions that missed)."""
     rows = (
-        Deadline.objects.filter(scope, execution__created_at__gte=since,
-                                state__in=[DeadlineState.MET, DeadlineState.MISSED])
+        Deadline.objects.filter(
+            scope,
+            execution__created_at__gte=since,
+            state__in=[DeadlineState.MET, DeadlineState.MISSED],
+        )
         .values("execution__namespace", "level")
         .annotate(
             judged=Count("execution_id", distinct=True),
-            missed=Count("execution_id", distinct=True,
-                         filter=Q(state=DeadlineState.MISSED)),
+            missed=Count(
+                "execution_id", distinct=True, filter=Q(state=DeadlineState.MISSED)
+            ),
         )
         .order_by()
     )
@@ -62,12 +66,17 @@ def _percentiles(since: datetime, namespaces: list[str]) -> dict[str, tuple]:
     # SQLite (local mode, small data): the same in Python.
     durations: dict[str, list[timedelta]] = defaultdict(list)
     rows = Execution.objects.filter(
-        namespace__in=namespaces, created_at__gte=since, state__in=TERMINAL,
-        started_at__isnull=False, ended_at__isnull=False,
+        namespace__in=namespaces,
+        created_at__gte=since,
+        state__in=TERMINAL,
+        started_at__isnull=False,
+        ended_at__isnull=False,
     ).values_list("namespace", "started_at", "ended_at")
     for ns, started, ended in rows.iterator():
         durations[ns].append(ended - started)
-    return {ns: (_percentile(v, 0.5), _percentile(v, 0.95)) for ns, v in durations.items()}
+    return {
+        ns: (_percentile(v, 0.5), _percentile(v, 0.95)) for ns, v in durations.items()
+    }
 
 
 def _percentile(values: list[timedelta], q: float) -> timedelta:
@@ -97,8 +106,11 @@ def compliance(now: datetime, scope: Q | None = None) -> list[dict]:
             for level in (Level.SLO, Level.SLA):
                 judged, missed = shares[days].get(ns, {}).get(level, (0, 0))
                 entry[level.lower()] = {
-                    "judged": judged, "missed": missed,
-                    "within": round(100 * (judged - missed) / judged, 1) if judged else None,
+                    "judged": judged,
+                    "missed": missed,
+                    "within": round(100 * (judged - missed) / judged, 1)
+                    if judged
+                    else None,
                 }
             entry["p50"], entry["p95"] = pct[days].get(ns, (None, None))
             row["periods"].append(entry)

@@ -20,7 +20,9 @@ from sla.models import Behavior, Kind, Level, SlaRule
 
 
 def applying_rule(
-    namespace: str, flow_id: str, labels: dict[str, Any] | None = None,
+    namespace: str,
+    flow_id: str,
+    labels: dict[str, Any] | None = None,
     rules: list[SlaRule] | None = None,
 ) -> SlaRule | None:
     """The enabled rule that applies to executions of this flow with these
@@ -28,8 +30,10 @@ def applying_rule(
     if rules is None:
         rules = list(SlaRule.objects.enabled().covering(namespace, flow_id))
     candidates = [
-        r for r in rules
-        if r.enabled and r.sets_durations
+        r
+        for r in rules
+        if r.enabled
+        and r.sets_durations
         and (r.namespace == namespace or namespace.startswith(r.namespace + "."))
         and r.flow_id in ("", flow_id)
         and (labels is None or r.matches_labels(labels))
@@ -42,8 +46,10 @@ def applying_rule(
 def expected_run_rules(namespace: str, flow_id: str) -> list[SlaRule]:
     """Enabled rules counting runs per cron window that cover this flow."""
     return [
-        r for r in SlaRule.objects.enabled().covering(namespace, flow_id).exclude(
-            expected_cron="")
+        r
+        for r in SlaRule.objects.enabled()
+        .covering(namespace, flow_id)
+        .exclude(expected_cron="")
         if r.namespace == namespace or namespace.startswith(r.namespace + ".")
     ]
 
@@ -71,7 +77,9 @@ def _input_duration(inputs: dict[str, Any], name: str) -> timedelta | None:
 
 
 def thresholds_for(
-    rule: SlaRule | None, inputs: dict[str, Any] | None, flow_sla: list[dict[str, Any]],
+    rule: SlaRule | None,
+    inputs: dict[str, Any] | None,
+    flow_sla: list[dict[str, Any]],
 ) -> list[Threshold]:
     out: list[Threshold] = []
     inputs = inputs or {}
@@ -81,26 +89,37 @@ def thresholds_for(
         if from_input is None and from_rule is None:
             continue
         breach = level == Level.SLA and rule is not None
-        out.append(Threshold(
-            key="input" if from_input is not None else "rule",
-            level=level,
-            threshold=from_input or from_rule,
-            behavior=rule.on_breach if breach else Behavior.NONE,
-            labels=dict(rule.add_labels or {}) if breach else {},
-        ))
+        out.append(
+            Threshold(
+                key="input" if from_input is not None else "rule",
+                level=level,
+                threshold=from_input or from_rule,
+                behavior=rule.on_breach if breach else Behavior.NONE,
+                labels=dict(rule.add_labels or {}) if breach else {},
+            )
+        )
     for entry in flow_sla or []:
         key = f"flow:{entry['id']}"
         labels = dict(entry.get("labels") or {})
         if entry["type"] == "MAX_DURATION" and entry.get("duration"):
-            out.append(Threshold(
-                key=key, level=Level.SLA,
-                threshold=timedelta(seconds=float(entry["duration"])),
-                behavior=entry.get("behavior", Behavior.NONE), labels=labels,
-            ))
+            out.append(
+                Threshold(
+                    key=key,
+                    level=Level.SLA,
+                    threshold=timedelta(seconds=float(entry["duration"])),
+                    behavior=entry.get("behavior", Behavior.NONE),
+                    labels=labels,
+                )
+            )
         elif entry["type"] == "EXECUTION_ASSERTION" and entry.get("assert"):
-            out.append(Threshold(
-                key=key, level=Level.SLA, kind=Kind.ASSERTION,
-                assertion=str(entry["assert"]),
-                behavior=entry.get("behavior", Behavior.NONE), labels=labels,
-            ))
+            out.append(
+                Threshold(
+                    key=key,
+                    level=Level.SLA,
+                    kind=Kind.ASSERTION,
+                    assertion=str(entry["assert"]),
+                    behavior=entry.get("behavior", Behavior.NONE),
+                    labels=labels,
+                )
+            )
     return out

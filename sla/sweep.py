@@ -85,7 +85,9 @@ def _due(now: datetime, kind: str, limit: int):
 
 def record_duration_misses(now: datetime, batch: int = BATCH) -> int:
     """Open deadlines whose time has come: one SlaMiss each, then closed."""
-    record = _record_batch_postgresql if connection.vendor == "postgresql" else _record_batch
+    record = (
+        _record_batch_postgresql if connection.vendor == "postgresql" else _record_batch
+    )
     total = 0
     for _ in range(MAX_BATCHES):
         with transaction.atomic():
@@ -138,21 +140,40 @@ def _record_batch_postgresql(now: datetime, batch: int) -> int:
 def _record_batch(now: datetime, batch: int) -> int:
     """The same in three ORM statements (SQLite has no data-modifying CTEs;
     its single writer makes the read-then-update safe)."""
-    rows = list(_due(now, Kind.DURATION, batch).values(
-        "id", "execution_id", "rule_id", "key", "level", "threshold", "behavior",
-        "labels", "rule__recipients", "execution__namespace", "execution__flow_id",
-        "execution__started_at", "execution__ended_at", "execution__state",
-    ))
+    rows = list(
+        _due(now, Kind.DURATION, batch).values(
+            "id",
+            "execution_id",
+            "rule_id",
+            "key",
+            "level",
+            "threshold",
+            "behavior",
+            "labels",
+            "rule__recipients",
+            "execution__namespace",
+            "execution__flow_id",
+            "execution__started_at",
+            "execution__ended_at",
+            "execution__state",
+        )
+    )
     misses = [
         SlaMiss(
-            rule_id=r["rule_id"], execution_id=r["execution_id"], key=r["key"],
-            kind=Kind.DURATION, level=r["level"],
-            namespace=r["execution__namespace"], flow_id=r["execution__flow_id"],
+            rule_id=r["rule_id"],
+            execution_id=r["execution_id"],
+            key=r["key"],
+            kind=Kind.DURATION,
+            level=r["level"],
+            namespace=r["execution__namespace"],
+            flow_id=r["execution__flow_id"],
             threshold=r["threshold"],
             duration=(r["execution__ended_at"] or now) - r["execution__started_at"],
             started_at=r["execution__started_at"],
-            execution_state=r["execution__state"], detected_at=now,
-            behavior=r["behavior"], labels=r["labels"],
+            execution_state=r["execution__state"],
+            detected_at=now,
+            behavior=r["behavior"],
+            labels=r["labels"],
             actions_done=r["level"] != Level.SLA
             or (r["behavior"] == Behavior.NONE and not r["labels"]),
             recipients=_recipients(r["rule__recipients"]),
@@ -160,7 +181,9 @@ def _record_batch(now: datetime, batch: int) -> int:
         for r in rows
     ]
     SlaMiss.objects.bulk_create(misses, ignore_conflicts=True)
-    Deadline.objects.filter(id__in=[r["id"] for r in rows]).update(state=DeadlineState.MISSED)
+    Deadline.objects.filter(id__in=[r["id"] for r in rows]).update(
+        state=DeadlineState.MISSED
+    )
     return len(rows)
 
 
@@ -171,24 +194,44 @@ def check_assertions(now: datetime, limit: int = 500) -> int:
 
     found = 0
     with transaction.atomic():
-        for deadline in _due(now, Kind.ASSERTION, limit).select_related("execution", "rule"):
+        for deadline in _due(now, Kind.ASSERTION, limit).select_related(
+            "execution", "rule"
+        ):
             execution = deadline.execution
             failed_because = ""
             try:
                 ok = truthy(evaluate(deadline.assertion, expression_context(execution)))
             except ExpressionError as exc:
-                ok, failed_because = False, f"assertion could not be evaluated: {exc.message}"
+                ok, failed_because = (
+                    False,
+                    f"assertion could not be evaluated: {exc.message}",
+                )
             if not ok:
-                SlaMiss.objects.bulk_create([SlaMiss(
-                    rule=deadline.rule, execution=execution, key=deadline.key,
-                    kind=Kind.ASSERTION, level=deadline.level,
-                    namespace=execution.namespace, flow_id=execution.flow_id,
-                    duration=execution.duration(), started_at=execution.started_at,
-                    execution_state=execution.state, detected_at=now,
-                    behavior=deadline.behavior, labels=deadline.labels,
-                    actions_done=not deadline.labels, action=failed_because,
-                    recipients=_recipients(deadline.rule.recipients if deadline.rule else ""),
-                )], ignore_conflicts=True)
+                SlaMiss.objects.bulk_create(
+                    [
+                        SlaMiss(
+                            rule=deadline.rule,
+                            execution=execution,
+                            key=deadline.key,
+                            kind=Kind.ASSERTION,
+                            level=deadline.level,
+                            namespace=execution.namespace,
+                            flow_id=execution.flow_id,
+                            duration=execution.duration(),
+                            started_at=execution.started_at,
+                            execution_state=execution.state,
+                            detected_at=now,
+                            behavior=deadline.behavior,
+                            labels=deadline.labels,
+                            actions_done=not deadline.labels,
+                            action=failed_because,
+                            recipients=_recipients(
+                                deadline.rule.recipients if deadline.rule else ""
+                            ),
+                        )
+                    ],
+                    ignore_conflicts=True,
+                )
                 found += 1
             deadline.state = DeadlineState.MET if ok else DeadlineState.MISSED
             deadline.save(update_fields=["state"])
@@ -202,7 +245,9 @@ def _windows(rule: SlaRule, now: datetime) -> list[tuple[datetime, datetime]]:
     tz = zoneinfo.ZoneInfo(rule.tz or "UTC")
     cursor = rule.expected_checked_until
     if cursor is None:
-        cursor = croniter(rule.expected_cron, rule.created_at.astimezone(tz)).get_next(datetime)
+        cursor = croniter(rule.expected_cron, rule.created_at.astimezone(tz)).get_next(
+            datetime
+        )
     ticks = croniter(rule.expected_cron, cursor.astimezone(tz))
     windows = []
     start = cursor
@@ -219,7 +264,9 @@ def check_expected_runs(now: datetime) -> int:
     """A cron window that ended with fewer successful executions than the
     rule expects is a miss, even though no execution exists to point at."""
     found = 0
-    rules = SlaRule.objects.enabled().exclude(expected_cron="").filter(expected_runs__gt=0)
+    rules = (
+        SlaRule.objects.enabled().exclude(expected_cron="").filter(expected_runs__gt=0)
+    )
     for rule in rules:
         windows = _windows(rule, now)
         if not windows:
@@ -232,7 +279,9 @@ def check_expected_runs(now: datetime) -> int:
             ).update(expected_checked_until=windows[-1][1])
             if not claimed:
                 continue
-            scope = Execution.objects.in_namespace(rule.namespace).with_labels(rule.labels)
+            scope = Execution.objects.in_namespace(rule.namespace).with_labels(
+                rule.labels
+            )
             if rule.flow_id:
                 scope = scope.filter(flow_id=rule.flow_id)
             scope = scope.filter(state__in=SUCCESSFUL)
@@ -241,14 +290,24 @@ def check_expected_runs(now: datetime) -> int:
                 actual = scope.filter(created_at__gt=start, created_at__lte=end).count()
                 if actual >= rule.expected_runs:
                     continue
-                misses.append(SlaMiss(
-                    rule=rule, key="expected", kind=Kind.EXPECTED, level=Level.SLA,
-                    namespace=rule.namespace, flow_id=rule.flow_id, window_start=start,
-                    window_end=end, expected=rule.expected_runs, actual=actual,
-                    detected_at=now, actions_done=True,
-                    action="no execution to act on",
-                    recipients=_recipients(rule.recipients),
-                ))
+                misses.append(
+                    SlaMiss(
+                        rule=rule,
+                        key="expected",
+                        kind=Kind.EXPECTED,
+                        level=Level.SLA,
+                        namespace=rule.namespace,
+                        flow_id=rule.flow_id,
+                        window_start=start,
+                        window_end=end,
+                        expected=rule.expected_runs,
+                        actual=actual,
+                        detected_at=now,
+                        actions_done=True,
+                        action="no execution to act on",
+                        recipients=_recipients(rule.recipients),
+                    )
+                )
             SlaMiss.objects.bulk_create(misses, ignore_conflicts=True)
             found += len(misses)
     return found
@@ -260,24 +319,36 @@ def _apply(miss: SlaMiss) -> str:
     reason = (
         f"SLA breached ({who}): ran {format_duration(miss.duration)}, "
         f"limit {format_duration(miss.threshold)}"
-        if miss.kind == Kind.DURATION else f"SLA assertion failed ({who})"
+        if miss.kind == Kind.DURATION
+        else f"SLA assertion failed ({who})"
     )
     actor = f"sla-rule:{miss.rule_id}" if miss.rule_id else f"sla:{miss.key}"
     details = {"sla_miss_id": miss.pk, "sla_rule_id": miss.rule_id, "key": miss.key}
     done = []
     if miss.labels:
-        actions.set_labels(execution.pk, miss.labels, cause=Cause.SLA, actor=actor,
-                           reason=reason)
-        done.append("labels added: " + ", ".join(f"{k}={v}" for k, v in miss.labels.items()))
+        actions.set_labels(
+            execution.pk, miss.labels, cause=Cause.SLA, actor=actor, reason=reason
+        )
+        done.append(
+            "labels added: " + ", ".join(f"{k}={v}" for k, v in miss.labels.items())
+        )
     if miss.behavior in (Behavior.CANCEL, Behavior.FAIL):
         final = State.CANCELLED if miss.behavior == Behavior.CANCEL else State.FAILED
         execution.refresh_from_db(fields=["state"])
         if execution.state in TERMINAL:
-            done.append(f"not {final.lower()}: the execution had already ended "
-                        f"({execution.state})")
+            done.append(
+                f"not {final.lower()}: the execution had already ended "
+                f"({execution.state})"
+            )
         else:
-            actions.stop_execution(execution.pk, final=final, cause=Cause.SLA, actor=actor,
-                                   reason=reason, details=details)
+            actions.stop_execution(
+                execution.pk,
+                final=final,
+                cause=Cause.SLA,
+                actor=actor,
+                reason=reason,
+                details=details,
+            )
             done.append("cancelled" if final == State.CANCELLED else "failed")
     return "; ".join(done)
 
@@ -287,7 +358,9 @@ def apply_actions(limit: int = 500) -> int:
     the state history names the rule as the cause. A failing action is
     rolled back and retried by the next sweep."""
     count = 0
-    pending = SlaMiss.objects.filter(actions_done=False).select_related("execution", "rule")
+    pending = SlaMiss.objects.filter(actions_done=False).select_related(
+        "execution", "rule"
+    )
     for miss in pending.order_by("id")[:limit]:
         try:
             with transaction.atomic():
@@ -299,8 +372,9 @@ def apply_actions(limit: int = 500) -> int:
                 miss.save(update_fields=["action"])
             count += 1
         except Exception:  # noqa: BLE001 — one bad row must not stop the sweep
-            log.exception("SLA: breach action for miss %s failed; retrying next sweep",
-                          miss.pk)
+            log.exception(
+                "SLA: breach action for miss %s failed; retrying next sweep", miss.pk
+            )
     return count
 
 

@@ -34,7 +34,9 @@ def visible_misses(user):
 def _get_rule_for_user(request, pk: int, role: str = roles.VIEWER) -> SlaRule:
     rule = get_object_or_404(SlaRule, pk=pk)
     if not roles.has_role(request.user, rule.namespace, roles.VIEWER):
-        raise PermissionDenied(f"you need the viewer role on namespace {rule.namespace!r}")
+        raise PermissionDenied(
+            f"you need the viewer role on namespace {rule.namespace!r}"
+        )
     roles.require(request.user, rule.namespace, role)
     return rule
 
@@ -44,8 +46,10 @@ def check_editor(form: SlaRuleForm, user, old_namespace: str | None = None) -> b
     namespace = form.cleaned_data.get("namespace")
     for ns in filter(None, {namespace, old_namespace}):
         if not roles.has_role(user, ns, roles.EDITOR):
-            form.add_error("namespace", f"you need the editor role on namespace '{ns}' "
-                                        "to manage its SLA rules")
+            form.add_error(
+                "namespace",
+                f"you need the editor role on namespace '{ns}' to manage its SLA rules",
+            )
             return False
     return True
 
@@ -58,16 +62,26 @@ def rule_list(request):
     applies = None
     if namespace and flow:
         allowed = roles.has_role(request.user, namespace)
-        applies = {"namespace": namespace, "flow": flow, "allowed": allowed,
-                   "rule": applying_rule(namespace, flow) if allowed else None,
-                   "expected": expected_run_rules(namespace, flow) if allowed else []}
+        applies = {
+            "namespace": namespace,
+            "flow": flow,
+            "allowed": allowed,
+            "rule": applying_rule(namespace, flow) if allowed else None,
+            "expected": expected_run_rules(namespace, flow) if allowed else [],
+        }
     template = "sla/rules.html"
     if request.htmx and applies is not None:
         template += "#applies"
-    return render(request, template, {
-        "nav": "sla", "rules": rules, "applies": applies,
-        "can_edit": roles.prefixes(request.user, roles.EDITOR) != [],
-    })
+    return render(
+        request,
+        template,
+        {
+            "nav": "sla",
+            "rules": rules,
+            "applies": applies,
+            "can_edit": roles.prefixes(request.user, roles.EDITOR) != [],
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -76,9 +90,13 @@ def rule_create(request):
     if request.method == "POST":
         if form.is_valid() and check_editor(form, request.user):
             rule = form.save()
-            messages.success(request, f"SLA rule '{rule.name}' created for {rule.scope}.")
+            messages.success(
+                request, f"SLA rule '{rule.name}' created for {rule.scope}."
+            )
             return redirect("sla:rules")
-        return render(request, "sla/rule_form.html", {"nav": "sla", "form": form}, status=400)
+        return render(
+            request, "sla/rule_form.html", {"nav": "sla", "form": form}, status=400
+        )
     return render(request, "sla/rule_form.html", {"nav": "sla", "form": form})
 
 
@@ -104,11 +122,15 @@ def rule_validate(request):
     """Inline validation while the user types: the form fragment with its errors."""
     instance = None
     if request.POST.get("rule_id"):
-        instance = _get_rule_for_user(request, int(request.POST["rule_id"]), roles.EDITOR)
+        instance = _get_rule_for_user(
+            request, int(request.POST["rule_id"]), roles.EDITOR
+        )
     form = SlaRuleForm(request.POST, instance=instance)
     if form.is_valid():
         check_editor(form, request.user, instance.namespace if instance else None)
-    return render(request, "sla/rule_form.html#fields", {"form": form, "rule": instance})
+    return render(
+        request, "sla/rule_form.html#fields", {"form": form, "rule": instance}
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -117,12 +139,20 @@ def rule_delete(request, pk: int):
     if request.method == "POST" and request.POST.get("confirm") == "yes":
         name = rule.name
         rule.delete()
-        messages.success(request, f"SLA rule '{name}' deleted; its past misses are kept.")
+        messages.success(
+            request, f"SLA rule '{name}' deleted; its past misses are kept."
+        )
         return redirect("sla:rules")
-    return render(request, "sla/rule_confirm_delete.html", {
-        "nav": "sla", "rule": rule, "misses": rule.misses.count(),
-        "open_deadlines": rule.deadlines.filter(state="open").count(),
-    })
+    return render(
+        request,
+        "sla/rule_confirm_delete.html",
+        {
+            "nav": "sla",
+            "rule": rule,
+            "misses": rule.misses.count(),
+            "open_deadlines": rule.deadlines.filter(state="open").count(),
+        },
+    )
 
 
 @require_GET
@@ -142,10 +172,16 @@ def miss_list(request):
     if more:
         query["before"] = page[-1].pk
     template = "sla/misses.html" + ("#rows" if request.htmx else "")
-    return render(request, template, {
-        "nav": "sla", "form": form, "misses": page,
-        "next_query": query.urlencode() if more else "",
-    })
+    return render(
+        request,
+        template,
+        {
+            "nav": "sla",
+            "form": form,
+            "misses": page,
+            "next_query": query.urlencode() if more else "",
+        },
+    )
 
 
 @require_GET
@@ -153,15 +189,23 @@ def compliance(request):
     rows = report.compliance(
         timezone.now(), roles.namespace_q(request.user, field="execution__namespace")
     )
-    return render(request, "sla/compliance.html", {"nav": "sla", "rows": rows,
-                                                   "periods": report.PERIODS})
+    return render(
+        request,
+        "sla/compliance.html",
+        {"nav": "sla", "rows": rows, "periods": report.PERIODS},
+    )
 
 
 @require_GET
 def digest_preview(request):
     """What the next sweep would email, limited to namespaces the user may see."""
     emails = digest.preview(timezone.now(), scope=roles.namespace_q(request.user))
-    return render(request, "sla/digest_preview.html", {
-        "nav": "sla", "emails": emails,
-        "reminder_minutes": settings.ORCHESTRA_SLA_REMINDER_MINUTES,
-    })
+    return render(
+        request,
+        "sla/digest_preview.html",
+        {
+            "nav": "sla",
+            "emails": emails,
+            "reminder_minutes": settings.ORCHESTRA_SLA_REMINDER_MINUTES,
+        },
+    )

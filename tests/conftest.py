@@ -24,7 +24,9 @@ def need(condition: bool, reason: str) -> None:
     if condition:
         return
     if REQUIRE:
-        pytest.fail(f"required service missing (ORCHESTRA_REQUIRE_SERVICES=1): {reason}")
+        pytest.fail(
+            f"required service missing (ORCHESTRA_REQUIRE_SERVICES=1): {reason}"
+        )
     pytest.skip(reason)
 
 
@@ -38,17 +40,24 @@ def _port_open(host: str, port: int) -> bool:
 
 @pytest.fixture
 def postgres(db):
-    need(connection.vendor == "postgresql",
-         "needs PostgreSQL: run with DATABASE_URL=postgres://postgres@127.0.0.1:5432/orchestra")
+    need(
+        connection.vendor == "postgresql",
+        "needs PostgreSQL: run with DATABASE_URL=postgres://postgres@127.0.0.1:5432/orchestra",
+    )
 
 
 @pytest.fixture
 def redis_broker():
     url = settings.CELERY_BROKER_URL
-    need(url.startswith("redis"), "needs Redis: run with CELERY_BROKER_URL=redis://127.0.0.1:6379/0")
+    need(
+        url.startswith("redis"),
+        "needs Redis: run with CELERY_BROKER_URL=redis://127.0.0.1:6379/0",
+    )
     parsed = urlparse(url)
-    need(_port_open(parsed.hostname or "127.0.0.1", parsed.port or 6379),
-         f"Redis is not reachable at {url}")
+    need(
+        _port_open(parsed.hostname or "127.0.0.1", parsed.port or 6379),
+        f"Redis is not reachable at {url}",
+    )
 
 
 def test_database_url() -> str:
@@ -61,7 +70,13 @@ def test_database_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, name: str, pool: str = "threads", concurrency: int = 4, env: dict | None = None):
+    def __init__(
+        self,
+        name: str,
+        pool: str = "threads",
+        concurrency: int = 4,
+        env: dict | None = None,
+    ):
         self.name = name
         from executions.models import Worker
 
@@ -70,10 +85,29 @@ class WorkerProcess:
         before = set(Worker.objects.values_list("pk", flat=True))
         self.log = open(Path(settings.ORCHESTRA_HOME) / f"worker-{name}.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "orchestra", "worker", "--pool", pool,
-             "--concurrency", str(concurrency), "--loglevel", "INFO", "--hostname",
-             f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "orchestra",
+                "worker",
+                "--pool",
+                pool,
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            env=self.env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + 30
@@ -162,7 +196,9 @@ def run_inprocess(transactional_db):
     return run
 
 
-def wait_for(predicate, timeout: float = 20, interval: float = 0.1, what: str = "condition"):
+def wait_for(
+    predicate, timeout: float = 20, interval: float = 0.1, what: str = "condition"
+):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

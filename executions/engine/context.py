@@ -25,7 +25,10 @@ def outputs_map(taskruns: list[TaskRun]) -> dict[str, Any]:
     latest finished attempt of each task run."""
     out: dict[str, Any] = {}
     for tr in sorted(taskruns, key=lambda t: (t.attempt, t.pk or 0)):
-        if tr.state not in (State.SUCCESS, State.WARNING, State.FAILED) and not tr.flowable:
+        if (
+            tr.state not in (State.SUCCESS, State.WARNING, State.FAILED)
+            and not tr.flowable
+        ):
             continue
         if tr.value is None:
             out[tr.task_id] = tr.outputs or {}
@@ -46,8 +49,11 @@ def expression_context(
         taskruns = list(execution.taskruns.all())
     by_id = {tr.pk: tr for tr in taskruns}
     context: dict[str, Any] = {
-        "flow": {"id": execution.flow_id, "namespace": execution.namespace,
-                 "revision": execution.revision},
+        "flow": {
+            "id": execution.flow_id,
+            "namespace": execution.namespace,
+            "revision": execution.revision,
+        },
         "execution": {
             "id": execution.pk,
             "startDate": format_native(execution.started_at or execution.created_at),
@@ -77,8 +83,13 @@ def expression_context(
         parents = []
         parent = by_id.get(taskrun.parent_id)
         while parent is not None:
-            parents.append({"taskrun": {"value": parent.value, "id": parent.pk},
-                            "task": {"id": parent.task_id}, "outputs": parent.outputs})
+            parents.append(
+                {
+                    "taskrun": {"value": parent.value, "id": parent.pk},
+                    "task": {"id": parent.task_id},
+                    "outputs": parent.outputs,
+                }
+            )
             parent = by_id.get(parent.parent_id)
         # Kestra: parent = the closest loop iteration, parents = all, closest first.
         loop_parents = [p for p in parents if p["taskrun"]["value"] is not None]
@@ -106,8 +117,14 @@ class EngineContext:
 
     POLL = 0.25  # seconds between kill checks while a task waits
 
-    def __init__(self, execution: Execution, taskrun: TaskRun, context: dict[str, Any],
-                 deadline: float | None, min_level: str = "TRACE"):
+    def __init__(
+        self,
+        execution: Execution,
+        taskrun: TaskRun,
+        context: dict[str, Any],
+        deadline: float | None,
+        min_level: str = "TRACE",
+    ):
         self.execution = execution
         self.taskrun = taskrun
         self.execution_id = execution.pk
@@ -115,7 +132,11 @@ class EngineContext:
         self.task_id = taskrun.task_id
         self.attempt = taskrun.attempt
         self.variables = context
-        self.files = context[FILES_KEY]._source if FILES_KEY in context else ExecutionFiles(execution)
+        self.files = (
+            context[FILES_KEY]._source
+            if FILES_KEY in context
+            else ExecutionFiles(execution)
+        )
         self.deadline = deadline
         self.timeout_text = ""
         self.warnings: list[str] = []
@@ -144,9 +165,15 @@ class EngineContext:
             self.warnings.append(message)
         with self._lock:
             self._buffer.append(
-                LogEntry(execution_id=self.execution_id, taskrun_id=self.taskrun_id,
-                         task_id=self.task_id, attempt=self.attempt, level=level,
-                         timestamp=timezone.now(), message=mask(str(message)))
+                LogEntry(
+                    execution_id=self.execution_id,
+                    taskrun_id=self.taskrun_id,
+                    task_id=self.task_id,
+                    attempt=self.attempt,
+                    level=level,
+                    timestamp=timezone.now(),
+                    message=mask(str(message)),
+                )
             )
         if len(self._buffer) >= 50:
             self.flush()
@@ -156,7 +183,9 @@ class EngineContext:
             batch, self._buffer = self._buffer, []
         if batch:
             LogEntry.objects.bulk_create(batch)
-            Execution.objects.filter(pk=self.execution_id).update(progress_at=timezone.now())
+            Execution.objects.filter(pk=self.execution_id).update(
+                progress_at=timezone.now()
+            )
 
     # liveness
     def check_alive(self) -> None:
@@ -168,11 +197,17 @@ class EngineContext:
         self._last_check = now
         self.flush()
         state = (
-            Execution.objects.filter(pk=self.execution_id).values_list("state", flat=True).first()
+            Execution.objects.filter(pk=self.execution_id)
+            .values_list("state", flat=True)
+            .first()
         )
         if state is None or state == State.KILLING or state in TERMINAL:
             raise TaskKilled("execution is being stopped")
-        tr_state = TaskRun.objects.filter(pk=self.taskrun_id).values_list("state", flat=True).first()
+        tr_state = (
+            TaskRun.objects.filter(pk=self.taskrun_id)
+            .values_list("state", flat=True)
+            .first()
+        )
         if tr_state != State.RUNNING:
             raise TaskKilled(f"task run was moved to {tr_state} by another process")
 
@@ -192,8 +227,13 @@ class EngineContext:
     def set_labels(self, labels: dict[str, str]) -> None:
         from executions.actions import set_labels
 
-        set_labels(self.execution_id, labels, cause="worker", actor=self.task_id,
-                   reason=f"Labels task '{self.task_id}'")
+        set_labels(
+            self.execution_id,
+            labels,
+            cause="worker",
+            actor=self.task_id,
+            reason=f"Labels task '{self.task_id}'",
+        )
         self.variables["labels"] = {**self.variables.get("labels", {}), **labels}
 
     # storage

@@ -21,7 +21,9 @@ def _send(task, args: tuple, options: dict) -> None:
     except Exception as exc:  # noqa: BLE001 — the row is committed; the sweep resends
         log.warning(
             "could not send %s%s to the broker (%s); the liveness sweep will send it again",
-            task.name, args, exc,
+            task.name,
+            args,
+            exc,
         )
 
 

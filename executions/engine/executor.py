@@ -65,22 +65,40 @@ class _Plan:
 
     def _log(self, level: str, message: str, tr: TaskRun | None = None) -> None:
         LogEntry.objects.create(
-            execution_id=self.execution.pk, taskrun=tr, task_id=tr.task_id if tr else "",
-            level=level, message=message,
+            execution_id=self.execution.pk,
+            taskrun=tr,
+            task_id=tr.task_id if tr else "",
+            level=level,
+            message=message,
         )
 
-    def _create(self, node: TaskNode, parent: TaskRun | None, value: str | None,
-                state: str, **fields: Any) -> TaskRun:
+    def _create(
+        self,
+        node: TaskNode,
+        parent: TaskRun | None,
+        value: str | None,
+        state: str,
+        **fields: Any,
+    ) -> TaskRun:
         tr = TaskRun.objects.create(
-            execution_id=self.execution.pk, task_id=node.id, parent=parent, value=value,
-            state=state, flowable=node.flowable, **fields,
+            execution_id=self.execution.pk,
+            task_id=node.id,
+            parent=parent,
+            value=value,
+            state=state,
+            flowable=node.flowable,
+            **fields,
         )
         if state != State.CREATED:
             from executions.models import StateChange
 
             StateChange.objects.create(
-                execution_id=self.execution.pk, taskrun=tr, from_state="", to_state=state,
-                cause=Cause.EXECUTOR, reason=fields.get("error", ""),
+                execution_id=self.execution.pk,
+                taskrun=tr,
+                from_state="",
+                to_state=state,
+                cause=Cause.EXECUTOR,
+                reason=fields.get("error", ""),
             )
         self.taskruns.append(tr)
         self._index(tr)
@@ -88,12 +106,15 @@ class _Plan:
         return tr
 
     def _finish(self, tr: TaskRun, state: str, reason: str = "", **fields: Any) -> None:
-        states.transition_taskrun(tr, state, cause=Cause.EXECUTOR, reason=reason, fields=fields)
+        states.transition_taskrun(
+            tr, state, cause=Cause.EXECUTOR, reason=reason, fields=fields
+        )
         self._context = None
 
     # --- resolution -------------------------------------------------------
-    def resolve_list(self, nodes: list[TaskNode], parent: TaskRun | None,
-                     value: str | None) -> str:
+    def resolve_list(
+        self, nodes: list[TaskNode], parent: TaskRun | None, value: str | None
+    ) -> str:
         result = State.SUCCESS
         for node in nodes:
             if node.props.disabled:
@@ -110,7 +131,9 @@ class _Plan:
                 result = State.WARNING
         return result
 
-    def resolve_node(self, node: TaskNode, parent: TaskRun | None, value: str | None) -> str:
+    def resolve_node(
+        self, node: TaskNode, parent: TaskRun | None, value: str | None
+    ) -> str:
         tr = self.latest.get((node.id, parent.pk if parent else None, value))
         attempt = 1
         if tr is not None and tr.state == State.RESTARTED:
@@ -119,7 +142,10 @@ class _Plan:
             # gets a new attempt.
             if node.flowable and node.type.children:
                 states.transition_taskrun(
-                    tr, State.RUNNING, cause=Cause.EXECUTOR, reason="restarted",
+                    tr,
+                    State.RUNNING,
+                    cause=Cause.EXECUTOR,
+                    reason="restarted",
                     fields={"attempt": tr.attempt + 1, "ended_at": None, "error": ""},
                 )
             else:
@@ -129,20 +155,39 @@ class _Plan:
                 should_run = self._should_run(node, parent, value)
             except ExpressionError as exc:
                 message = f"runIf: {exc.message}"
-                tr = self._create(node, parent, value, State.FAILED, error=message,
-                                  ended_at=timezone.now(), attempt=attempt)
+                tr = self._create(
+                    node,
+                    parent,
+                    value,
+                    State.FAILED,
+                    error=message,
+                    ended_at=timezone.now(),
+                    attempt=attempt,
+                )
                 self._log("ERROR", f"{node.id}: {message}", tr)
                 return State.FAILED
             if not should_run:
-                self._create(node, parent, value, State.SKIPPED, ended_at=timezone.now(),
-                             attempt=attempt)
+                self._create(
+                    node,
+                    parent,
+                    value,
+                    State.SKIPPED,
+                    ended_at=timezone.now(),
+                    attempt=attempt,
+                )
                 return State.SUCCESS
             if not node.flowable:
                 tr = self._create(node, parent, value, State.CREATED, attempt=attempt)
                 self.runnable.append(tr)
                 return RUNNING
-            tr = self._create(node, parent, value, State.RUNNING, started_at=timezone.now(),
-                              attempt=attempt)
+            tr = self._create(
+                node,
+                parent,
+                value,
+                State.RUNNING,
+                started_at=timezone.now(),
+                attempt=attempt,
+            )
         if tr.state in TERMINAL:
             return State.SUCCESS if tr.state in OK_STATES else tr.state
         if not node.flowable:
@@ -160,7 +205,9 @@ class _Plan:
             return State.SUCCESS
         return state
 
-    def _should_run(self, node: TaskNode, parent: TaskRun | None, value: str | None) -> bool:
+    def _should_run(
+        self, node: TaskNode, parent: TaskRun | None, value: str | None
+    ) -> bool:
         conditions = []
         if node.props.runIf is not None:
             conditions.append(node.props.runIf)
@@ -211,7 +258,9 @@ def _allow_failure(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) 
     return State.WARNING if state in (State.FAILED, State.KILLED) else state
 
 
-def _parallel_over(plan: _Plan, items: list[tuple[Any, bool]], limit: int, start_item) -> str:
+def _parallel_over(
+    plan: _Plan, items: list[tuple[Any, bool]], limit: int, start_item
+) -> str:
     """Run items concurrently, at most ``limit`` at once (0 = no limit).
 
     ``items`` are (item, already_started); ``start_item(item)`` resolves one
@@ -254,7 +303,9 @@ def _parallel(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> st
 
 def _if(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
     condition = plan.once(
-        tr, "condition", lambda: truthy(evaluate(node.props.condition, plan.context(tr, value)))
+        tr,
+        "condition",
+        lambda: truthy(evaluate(node.props.condition, plan.context(tr, value))),
     )
     branch = node.children.get("then" if condition else "else", [])
     return plan.resolve_list(branch, tr, value)
@@ -262,8 +313,13 @@ def _if(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
 
 def _switch(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
     chosen = plan.once(
-        tr, "value", lambda: str(render(node.props.value, plan.context(tr, value)))
-        if isinstance(node.props.value, str) else str(node.props.value)
+        tr,
+        "value",
+        lambda: (
+            str(render(node.props.value, plan.context(tr, value)))
+            if isinstance(node.props.value, str)
+            else str(node.props.value)
+        ),
     )
     if chosen in node.case_children:
         branch = node.case_children[chosen]
@@ -344,8 +400,10 @@ def advance(execution_id: int) -> list[TaskRun]:
     """
     with transaction.atomic(savepoint=False):
         execution = (
-            Execution.objects.select_for_update(of=("self",)).select_related("flow_revision")
-            .filter(pk=execution_id).first()
+            Execution.objects.select_for_update(of=("self",))
+            .select_related("flow_revision")
+            .filter(pk=execution_id)
+            .first()
         )
         if execution is None or execution.state in TERMINAL:
             return []
@@ -357,8 +415,12 @@ def advance(execution_id: int) -> list[TaskRun]:
         if execution.state == State.PAUSED and not waiting.wake_due(execution):
             return []
         if execution.state in (State.CREATED, State.RESTARTED):
-            states.transition(execution, State.RUNNING, cause=Cause.EXECUTOR,
-                              reason="started" if execution.state == State.CREATED else "restarted")
+            states.transition(
+                execution,
+                State.RUNNING,
+                cause=Cause.EXECUTOR,
+                reason="started" if execution.state == State.CREATED else "restarted",
+            )
         taskruns = list(execution.taskruns.all())
         plan = _Plan(execution, execution.spec, taskruns)
         result = plan.resolve_root()
@@ -381,29 +443,42 @@ def _finish_execution(plan: _Plan, result: str) -> None:
     except ExpressionError as exc:
         # On a failed run, outputs of tasks that never ran cannot render:
         # that is logged, but the task's failure stays the reason.
-        plan._log("ERROR" if result != State.FAILED else "WARN", f"flow outputs: {exc.message}")
+        plan._log(
+            "ERROR" if result != State.FAILED else "WARN",
+            f"flow outputs: {exc.message}",
+        )
         if result != State.FAILED:
             result = State.FAILED
             reason = f"flow outputs: {exc.message}"
     if result == State.FAILED and not reason:
-        failed = [t for t in plan.taskruns
-                  if t.state == State.FAILED and (not t.flowable or t.error)]
+        failed = [
+            t
+            for t in plan.taskruns
+            if t.state == State.FAILED and (not t.flowable or t.error)
+        ]
         if failed:
             last = max(failed, key=lambda t: t.pk)
             reason = f"task '{last.task_id}' failed: {last.error}".strip()
     fields["error"] = reason if result == State.FAILED else ""
-    states.transition(execution, result, cause=Cause.EXECUTOR, reason=reason, fields=fields)
+    states.transition(
+        execution, result, cause=Cause.EXECUTOR, reason=reason, fields=fields
+    )
 
 
 def _settle_killing(execution: Execution) -> None:
     """A KILLING execution ends once none of its task runs is still running."""
-    still = TaskRun.objects.filter(execution=execution, state=State.RUNNING, flowable=False)
+    still = TaskRun.objects.filter(
+        execution=execution, state=State.RUNNING, flowable=False
+    )
     if still.exists():
         return
-    for tr in TaskRun.objects.filter(execution=execution,
-                                     state__in=[State.CREATED, State.RUNNING, State.PAUSED]):
-        states.transition_taskrun(tr, State.KILLED, cause=Cause.EXECUTOR,
-                                  reason="execution stopped")
+    for tr in TaskRun.objects.filter(
+        execution=execution, state__in=[State.CREATED, State.RUNNING, State.PAUSED]
+    ):
+        states.transition_taskrun(
+            tr, State.KILLED, cause=Cause.EXECUTOR, reason="execution stopped"
+        )
     final = execution.stop_state or State.KILLED
-    states.transition(execution, final, cause=Cause.EXECUTOR,
-                      reason="all task runs stopped")
+    states.transition(
+        execution, final, cause=Cause.EXECUTOR, reason="all task runs stopped"
+    )

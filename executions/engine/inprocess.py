@@ -20,7 +20,9 @@ from executions.engine import dispatch
 
 class InProcessDispatcher:
     def __init__(self, workers: int = 8):
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orchestra-task")
+        self.pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="orchestra-task"
+        )
         self.pending = 0
         self.lock = threading.Lock()
         self.errors: list[BaseException] = []
@@ -65,6 +67,7 @@ class InProcessDispatcher:
         if not countdown:
             transaction.on_commit(lambda: self._submit(go))
             return
+
         # Like a Celery countdown: a timer, not a pool thread asleep. (A timer
         # is not pending work: a paused execution is not terminal anyway.)
         def arm() -> None:

@@ -33,7 +33,8 @@ _lock = threading.Lock()
 
 def liveness_timeout() -> timedelta:
     return timedelta(
-        seconds=settings.ORCHESTRA_HEARTBEAT_SECONDS * settings.ORCHESTRA_MISSED_HEARTBEATS
+        seconds=settings.ORCHESTRA_HEARTBEAT_SECONDS
+        * settings.ORCHESTRA_MISSED_HEARTBEATS
     )
 
 
@@ -49,14 +50,22 @@ def current_worker(queues: str = "") -> Worker:
         # A fresh identity per registration: a worker declared dead never
         # comes back under the same row, so its orphans stay orphans.
         worker = Worker.objects.create(
-            name=f"{hostname}:{pid}:{secrets.token_hex(2)}", hostname=hostname, pid=pid,
-            queues=queues, state=WorkerState.ALIVE, started_at=now, last_heartbeat_at=now,
+            name=f"{hostname}:{pid}:{secrets.token_hex(2)}",
+            hostname=hostname,
+            pid=pid,
+            queues=queues,
+            state=WorkerState.ALIVE,
+            started_at=now,
+            last_heartbeat_at=now,
         )
         _process.update(worker=worker, pid=pid)
         stop = threading.Event()
         _process["stop"] = stop
         thread = threading.Thread(
-            target=_beat, args=(worker.pk, stop), name="orchestra-heartbeat", daemon=True
+            target=_beat,
+            args=(worker.pk, stop),
+            name="orchestra-heartbeat",
+            daemon=True,
         )
         thread.start()
         _process["thread"] = thread
@@ -68,15 +77,17 @@ def _beat(worker_id: int, stop: threading.Event) -> None:
     while not stop.wait(interval):
         try:
             close_old_connections()
-            updated = Worker.objects.filter(pk=worker_id, state=WorkerState.ALIVE).update(
-                last_heartbeat_at=timezone.now()
-            )
+            updated = Worker.objects.filter(
+                pk=worker_id, state=WorkerState.ALIVE
+            ).update(last_heartbeat_at=timezone.now())
             if not updated:
                 # Declared dead while alive (a long pause) or removed: its task
                 # runs were recovered already. Forget this identity; the next
                 # task registers a new one.
-                log.error("worker %s was declared dead; registering anew on the next task",
-                          worker_id)
+                log.error(
+                    "worker %s was declared dead; registering anew on the next task",
+                    worker_id,
+                )
                 with _lock:
                     if getattr(_process.get("worker"), "pk", None) == worker_id:
                         _process.pop("worker", None)
@@ -95,7 +106,10 @@ def forget_current_worker() -> None:
         thread = _process.pop("thread", None)
     if stop is not None:
         stop.set()  # type: ignore[union-attr]
-    if isinstance(thread, threading.Thread) and thread is not threading.current_thread():
+    if (
+        isinstance(thread, threading.Thread)
+        and thread is not threading.current_thread()
+    ):
         # Its database connection closes as it ends: wait, so a test database
         # can be dropped right after.
         thread.join(timeout=2)
@@ -151,15 +165,19 @@ def declare_dead_workers() -> list[Worker]:
     """Mark workers whose heartbeats stopped; return the ones just declared."""
     cutoff = timezone.now() - liveness_timeout()
     dead = []
-    for worker in Worker.objects.filter(state=WorkerState.ALIVE, last_heartbeat_at__lt=cutoff):
+    for worker in Worker.objects.filter(
+        state=WorkerState.ALIVE, last_heartbeat_at__lt=cutoff
+    ):
         # Conditional update: with several sweeps at once, one declares.
-        if Worker.objects.filter(pk=worker.pk, state=WorkerState.ALIVE,
-                                 last_heartbeat_at__lt=cutoff).update(
-            state=WorkerState.DEAD, dead_at=timezone.now()
-        ):
+        if Worker.objects.filter(
+            pk=worker.pk, state=WorkerState.ALIVE, last_heartbeat_at__lt=cutoff
+        ).update(state=WorkerState.DEAD, dead_at=timezone.now()):
             dead.append(worker)
-            log.warning("worker %s declared dead (last heartbeat %s)", worker.name,
-                        worker.last_heartbeat_at)
+            log.warning(
+                "worker %s declared dead (last heartbeat %s)",
+                worker.name,
+                worker.last_heartbeat_at,
+            )
     return dead
 
 
@@ -179,7 +197,8 @@ def recover_orphans(limit: int = 500) -> int:
         Q(worker__state=WorkerState.DEAD)
         | Q(worker__state=WorkerState.STOPPED, worker__last_heartbeat_at__lt=silent)
         | Q(worker__isnull=True),
-        state=State.RUNNING, flowable=False,
+        state=State.RUNNING,
+        flowable=False,
     ).select_related("worker")[:limit]
     for tr in orphans:
         if tr.worker is None:
@@ -191,8 +210,13 @@ def recover_orphans(limit: int = 500) -> int:
         with transaction.atomic():
             execution = Execution.objects.select_for_update().get(pk=tr.execution_id)
             if not states.transition_taskrun(
-                tr, State.FAILED, cause=Cause.SWEEP, actor="liveness", reason=reason,
-                fields={"error": reason}, only_if={"worker_id": tr.worker_id},
+                tr,
+                State.FAILED,
+                cause=Cause.SWEEP,
+                actor="liveness",
+                reason=reason,
+                fields={"error": reason},
+                only_if={"worker_id": tr.worker_id},
             ):
                 continue
             node = execution.spec.task(tr.task_id)
@@ -216,9 +240,11 @@ def redispatch_lost(age: timedelta | None = None, limit: int = 500) -> int:
     age = age or liveness_timeout() * 2
     cutoff = timezone.now() - age
     count = 0
-    waiting = TaskRun.objects.filter(state=State.CREATED, created_at__lt=cutoff).exclude(
-        scheduled_at__gt=cutoff
-    ).values_list("pk", flat=True)[:limit]
+    waiting = (
+        TaskRun.objects.filter(state=State.CREATED, created_at__lt=cutoff)
+        .exclude(scheduled_at__gt=cutoff)
+        .values_list("pk", flat=True)[:limit]
+    )
     for pk in waiting:
         with transaction.atomic():
             dispatch.get().run_taskrun(pk)
@@ -226,17 +252,30 @@ def redispatch_lost(age: timedelta | None = None, limit: int = 500) -> int:
     # Executions nobody advanced: created but never started, or running with
     # nothing in flight (the advance after the last task was lost).
     in_flight = TaskRun.objects.filter(
-        execution=OuterRef("pk"), flowable=False, state__in=[State.CREATED, State.RUNNING]
+        execution=OuterRef("pk"),
+        flowable=False,
+        state__in=[State.CREATED, State.RUNNING],
     )
     # A parent waiting on a live child (Subflow, ForEachItem) is not idle:
     # the child's end advances it.
     live_child = Execution.objects.filter(parent=OuterRef("pk")).exclude(
-        state__in=[State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED]
+        state__in=[
+            State.SUCCESS,
+            State.WARNING,
+            State.FAILED,
+            State.KILLED,
+            State.CANCELLED,
+        ]
     )
-    idle = Execution.objects.filter(
-        state__in=[State.CREATED, State.RUNNING, State.RESTARTED, State.KILLING],
-        progress_at__lt=cutoff,
-    ).exclude(Exists(in_flight)).exclude(Exists(live_child)).values_list("pk", flat=True)
+    idle = (
+        Execution.objects.filter(
+            state__in=[State.CREATED, State.RUNNING, State.RESTARTED, State.KILLING],
+            progress_at__lt=cutoff,
+        )
+        .exclude(Exists(in_flight))
+        .exclude(Exists(live_child))
+        .values_list("pk", flat=True)
+    )
     for pk in idle[:limit]:
         advance_and_dispatch(pk)
         count += 1
@@ -256,25 +295,38 @@ def force_killing(limit: int = 500) -> int:
     count = 0
     # Counted from the kill, not from the last sign of life: a task that keeps
     # logging but ignores the stop must not hold KILLING forever.
-    killing_since = StateChange.objects.filter(
-        execution=OuterRef("pk"), taskrun=None, to_state=State.KILLING
-    ).order_by("-id").values("at")[:1]
-    for execution_id in Execution.objects.filter(state=State.KILLING).annotate(
-        killing_since=Coalesce(Subquery(killing_since), "progress_at")
-    ).filter(killing_since__lt=cutoff).values_list("pk", flat=True)[:limit]:
+    killing_since = (
+        StateChange.objects.filter(
+            execution=OuterRef("pk"), taskrun=None, to_state=State.KILLING
+        )
+        .order_by("-id")
+        .values("at")[:1]
+    )
+    for execution_id in (
+        Execution.objects.filter(state=State.KILLING)
+        .annotate(killing_since=Coalesce(Subquery(killing_since), "progress_at"))
+        .filter(killing_since__lt=cutoff)
+        .values_list("pk", flat=True)[:limit]
+    ):
         with transaction.atomic():
             execution = Execution.objects.select_for_update().get(pk=execution_id)
             if execution.state != State.KILLING:
                 continue
             for tr in TaskRun.objects.filter(
-                execution=execution, state__in=[State.CREATED, State.RUNNING, State.PAUSED]
+                execution=execution,
+                state__in=[State.CREATED, State.RUNNING, State.PAUSED],
             ):
                 states.transition_taskrun(
-                    tr, State.KILLED, cause=Cause.SWEEP, actor="liveness",
+                    tr,
+                    State.KILLED,
+                    cause=Cause.SWEEP,
+                    actor="liveness",
                     reason=f"worker did not confirm the stop within {grace.total_seconds():g}s",
                 )
             states.transition(
-                execution, execution.stop_state or State.KILLED, cause=Cause.SWEEP,
+                execution,
+                execution.stop_state or State.KILLED,
+                cause=Cause.SWEEP,
                 actor="liveness",
                 reason=f"stop forced after a grace of {grace.total_seconds():g}s",
             )

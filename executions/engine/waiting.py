@@ -82,7 +82,9 @@ class _KeepType:
 
 
 def _finish(plan, tr: TaskRun, state: str, reason: str = "", **fields: Any) -> str:
-    states.transition_taskrun(tr, state, cause=Cause.EXECUTOR, reason=reason, fields=fields)
+    states.transition_taskrun(
+        tr, state, cause=Cause.EXECUTOR, reason=reason, fields=fields
+    )
     plan._context = None
     return state
 
@@ -116,8 +118,9 @@ def _revision(props):
         return flow.latest
     revision = flow.revisions.filter(revision=props.revision).first()
     if revision is None:
-        raise TaskFailed(f"flow {flow} has no revision {props.revision} "
-                         f"(latest is {flow.revision})")
+        raise TaskFailed(
+            f"flow {flow} has no revision {props.revision} (latest is {flow.revision})"
+        )
     return revision
 
 
@@ -127,16 +130,28 @@ MAX_DEPTH = 25  # subflows inside subflows; deeper is a flow starting itself
 def _check_depth(plan, revision) -> None:
     depth, parent_id = 1, plan.execution.parent_id
     while parent_id and depth < MAX_DEPTH:
-        parent_id = (Execution.objects.filter(pk=parent_id)
-                     .values_list("parent_id", flat=True).first())
+        parent_id = (
+            Execution.objects.filter(pk=parent_id)
+            .values_list("parent_id", flat=True)
+            .first()
+        )
         depth += 1
     if depth >= MAX_DEPTH:
-        raise TaskFailed(f"subflows nest at most {MAX_DEPTH} levels deep; does "
-                         f"{revision.flow} start itself?")
+        raise TaskFailed(
+            f"subflows nest at most {MAX_DEPTH} levels deep; does "
+            f"{revision.flow} start itself?"
+        )
 
 
-def _start_child(plan, node, tr: TaskRun, revision, props, inputs: dict[str, Any],
-                 **trigger_extra: Any) -> Execution:
+def _start_child(
+    plan,
+    node,
+    tr: TaskRun,
+    revision,
+    props,
+    inputs: dict[str, Any],
+    **trigger_extra: Any,
+) -> Execution:
     from executions.actions import ActionError, create_execution
     from flows.spec.inputs import InputError
 
@@ -144,16 +159,25 @@ def _start_child(plan, node, tr: TaskRun, revision, props, inputs: dict[str, Any
     trigger = {
         "type": node.type.name,
         "variables": {
-            "executionId": parent.pk, "namespace": parent.namespace, "flowId": parent.flow_id,
-            "flowRevision": parent.revision, "taskId": tr.task_id, "taskRunId": tr.pk,
+            "executionId": parent.pk,
+            "namespace": parent.namespace,
+            "flowId": parent.flow_id,
+            "flowRevision": parent.revision,
+            "taskId": tr.task_id,
+            "taskRunId": tr.pk,
             **trigger_extra,
         },
     }
     try:
         return create_execution(
-            revision, inputs=inputs, labels=_labels(plan, props), trigger=trigger,
-            cause=Cause.EXECUTOR, actor=f"execution {parent.pk}",
-            parent=parent, parent_taskrun_id=tr.pk,
+            revision,
+            inputs=inputs,
+            labels=_labels(plan, props),
+            trigger=trigger,
+            cause=Cause.EXECUTOR,
+            actor=f"execution {parent.pk}",
+            parent=parent,
+            parent_taskrun_id=tr.pk,
         )
     except InputError as exc:
         raise TaskFailed(f"subflow {revision.flow}: {exc}") from None
@@ -177,27 +201,42 @@ def subflow(plan, node, tr: TaskRun, value: str | None) -> str:
         _check_depth(plan, revision)
         child = _start_child(plan, node, tr, revision, props, dict(props.inputs or {}))
         _save_outputs(tr, {"executionId": child.pk})
-        plan._log("INFO", f"{tr.task_id}: started execution {child.pk} of {revision.flow} "
-                  f"(revision {revision.revision})" + ("" if props.wait else ", not waiting"), tr)
+        plan._log(
+            "INFO",
+            f"{tr.task_id}: started execution {child.pk} of {revision.flow} "
+            f"(revision {revision.revision})" + ("" if props.wait else ", not waiting"),
+            tr,
+        )
         if not props.wait:
             return _finish(plan, tr, State.SUCCESS, outputs={"executionId": child.pk})
         return RUNNING
-    child = (Execution.objects.filter(pk=outputs["executionId"])
-             .values("pk", "state", "outputs", "error").first())
+    child = (
+        Execution.objects.filter(pk=outputs["executionId"])
+        .values("pk", "state", "outputs", "error")
+        .first()
+    )
     if child is None:
         raise TaskFailed(f"subflow execution {outputs['executionId']} no longer exists")
     if child["state"] not in TERMINAL:
         return RUNNING
     state = _outcome(child["state"], props.transmitFailed)
-    result = {"executionId": child["pk"], "state": child["state"], "outputs": child["outputs"]}
+    result = {
+        "executionId": child["pk"],
+        "state": child["state"],
+        "outputs": child["outputs"],
+    }
     reason = ""
     if child["state"] in CHILD_FAILED:
         reason = f"subflow execution {child['pk']} ended {child['state']}"
         if child["error"]:
             reason += f": {child['error']}"
         if state == State.SUCCESS:
-            plan._log("WARN", f"{tr.task_id}: {reason}; transmitFailed is false, so this task "
-                      "succeeds", tr)
+            plan._log(
+                "WARN",
+                f"{tr.task_id}: {reason}; transmitFailed is false, so this task "
+                "succeeds",
+                tr,
+            )
             reason = ""
     return _finish(plan, tr, state, reason, outputs=result, error=reason)
 
@@ -235,21 +274,27 @@ def _split(uri: str, props, tr: TaskRun, plan) -> list[str]:
     if rows is not None and (not isinstance(rows, int) or rows < 1):
         raise TaskFailed(f"batch.rows must be a whole number ≥ 1, got {rows!r}")
     if partitions is not None and (not isinstance(partitions, int) or partitions < 1):
-        raise TaskFailed(f"batch.partitions must be a whole number ≥ 1, got {partitions!r}")
+        raise TaskFailed(
+            f"batch.partitions must be a whole number ≥ 1, got {partitions!r}"
+        )
     try:
         if partitions:
             total = sum(1 for _ in _items(path, separator))
             size = max(-(-total // partitions), 1)
         else:
             size = rows or 1
-        folder = (f"{plan.execution.namespace.replace('.', '/')}/{plan.execution.flow_id}/"
-                  f"executions/{plan.execution.pk}/tasks/{tr.task_id}/{tr.pk}")
+        folder = (
+            f"{plan.execution.namespace.replace('.', '/')}/{plan.execution.flow_id}/"
+            f"executions/{plan.execution.pk}/tasks/{tr.task_id}/{tr.pk}"
+        )
         uris: list[str] = []
         chunk: list[str] = []
 
         def flush() -> None:
             body = "".join(item + "\n" for item in chunk)
-            uris.append(save(f"{folder}/batch-{len(uris) + 1}.ion", body.encode("utf-8")))
+            uris.append(
+                save(f"{folder}/batch-{len(uris) + 1}.ion", body.encode("utf-8"))
+            )
             chunk.clear()
 
         for item in _items(path, separator):
@@ -259,8 +304,9 @@ def _split(uri: str, props, tr: TaskRun, plan) -> list[str]:
         if chunk:
             flush()
     except UnicodeDecodeError as exc:
-        raise TaskFailed(f"items: {uri} is not UTF-8 text ({exc.reason} at byte "
-                         f"{exc.start})") from None
+        raise TaskFailed(
+            f"items: {uri} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     return uris
 
 
@@ -279,15 +325,22 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
             inputs = render(raw_inputs, context)
             if not isinstance(inputs, dict):
                 raise TaskFailed("inputs must be a mapping of input name to value")
-            _start_child(plan, node, tr, revision, props, inputs, iteration=iteration,
-                         items=uri)
+            _start_child(
+                plan, node, tr, revision, props, inputs, iteration=iteration, items=uri
+            )
         counts = {State.CREATED.value: len(batches)} if batches else {}
         _save_outputs(tr, {"numberOfBatches": len(batches), "iterations": counts})
-        plan._log("INFO", f"{tr.task_id}: {len(batches)} batch(es) of {revision.flow}"
-                  + ("" if props.wait else ", not waiting"), tr)
+        plan._log(
+            "INFO",
+            f"{tr.task_id}: {len(batches)} batch(es) of {revision.flow}"
+            + ("" if props.wait else ", not waiting"),
+            tr,
+        )
         if not props.wait:
             return _finish(plan, tr, State.SUCCESS, outputs=tr.outputs)
-    mine = Execution.objects.filter(parent_id=plan.execution.pk, parent_taskrun_id=tr.pk)
+    mine = Execution.objects.filter(
+        parent_id=plan.execution.pk, parent_taskrun_id=tr.pk
+    )
     # Counted in the database: each child's end runs this pass, so it must not
     # load every child's outputs until the last one has ended.
     counts = dict(mine.order_by().values_list("state").annotate(n=Count("pk")))
@@ -298,11 +351,15 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
     from executions.storage import save
 
     children = list(mine.order_by("pk").values("pk", "state", "outputs"))
-    merged = "".join(json.dumps(child["outputs"] or {}, ensure_ascii=False, default=str) + "\n"
-                     for child in children)
-    uri = save(f"{plan.execution.namespace.replace('.', '/')}/{plan.execution.flow_id}/"
-               f"executions/{plan.execution.pk}/tasks/{tr.task_id}/{tr.pk}/outputs.ion",
-               merged.encode("utf-8"))
+    merged = "".join(
+        json.dumps(child["outputs"] or {}, ensure_ascii=False, default=str) + "\n"
+        for child in children
+    )
+    uri = save(
+        f"{plan.execution.namespace.replace('.', '/')}/{plan.execution.flow_id}/"
+        f"executions/{plan.execution.pk}/tasks/{tr.task_id}/{tr.pk}/outputs.ion",
+        merged.encode("utf-8"),
+    )
     result = {**tr.outputs, "uri": uri}
     failed = [c for c in children if c["state"] in CHILD_FAILED]
     if failed:
@@ -310,8 +367,11 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
         reason = f"{len(failed)} of {len(children)} subflow executions failed ({ids})"
         if props.transmitFailed:
             return _finish(plan, tr, State.FAILED, reason, outputs=result, error=reason)
-        plan._log("WARN", f"{tr.task_id}: {reason}; transmitFailed is false, so this task "
-                  "succeeds", tr)
+        plan._log(
+            "WARN",
+            f"{tr.task_id}: {reason}; transmitFailed is false, so this task succeeds",
+            tr,
+        )
     warned = props.transmitFailed and any(c["state"] == State.WARNING for c in children)
     return _finish(plan, tr, State.WARNING if warned else State.SUCCESS, outputs=result)
 
@@ -320,8 +380,11 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
 def pause_plan(props) -> tuple[timedelta | None, str]:
     """When a pause ends by itself and how: (after, behavior)."""
     candidates = []
-    for value, default in ((props.delay, "RESUME"), (props.pauseDuration, "RESUME"),
-                           (props.timeout, "FAIL")):
+    for value, default in (
+        (props.delay, "RESUME"),
+        (props.pauseDuration, "RESUME"),
+        (props.timeout, "FAIL"),
+    ):
         if isinstance(value, timedelta):
             behavior = props.behavior or default
             if default == "FAIL" and behavior == "RESUME":
@@ -338,10 +401,18 @@ def pause(plan, node, tr: TaskRun, value: str | None) -> str:
     props = render_props(node, task_context(plan, tr))
     after, behavior = pause_plan(props)
     wake = timezone.now() + after if after is not None else None
-    how = (f"; {behavior.lower()} after {after.total_seconds():g}s" if after is not None
-           else "; waiting for a resume")
-    states.transition_taskrun(tr, State.PAUSED, cause=Cause.EXECUTOR,
-                              reason=f"paused{how}", fields={"scheduled_at": wake})
+    how = (
+        f"; {behavior.lower()} after {after.total_seconds():g}s"
+        if after is not None
+        else "; waiting for a resume"
+    )
+    states.transition_taskrun(
+        tr,
+        State.PAUSED,
+        cause=Cause.EXECUTOR,
+        reason=f"paused{how}",
+        fields={"scheduled_at": wake},
+    )
     plan.pauses.append((tr, wake))
     return RUNNING
 
@@ -350,8 +421,9 @@ def enter_pause(plan) -> None:
     """After a pass that reached a Pause: the execution waits as PAUSED."""
     execution = plan.execution
     names = ", ".join(sorted({tr.task_id for tr, _ in plan.pauses}))
-    states.transition(execution, State.PAUSED, cause=Cause.EXECUTOR,
-                      reason=f"paused by task {names}")
+    states.transition(
+        execution, State.PAUSED, cause=Cause.EXECUTOR, reason=f"paused by task {names}"
+    )
     wakes = [wake for _, wake in plan.pauses if wake is not None]
     if wakes:
         countdown = max((min(wakes) - timezone.now()).total_seconds(), 0.0)
@@ -365,17 +437,22 @@ def wake_due(execution: Execution) -> bool:
 
     now = timezone.now()
     paused = list(TaskRun.objects.filter(execution=execution, state=State.PAUSED))
-    due = [tr for tr in paused if tr.scheduled_at is not None and tr.scheduled_at <= now]
+    due = [
+        tr for tr in paused if tr.scheduled_at is not None and tr.scheduled_at <= now
+    ]
     if not paused:
         # Nothing is paused (a resume raced with this wake-up, or a crash
         # between the two updates): the execution goes on.
-        states.transition(execution, State.RUNNING, cause=Cause.EXECUTOR, reason="resumed")
+        states.transition(
+            execution, State.RUNNING, cause=Cause.EXECUTOR, reason="resumed"
+        )
         return True
     if not due:
         future = [tr.scheduled_at for tr in paused if tr.scheduled_at is not None]
         if future:  # woken early: sleep again until the first one is due
-            dispatch.get().advance(execution.pk,
-                                   countdown=max((min(future) - now).total_seconds(), 0.001))
+            dispatch.get().advance(
+                execution.pk, countdown=max((min(future) - now).total_seconds(), 0.001)
+            )
         return False
     spec = execution.spec
     reasons = []
@@ -388,28 +465,48 @@ def wake_due(execution: Execution) -> bool:
                 after, behavior = pause_plan(props)
             except Exception as exc:  # noqa: BLE001 — a broken property fails the pause
                 behavior = "FAIL"
-                log.warning("pause %s of execution %s: %s", tr.task_id, execution.pk, exc)
+                log.warning(
+                    "pause %s of execution %s: %s", tr.task_id, execution.pk, exc
+                )
         waited = f"{after.total_seconds():g}s" if after is not None else "its time"
         if behavior == "CANCEL":
-            stop_execution(execution.pk, final=State.CANCELLED, cause=Cause.EXECUTOR,
-                           reason=f"pause '{tr.task_id}' ended after {waited} (behavior CANCEL)")
+            stop_execution(
+                execution.pk,
+                final=State.CANCELLED,
+                cause=Cause.EXECUTOR,
+                reason=f"pause '{tr.task_id}' ended after {waited} (behavior CANCEL)",
+            )
             execution.refresh_from_db()
             return False
         if behavior == "RESUME":
             reason = f"resumed after {waited}"
-            states.transition_taskrun(tr, State.SUCCESS, cause=Cause.EXECUTOR, reason=reason)
+            states.transition_taskrun(
+                tr, State.SUCCESS, cause=Cause.EXECUTOR, reason=reason
+            )
         elif behavior == "WARN":
             reason = f"not resumed within {waited}"
-            states.transition_taskrun(tr, State.WARNING, cause=Cause.EXECUTOR, reason=reason,
-                                      fields={"error": reason})
+            states.transition_taskrun(
+                tr,
+                State.WARNING,
+                cause=Cause.EXECUTOR,
+                reason=reason,
+                fields={"error": reason},
+            )
         else:
             reason = f"not resumed within {waited}"
-            states.transition_taskrun(tr, State.FAILED, cause=Cause.EXECUTOR, reason=reason,
-                                      fields={"error": reason})
+            states.transition_taskrun(
+                tr,
+                State.FAILED,
+                cause=Cause.EXECUTOR,
+                reason=reason,
+                fields={"error": reason},
+            )
         reasons.append(f"{tr.task_id} {reason}")
     if len(due) < len(paused):
         return False
-    states.transition(execution, State.RUNNING, cause=Cause.EXECUTOR, reason="; ".join(reasons))
+    states.transition(
+        execution, State.RUNNING, cause=Cause.EXECUTOR, reason="; ".join(reasons)
+    )
     return True
 
 
@@ -420,9 +517,11 @@ def wake_paused(limit: int = 500) -> int:
 
     cutoff = timezone.now() - timedelta(seconds=1)
     ids = list(
-        TaskRun.objects.filter(state=State.PAUSED, scheduled_at__lt=cutoff,
-                               execution__state=State.PAUSED)
-        .values_list("execution_id", flat=True).distinct()[:limit]
+        TaskRun.objects.filter(
+            state=State.PAUSED, scheduled_at__lt=cutoff, execution__state=State.PAUSED
+        )
+        .values_list("execution_id", flat=True)
+        .distinct()[:limit]
     )
     for pk in ids:
         advance_and_dispatch(pk)
@@ -437,12 +536,14 @@ FLOWABLES = {
 
 
 # --- a child's end moves its parent -----------------------------------------------
-def _child_ended(sender, execution: Execution, old: str, new: str, **kwargs: Any) -> None:
+def _child_ended(
+    sender, execution: Execution, old: str, new: str, **kwargs: Any
+) -> None:
     if new in TERMINAL and execution.parent_id:
         # Sent after the child's commit; the parent's advance reads the end.
         dispatch.get().advance(execution.parent_id)
 
 
-execution_state_changed.connect(_child_ended, sender=Execution,
-                                dispatch_uid="orchestra.waiting.child_ended")
-
+execution_state_changed.connect(
+    _child_ended, sender=Execution, dispatch_uid="orchestra.waiting.child_ended"
+)

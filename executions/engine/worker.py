@@ -46,7 +46,9 @@ def run_chain(taskrun_id: int) -> int:
     ran = 0
     while tr is not None:
         ran += 1
-        tr = run_one(tr.pk, claimed=tr, advance_after=True, claim_next=ran < CHAIN_LIMIT)
+        tr = run_one(
+            tr.pk, claimed=tr, advance_after=True, claim_next=ran < CHAIN_LIMIT
+        )
     return ran
 
 
@@ -63,15 +65,20 @@ def _advance(execution_id: int, keep_one: bool) -> TaskRun | None:
         kept = None
         now = timezone.now()
         for tr in ready:
-            if keep_one and kept is None and (tr.scheduled_at is None or tr.scheduled_at <= now):
+            if (
+                keep_one
+                and kept is None
+                and (tr.scheduled_at is None or tr.scheduled_at <= now)
+            ):
                 kept = tr
                 continue
             dispatch.get().run_taskrun(tr.pk, eta=tr.scheduled_at)
     return kept
 
 
-def _finish_and_continue(tr: TaskRun, node, state: str, outputs: dict, error: str,
-                         worker, claim_next: bool) -> TaskRun | None:
+def _finish_and_continue(
+    tr: TaskRun, node, state: str, outputs: dict, error: str, worker, claim_next: bool
+) -> TaskRun | None:
     """Record the outcome, advance the execution and, with ``claim_next``,
     claim the next task run for this worker — in one transaction. Returns the
     claimed task run (RUNNING on this worker), or None."""
@@ -86,8 +93,14 @@ def _finish_and_continue(tr: TaskRun, node, state: str, outputs: dict, error: st
         # Just created under the execution's lock, by this transaction: no
         # other process can have claimed it, and the execution is running.
         # Finishing the previous task run touched progress_at a moment ago.
-        if states.transition_taskrun(kept, State.RUNNING, cause=Cause.WORKER, actor=worker.name,
-                                     fields={"worker_id": worker.pk}, touch_execution=False):
+        if states.transition_taskrun(
+            kept,
+            State.RUNNING,
+            cause=Cause.WORKER,
+            actor=worker.name,
+            fields={"worker_id": worker.pk},
+            touch_execution=False,
+        ):
             return kept
         dispatch.get().run_taskrun(kept.pk)
         return None
@@ -95,8 +108,11 @@ def _finish_and_continue(tr: TaskRun, node, state: str, outputs: dict, error: st
 
 def _claim(taskrun_id: int, worker_id: int) -> TaskRun | None:
     with transaction.atomic():
-        tr = (TaskRun.objects.select_related("execution__flow_revision")
-              .filter(pk=taskrun_id).first())
+        tr = (
+            TaskRun.objects.select_related("execution__flow_revision")
+            .filter(pk=taskrun_id)
+            .first()
+        )
         if tr is None or tr.state != State.CREATED:
             return None  # already claimed, finished or killed: a duplicate message
         if tr.scheduled_at and tr.scheduled_at > timezone.now() + timedelta(seconds=1):
@@ -105,12 +121,19 @@ def _claim(taskrun_id: int, worker_id: int) -> TaskRun | None:
             return None
         execution = tr.execution
         if execution.state in TERMINAL or execution.state == State.KILLING:
-            states.transition_taskrun(tr, State.KILLED, cause=Cause.WORKER,
-                                      reason=f"execution is {execution.state}")
+            states.transition_taskrun(
+                tr,
+                State.KILLED,
+                cause=Cause.WORKER,
+                reason=f"execution is {execution.state}",
+            )
             dispatch.get().advance(execution.pk)
             return None
         claimed = states.transition_taskrun(
-            tr, State.RUNNING, cause=Cause.WORKER, actor=_worker_name(worker_id),
+            tr,
+            State.RUNNING,
+            cause=Cause.WORKER,
+            actor=_worker_name(worker_id),
             fields={"worker_id": worker_id},
         )
         return tr if claimed else None
@@ -122,11 +145,17 @@ def _worker_name(worker_id: int) -> str:
     worker = current_worker()
     if worker.pk == worker_id:
         return worker.name
-    return Worker.objects.filter(pk=worker_id).values_list("name", flat=True).first() or ""
+    return (
+        Worker.objects.filter(pk=worker_id).values_list("name", flat=True).first() or ""
+    )
 
 
-def run_one(taskrun_id: int, claimed: TaskRun | None = None, advance_after: bool = False,
-            claim_next: bool = False) -> int | TaskRun | None:
+def run_one(
+    taskrun_id: int,
+    claimed: TaskRun | None = None,
+    advance_after: bool = False,
+    claim_next: bool = False,
+) -> int | TaskRun | None:
     """Run one task run if it can be claimed (or run ``claimed``, already
     RUNNING on this worker). Returns its execution id; with ``advance_after``
     the execution is advanced in the same transaction as the outcome and the
@@ -140,15 +169,22 @@ def run_one(taskrun_id: int, claimed: TaskRun | None = None, advance_after: bool
     spec = execution.spec
     node = spec.task(tr.task_id)
     taskruns = list(execution.taskruns.all())
-    context = expression_context(execution, taskruns, next(t for t in taskruns if t.pk == tr.pk))
+    context = expression_context(
+        execution, taskruns, next(t for t in taskruns if t.pk == tr.pk)
+    )
     deadline = None
     timeout_text = ""
     timeout = node.props.timeout if node else None
     if hasattr(timeout, "total_seconds"):
         deadline = time.monotonic() + timeout.total_seconds()
         timeout_text = str(node.raw.get("timeout"))
-    ctx = EngineContext(execution, tr, context, deadline, min_level=node.props.logLevel or "TRACE"
-                        if node else "TRACE")
+    ctx = EngineContext(
+        execution,
+        tr,
+        context,
+        deadline,
+        min_level=node.props.logLevel or "TRACE" if node else "TRACE",
+    )
     ctx.timeout_text = timeout_text
     state, outputs, error = State.SUCCESS, {}, ""
     try:
@@ -203,11 +239,16 @@ def _render_props(ctx: EngineContext, node) -> Any:
         raise TaskFailed(f"invalid properties after rendering: {problems}") from None
 
 
-def _finish(tr: TaskRun, node, state: str, outputs: dict, error: str, worker_id: int) -> None:
+def _finish(
+    tr: TaskRun, node, state: str, outputs: dict, error: str, worker_id: int
+) -> None:
     with transaction.atomic(savepoint=False):
         execution = Execution.objects.select_for_update().get(pk=tr.execution_id)
         done = states.transition_taskrun(
-            tr, state, cause=Cause.WORKER, reason=error,
+            tr,
+            state,
+            cause=Cause.WORKER,
+            reason=error,
             fields={"outputs": _jsonable(outputs), "error": error},
             only_if={"worker_id": worker_id},
         )
@@ -215,13 +256,19 @@ def _finish(tr: TaskRun, node, state: str, outputs: dict, error: str, worker_id:
             # The liveness sweep or a kill moved this task run meanwhile; its
             # decision stands and this result is dropped.
             LogEntry.objects.create(
-                execution_id=tr.execution_id, taskrun_id=tr.pk, task_id=tr.task_id,
-                level="WARN", message=f"result of attempt {tr.attempt} dropped: the task run "
-                "was already moved by another process")
+                execution_id=tr.execution_id,
+                taskrun_id=tr.pk,
+                task_id=tr.task_id,
+                level="WARN",
+                message=f"result of attempt {tr.attempt} dropped: the task run "
+                "was already moved by another process",
+            )
             return
         # A paused execution still retries the tasks that were already running.
-        if state == State.FAILED and node is not None and execution.state in (
-            State.RUNNING, State.PAUSED
+        if (
+            state == State.FAILED
+            and node is not None
+            and execution.state in (State.RUNNING, State.PAUSED)
         ):
             nxt = schedule_retry(tr, node, error)
             if nxt is not None:
@@ -236,21 +283,34 @@ def schedule_retry(tr: TaskRun, node, reason: str = "") -> TaskRun | None:
     if tr.attempt >= retry.attempts_allowed():
         return None
     first = (
-        TaskRun.objects.filter(execution_id=tr.execution_id, task_id=tr.task_id,
-                               parent_id=tr.parent_id, value=tr.value, attempt=1)
-        .values_list("started_at", flat=True).first()
+        TaskRun.objects.filter(
+            execution_id=tr.execution_id,
+            task_id=tr.task_id,
+            parent_id=tr.parent_id,
+            value=tr.value,
+            attempt=1,
+        )
+        .values_list("started_at", flat=True)
+        .first()
     )
     if hasattr(retry.maxDuration, "total_seconds") and first:
         if timezone.now() - first >= retry.maxDuration:
             return None
     delay = retry.delay_before(tr.attempt + 1)
     nxt = TaskRun.objects.create(
-        execution_id=tr.execution_id, task_id=tr.task_id, parent_id=tr.parent_id,
-        value=tr.value, attempt=tr.attempt + 1, state=State.CREATED,
+        execution_id=tr.execution_id,
+        task_id=tr.task_id,
+        parent_id=tr.parent_id,
+        value=tr.value,
+        attempt=tr.attempt + 1,
+        state=State.CREATED,
         scheduled_at=timezone.now() + delay,
     )
     LogEntry.objects.create(
-        execution_id=tr.execution_id, taskrun=nxt, task_id=tr.task_id, attempt=nxt.attempt,
+        execution_id=tr.execution_id,
+        taskrun=nxt,
+        task_id=tr.task_id,
+        attempt=nxt.attempt,
         level="WARN",
         message=f"attempt {tr.attempt} failed{': ' + reason if reason else ''}; retrying "
         f"(attempt {nxt.attempt} of {retry.attempts_allowed()}) in {delay.total_seconds():g}s",

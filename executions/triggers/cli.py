@@ -18,24 +18,37 @@ from orchestra.lib.output import parse_pairs, print_json, table
 def register(group, groups=None) -> None:
     flows = group("flows", "validate, deploy, list, run and test flows")
     p = flows.add_parser(
-        "backfill", help="run a Schedule trigger's dates of a past (or future) range now",
+        "backfill",
+        help="run a Schedule trigger's dates of a past (or future) range now",
         description="Create one execution per cron date from --start to --end (inclusive). "
         "Dates that fired already are skipped, so running it twice is safe.",
     )
     p.add_argument("--namespace", "-n", required=True)
     p.add_argument("--flow", "-f", required=True)
     p.add_argument("--trigger", "-t", required=True, help="the Schedule trigger's id")
-    p.add_argument("--start", required=True,
-                   help="ISO date or datetime; without an offset, in the trigger's time zone")
+    p.add_argument(
+        "--start",
+        required=True,
+        help="ISO date or datetime; without an offset, in the trigger's time zone",
+    )
     p.add_argument("--end", required=True, help="ISO date or datetime (inclusive)")
-    p.add_argument("--input", "-i", action="append", metavar="KEY=VALUE",
-                   help="override an input of the trigger")
+    p.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override an input of the trigger",
+    )
     p.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
-    p.add_argument("--dry-run", action="store_true", help="list the dates, start nothing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the dates, start nothing"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=backfill)
 
-    p = flows.add_parser("triggers", help="list triggers with their next and last dates")
+    p = flows.add_parser(
+        "triggers", help="list triggers with their next and last dates"
+    )
     p.add_argument("--namespace", "-n", help="only this namespace and its children")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=list_triggers)
@@ -51,9 +64,15 @@ def _actor() -> str:
 def backfill(args: argparse.Namespace) -> int:
     try:
         report = run_backfill(
-            args.namespace, args.flow, args.trigger, args.start, args.end,
-            inputs=parse_pairs(args.input, "--input"), labels=parse_pairs(args.label, "--label"),
-            actor=_actor(), dry_run=args.dry_run,
+            args.namespace,
+            args.flow,
+            args.trigger,
+            args.start,
+            args.end,
+            inputs=parse_pairs(args.input, "--input"),
+            labels=parse_pairs(args.label, "--label"),
+            actor=_actor(),
+            dry_run=args.dry_run,
         )
     except ActionError as exc:
         print(f"✘ {exc}", file=sys.stderr)
@@ -66,33 +85,72 @@ def backfill(args: argparse.Namespace) -> int:
         for date in report.dates:
             note = "  (already fired)" if date in done else ""
             print(f"  {format_native(date)}{note}")
-        print(f"{len(report.dates)} dates, {len(report.dates) - len(done)} would start "
-              "(dry run: nothing started)")
+        print(
+            f"{len(report.dates)} dates, {len(report.dates) - len(done)} would start "
+            "(dry run: nothing started)"
+        )
         return 0
     for date, execution_id in report.created:
         print(f"✓ {format_native(date)}: execution {execution_id}")
     for date, reason in report.failed:
         print(f"✘ {format_native(date)}: {reason}", file=sys.stderr)
-    print(f"{len(report.created)} started, {len(report.existing)} already fired, "
-          f"{len(report.failed)} failed")
+    print(
+        f"{len(report.created)} started, {len(report.existing)} already fired, "
+        f"{len(report.failed)} failed"
+    )
     return 1 if report.failed else 0
 
 
 def list_triggers(args: argparse.Namespace) -> int:
     qs = Trigger.objects.all()
     if args.namespace:
-        qs = qs.filter(Q(namespace=args.namespace) | Q(namespace__startswith=args.namespace + "."))
-    rows = [{"namespace": t.namespace, "flow": t.flow_id, "trigger": t.trigger_id,
-             "kind": t.kind, "disabled": t.disabled, "cron": t.cron, "timezone": t.time_zone,
-             "next": format_native(t.next_date) if t.next_date else None,
-             "last": format_native(t.last_date) if t.last_date else None} for t in qs]
+        qs = qs.filter(
+            Q(namespace=args.namespace) | Q(namespace__startswith=args.namespace + ".")
+        )
+    rows = [
+        {
+            "namespace": t.namespace,
+            "flow": t.flow_id,
+            "trigger": t.trigger_id,
+            "kind": t.kind,
+            "disabled": t.disabled,
+            "cron": t.cron,
+            "timezone": t.time_zone,
+            "next": format_native(t.next_date) if t.next_date else None,
+            "last": format_native(t.last_date) if t.last_date else None,
+        }
+        for t in qs
+    ]
     if args.json:
         print_json(rows)
     elif not rows:
         print("No triggers.")
     else:
-        print(table([[r["namespace"], r["flow"], r["trigger"], r["kind"],
-                      "yes" if r["disabled"] else "", r["cron"], r["next"] or "", r["last"] or ""]
-                     for r in rows],
-                    ["NAMESPACE", "FLOW", "TRIGGER", "KIND", "DISABLED", "CRON", "NEXT", "LAST"]))
+        print(
+            table(
+                [
+                    [
+                        r["namespace"],
+                        r["flow"],
+                        r["trigger"],
+                        r["kind"],
+                        "yes" if r["disabled"] else "",
+                        r["cron"],
+                        r["next"] or "",
+                        r["last"] or "",
+                    ]
+                    for r in rows
+                ],
+                [
+                    "NAMESPACE",
+                    "FLOW",
+                    "TRIGGER",
+                    "KIND",
+                    "DISABLED",
+                    "CRON",
+                    "NEXT",
+                    "LAST",
+                ],
+            )
+        )
     return 0

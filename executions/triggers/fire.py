@@ -34,21 +34,39 @@ def execution_for_trigger(
     and create the execution. Raises TriggerError; nothing is stored then."""
     context = {
         "trigger": variables,
-        "flow": {"id": revision.flow.flow_id, "namespace": revision.flow.namespace,
-                 "revision": revision.revision},
+        "flow": {
+            "id": revision.flow.flow_id,
+            "namespace": revision.flow.namespace,
+            "revision": revision.revision,
+        },
     }
     try:
         inputs = render(decl.get("inputs") or {}, context)
-        all_labels = {**{str(k): str(v) for k, v in render(decl.get("labels") or {}, context).items()},
-                      **(labels or {})}
+        all_labels = {
+            **{
+                str(k): str(v)
+                for k, v in render(decl.get("labels") or {}, context).items()
+            },
+            **(labels or {}),
+        }
     except ExpressionError as exc:
         raise TriggerError(f"trigger '{decl['id']}': {exc.message}") from None
-    trigger = {"id": decl["id"], "type": TYPE_NAMES[decl["kind"]], "variables": variables,
-               **(extra or {})}
+    trigger = {
+        "id": decl["id"],
+        "type": TYPE_NAMES[decl["kind"]],
+        "variables": variables,
+        **(extra or {}),
+    }
     try:
         # create_execution is atomic itself: on an error it leaves nothing behind.
-        return create_execution(revision, inputs=inputs, labels=all_labels, trigger=trigger,
-                                cause=Cause.TRIGGER, actor=actor)
+        return create_execution(
+            revision,
+            inputs=inputs,
+            labels=all_labels,
+            trigger=trigger,
+            cause=Cause.TRIGGER,
+            actor=actor,
+        )
     except InputError as exc:
         raise TriggerError(f"trigger '{decl['id']}' gives bad inputs: {exc}") from None
     except ActionError as exc:
@@ -57,9 +75,16 @@ def execution_for_trigger(
 
 def latest_revision(namespace: str, flow_id: str) -> FlowRevision | None:
     """The current revision of a live flow, with its flow, in one query."""
-    return (FlowRevision.objects.select_related("flow")
-            .filter(flow__namespace=namespace, flow__flow_id=flow_id, flow__deleted=False,
-                    revision=F("flow__revision")).first())
+    return (
+        FlowRevision.objects.select_related("flow")
+        .filter(
+            flow__namespace=namespace,
+            flow__flow_id=flow_id,
+            flow__deleted=False,
+            revision=F("flow__revision"),
+        )
+        .first()
+    )
 
 
 def claim(**fields: Any) -> TriggerEvent | None:

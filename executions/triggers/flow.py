@@ -66,23 +66,35 @@ def _chain(execution: Execution) -> list[str]:
 
 
 @receiver(execution_state_changed, dispatch_uid="orchestra.triggers.flow")
-def on_execution_end(sender, execution: Execution, old: str, new: str, **kwargs) -> None:
+def on_execution_end(
+    sender, execution: Execution, old: str, new: str, **kwargs
+) -> None:
     if new not in TERMINAL or old in TERMINAL or execution.flow_revision_id is None:
         return
-    listeners = list(Trigger.objects.filter(kind=TriggerKind.FLOW, disabled=False)
-                     .values_list("namespace", "flow_id", "trigger_id", "revision"))
+    listeners = list(
+        Trigger.objects.filter(kind=TriggerKind.FLOW, disabled=False).values_list(
+            "namespace", "flow_id", "trigger_id", "revision"
+        )
+    )
     if not listeners:
         return
     revisions = {
         (r.flow.namespace, r.flow.flow_id): r
-        for r in FlowRevision.objects.select_related("flow").filter(
-            flow__deleted=False, flow__disabled=False,
+        for r in FlowRevision.objects.select_related("flow")
+        .filter(
+            flow__deleted=False,
+            flow__disabled=False,
             flow__namespace__in={ns for ns, *_ in listeners},
             flow__flow_id__in={f for _, f, *_ in listeners},
-        ).filter(revision=F("flow__revision"))
+        )
+        .filter(revision=F("flow__revision"))
     }
-    source = {"namespace": execution.namespace, "flowId": execution.flow_id,
-              "state": new, "labels": execution.labels or {}}
+    source = {
+        "namespace": execution.namespace,
+        "flowId": execution.flow_id,
+        "state": new,
+        "labels": execution.labels or {},
+    }
     context = {"trigger": source_variables(execution)}
     chain = [*_chain(execution), f"{execution.namespace}.{execution.flow_id}"]
     events = []
@@ -95,21 +107,34 @@ def on_execution_end(sender, execution: Execution, old: str, new: str, **kwargs)
             failures = flow_condition_failures(decl, source, context)
         except ExpressionError as exc:
             failures = [f"condition error: {exc.message}"]
-            _note(execution, f"flow trigger {namespace}.{flow_id}:{trigger_id}: {exc.message}")
+            _note(
+                execution,
+                f"flow trigger {namespace}.{flow_id}:{trigger_id}: {exc.message}",
+            )
         if failures:
             continue
         status, reason = TriggerEvent.Status.PENDING, ""
         target = f"{namespace}.{flow_id}"
         if target in chain or len(chain) > MAX_CHAIN:
             status = TriggerEvent.Status.SKIPPED
-            reason = (f"not started: {target} would trigger itself "
-                      f"(chain {' -> '.join([*chain, target])})")
+            reason = (
+                f"not started: {target} would trigger itself "
+                f"(chain {' -> '.join([*chain, target])})"
+            )
             _note(execution, f"flow trigger {target}:{trigger_id} {reason}")
-        events.append(TriggerEvent(
-            namespace=namespace, flow_id=flow_id, trigger_id=trigger_id, kind=TriggerKind.FLOW,
-            source_execution_id=execution.pk, source_attempt=execution.attempt, status=status,
-            reason=reason, actor=f"flow:{execution.namespace}.{execution.flow_id}",
-        ))
+        events.append(
+            TriggerEvent(
+                namespace=namespace,
+                flow_id=flow_id,
+                trigger_id=trigger_id,
+                kind=TriggerKind.FLOW,
+                source_execution_id=execution.pk,
+                source_attempt=execution.attempt,
+                status=status,
+                reason=reason,
+                actor=f"flow:{execution.namespace}.{execution.flow_id}",
+            )
+        )
     if not events:
         return
     TriggerEvent.objects.bulk_create(events, ignore_conflicts=True)
@@ -122,10 +147,15 @@ def _note(execution: Execution, message: str) -> None:
     log.warning("execution %s: %s", execution.pk, message)
 
 
-def process_pending(source_execution_id: int | None = None,
-                    older_than: timedelta | None = None, limit: int = 500) -> int:
+def process_pending(
+    source_execution_id: int | None = None,
+    older_than: timedelta | None = None,
+    limit: int = 500,
+) -> int:
     """Turn pending Flow-trigger events into executions; returns how many started."""
-    qs = TriggerEvent.objects.filter(status=TriggerEvent.Status.PENDING, kind=TriggerKind.FLOW)
+    qs = TriggerEvent.objects.filter(
+        status=TriggerEvent.Status.PENDING, kind=TriggerKind.FLOW
+    )
     if source_execution_id is not None:
         qs = qs.filter(source_execution_id=source_execution_id)
     if older_than is not None:
@@ -138,8 +168,11 @@ def process_pending(source_execution_id: int | None = None,
 
 def _process_one(pk: int) -> int:
     with transaction.atomic():
-        event = (TriggerEvent.objects.select_for_update(skip_locked=True)
-                 .filter(pk=pk, status=TriggerEvent.Status.PENDING).first())
+        event = (
+            TriggerEvent.objects.select_for_update(skip_locked=True)
+            .filter(pk=pk, status=TriggerEvent.Status.PENDING)
+            .first()
+        )
         if event is None:
             return 0  # another process took it
         source = Execution.objects.filter(pk=event.source_execution_id).first()
@@ -147,20 +180,31 @@ def _process_one(pk: int) -> int:
         decl = trigger_decl(revision.spec, event.trigger_id) if revision else None
         if source is None or decl is None:
             event.status = TriggerEvent.Status.SKIPPED
-            event.reason = ("the source execution was deleted" if source is None
-                            else "the flow or its trigger no longer exists")
+            event.reason = (
+                "the source execution was deleted"
+                if source is None
+                else "the flow or its trigger no longer exists"
+            )
             event.save(update_fields=["status", "reason"])
             return 0
         try:
             execution = execution_for_trigger(
-                revision, decl, source_variables(source), actor=event.actor,
-                extra={"chain": [*_chain(source), f"{source.namespace}.{source.flow_id}"]},
+                revision,
+                decl,
+                source_variables(source),
+                actor=event.actor,
+                extra={
+                    "chain": [*_chain(source), f"{source.namespace}.{source.flow_id}"]
+                },
             )
         except TriggerError as exc:
             event.status, event.reason = TriggerEvent.Status.FAILED, str(exc)
             event.save(update_fields=["status", "reason"])
-            _note(source, f"flow trigger {event.namespace}.{event.flow_id}:{event.trigger_id} "
-                          f"did not start: {exc}")
+            _note(
+                source,
+                f"flow trigger {event.namespace}.{event.flow_id}:{event.trigger_id} "
+                f"did not start: {exc}",
+            )
             return 0
         event.status, event.execution = TriggerEvent.Status.FIRED, execution
         event.save(update_fields=["status", "execution"])

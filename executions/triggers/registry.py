@@ -17,7 +17,9 @@ from flows.models import Flow
 from flows.signals import flow_saved
 
 
-def cron_after(cron: str, tz: str, moment: datetime, inclusive: bool = False) -> datetime:
+def cron_after(
+    cron: str, tz: str, moment: datetime, inclusive: bool = False
+) -> datetime:
     """The first date of ``cron`` (in time zone ``tz``) after ``moment`` (or
     at it, when ``inclusive``)."""
     zone = ZoneInfo(tz or "UTC")
@@ -50,15 +52,19 @@ def sync_triggers(flow, revision: int, spec, model=Trigger) -> None:
     switching a schedule off and on never replays the dates in between.
     """
     now = timezone.now()
-    existing = {t.trigger_id: t for t in model.objects.filter(
-        namespace=flow.namespace, flow_id=flow.flow_id)}
+    existing = {
+        t.trigger_id: t
+        for t in model.objects.filter(namespace=flow.namespace, flow_id=flow.flow_id)
+    }
     keep = set()
     for decl in spec.triggers:
         keep.add(decl["id"])
         row = existing.get(decl["id"])
         new = row is None
         if new:
-            row = model(namespace=flow.namespace, flow_id=flow.flow_id, trigger_id=decl["id"])
+            row = model(
+                namespace=flow.namespace, flow_id=flow.flow_id, trigger_id=decl["id"]
+            )
         was_off = not new and row.disabled
         row.kind = str(decl["kind"])
         row.revision = revision
@@ -67,12 +73,21 @@ def sync_triggers(flow, revision: int, spec, model=Trigger) -> None:
         if row.kind == TriggerKind.SCHEDULE:
             cron = decl.get("cron_normalized", "")
             tz = str(decl.get("timezone") or "UTC")
-            if new or was_off or row.cron != cron or row.time_zone != tz or row.next_date is None:
+            if (
+                new
+                or was_off
+                or row.cron != cron
+                or row.time_zone != tz
+                or row.next_date is None
+            ):
                 start = decl.get("backfill_start") if new else None
-                row.next_date = cron_after(cron, tz, start or now, inclusive=start is not None)
+                row.next_date = cron_after(
+                    cron, tz, start or now, inclusive=start is not None
+                )
             row.cron, row.time_zone = cron, tz
         else:
             row.cron, row.time_zone, row.next_date = "", "", None
         row.save()
     model.objects.filter(namespace=flow.namespace, flow_id=flow.flow_id).exclude(
-        trigger_id__in=keep).delete()
+        trigger_id__in=keep
+    ).delete()

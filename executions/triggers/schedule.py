@@ -47,7 +47,9 @@ MAX_BACKFILL = 10000
 
 
 def _missed_after() -> timedelta:
-    return timedelta(seconds=getattr(settings, "ORCHESTRA_SCHEDULE_MISSED_AFTER_SECONDS", 60.0))
+    return timedelta(
+        seconds=getattr(settings, "ORCHESTRA_SCHEDULE_MISSED_AFTER_SECONDS", 60.0)
+    )
 
 
 def variables_for(cron: str, tz: str, date: datetime) -> dict[str, Any]:
@@ -60,7 +62,9 @@ def variables_for(cron: str, tz: str, date: datetime) -> dict[str, Any]:
     }
 
 
-def due_dates(cron: str, tz: str, start: datetime, now: datetime, cap: int) -> list[datetime]:
+def due_dates(
+    cron: str, tz: str, start: datetime, now: datetime, cap: int
+) -> list[datetime]:
     """Cron dates from ``start`` (inclusive) to ``now`` (inclusive), at most ``cap``."""
     zone = ZoneInfo(tz or "UTC")
     it = croniter(cron, start.astimezone(zone) - timedelta(microseconds=1))
@@ -73,7 +77,9 @@ def due_dates(cron: str, tz: str, start: datetime, now: datetime, cap: int) -> l
     return dates
 
 
-def choose(dates: list[datetime], now: datetime, decl: dict[str, Any]) -> tuple[list, dict]:
+def choose(
+    dates: list[datetime], now: datetime, decl: dict[str, Any]
+) -> tuple[list, dict]:
     """Apply ``recoverMissedSchedules`` and ``lateMaximumDelay``.
 
     A date is *missed* when the scheduler reaches it more than
@@ -92,15 +98,22 @@ def choose(dates: list[datetime], now: datetime, decl: dict[str, Any]) -> tuple[
         chosen = missed + on_time
     elif policy == "LAST":
         chosen = on_time or missed[-1:]
-        skipped.update({d: "missed (recoverMissedSchedules: LAST)" for d in missed
-                        if d not in chosen})
+        skipped.update(
+            {
+                d: "missed (recoverMissedSchedules: LAST)"
+                for d in missed
+                if d not in chosen
+            }
+        )
     else:
         chosen = on_time
         skipped.update({d: "missed (recoverMissedSchedules: NONE)" for d in missed})
     if decl.get("lateMaximumDelay") is not None:
         limit = parse_duration(decl["lateMaximumDelay"])
         late = [d for d in chosen if now - d > limit]
-        skipped.update({d: f"later than lateMaximumDelay {decl['lateMaximumDelay']}" for d in late})
+        skipped.update(
+            {d: f"later than lateMaximumDelay {decl['lateMaximumDelay']}" for d in late}
+        )
         chosen = [d for d in chosen if d not in late]
     return chosen, skipped
 
@@ -116,23 +129,36 @@ class Pass:
     duplicates: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"triggers": self.triggers, "fired": len(self.fired), "skipped": self.skipped,
-                "failed": self.failed, "duplicates": self.duplicates}
+        return {
+            "triggers": self.triggers,
+            "fired": len(self.fired),
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "duplicates": self.duplicates,
+        }
 
 
 def evaluate_schedules(now: datetime | None = None, batch: int = 200) -> Pass:
     """Fire every schedule that is due at ``now`` (default: the clock)."""
     now = now or timezone.now()
     result = Pass()
-    live = Flow.objects.filter(namespace=OuterRef("namespace"), flow_id=OuterRef("flow_id"),
-                               deleted=False, disabled=False)
+    live = Flow.objects.filter(
+        namespace=OuterRef("namespace"),
+        flow_id=OuterRef("flow_id"),
+        deleted=False,
+        disabled=False,
+    )
     # Schedules of deleted or disabled flows are switched off; deploying the
     # flow again switches them on from that moment.
     Trigger.objects.filter(kind=TriggerKind.SCHEDULE, disabled=False).exclude(
-        Exists(live)).update(disabled=True, updated_at=now)
+        Exists(live)
+    ).update(disabled=True, updated_at=now)
     due = list(
-        Trigger.objects.filter(kind=TriggerKind.SCHEDULE, disabled=False, next_date__lte=now)
-        .order_by("next_date").values_list("pk", flat=True)[:batch]
+        Trigger.objects.filter(
+            kind=TriggerKind.SCHEDULE, disabled=False, next_date__lte=now
+        )
+        .order_by("next_date")
+        .values_list("pk", flat=True)[:batch]
     )
     for pk in due:
         _fire_due(pk, now, result)
@@ -141,8 +167,11 @@ def evaluate_schedules(now: datetime | None = None, batch: int = 200) -> Pass:
 
 def _fire_due(pk: int, now: datetime, result: Pass) -> None:
     with transaction.atomic():
-        row = (Trigger.objects.select_for_update(skip_locked=True)
-               .filter(pk=pk, disabled=False, next_date__lte=now).first())
+        row = (
+            Trigger.objects.select_for_update(skip_locked=True)
+            .filter(pk=pk, disabled=False, next_date__lte=now)
+            .first()
+        )
         if row is None:
             return  # another scheduler holds it, or it moved on already
         result.triggers += 1
@@ -152,11 +181,20 @@ def _fire_due(pk: int, now: datetime, result: Pass) -> None:
             row.disabled = True
             row.save(update_fields=["disabled"])
             return
-        dates = due_dates(row.cron, row.time_zone, row.next_date, now, MAX_DATES_PER_PASS)
+        dates = due_dates(
+            row.cron, row.time_zone, row.next_date, now, MAX_DATES_PER_PASS
+        )
         chosen, skipped = choose(dates, now, decl)
         for date in dates:
             if date in chosen:
-                _fire_date(row, revision, decl, date, result, actor=f"schedule:{row.trigger_id}")
+                _fire_date(
+                    row,
+                    revision,
+                    decl,
+                    date,
+                    result,
+                    actor=f"schedule:{row.trigger_id}",
+                )
             else:
                 result.skipped += 1
                 log.info("%s: %s skipped: %s", row, date.isoformat(), skipped.get(date))
@@ -169,12 +207,28 @@ def _fire_due(pk: int, now: datetime, result: Pass) -> None:
         row.save(update_fields=["last_date", "next_date", "updated_at"])
 
 
-def _fire_date(row: Trigger, revision, decl: dict[str, Any], date: datetime, result: Pass,
-               *, actor: str, backfill: bool = False, inputs: dict | None = None,
-               labels: dict | None = None) -> TriggerEvent | None:
-    event = claim(namespace=row.namespace, flow_id=row.flow_id, trigger_id=row.trigger_id,
-                  kind=TriggerKind.SCHEDULE, scheduled_at=date, backfill=backfill, actor=actor,
-                  status=TriggerEvent.Status.PENDING)
+def _fire_date(
+    row: Trigger,
+    revision,
+    decl: dict[str, Any],
+    date: datetime,
+    result: Pass,
+    *,
+    actor: str,
+    backfill: bool = False,
+    inputs: dict | None = None,
+    labels: dict | None = None,
+) -> TriggerEvent | None:
+    event = claim(
+        namespace=row.namespace,
+        flow_id=row.flow_id,
+        trigger_id=row.trigger_id,
+        kind=TriggerKind.SCHEDULE,
+        scheduled_at=date,
+        backfill=backfill,
+        actor=actor,
+        status=TriggerEvent.Status.PENDING,
+    )
     if event is None:
         result.duplicates += 1
         return None
@@ -194,8 +248,9 @@ def _fire_date(row: Trigger, revision, decl: dict[str, Any], date: datetime, res
     if backfill:
         extra_labels.setdefault("system.backfill", "true")
     try:
-        execution = execution_for_trigger(revision, decl, variables, actor=actor,
-                                          labels=extra_labels)
+        execution = execution_for_trigger(
+            revision, decl, variables, actor=actor, labels=extra_labels
+        )
     except TriggerError as exc:
         event.status, event.reason = TriggerEvent.Status.FAILED, str(exc)
         event.save(update_fields=["status", "reason"])
@@ -218,46 +273,72 @@ class Backfill:
     def as_dict(self) -> dict[str, Any]:
         return {
             "dates": [format_native(d) for d in self.dates],
-            "created": [{"date": format_native(d), "execution_id": pk} for d, pk in self.created],
+            "created": [
+                {"date": format_native(d), "execution_id": pk} for d, pk in self.created
+            ],
             "already_fired": [format_native(d) for d in self.existing],
             "failed": [{"date": format_native(d), "reason": r} for d, r in self.failed],
         }
 
 
-def backfill(namespace: str, flow_id: str, trigger_id: str, start: Any, end: Any, *,
-             inputs: dict | None = None, labels: dict | None = None, actor: str = "",
-             dry_run: bool = False) -> Backfill:
+def backfill(
+    namespace: str,
+    flow_id: str,
+    trigger_id: str,
+    start: Any,
+    end: Any,
+    *,
+    inputs: dict | None = None,
+    labels: dict | None = None,
+    actor: str = "",
+    dry_run: bool = False,
+) -> Backfill:
     """Fire a schedule's dates from ``start`` to ``end`` (inclusive; naive
     datetimes are in the trigger's time zone). Dates that fired already are
     left alone, so a backfill can be run again safely. Raises ActionError."""
     flow = get_flow(namespace, flow_id)
     revision = flow.latest
     decl = trigger_decl(revision.spec, trigger_id)
-    schedules = [t["id"] for t in revision.spec.triggers if t["kind"] == TriggerKind.SCHEDULE]
+    schedules = [
+        t["id"] for t in revision.spec.triggers if t["kind"] == TriggerKind.SCHEDULE
+    ]
     if decl is None or decl["kind"] != TriggerKind.SCHEDULE:
         known = ", ".join(schedules) or "none"
-        raise ActionError(f"flow {namespace}.{flow_id} has no Schedule trigger '{trigger_id}' "
-                          f"(its schedules: {known})")
+        raise ActionError(
+            f"flow {namespace}.{flow_id} has no Schedule trigger '{trigger_id}' "
+            f"(its schedules: {known})"
+        )
     tz = str(decl.get("timezone") or "UTC")
     try:
         first, last = _local(start, tz), _local(end, tz)
     except ValueError as exc:
         raise ActionError(f"backfill dates: {exc}") from None
     if last < first:
-        raise ActionError(f"backfill end {format_native(last)} is before its start {format_native(first)}")
+        raise ActionError(
+            f"backfill end {format_native(last)} is before its start {format_native(first)}"
+        )
     cron = decl["cron_normalized"]
     dates = due_dates(cron, tz, first, last, MAX_BACKFILL + 1)
     if len(dates) > MAX_BACKFILL:
-        raise ActionError(f"the range holds more than {MAX_BACKFILL} dates of '{decl['cron']}'; "
-                          "backfill a shorter range at a time")
+        raise ActionError(
+            f"the range holds more than {MAX_BACKFILL} dates of '{decl['cron']}'; "
+            "backfill a shorter range at a time"
+        )
     report = Backfill(dates=dates)
-    fired = set(TriggerEvent.objects.filter(
-        namespace=namespace, flow_id=flow_id, trigger_id=trigger_id, scheduled_at__in=dates,
-    ).values_list("scheduled_at", flat=True))
+    fired = set(
+        TriggerEvent.objects.filter(
+            namespace=namespace,
+            flow_id=flow_id,
+            trigger_id=trigger_id,
+            scheduled_at__in=dates,
+        ).values_list("scheduled_at", flat=True)
+    )
     report.existing = [d for d in dates if d in fired]
     if dry_run:
         return report
-    row = Trigger.objects.filter(namespace=namespace, flow_id=flow_id, trigger_id=trigger_id).first()
+    row = Trigger.objects.filter(
+        namespace=namespace, flow_id=flow_id, trigger_id=trigger_id
+    ).first()
     if row is None:  # flows saved before triggers were tracked
         row = Trigger(namespace=namespace, flow_id=flow_id, trigger_id=trigger_id)
     row.cron, row.time_zone = cron, tz
@@ -266,8 +347,17 @@ def backfill(namespace: str, flow_id: str, trigger_id: str, start: Any, end: Any
             continue
         with transaction.atomic():
             result = Pass()
-            event = _fire_date(row, revision, decl, date, result, actor=actor or "backfill",
-                               backfill=True, inputs=inputs, labels=labels)
+            event = _fire_date(
+                row,
+                revision,
+                decl,
+                date,
+                result,
+                actor=actor or "backfill",
+                backfill=True,
+                inputs=inputs,
+                labels=labels,
+            )
         if event is None:
             report.existing.append(date)
         elif event.status == TriggerEvent.Status.FIRED:
@@ -284,6 +374,8 @@ def _local(value: Any, tz: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO-8601 date such as 2024-01-31 "
-                         "or 2024-01-31T06:00:00") from None
+        raise ValueError(
+            f"{value!r} is not an ISO-8601 date such as 2024-01-31 "
+            "or 2024-01-31T06:00:00"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(tz))

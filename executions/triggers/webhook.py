@@ -36,7 +36,9 @@ from flows.triggers import expression_conditions_hold
 
 
 def _not_found() -> JsonResponse:
-    return JsonResponse({"message": "no flow with a Webhook trigger for this key"}, status=404)
+    return JsonResponse(
+        {"message": "no flow with a Webhook trigger for this key"}, status=404
+    )
 
 
 def find_trigger(namespace: str, flow_id: str, key: str):
@@ -103,7 +105,9 @@ def _body(request: HttpRequest) -> Any:
 @csrf_exempt
 @login_not_required
 @require_http_methods(["GET", "POST", "PUT"])
-def webhook(request: HttpRequest, namespace: str, flow_id: str, key: str) -> HttpResponse:
+def webhook(
+    request: HttpRequest, namespace: str, flow_id: str, key: str
+) -> HttpResponse:
     found = find_trigger(namespace, flow_id, key)
     if found is None:
         return _not_found()
@@ -111,38 +115,51 @@ def webhook(request: HttpRequest, namespace: str, flow_id: str, key: str) -> Htt
     wait = take_token(namespace, flow_id)
     if wait:
         response = JsonResponse(
-            {"message": f"too many webhook calls for {namespace}.{flow_id}; "
-                        f"retry in {math.ceil(wait)} s"}, status=429)
+            {
+                "message": f"too many webhook calls for {namespace}.{flow_id}; "
+                f"retry in {math.ceil(wait)} s"
+            },
+            status=429,
+        )
         response["Retry-After"] = str(math.ceil(wait))
         return response
     try:
         body = _body(request)
     except ValueError as exc:
-        return JsonResponse({"message": f"the body is not valid JSON: {exc}"}, status=400)
+        return JsonResponse(
+            {"message": f"the body is not valid JSON: {exc}"}, status=400
+        )
     variables = {
         "body": body,
         # Browser cookies (a session) are not the flow's business and would be stored.
-        "headers": {name.lower(): [value] for name, value in request.headers.items()
-                    if name.lower() != "cookie"},
+        "headers": {
+            name.lower(): [value]
+            for name, value in request.headers.items()
+            if name.lower() != "cookie"
+        },
         "parameters": {k: v for k, v in request.GET.lists()},
         "method": request.method,
     }
     try:
         why_not = expression_conditions_hold(decl, {"trigger": variables})
     except ExpressionError as exc:
-        return JsonResponse({"message": f"trigger '{decl['id']}' condition: {exc.message}"},
-                            status=400)
+        return JsonResponse(
+            {"message": f"trigger '{decl['id']}' condition: {exc.message}"}, status=400
+        )
     if why_not:
         return HttpResponse(status=204)
     try:
-        execution = execution_for_trigger(revision, decl, variables,
-                                          actor=f"webhook:{decl['id']}")
+        execution = execution_for_trigger(
+            revision, decl, variables, actor=f"webhook:{decl['id']}"
+        )
     except TriggerError as exc:
         return JsonResponse({"message": str(exc)}, status=400)
-    return JsonResponse({
-        "id": execution.pk,
-        "namespace": execution.namespace,
-        "flowId": execution.flow_id,
-        "state": execution.state,
-        "url": f"{settings.ORCHESTRA_BASE_URL.rstrip('/')}{execution.get_absolute_url()}",
-    })
+    return JsonResponse(
+        {
+            "id": execution.pk,
+            "namespace": execution.namespace,
+            "flowId": execution.flow_id,
+            "state": execution.state,
+            "url": f"{settings.ORCHESTRA_BASE_URL.rstrip('/')}{execution.get_absolute_url()}",
+        }
+    )

@@ -25,16 +25,54 @@ FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
 NAMESPACE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*(\.[a-zA-Z0-9][a-zA-Z0-9_-]*)*$")
 
 FLOW_KEYS = {
-    "id", "namespace", "description", "labels", "inputs", "variables", "tasks", "errors",
-    "finally", "afterExecution", "triggers", "pluginDefaults", "taskDefaults",
-    "concurrency", "sla", "disabled", "outputs", "revision", "deleted", "listeners",
-    "retry", "workerGroup",
+    "id",
+    "namespace",
+    "description",
+    "labels",
+    "inputs",
+    "variables",
+    "tasks",
+    "errors",
+    "finally",
+    "afterExecution",
+    "triggers",
+    "pluginDefaults",
+    "taskDefaults",
+    "concurrency",
+    "sla",
+    "disabled",
+    "outputs",
+    "revision",
+    "deleted",
+    "listeners",
+    "retry",
+    "workerGroup",
 }
 INPUT_KEYS = {
-    "id", "name", "type", "description", "displayName", "defaults", "required", "values",
-    "options", "validator", "min", "max", "minLength", "maxLength", "itemType",
-    "allowCustomValue", "expression", "dependsOn", "prefill", "extension", "after",
-    "before", "allowedFileExtensions", "autoSelectFirst",
+    "id",
+    "name",
+    "type",
+    "description",
+    "displayName",
+    "defaults",
+    "required",
+    "values",
+    "options",
+    "validator",
+    "min",
+    "max",
+    "minLength",
+    "maxLength",
+    "itemType",
+    "allowCustomValue",
+    "expression",
+    "dependsOn",
+    "prefill",
+    "extension",
+    "after",
+    "before",
+    "allowedFileExtensions",
+    "autoSelectFirst",
 }
 
 
@@ -50,8 +88,12 @@ class FlowError:
         return f"{where}{self.path}: {self.message}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "message": self.message, "line": self.line,
-                "column": self.column}
+        return {
+            "path": self.path,
+            "message": self.message,
+            "line": self.line,
+            "column": self.column,
+        }
 
 
 class FlowInvalid(ValueError):
@@ -129,7 +171,9 @@ class _Checker:
         self.errors.append(FlowError(format_path(path), message, where[0], where[1]))
 
     # --- tasks ---------------------------------------------------------------
-    def task_list(self, items: Any, path: tuple, defaults: list[dict]) -> list[TaskNode]:
+    def task_list(
+        self, items: Any, path: tuple, defaults: list[dict]
+    ) -> list[TaskNode]:
         if items is None:
             return []
         if not isinstance(items, list):
@@ -153,10 +197,16 @@ class _Checker:
             self.error(path, "task has no 'id'")
             ok = False
         elif not isinstance(task_id, str) or not ID_RE.match(task_id):
-            self.error((*path, "id"), f"invalid task id {task_id!r}: use letters, digits, '_' and '-'")
+            self.error(
+                (*path, "id"),
+                f"invalid task id {task_id!r}: use letters, digits, '_' and '-'",
+            )
             ok = False
         elif task_id in self.seen_ids:
-            self.error((*path, "id"), f"duplicate task id '{task_id}' (also at {self.seen_ids[task_id]})")
+            self.error(
+                (*path, "id"),
+                f"duplicate task id '{task_id}' (also at {self.seen_ids[task_id]})",
+            )
             ok = False
         else:
             self.seen_ids[task_id] = format_path(path)
@@ -168,7 +218,10 @@ class _Checker:
             suggestions = REGISTRY.suggest(str(type_name))
             hint = f"; did you mean '{suggestions[0]}'?" if suggestions else ""
             known = ", ".join(_known_names())
-            self.error((*path, "type"), f"unknown task type '{type_name}'{hint} Known types: {known}")
+            self.error(
+                (*path, "type"),
+                f"unknown task type '{type_name}'{hint} Known types: {known}",
+            )
             return None
         data = _apply_defaults(item, task_type, defaults)
         child_fields = task_type.children
@@ -191,20 +244,30 @@ class _Checker:
                 continue
             if shape == "map":
                 if not isinstance(value, dict):
-                    self.error((*path, field_name), "expected a mapping of case → task list")
+                    self.error(
+                        (*path, field_name), "expected a mapping of case → task list"
+                    )
                     continue
                 for case, tasks in value.items():
-                    cases[str(case)] = self.task_list(tasks, (*path, field_name, case), defaults)
+                    cases[str(case)] = self.task_list(
+                        tasks, (*path, field_name, case), defaults
+                    )
             else:
-                children[field_name] = self.task_list(value, (*path, field_name), defaults)
+                children[field_name] = self.task_list(
+                    value, (*path, field_name), defaults
+                )
         if not ok or props is None:
             return None
         # Options accepted for compatibility that cannot apply here are reported.
         for note in getattr(props, "validation_warnings", lambda: [])():
             self.warnings.append(f"{format_path(path)} ({task_id}): {note}")
-        return TaskNode(task_id, task_type, data, props, format_path(path), children, cases)
+        return TaskNode(
+            task_id, task_type, data, props, format_path(path), children, cases
+        )
 
-    def _pydantic(self, exc: ValidationError, path: tuple, model: type[BaseModel]) -> None:
+    def _pydantic(
+        self, exc: ValidationError, path: tuple, model: type[BaseModel]
+    ) -> None:
         for err in exc.errors():
             loc = tuple(err["loc"])
             kind = err["type"]
@@ -216,7 +279,11 @@ class _Checker:
                 self.error(
                     (*path, *loc),
                     f"unknown property '{loc[-1]}'{_closest(loc[-1], names)}"
-                    + (f" Valid properties: {', '.join(names)}" if not _closest(loc[-1], names) and names else ""),
+                    + (
+                        f" Valid properties: {', '.join(names)}"
+                        if not _closest(loc[-1], names) and names
+                        else ""
+                    ),
                 )
             elif kind == "missing":
                 self.error((*path, *loc[:-1]), f"missing required property '{loc[-1]}'")
@@ -247,8 +314,10 @@ def _known_names() -> list[str]:
     """Short names, qualified where two types share one (python.Script, shell.Script)."""
     types = sorted(REGISTRY.types.values(), key=lambda t: (t.short, t.name))
     shorts = [t.short for t in types]
-    return [t.short if shorts.count(t.short) == 1 else ".".join(t.name.rsplit(".", 2)[-2:])
-            for t in types]
+    return [
+        t.short if shorts.count(t.short) == 1 else ".".join(t.name.rsplit(".", 2)[-2:])
+        for t in types
+    ]
 
 
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
@@ -270,9 +339,14 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
         annotation = info.annotation
         candidates = [annotation, *typing.get_args(annotation)]
         current = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)),
+            None,
         )
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+    return (
+        current
+        if isinstance(current, type) and issubclass(current, BaseModel)
+        else None
+    )
 
 
 def _field_names(model: type[BaseModel]) -> list[str]:
@@ -305,7 +379,9 @@ def _labels(value: Any, checker: _Checker, path: tuple) -> dict[str, str]:
             if isinstance(item, dict) and "key" in item:
                 out[str(item["key"])] = str(item.get("value", ""))
             else:
-                checker.error((*path, index), "a label in a list needs 'key' and 'value'")
+                checker.error(
+                    (*path, index), "a label in a list needs 'key' and 'value'"
+                )
         return out
     checker.error(path, "labels must be a mapping of key: value")
     return {}
@@ -325,23 +401,35 @@ def _inputs(value: Any, checker: _Checker) -> list[dict[str, Any]]:
             continue
         for key in item:
             if key not in INPUT_KEYS:
-                checker.error((*path, key), f"unknown input property '{key}'{_closest(key, INPUT_KEYS)}")
+                checker.error(
+                    (*path, key),
+                    f"unknown input property '{key}'{_closest(key, INPUT_KEYS)}",
+                )
         decl = dict(item)
         if "id" not in decl and "name" in decl:
             decl["id"] = decl.pop("name")  # Kestra's older spelling
         name = decl.get("id")
         if not isinstance(name, str) or not re.match(r"^[a-zA-Z_][\w-]*$", name):
-            checker.error(path, "input needs an 'id' made of letters, digits, '_' or '-'")
+            checker.error(
+                path, "input needs an 'id' made of letters, digits, '_' or '-'"
+            )
             continue
         if name in seen:
             checker.error((*path, "id"), f"duplicate input '{name}'")
         seen.add(name)
         kind = str(decl.get("type", "STRING")).upper()
         if kind not in INPUT_TYPES:
-            checker.error((*path, "type"), f"unknown input type '{decl.get('type')}'{_closest(kind, INPUT_TYPES)} Known: {', '.join(INPUT_TYPES)}")
+            checker.error(
+                (*path, "type"),
+                f"unknown input type '{decl.get('type')}'{_closest(kind, INPUT_TYPES)} Known: {', '.join(INPUT_TYPES)}",
+            )
             continue
         decl["type"] = {"BOOL": "BOOLEAN", "ENUM": "SELECT"}.get(kind, kind)
-        if decl["type"] in ("SELECT", "MULTISELECT") and not (decl.get("values") or decl.get("options")) and not is_dynamic(decl.get("expression")):
+        if (
+            decl["type"] in ("SELECT", "MULTISELECT")
+            and not (decl.get("values") or decl.get("options"))
+            and not is_dynamic(decl.get("expression"))
+        ):
             checker.error(path, f"{decl['type']} input '{name}' needs 'values'")
         if "options" in decl and "values" not in decl:
             decl["values"] = decl["options"]
@@ -349,14 +437,18 @@ def _inputs(value: Any, checker: _Checker) -> list[dict[str, Any]]:
             try:
                 re.compile(decl["validator"])
             except re.error as exc:
-                checker.error((*path, "validator"), f"invalid regular expression: {exc}")
+                checker.error(
+                    (*path, "validator"), f"invalid regular expression: {exc}"
+                )
         if decl.get("defaults") is not None and not is_dynamic(decl.get("defaults")):
             from flows.spec.inputs import convert
 
             try:
                 decl["defaults"] = convert(decl, decl["defaults"])
             except ValueError as exc:
-                checker.error((*path, "defaults"), f"default does not fit the type: {exc}")
+                checker.error(
+                    (*path, "defaults"), f"default does not fit the type: {exc}"
+                )
         out.append(decl)
     return out
 
@@ -380,16 +472,27 @@ def _sla(value: Any, checker: _Checker) -> list[dict[str, Any]]:
         known = {"id", "type", "duration", "behavior", "labels", "assert"}
         for key in item:
             if key not in known:
-                checker.error((*path, key), f"unknown SLA property '{key}'{_closest(key, known)}")
+                checker.error(
+                    (*path, key), f"unknown SLA property '{key}'{_closest(key, known)}"
+                )
         kind = str(item.get("type", "")).upper()
         if kind not in SLA_TYPES:
-            checker.error((*path, "type"), f"SLA type must be one of {', '.join(SLA_TYPES)}")
+            checker.error(
+                (*path, "type"), f"SLA type must be one of {', '.join(SLA_TYPES)}"
+            )
             continue
         behavior = str(item.get("behavior", "NONE")).upper()
         if behavior not in SLA_BEHAVIORS:
-            checker.error((*path, "behavior"), f"behavior must be one of {', '.join(SLA_BEHAVIORS)}")
-        entry = {"id": str(item.get("id") or f"sla{index}"), "type": kind, "behavior": behavior,
-                 "labels": _labels(item.get("labels"), checker, (*path, "labels"))}
+            checker.error(
+                (*path, "behavior"),
+                f"behavior must be one of {', '.join(SLA_BEHAVIORS)}",
+            )
+        entry = {
+            "id": str(item.get("id") or f"sla{index}"),
+            "type": kind,
+            "behavior": behavior,
+            "labels": _labels(item.get("labels"), checker, (*path, "labels")),
+        }
         if kind == "MAX_DURATION":
             try:
                 entry["duration"] = parse_duration(item.get("duration")).total_seconds()
@@ -397,7 +500,10 @@ def _sla(value: Any, checker: _Checker) -> list[dict[str, Any]]:
                 checker.error((*path, "duration"), str(exc))
         else:
             if not is_dynamic(item.get("assert")):
-                checker.error((*path, "assert"), "EXECUTION_ASSERTION needs an 'assert' expression")
+                checker.error(
+                    (*path, "assert"),
+                    "EXECUTION_ASSERTION needs an 'assert' expression",
+                )
             entry["assert"] = item.get("assert")
         out.append(entry)
     return out
@@ -407,18 +513,25 @@ def _concurrency(value: Any, checker: _Checker) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        checker.error(("concurrency",), "expected a mapping with 'limit' and 'behavior'")
+        checker.error(
+            ("concurrency",), "expected a mapping with 'limit' and 'behavior'"
+        )
         return None
     for key in value:
         if key not in ("limit", "behavior"):
-            checker.error(("concurrency", key), f"unknown property '{key}'{_closest(key, ['limit', 'behavior'])}")
+            checker.error(
+                ("concurrency", key),
+                f"unknown property '{key}'{_closest(key, ['limit', 'behavior'])}",
+            )
     limit = value.get("limit")
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         checker.error(("concurrency", "limit"), "limit must be a whole number ≥ 1")
         return None
     behavior = str(value.get("behavior", "QUEUE")).upper()
     if behavior not in ("QUEUE", "CANCEL", "FAIL"):
-        checker.error(("concurrency", "behavior"), "behavior must be QUEUE, CANCEL or FAIL")
+        checker.error(
+            ("concurrency", "behavior"), "behavior must be QUEUE, CANCEL or FAIL"
+        )
         return None
     return {"limit": limit, "behavior": behavior}
 
@@ -428,33 +541,62 @@ def parse_flow(source: str) -> FlowSpec:
     try:
         located = load_located(source)
     except YamlSyntaxError as exc:
-        raise FlowInvalid([FlowError("(yaml)", exc.message, exc.line, exc.column)]) from None
+        raise FlowInvalid(
+            [FlowError("(yaml)", exc.message, exc.line, exc.column)]
+        ) from None
     checker = _Checker(located)
     data = located.data
     if not isinstance(data, dict):
-        raise FlowInvalid([FlowError("(root)", "a flow is a YAML mapping with id, namespace and tasks", 1, 1)])
+        raise FlowInvalid(
+            [
+                FlowError(
+                    "(root)",
+                    "a flow is a YAML mapping with id, namespace and tasks",
+                    1,
+                    1,
+                )
+            ]
+        )
     for key in data:
         if key not in FLOW_KEYS:
-            checker.error((key,), f"unknown flow property '{key}'{_closest(key, FLOW_KEYS)}")
+            checker.error(
+                (key,), f"unknown flow property '{key}'{_closest(key, FLOW_KEYS)}"
+            )
     flow_id = data.get("id")
     namespace = data.get("namespace")
     if flow_id is None:
         checker.error((), "missing required property 'id'")
     elif not isinstance(flow_id, str) or not FLOW_ID_RE.match(flow_id):
-        checker.error(("id",), f"invalid flow id {flow_id!r}: use letters, digits, '.', '_' and '-'")
+        checker.error(
+            ("id",),
+            f"invalid flow id {flow_id!r}: use letters, digits, '.', '_' and '-'",
+        )
     if namespace is None:
         checker.error((), "missing required property 'namespace'")
     elif not isinstance(namespace, str) or not NAMESPACE_RE.match(namespace):
-        checker.error(("namespace",), f"invalid namespace {namespace!r}: dotted words such as company.team")
+        checker.error(
+            ("namespace",),
+            f"invalid namespace {namespace!r}: dotted words such as company.team",
+        )
     if not data.get("tasks"):
-        checker.error(("tasks",) if "tasks" in data else (), "a flow needs at least one task in 'tasks'")
+        checker.error(
+            ("tasks",) if "tasks" in data else (),
+            "a flow needs at least one task in 'tasks'",
+        )
     defaults = data.get("pluginDefaults") or data.get("taskDefaults") or []
     if not isinstance(defaults, list):
         checker.error(("pluginDefaults",), "expected a list of {type, values}")
         defaults = []
     for index, default in enumerate(defaults):
-        if not isinstance(default, dict) or "type" not in default or not isinstance(default.get("values", {}), dict):
-            checker.error(("pluginDefaults", index), "each default needs 'type' and a 'values' mapping")
+        if (
+            not isinstance(default, dict)
+            or "type" not in default
+            or not isinstance(default.get("values", {}), dict)
+        ):
+            checker.error(
+                ("pluginDefaults", index),
+                "each default needs 'type' and a 'values' mapping",
+            )
     defaults = [d for d in defaults if isinstance(d, dict)]
     variables = data.get("variables") or {}
     if not isinstance(variables, dict):
@@ -462,7 +604,9 @@ def parse_flow(source: str) -> FlowSpec:
         variables = {}
     checker._expressions(variables, ("variables",))
     outputs = data.get("outputs") or []
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) and "id" in o and "value" in o for o in outputs):
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and "id" in o and "value" in o for o in outputs
+    ):
         checker.error(("outputs",), "outputs must be a list of {id, type, value}")
         outputs = []
     checker._expressions(outputs, ("outputs",))

@@ -11,8 +11,24 @@ from urllib.parse import urlparse
 from orchestra.lib.durations import parse_duration, to_iso
 
 INPUT_TYPES = (
-    "STRING", "INT", "FLOAT", "BOOLEAN", "BOOL", "DATE", "DATETIME", "TIME", "DURATION",
-    "JSON", "SELECT", "ENUM", "MULTISELECT", "ARRAY", "URI", "FILE", "SECRET", "EMAIL",
+    "STRING",
+    "INT",
+    "FLOAT",
+    "BOOLEAN",
+    "BOOL",
+    "DATE",
+    "DATETIME",
+    "TIME",
+    "DURATION",
+    "JSON",
+    "SELECT",
+    "ENUM",
+    "MULTISELECT",
+    "ARRAY",
+    "URI",
+    "FILE",
+    "SECRET",
+    "EMAIL",
     "YAML",
 )
 
@@ -28,7 +44,9 @@ def _parse_json(value: Any, what: str) -> Any:
         try:
             return json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON for {what} ({exc.msg}, char {exc.pos})") from None
+            raise ValueError(
+                f"not valid JSON for {what} ({exc.msg}, char {exc.pos})"
+            ) from None
     return value
 
 
@@ -39,7 +57,9 @@ def _to_datetime(value: Any) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO-8601 datetime such as 2026-01-31T09:30:00Z") from None
+        raise ValueError(
+            f"{value!r} is not an ISO-8601 datetime such as 2026-01-31T09:30:00Z"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -60,7 +80,11 @@ def convert(decl: dict[str, Any], value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError(f"expected an integer, got {value!r}")
         try:
-            number = int(value) if not isinstance(value, float) or value.is_integer() else None
+            number = (
+                int(value)
+                if not isinstance(value, float) or value.is_integer()
+                else None
+            )
         except (TypeError, ValueError):
             number = None
         if number is None:
@@ -111,7 +135,11 @@ def convert(decl: dict[str, Any], value: Any) -> Any:
             raise ValueError(f"{text!r} is not one of: {', '.join(options)}")
         return text
     if kind == "MULTISELECT":
-        items = _parse_json(value, "a MULTISELECT input") if isinstance(value, str) and value.strip().startswith("[") else value
+        items = (
+            _parse_json(value, "a MULTISELECT input")
+            if isinstance(value, str) and value.strip().startswith("[")
+            else value
+        )
         if isinstance(items, str):
             items = [part.strip() for part in items.split(",") if part.strip()]
         if not isinstance(items, list):
@@ -138,7 +166,9 @@ def convert(decl: dict[str, Any], value: Any) -> Any:
     if kind == "URI":
         text = str(value)
         if not urlparse(text).scheme:
-            raise ValueError(f"{text!r} is not a URI (it has no scheme such as https://)")
+            raise ValueError(
+                f"{text!r} is not a URI (it has no scheme such as https://)"
+            )
         return text
     if kind == "FILE":
         text = str(value)
@@ -157,7 +187,9 @@ def _bounds(decl: dict[str, Any], number: int | float) -> int | float:
     return number
 
 
-def resolve_inputs(declared: list[dict[str, Any]], supplied: dict[str, Any]) -> dict[str, Any]:
+def resolve_inputs(
+    declared: list[dict[str, Any]], supplied: dict[str, Any]
+) -> dict[str, Any]:
     """Return the execution's inputs: converted values and defaults.
 
     Raises InputError listing every problem (missing, mistyped, unknown).
@@ -176,8 +208,13 @@ def resolve_inputs(declared: list[dict[str, Any]], supplied: dict[str, Any]) -> 
         elif decl.get("defaults") is not None:
             raw = decl["defaults"]
         else:
-            if decl.get("required", True) and str(decl.get("type", "")).upper() != "BOOLEAN":
-                errors[name] = f"required {str(decl.get('type', 'STRING')).upper()} input is missing"
+            if (
+                decl.get("required", True)
+                and str(decl.get("type", "")).upper() != "BOOLEAN"
+            ):
+                errors[name] = (
+                    f"required {str(decl.get('type', 'STRING')).upper()} input is missing"
+                )
             else:
                 values[name] = None
             continue

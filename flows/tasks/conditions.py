@@ -26,8 +26,13 @@ def run_expression(ctx: RunContext, props: ExpressionTask) -> dict[str, Any]:
     return {"value": value}
 
 
-REGISTRY.register(TaskType(
-    name="io.kestra.plugin.core.condition.Expression", model=ExpressionTask, kind="runnable",
-    run=run_expression, aliases=("io.kestra.core.models.conditions.types.ExpressionCondition",),
-    summary="Evaluate an expression; output 'value' is true or false",
-))
+REGISTRY.register(
+    TaskType(
+        name="io.kestra.plugin.core.condition.Expression",
+        model=ExpressionTask,
+        kind="runnable",
+        run=run_expression,
+        aliases=("io.kestra.core.models.conditions.types.ExpressionCondition",),
+        summary="Evaluate an expression; output 'value' is true or false",
+    )
+)

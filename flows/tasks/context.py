@@ -32,15 +32,19 @@ class RunContext(Protocol):
     def log(self, level: str, message: str) -> None: ...
     def sleep(self, seconds: float) -> None:
         """Wait, waking early to raise TaskKilled on kill or timeout."""
+
     def check_alive(self) -> None:
         """Raise TaskKilled when the task should stop."""
+
     def set_labels(self, labels: dict[str, str]) -> None: ...
     def put_file(self, name: str, data: bytes | IO[bytes]) -> str:
         """Store bytes (or an open binary file) in internal storage; return the
         ``kestra://`` URI."""
+
     def read_file(self, uri: str) -> bytes: ...
     def query_executions(self, **filters: Any) -> list[dict[str, Any]]:
         """Executions as Lookup rows (executions/lookup.py); ValueError on a bad filter."""
+
     def count_executions(self, **filters: Any) -> list[dict[str, Any]]:
         """``{namespace, flowId, count}`` per flow; ValueError on a bad filter."""
 

@@ -26,8 +26,15 @@ PAUSE_BEHAVIORS = ("RESUME", "WARN", "FAIL", "CANCEL")
 
 
 def _register(name: str, model, aliases=(), summary: str = "") -> None:
-    REGISTRY.register(TaskType(name=name, model=model, kind="flowable", aliases=tuple(aliases),
-                               summary=summary))
+    REGISTRY.register(
+        TaskType(
+            name=name,
+            model=model,
+            kind="flowable",
+            aliases=tuple(aliases),
+            summary=summary,
+        )
+    )
 
 
 class _ChildFlow(BaseTask):
@@ -46,9 +53,12 @@ class SubflowTask(_ChildFlow):
     pass
 
 
-_register("io.kestra.plugin.core.flow.Subflow", SubflowTask,
-          aliases=["io.kestra.core.tasks.flows.Subflow", "io.kestra.core.tasks.flows.Flow"],
-          summary="Start an execution of another flow, optionally waiting for its end")
+_register(
+    "io.kestra.plugin.core.flow.Subflow",
+    SubflowTask,
+    aliases=["io.kestra.core.tasks.flows.Subflow", "io.kestra.core.tasks.flows.Flow"],
+    summary="Start an execution of another flow, optionally waiting for its end",
+)
 
 
 # --- ForEachItem -----------------------------------------------------------------
@@ -63,9 +73,12 @@ class ForEachItemTask(_ChildFlow):
     batch: Batch | None = None
 
 
-_register("io.kestra.plugin.core.flow.ForEachItem", ForEachItemTask,
-          aliases=["io.kestra.core.tasks.flows.ForEachItem"],
-          summary="Split a file of items into batches and start one subflow execution per batch")
+_register(
+    "io.kestra.plugin.core.flow.ForEachItem",
+    ForEachItemTask,
+    aliases=["io.kestra.core.tasks.flows.ForEachItem"],
+    summary="Split a file of items into batches and start one subflow execution per batch",
+)
 
 
 # --- Pause -----------------------------------------------------------------------
@@ -80,7 +93,9 @@ def check_on_resume(value: Any) -> list[dict[str, Any]] | None:
     out = []
     for index, item in enumerate(value):
         if not isinstance(item, dict):
-            raise ValueError(f"onResume[{index}]: expected an input with 'id' and 'type'")
+            raise ValueError(
+                f"onResume[{index}]: expected an input with 'id' and 'type'"
+            )
         decl = dict(item)
         if "id" not in decl and "name" in decl:
             decl["id"] = decl.pop("name")
@@ -88,8 +103,10 @@ def check_on_resume(value: Any) -> list[dict[str, Any]] | None:
             raise ValueError(f"onResume[{index}]: an input needs an 'id'")
         kind = str(decl.get("type", "STRING")).upper()
         if kind not in INPUT_TYPES:
-            raise ValueError(f"onResume[{index}]: unknown input type '{decl.get('type')}'; "
-                             f"use one of {', '.join(INPUT_TYPES)}")
+            raise ValueError(
+                f"onResume[{index}]: unknown input type '{decl.get('type')}'; "
+                f"use one of {', '.join(INPUT_TYPES)}"
+            )
         decl["type"] = {"BOOL": "BOOLEAN", "ENUM": "SELECT"}.get(kind, kind)
         out.append(decl)
     return out
@@ -120,6 +137,9 @@ class PauseTask(BaseTask):
         return check_on_resume(value)
 
 
-_register("io.kestra.plugin.core.flow.Pause", PauseTask,
-          aliases=["io.kestra.core.tasks.flows.Pause"],
-          summary="Pause the execution until resumed (with onResume inputs) or a delay elapses")
+_register(
+    "io.kestra.plugin.core.flow.Pause",
+    PauseTask,
+    aliases=["io.kestra.core.tasks.flows.Pause"],
+    summary="Pause the execution until resumed (with onResume inputs) or a delay elapses",
+)

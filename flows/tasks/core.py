@@ -32,11 +32,18 @@ def _level(value: Any) -> str:
     return level
 
 
-def _task(name, model, kind="runnable", run=None, aliases=(), children=None, summary=""):
+def _task(
+    name, model, kind="runnable", run=None, aliases=(), children=None, summary=""
+):
     return REGISTRY.register(
         TaskType(
-            name=name, model=model, kind=kind, run=run, aliases=tuple(aliases),
-            children=children or {}, summary=summary,
+            name=name,
+            model=model,
+            kind=kind,
+            run=run,
+            aliases=tuple(aliases),
+            children=children or {},
+            summary=summary,
         )
     )
 
@@ -59,8 +66,13 @@ def run_log(ctx: RunContext, props: LogTask) -> dict:
     return {}
 
 
-_task("io.kestra.plugin.core.log.Log", LogTask, run=run_log,
-      aliases=["io.kestra.core.tasks.log.Log"], summary="Write a message to the logs")
+_task(
+    "io.kestra.plugin.core.log.Log",
+    LogTask,
+    run=run_log,
+    aliases=["io.kestra.core.tasks.log.Log"],
+    summary="Write a message to the logs",
+)
 
 
 # --- Return / Echo ---------------------------------------------------------------
@@ -72,8 +84,13 @@ def run_return(ctx: RunContext, props: ReturnTask) -> dict:
     return {"value": props.format}
 
 
-_task("io.kestra.plugin.core.debug.Return", ReturnTask, run=run_return,
-      aliases=["io.kestra.core.tasks.debugs.Return"], summary="Return a rendered value")
+_task(
+    "io.kestra.plugin.core.debug.Return",
+    ReturnTask,
+    run=run_return,
+    aliases=["io.kestra.core.tasks.debugs.Return"],
+    summary="Return a rendered value",
+)
 
 
 class EchoTask(BaseTask):
@@ -91,8 +108,13 @@ def run_echo(ctx: RunContext, props: EchoTask) -> dict:
     return {}
 
 
-_task("io.kestra.plugin.core.debug.Echo", EchoTask, run=run_echo,
-      aliases=["io.kestra.core.tasks.debugs.Echo"], summary="Log a rendered value")
+_task(
+    "io.kestra.plugin.core.debug.Echo",
+    EchoTask,
+    run=run_echo,
+    aliases=["io.kestra.core.tasks.debugs.Echo"],
+    summary="Log a rendered value",
+)
 
 
 # --- OutputValues ----------------------------------------------------------------
@@ -104,9 +126,13 @@ def run_output_values(ctx: RunContext, props: OutputValuesTask) -> dict:
     return {"values": props.values}
 
 
-_task("io.kestra.plugin.core.output.OutputValues", OutputValuesTask, run=run_output_values,
-      aliases=["io.kestra.core.tasks.outputs.OutputValues"],
-      summary="Expose values as outputs")
+_task(
+    "io.kestra.plugin.core.output.OutputValues",
+    OutputValuesTask,
+    run=run_output_values,
+    aliases=["io.kestra.core.tasks.outputs.OutputValues"],
+    summary="Expose values as outputs",
+)
 
 
 # --- Sleep -----------------------------------------------------------------------
@@ -120,8 +146,13 @@ def run_sleep(ctx: RunContext, props: SleepTask) -> dict:
     return {}
 
 
-_task("io.kestra.plugin.core.flow.Sleep", SleepTask, run=run_sleep,
-      aliases=["io.kestra.core.tasks.flows.Sleep"], summary="Wait for a duration")
+_task(
+    "io.kestra.plugin.core.flow.Sleep",
+    SleepTask,
+    run=run_sleep,
+    aliases=["io.kestra.core.tasks.flows.Sleep"],
+    summary="Wait for a duration",
+)
 
 
 # --- Fail ------------------------------------------------------------------------
@@ -136,9 +167,13 @@ def run_fail(ctx: RunContext, props: FailTask) -> dict:
     return {}
 
 
-_task("io.kestra.plugin.core.execution.Fail", FailTask, run=run_fail,
-      aliases=["io.kestra.core.tasks.executions.Fail"],
-      summary="Fail the execution, optionally when a condition holds")
+_task(
+    "io.kestra.plugin.core.execution.Fail",
+    FailTask,
+    run=run_fail,
+    aliases=["io.kestra.core.tasks.executions.Fail"],
+    summary="Fail the execution, optionally when a condition holds",
+)
 
 
 # --- Labels ----------------------------------------------------------------------
@@ -153,7 +188,9 @@ def normalize_labels(value: Any) -> dict[str, str]:
         out = {}
         for item in value:
             if not isinstance(item, dict) or "key" not in item:
-                raise ValueError("labels given as a list need items with 'key' and 'value'")
+                raise ValueError(
+                    "labels given as a list need items with 'key' and 'value'"
+                )
             out[str(item["key"])] = str(item.get("value", ""))
         return out
     raise ValueError(f"labels must be a mapping, got {type(value).__name__}")
@@ -165,9 +202,13 @@ def run_labels(ctx: RunContext, props: LabelsTask) -> dict:
     return {}
 
 
-_task("io.kestra.plugin.core.execution.Labels", LabelsTask, run=run_labels,
-      aliases=["io.kestra.core.tasks.executions.Labels"],
-      summary="Add or change labels of the running execution")
+_task(
+    "io.kestra.plugin.core.execution.Labels",
+    LabelsTask,
+    run=run_labels,
+    aliases=["io.kestra.core.tasks.executions.Labels"],
+    summary="Add or change labels of the running execution",
+)
 
 
 # --- Flowable tasks (resolved by the executor) -----------------------------------
@@ -175,9 +216,14 @@ class SequentialTask(BaseTask):
     tasks: TaskList
 
 
-_task("io.kestra.plugin.core.flow.Sequential", SequentialTask, kind="flowable",
-      aliases=["io.kestra.core.tasks.flows.Sequential"], children={"tasks": "list"},
-      summary="Run tasks one after the other")
+_task(
+    "io.kestra.plugin.core.flow.Sequential",
+    SequentialTask,
+    kind="flowable",
+    aliases=["io.kestra.core.tasks.flows.Sequential"],
+    children={"tasks": "list"},
+    summary="Run tasks one after the other",
+)
 
 
 class ParallelTask(BaseTask):
@@ -185,18 +231,28 @@ class ParallelTask(BaseTask):
     concurrent: DInt = 0
 
 
-_task("io.kestra.plugin.core.flow.Parallel", ParallelTask, kind="flowable",
-      aliases=["io.kestra.core.tasks.flows.Parallel"], children={"tasks": "list"},
-      summary="Run tasks at the same time (concurrent: limit, 0 = no limit)")
+_task(
+    "io.kestra.plugin.core.flow.Parallel",
+    ParallelTask,
+    kind="flowable",
+    aliases=["io.kestra.core.tasks.flows.Parallel"],
+    children={"tasks": "list"},
+    summary="Run tasks at the same time (concurrent: limit, 0 = no limit)",
+)
 
 
 class AllowFailureTask(BaseTask):
     tasks: TaskList
 
 
-_task("io.kestra.plugin.core.flow.AllowFailure", AllowFailureTask, kind="flowable",
-      aliases=["io.kestra.core.tasks.flows.AllowFailure"], children={"tasks": "list"},
-      summary="Run tasks; their failure ends in WARNING")
+_task(
+    "io.kestra.plugin.core.flow.AllowFailure",
+    AllowFailureTask,
+    kind="flowable",
+    aliases=["io.kestra.core.tasks.flows.AllowFailure"],
+    children={"tasks": "list"},
+    summary="Run tasks; their failure ends in WARNING",
+)
 
 
 class IfTask(BaseTask):
@@ -205,10 +261,14 @@ class IfTask(BaseTask):
     else_: list[dict[str, Any]] | None = Field(default=None, alias="else")
 
 
-_task("io.kestra.plugin.core.flow.If", IfTask, kind="flowable",
-      aliases=["io.kestra.core.tasks.flows.If"],
-      children={"then": "list", "else": "list"},
-      summary="Run 'then' or 'else' depending on a condition")
+_task(
+    "io.kestra.plugin.core.flow.If",
+    IfTask,
+    kind="flowable",
+    aliases=["io.kestra.core.tasks.flows.If"],
+    children={"then": "list", "else": "list"},
+    summary="Run 'then' or 'else' depending on a condition",
+)
 
 
 class SwitchTask(BaseTask):
@@ -217,10 +277,14 @@ class SwitchTask(BaseTask):
     defaults: list[dict[str, Any]] | None = None
 
 
-_task("io.kestra.plugin.core.flow.Switch", SwitchTask, kind="flowable",
-      aliases=["io.kestra.core.tasks.flows.Switch"],
-      children={"cases": "map", "defaults": "list"},
-      summary="Run the tasks of the case matching a value")
+_task(
+    "io.kestra.plugin.core.flow.Switch",
+    SwitchTask,
+    kind="flowable",
+    aliases=["io.kestra.core.tasks.flows.Switch"],
+    children={"cases": "map", "defaults": "list"},
+    summary="Run the tasks of the case matching a value",
+)
 
 
 class ForEachTask(BaseTask):
@@ -229,9 +293,13 @@ class ForEachTask(BaseTask):
     tasks: TaskList
 
 
-_task("io.kestra.plugin.core.flow.ForEach", ForEachTask, kind="flowable",
-      children={"tasks": "list"},
-      summary="Run tasks once per value (concurrencyLimit: 0 = no limit)")
+_task(
+    "io.kestra.plugin.core.flow.ForEach",
+    ForEachTask,
+    kind="flowable",
+    children={"tasks": "list"},
+    summary="Run tasks once per value (concurrencyLimit: 0 = no limit)",
+)
 
 
 class EachSequentialTask(BaseTask):
@@ -239,9 +307,14 @@ class EachSequentialTask(BaseTask):
     tasks: TaskList
 
 
-_task("io.kestra.plugin.core.flow.EachSequential", EachSequentialTask, kind="flowable",
-      aliases=["io.kestra.core.tasks.flows.EachSequential"], children={"tasks": "list"},
-      summary="Older name of ForEach with concurrencyLimit 1")
+_task(
+    "io.kestra.plugin.core.flow.EachSequential",
+    EachSequentialTask,
+    kind="flowable",
+    aliases=["io.kestra.core.tasks.flows.EachSequential"],
+    children={"tasks": "list"},
+    summary="Older name of ForEach with concurrencyLimit 1",
+)
 
 
 class EachParallelTask(BaseTask):
@@ -250,8 +323,11 @@ class EachParallelTask(BaseTask):
     tasks: TaskList
 
 
-_task("io.kestra.plugin.core.flow.EachParallel", EachParallelTask, kind="flowable",
-      aliases=["io.kestra.core.tasks.flows.EachParallel"], children={"tasks": "list"},
-      summary="Older name of ForEach with no concurrency limit")
-
-
+_task(
+    "io.kestra.plugin.core.flow.EachParallel",
+    EachParallelTask,
+    kind="flowable",
+    aliases=["io.kestra.core.tasks.flows.EachParallel"],
+    children={"tasks": "list"},
+    summary="Older name of ForEach with no concurrency limit",
+)

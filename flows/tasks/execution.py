@@ -22,8 +22,18 @@ from flows.tasks.registry import REGISTRY, TaskType
 
 # Kestra's execution states (the engine's State names).
 STATES = (
-    "CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING", "RESTARTED", "KILLING", "SUCCESS",
-    "WARNING", "FAILED", "KILLED", "CANCELLED",
+    "CREATED",
+    "QUEUED",
+    "RUNNING",
+    "PAUSED",
+    "RETRYING",
+    "RESTARTED",
+    "KILLING",
+    "SUCCESS",
+    "WARNING",
+    "FAILED",
+    "KILLED",
+    "CANCELLED",
 )
 
 
@@ -47,7 +57,9 @@ def _labels(value: Any) -> dict[str, str] | None:
     if isinstance(value, dict):
         return {str(k): str(v) for k, v in value.items()}
     if isinstance(value, list):  # Kestra's [{key, value}] form
-        return {str(i["key"]): str(i.get("value", "")) for i in value if isinstance(i, dict)}
+        return {
+            str(i["key"]): str(i.get("value", "")) for i in value if isinstance(i, dict)
+        }
     raise TaskFailed(f"labels must be a mapping, got {type(value).__name__}")
 
 
@@ -94,30 +106,46 @@ class LookupTask(BaseTask):
 
 def run_lookup(ctx: RunContext, props: LookupTask) -> dict:
     # `last` looks back from `since`, which defaults to this execution's start.
-    since = _datetime(props.since, "since") or _datetime(
-        ctx.variables.get("execution", {}).get("startDate"), "execution.startDate"
-    ) or datetime.now(UTC)
+    since = (
+        _datetime(props.since, "since")
+        or _datetime(
+            ctx.variables.get("execution", {}).get("startDate"), "execution.startDate"
+        )
+        or datetime.now(UTC)
+    )
     last: timedelta | None = props.last
     rows = _query(
-        ctx, "query_executions",
-        namespace=props.namespace or None, flow_id=props.flowId or None,
+        ctx,
+        "query_executions",
+        namespace=props.namespace or None,
+        flow_id=props.flowId or None,
         trigger_id=props.triggerId or None,
-        created_after=since - last if last else None, created_before=since,
-        labels=_labels(props.labels), states=_states(props.states),
-        revision=props.revision, inputs=props.inputs or None,
+        created_after=since - last if last else None,
+        created_before=since,
+        labels=_labels(props.labels),
+        states=_states(props.states),
+        revision=props.revision,
+        inputs=props.inputs or None,
     )
-    body = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
+    body = "".join(
+        json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows
+    )
     uri = ctx.put_file("executions.ion", body.encode())
     ctx.log("INFO", f"found {len(rows)} execution(s)")
     return {"uri": uri, "size": len(rows)}
 
 
-REGISTRY.register(TaskType(
-    name="io.kestra.plugin.core.execution.Lookup", model=LookupTask, kind="runnable",
-    run=run_lookup, aliases=("io.kestra.core.tasks.executions.Query",),
-    summary="Find executions (namespace, flowId, triggerId, last, since, labels, states, "
-            "revision, inputs) and write them to an .ion file, one per line",
-))
+REGISTRY.register(
+    TaskType(
+        name="io.kestra.plugin.core.execution.Lookup",
+        model=LookupTask,
+        kind="runnable",
+        run=run_lookup,
+        aliases=("io.kestra.core.tasks.executions.Query",),
+        summary="Find executions (namespace, flowId, triggerId, last, since, labels, states, "
+        "revision, inputs) and write them to an .ion file, one per line",
+    )
+)
 
 
 # --- Count -----------------------------------------------------------------------
@@ -146,17 +174,21 @@ def run_count(ctx: RunContext, props: CountTask) -> dict:
     if not props.flows and not props.namespaces:
         raise TaskFailed("Count needs 'flows' or 'namespaces' to know what to count")
     counts = _query(
-        ctx, "count_executions",
+        ctx,
+        "count_executions",
         flows=[(f.namespace, f.flowId) for f in props.flows or []],
         namespaces=[str(n) for n in props.namespaces or []],
-        states=_states(props.states), labels=_labels(props.labels),
+        states=_states(props.states),
+        labels=_labels(props.labels),
         created_after=_datetime(props.startDate, "startDate"),
         created_before=_datetime(props.endDate, "endDate"),
     )
     results = []
     for row in counts:
         if props.expression:
-            keep = truthy(evaluate(props.expression, {**ctx.variables, "count": row["count"]}))
+            keep = truthy(
+                evaluate(props.expression, {**ctx.variables, "count": row["count"]})
+            )
             if not keep:
                 continue
         results.append(row)
@@ -164,9 +196,14 @@ def run_count(ctx: RunContext, props: CountTask) -> dict:
     return {"results": results, "total": total, "count": total}
 
 
-REGISTRY.register(TaskType(
-    name="io.kestra.plugin.core.execution.Count", model=CountTask, kind="runnable",
-    run=run_count, aliases=("io.kestra.core.tasks.executions.Counts",),
-    raw_properties=("expression",),
-    summary="Count executions per flow; 'expression' (with count) keeps matching flows",
-))
+REGISTRY.register(
+    TaskType(
+        name="io.kestra.plugin.core.execution.Count",
+        model=CountTask,
+        kind="runnable",
+        run=run_count,
+        aliases=("io.kestra.core.tasks.executions.Counts",),
+        raw_properties=("expression",),
+        summary="Count executions per flow; 'expression' (with count) keeps matching flows",
+    )
+)

@@ -97,7 +97,9 @@ TaskList = Annotated[list[dict[str, Any]], Field(min_length=1)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, arbitrary_types_allowed=True
+    )
 
 
 RETRY_TYPES = {
@@ -117,11 +119,15 @@ def _retry_type(value: Any) -> str:
     key = str(value).strip().lower()
     if key in RETRY_TYPES:
         return RETRY_TYPES[key]
-    raise ValueError(f"unknown retry type {value!r}; use constant, exponential or random")
+    raise ValueError(
+        f"unknown retry type {value!r}; use constant, exponential or random"
+    )
 
 
 class Retry(Strict):
-    type: Annotated[str, PlainValidator(_retry_type), WithJsonSchema({"type": "string"})]
+    type: Annotated[
+        str, PlainValidator(_retry_type), WithJsonSchema({"type": "string"})
+    ]
     maxAttempt: DInt | None = Field(default=None, alias="maxAttempt")
     maxAttempts: DInt | None = None
     maxDuration: DDuration | None = None
@@ -147,10 +153,16 @@ class Retry(Strict):
             base = timedelta(seconds=1)
         cap = self.maxInterval or self.maxDelay
         if self.type == "exponential":
-            factor = self.delayFactor if isinstance(self.delayFactor, int | float) else 2.0
+            factor = (
+                self.delayFactor if isinstance(self.delayFactor, int | float) else 2.0
+            )
             delay = base * (factor ** max(attempt - 2, 0))
         elif self.type == "random":
-            low = self.minInterval if isinstance(self.minInterval, timedelta) else timedelta(0)
+            low = (
+                self.minInterval
+                if isinstance(self.minInterval, timedelta)
+                else timedelta(0)
+            )
             high = cap if isinstance(cap, timedelta) else base
             delay = low + (high - low) * random.random()
         else:
@@ -183,7 +195,11 @@ class BaseTask(Strict):
         notes = []
         for index, condition in enumerate(self.conditions or []):
             if not isinstance(condition, dict) or "expression" not in condition:
-                kind = condition.get("type") if isinstance(condition, dict) else condition
-                notes.append(f"conditions[{index}]: only Expression conditions apply to a "
-                             f"task (as runIf); '{kind}' is ignored")
+                kind = (
+                    condition.get("type") if isinstance(condition, dict) else condition
+                )
+                notes.append(
+                    f"conditions[{index}]: only Expression conditions apply to a "
+                    f"task (as runIf); '{kind}' is ignored"
+                )
         return notes

@@ -61,10 +61,14 @@ class RequestBase(BaseTask):
         notes = super().validation_warnings()
         extra = sorted((self.options.model_extra or {}) if self.options else {})
         if extra:
-            notes.append(f"HTTP options not supported here and ignored: {', '.join(extra)}")
+            notes.append(
+                f"HTTP options not supported here and ignored: {', '.join(extra)}"
+            )
         if self.sslOptions:
-            notes.append("sslOptions are not supported here and ignored; the system's "
-                         "certificate store is used")
+            notes.append(
+                "sslOptions are not supported here and ignored; the system's "
+                "certificate store is used"
+            )
         return notes
 
 
@@ -74,7 +78,9 @@ class RequestTask(RequestBase):
     def validation_warnings(self) -> list[str]:
         notes = super().validation_warnings()
         if self.encryptBody is True:
-            notes.append("encryptBody is not supported here: the body output is stored as is")
+            notes.append(
+                "encryptBody is not supported here: the body output is stored as is"
+            )
         return notes
 
 
@@ -90,16 +96,26 @@ def _seconds(value: Any) -> float | None:
 def _client(props: RequestBase) -> httpx.Client:
     options = props.options or HttpOptions()
     total = _seconds(options.timeout) or _seconds(props.timeout) or DEFAULT_TIMEOUT
-    timeout = httpx.Timeout(total, connect=_seconds(options.connectTimeout) or total,
-                            read=_seconds(options.readTimeout) or total)
+    timeout = httpx.Timeout(
+        total,
+        connect=_seconds(options.connectTimeout) or total,
+        read=_seconds(options.readTimeout) or total,
+    )
     auth = None
     if options.basicAuthUser:
-        auth = httpx.BasicAuth(str(options.basicAuthUser), str(options.basicAuthPassword or ""))
-    return httpx.Client(timeout=timeout, follow_redirects=options.followRedirects is not False,
-                        auth=auth)
+        auth = httpx.BasicAuth(
+            str(options.basicAuthUser), str(options.basicAuthPassword or "")
+        )
+    return httpx.Client(
+        timeout=timeout,
+        follow_redirects=options.followRedirects is not False,
+        auth=auth,
+    )
 
 
-def _request(ctx: RunContext, client: httpx.Client, props: RequestBase) -> httpx.Request:
+def _request(
+    ctx: RunContext, client: httpx.Client, props: RequestBase
+) -> httpx.Request:
     uri = str(props.uri).strip()
     parsed = urlparse(uri)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -150,12 +166,17 @@ def _status_ok(props: RequestBase, response: httpx.Response) -> bool:
     return code < 400 or bool(options.allowFailed) or bool(props.allowFailed)
 
 
-def _check_status(props: RequestBase, response: httpx.Response, body_hint: str = "") -> None:
+def _check_status(
+    props: RequestBase, response: httpx.Response, body_hint: str = ""
+) -> None:
     if not _status_ok(props, response):
         reason = response.reason_phrase or ""
         detail = f": {body_hint[:500]}" if body_hint.strip() else ""
-        raise TaskFailed(f"{response.request.method} {response.request.url} answered "
-                         f"{response.status_code} {reason}".rstrip() + detail)
+        raise TaskFailed(
+            f"{response.request.method} {response.request.url} answered "
+            f"{response.status_code} {reason}".rstrip()
+            + detail
+        )
 
 
 def _headers(response: httpx.Response) -> dict[str, list[str]]:
@@ -165,18 +186,26 @@ def _headers(response: httpx.Response) -> dict[str, list[str]]:
     return out
 
 
-def _send(ctx: RunContext, client: httpx.Client, request: httpx.Request) -> httpx.Response:
+def _send(
+    ctx: RunContext, client: httpx.Client, request: httpx.Request
+) -> httpx.Response:
     try:
         return client.send(request, stream=True)
     except httpx.TimeoutException:
-        raise TaskFailed(f"{request.method} {request.url}: no answer before the timeout") from None
+        raise TaskFailed(
+            f"{request.method} {request.url}: no answer before the timeout"
+        ) from None
     except httpx.HTTPError as exc:
         raise TaskFailed(f"{request.method} {request.url}: {exc}") from None
 
 
 def _limit(props: RequestBase) -> int:
     options = props.options or HttpOptions()
-    return int(options.maxContentLength) if isinstance(options.maxContentLength, int) else MAX_BODY
+    return (
+        int(options.maxContentLength)
+        if isinstance(options.maxContentLength, int)
+        else MAX_BODY
+    )
 
 
 def _read_body(ctx: RunContext, response: httpx.Response, limit: int) -> bytes:
@@ -185,12 +214,16 @@ def _read_body(ctx: RunContext, response: httpx.Response, limit: int) -> bytes:
         for chunk in response.iter_bytes(CHUNK):
             size += len(chunk)
             if size > limit:
-                raise TaskFailed(f"the response is larger than {limit} bytes "
-                                 "(options.maxContentLength); use Download to store it")
+                raise TaskFailed(
+                    f"the response is larger than {limit} bytes "
+                    "(options.maxContentLength); use Download to store it"
+                )
             chunks.append(chunk)
             ctx.check_alive()
     except httpx.HTTPError as exc:
-        raise TaskFailed(f"reading the answer of {response.request.url}: {exc}") from None
+        raise TaskFailed(
+            f"reading the answer of {response.request.url}: {exc}"
+        ) from None
     return b"".join(chunks)
 
 
@@ -202,13 +235,20 @@ def run_request(ctx: RunContext, props: RequestTask) -> dict[str, Any]:
             data = _read_body(ctx, response, _limit(props))
         finally:
             response.close()
-    charset = response.charset_encoding or (props.options.defaultCharset if props.options
-                                            else None) or "utf-8"
+    charset = (
+        response.charset_encoding
+        or (props.options.defaultCharset if props.options else None)
+        or "utf-8"
+    )
     body = data.decode(str(charset), errors="replace")
     _check_status(props, response, body)
     ctx.log("DEBUG", f"{request.method} {request.url} → {response.status_code}")
-    return {"code": response.status_code, "headers": _headers(response), "body": body,
-            "uri": str(request.url)}
+    return {
+        "code": response.status_code,
+        "headers": _headers(response),
+        "body": body,
+        "uri": str(request.url),
+    }
 
 
 def _file_name(props: DownloadTask, response: httpx.Response) -> str:
@@ -216,7 +256,9 @@ def _file_name(props: DownloadTask, response: httpx.Response) -> str:
         name = str(props.saveAs)
     else:
         disposition = response.headers.get("content-disposition", "")
-        match = re.search(r"filename\*?=(?:UTF-8'')?\"?([^\";]+)\"?", disposition, re.IGNORECASE)
+        match = re.search(
+            r"filename\*?=(?:UTF-8'')?\"?([^\";]+)\"?", disposition, re.IGNORECASE
+        )
         if match:
             name = unquote(match.group(1))
         else:
@@ -231,44 +273,79 @@ def run_download(ctx: RunContext, props: DownloadTask) -> dict[str, Any]:
         response = _send(ctx, client, request)
         try:
             if not _status_ok(props, response):
-                _check_status(props, response, response.read()[:500].decode(errors="replace"))
+                _check_status(
+                    props, response, response.read()[:500].decode(errors="replace")
+                )
             # Spooled to disk past a few MB: a large file never sits in memory.
             with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-                limit = _limit(props) if props.options and props.options.maxContentLength else None
+                limit = (
+                    _limit(props)
+                    if props.options and props.options.maxContentLength
+                    else None
+                )
                 length = _copy_body(ctx, response, spool, limit)
                 if not length and props.failOnEmptyResponse is not False:
-                    raise TaskFailed(f"{request.url} answered {response.status_code} with an "
-                                     "empty body (set failOnEmptyResponse: false to accept it)")
+                    raise TaskFailed(
+                        f"{request.url} answered {response.status_code} with an "
+                        "empty body (set failOnEmptyResponse: false to accept it)"
+                    )
                 spool.seek(0)
                 uri = ctx.put_file(_file_name(props, response), spool)
         finally:
             response.close()
     ctx.log("INFO", f"downloaded {length} bytes from {request.url} to {uri}")
-    return {"uri": uri, "code": response.status_code, "length": length,
-            "headers": _headers(response)}
+    return {
+        "uri": uri,
+        "code": response.status_code,
+        "length": length,
+        "headers": _headers(response),
+    }
 
 
-def _copy_body(ctx: RunContext, response: httpx.Response, target, limit: int | None) -> int:
+def _copy_body(
+    ctx: RunContext, response: httpx.Response, target, limit: int | None
+) -> int:
     size = 0
     try:
         for chunk in response.iter_bytes(CHUNK):
             size += len(chunk)
             if limit is not None and size > limit:
-                raise TaskFailed(f"the file is larger than {limit} bytes (options.maxContentLength)")
+                raise TaskFailed(
+                    f"the file is larger than {limit} bytes (options.maxContentLength)"
+                )
             target.write(chunk)
             ctx.check_alive()
     except httpx.HTTPError as exc:
-        raise TaskFailed(f"reading the answer of {response.request.url}: {exc}") from None
+        raise TaskFailed(
+            f"reading the answer of {response.request.url}: {exc}"
+        ) from None
     return size
 
 
 def _register(name, model, run, aliases, summary):
-    REGISTRY.register(TaskType(name=name, model=model, kind="runnable", run=run,
-                               aliases=tuple(aliases), summary=summary))
+    REGISTRY.register(
+        TaskType(
+            name=name,
+            model=model,
+            kind="runnable",
+            run=run,
+            aliases=tuple(aliases),
+            summary=summary,
+        )
+    )
 
 
-_register("io.kestra.plugin.core.http.Request", RequestTask, run_request,
-          ["io.kestra.plugin.fs.http.Request"], "Send an HTTP request; outputs code, headers, body")
-_register("io.kestra.plugin.core.http.Download", DownloadTask, run_download,
-          ["io.kestra.plugin.fs.http.Download"],
-          "Download a file over HTTP into internal storage; outputs uri, code, length")
+_register(
+    "io.kestra.plugin.core.http.Request",
+    RequestTask,
+    run_request,
+    ["io.kestra.plugin.fs.http.Request"],
+    "Send an HTTP request; outputs code, headers, body",
+)
+_register(
+    "io.kestra.plugin.core.http.Download",
+    DownloadTask,
+    run_download,
+    ["io.kestra.plugin.fs.http.Download"],
+    "Download a file over HTTP into internal storage; outputs uri, code, length",
+)

@@ -51,7 +51,9 @@ class Connection(BaseTask):
     def validation_warnings(self) -> list[str]:
         notes = super().validation_warnings()
         if self.url is None:
-            notes.append("no 'url': the task fails when it runs unless pluginDefaults give one")
+            notes.append(
+                "no 'url': the task fails when it runs unless pluginDefaults give one"
+            )
         return notes
 
 
@@ -70,7 +72,9 @@ class QueryTask(Connection):
     def _check_fetch_type(cls, value: Any) -> str:
         text = str(value).upper()
         if text not in FETCH_TYPES:
-            raise ValueError(f"fetchType must be one of {', '.join(FETCH_TYPES)}, got {value!r}")
+            raise ValueError(
+                f"fetchType must be one of {', '.join(FETCH_TYPES)}, got {value!r}"
+            )
         return text
 
     def fetch_mode(self) -> str:
@@ -106,7 +110,9 @@ class CopyInTask(Connection):
     def _check_format(cls, value: Any) -> str:
         text = str(value).upper()
         if text not in COPY_FORMATS:
-            raise ValueError(f"format must be one of {', '.join(COPY_FORMATS)}, got {value!r}")
+            raise ValueError(
+                f"format must be one of {', '.join(COPY_FORMATS)}, got {value!r}"
+            )
         return text
 
 
@@ -119,27 +125,38 @@ class LoadTask(CopyInTask):
 def connection_params(props: Connection) -> dict[str, Any]:
     """``jdbc:postgresql://host:port/db?k=v`` (or ``postgres://``) → psycopg's keywords."""
     if not props.url:
-        raise TaskFailed("no 'url' for the database: give one such as "
-                         "jdbc:postgresql://host:5432/db (or set it with pluginDefaults)")
+        raise TaskFailed(
+            "no 'url' for the database: give one such as "
+            "jdbc:postgresql://host:5432/db (or set it with pluginDefaults)"
+        )
     url = str(props.url).strip()
     raw = url.removeprefix("jdbc:")
     parsed = urlparse(raw)
     if parsed.scheme not in ("postgresql", "postgres"):
-        raise TaskFailed(f"url {url!r} is not a PostgreSQL address "
-                         "(jdbc:postgresql://host:port/database)")
+        raise TaskFailed(
+            f"url {url!r} is not a PostgreSQL address "
+            "(jdbc:postgresql://host:port/database)"
+        )
     try:
         port = parsed.port or 5432
     except ValueError:
         raise TaskFailed(f"url {url!r} has an invalid port") from None
-    params: dict[str, Any] = {"host": parsed.hostname or "localhost", "port": port,
-                              "connect_timeout": CONNECT_TIMEOUT,
-                              "application_name": "orchestra"}
+    params: dict[str, Any] = {
+        "host": parsed.hostname or "localhost",
+        "port": port,
+        "connect_timeout": CONNECT_TIMEOUT,
+        "application_name": "orchestra",
+    }
     database = unquote(parsed.path.lstrip("/"))
     if database:
         params["dbname"] = database
     for key, value in parse_qsl(parsed.query):
-        key = {"user": "user", "password": "password", "sslmode": "sslmode",
-               "currentSchema": "options"}.get(key, key)
+        key = {
+            "user": "user",
+            "password": "password",
+            "sslmode": "sslmode",
+            "currentSchema": "options",
+        }.get(key, key)
         if key == "options":
             value = f"-c search_path={value}"
         params[key] = value
@@ -155,12 +172,18 @@ def connection_params(props: Connection) -> dict[str, Any]:
         params["sslmode"] = str(props.sslMode).lower().replace("_", "-")
     elif props.ssl is True:
         params.setdefault("sslmode", "require")
-    for key, prop in (("sslrootcert", props.sslRootCert), ("sslcert", props.sslCert),
-                      ("sslkey", props.sslKey), ("sslpassword", props.sslKeyPassword)):
+    for key, prop in (
+        ("sslrootcert", props.sslRootCert),
+        ("sslcert", props.sslCert),
+        ("sslkey", props.sslKey),
+        ("sslpassword", props.sslKeyPassword),
+    ):
         if prop:
             params[key] = str(prop)
     if props.timeZoneId:
-        params["options"] = (params.get("options", "") + f" -c TimeZone={props.timeZoneId}").strip()
+        params["options"] = (
+            params.get("options", "") + f" -c TimeZone={props.timeZoneId}"
+        ).strip()
     return params
 
 
@@ -172,8 +195,10 @@ def connect(props: Connection, autocommit: bool = True):
         return psycopg.connect(autocommit=autocommit, **params)
     except psycopg.OperationalError as exc:
         where = f"{params['host']}:{params['port']}/{params.get('dbname', '')}"
-        raise TaskFailed(f"cannot connect to PostgreSQL at {where}: "
-                         f"{str(exc).strip().splitlines()[-1]}") from None
+        raise TaskFailed(
+            f"cannot connect to PostgreSQL at {where}: "
+            f"{str(exc).strip().splitlines()[-1]}"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -228,7 +253,9 @@ def _sql_error(exc: Exception) -> TaskFailed:
 
 
 # --- Query ------------------------------------------------------------------------
-def named_parameters(sql: str, parameters: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+def named_parameters(
+    sql: str, parameters: dict[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
     """Turn ``:name`` placeholders into psycopg's ``%(name)s``, leaving string
     literals, quoted identifiers, comments and ``::type`` casts alone."""
     if not parameters:
@@ -247,7 +274,7 @@ def named_parameters(sql: str, parameters: dict[str, Any] | None) -> tuple[str, 
                         continue
                     break
                 end += 1
-            out.append(sql[i:end + 1].replace("%", "%%"))
+            out.append(sql[i : end + 1].replace("%", "%%"))
             i = end + 1
         elif sql.startswith("--", i):
             end = sql.find("\n", i)
@@ -266,10 +293,12 @@ def named_parameters(sql: str, parameters: dict[str, Any] | None) -> tuple[str, 
             end = i + 1
             while end < n and (sql[end].isalnum() or sql[end] == "_"):
                 end += 1
-            name = sql[i + 1:end]
+            name = sql[i + 1 : end]
             if name not in parameters:
-                raise TaskFailed(f"sql uses :{name} but parameters has no '{name}' "
-                                 f"(parameters: {', '.join(sorted(parameters))})")
+                raise TaskFailed(
+                    f"sql uses :{name} but parameters has no '{name}' "
+                    f"(parameters: {', '.join(sorted(parameters))})"
+                )
             used.add(name)
             out.append(f"%({name})s")
             i = end
@@ -285,7 +314,11 @@ def named_parameters(sql: str, parameters: dict[str, Any] | None) -> tuple[str, 
 def plain(value: Any) -> Any:
     """A database value as a JSON-friendly value."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and abs(value) < 1 << 53 else float(value)
+        return (
+            int(value)
+            if value == value.to_integral_value() and abs(value) < 1 << 53
+            else float(value)
+        )
     if isinstance(value, datetime | date | time):
         return format_native(value)
     if isinstance(value, timedelta):
@@ -312,7 +345,9 @@ def _collect(cur, mode: str) -> tuple[Any, int]:
     columns = [d.name for d in cur.description]
     if mode == "FETCH_ONE":
         row = cur.fetchone()
-        return (_record(columns, row) if row is not None else None), int(row is not None)
+        return (_record(columns, row) if row is not None else None), int(
+            row is not None
+        )
     if mode == "FETCH":
         rows = [_record(columns, row) for row in cur.fetchall()]
         return rows, len(rows)
@@ -320,7 +355,9 @@ def _collect(cur, mode: str) -> tuple[Any, int]:
     count = 0
     while batch := cur.fetchmany(1000):
         for row in batch:
-            spool.write(json.dumps(_record(columns, row), ensure_ascii=False).encode() + b"\n")
+            spool.write(
+                json.dumps(_record(columns, row), ensure_ascii=False).encode() + b"\n"
+            )
         count += len(batch)
     return spool, count
 
@@ -354,7 +391,10 @@ def run_query(ctx: RunContext, props: QueryTask) -> dict[str, Any]:
     finally:
         conn.close()
     if not returned_rows:
-        ctx.log("INFO", f"query done ({affected} rows affected)" if affected >= 0 else "query done")
+        ctx.log(
+            "INFO",
+            f"query done ({affected} rows affected)" if affected >= 0 else "query done",
+        )
     if mode == "NONE":
         return {}
     if mode == "FETCH_ONE":
@@ -375,24 +415,40 @@ def copy_statement(props: CopyInTask):
     table = sql.Identifier(*str(props.table).split("."))
     columns = sql.SQL("")
     if props.columns:
-        columns = sql.SQL(" ({})").format(sql.SQL(", ").join(sql.Identifier(str(c))
-                                                             for c in props.columns))
+        columns = sql.SQL(" ({})").format(
+            sql.SQL(", ").join(sql.Identifier(str(c)) for c in props.columns)
+        )
     options = [sql.SQL("FORMAT {}").format(sql.SQL(props.format))]
     if props.header is not None and props.format == "CSV":
-        options.append(sql.SQL("HEADER {}").format(sql.SQL("true" if props.header else "false")))
-    for name, value in (("DELIMITER", props.delimiter), ("QUOTE", props.quote),
-                        ("ESCAPE", props.escape), ("NULL", props.nullString),
-                        ("ENCODING", props.encoding)):
+        options.append(
+            sql.SQL("HEADER {}").format(sql.SQL("true" if props.header else "false"))
+        )
+    for name, value in (
+        ("DELIMITER", props.delimiter),
+        ("QUOTE", props.quote),
+        ("ESCAPE", props.escape),
+        ("NULL", props.nullString),
+        ("ENCODING", props.encoding),
+    ):
         if value is not None:
             options.append(sql.SQL(name + " {}").format(sql.Literal(str(value))))
-    for name, cols in (("FORCE_NOT_NULL", props.forceNotNull), ("FORCE_NULL", props.forceNull)):
+    for name, cols in (
+        ("FORCE_NOT_NULL", props.forceNotNull),
+        ("FORCE_NULL", props.forceNull),
+    ):
         if cols:
-            options.append(sql.SQL(name + " ({})").format(
-                sql.SQL(", ").join(sql.Identifier(str(c)) for c in cols)))
+            options.append(
+                sql.SQL(name + " ({})").format(
+                    sql.SQL(", ").join(sql.Identifier(str(c)) for c in cols)
+                )
+            )
     if props.freeze is not None:
-        options.append(sql.SQL("FREEZE {}").format(sql.SQL("true" if props.freeze else "false")))
-    return sql.SQL("COPY {}{} FROM STDIN WITH ({})").format(table, columns,
-                                                           sql.SQL(", ").join(options))
+        options.append(
+            sql.SQL("FREEZE {}").format(sql.SQL("true" if props.freeze else "false"))
+        )
+    return sql.SQL("COPY {}{} FROM STDIN WITH ({})").format(
+        table, columns, sql.SQL(", ").join(options)
+    )
 
 
 def run_copy_in(ctx: RunContext, props: CopyInTask) -> dict[str, Any]:
@@ -412,7 +468,7 @@ def run_copy_in(ctx: RunContext, props: CopyInTask) -> dict[str, Any]:
             try:
                 with cur.copy(statement) as copy:
                     for start in range(0, len(data), CHUNK):
-                        copy.write(data[start:start + CHUNK])
+                        copy.write(data[start : start + CHUNK])
                 count = cur.rowcount
                 conn.commit()
             except psycopg.Error as exc:
@@ -424,13 +480,36 @@ def run_copy_in(ctx: RunContext, props: CopyInTask) -> dict[str, Any]:
 
 
 def _register(name, model, run, aliases, summary):
-    REGISTRY.register(TaskType(name=name, model=model, kind="runnable", run=run,
-                               aliases=tuple(aliases), summary=summary))
+    REGISTRY.register(
+        TaskType(
+            name=name,
+            model=model,
+            kind="runnable",
+            run=run,
+            aliases=tuple(aliases),
+            summary=summary,
+        )
+    )
 
 
-_register("io.kestra.plugin.jdbc.postgresql.Query", QueryTask, run_query, [],
-          "Run SQL on PostgreSQL; fetchType NONE, FETCH_ONE, FETCH or STORE")
-_register("io.kestra.plugin.jdbc.postgresql.CopyIn", CopyInTask, run_copy_in, [],
-          "Load a file from internal storage into a PostgreSQL table with COPY")
-_register("io.kestra.plugin.jdbc.postgresql.Load", LoadTask, run_copy_in, [],
-          "Load a CSV file (with a header row) into a PostgreSQL table with COPY")
+_register(
+    "io.kestra.plugin.jdbc.postgresql.Query",
+    QueryTask,
+    run_query,
+    [],
+    "Run SQL on PostgreSQL; fetchType NONE, FETCH_ONE, FETCH or STORE",
+)
+_register(
+    "io.kestra.plugin.jdbc.postgresql.CopyIn",
+    CopyInTask,
+    run_copy_in,
+    [],
+    "Load a file from internal storage into a PostgreSQL table with COPY",
+)
+_register(
+    "io.kestra.plugin.jdbc.postgresql.Load",
+    LoadTask,
+    run_copy_in,
+    [],
+    "Load a CSV file (with a header row) into a PostgreSQL table with COPY",
+)

@@ -59,7 +59,7 @@ def addresses(value: Any, what: str) -> list[str]:
         text = str(item).strip()
         if not text:
             continue
-        bare = text[text.find("<") + 1:text.rfind(">")] if "<" in text else text
+        bare = text[text.find("<") + 1 : text.rfind(">")] if "<" in text else text
         if not ADDRESS.match(bare.strip()):
             raise TaskFailed(f"{what}: {text!r} is not an email address")
         out.append(text)
@@ -85,10 +85,14 @@ def _connection(props: MailSendTask):
         seconds = 30
     return get_connection(
         "django.core.mail.backends.smtp.EmailBackend",
-        host=str(props.host), port=int(props.port or (465 if transport == "SMTPS" else 25)),
-        username=str(props.username or ""), password=str(props.password or ""),
-        use_ssl=transport == "SMTPS", use_tls=transport == "SMTP_TLS",
-        timeout=seconds, fail_silently=False,
+        host=str(props.host),
+        port=int(props.port or (465 if transport == "SMTPS" else 25)),
+        username=str(props.username or ""),
+        password=str(props.password or ""),
+        use_ssl=transport == "SMTPS",
+        use_tls=transport == "SMTP_TLS",
+        timeout=seconds,
+        fail_silently=False,
     )
 
 
@@ -118,7 +122,12 @@ def run_mail_send(ctx: RunContext, props: MailSendTask) -> dict[str, Any]:
         raise TaskFailed("give plainTextContent, htmlTextContent or both")
     text = str(props.plainTextContent) if props.plainTextContent is not None else ""
     message = EmailMultiAlternatives(
-        subject=str(props.subject or ""), body=text, from_email=sender, to=to, cc=cc, bcc=bcc,
+        subject=str(props.subject or ""),
+        body=text,
+        from_email=sender,
+        to=to,
+        cc=cc,
+        bcc=bcc,
         reply_to=addresses(props.replyTo, "replyTo") or None,
         connection=_connection(props),
     )
@@ -130,25 +139,38 @@ def run_mail_send(ctx: RunContext, props: MailSendTask) -> dict[str, Any]:
             message.attach_alternative(str(props.htmlTextContent), "text/html")
     for index, item in enumerate(props.attachments or []):
         if not isinstance(item, dict) or not item.get("uri"):
-            raise TaskFailed(f"attachments[{index}] needs a 'uri' (kestra://...) and a 'name'")
+            raise TaskFailed(
+                f"attachments[{index}] needs a 'uri' (kestra://...) and a 'name'"
+            )
         uri = str(item["uri"])
         name = str(item.get("name") or uri.rstrip("/").rsplit("/", 1)[-1])
         try:
             data = ctx.read_file(uri)
         except ValueError as exc:
             raise TaskFailed(f"attachments[{index}]: {exc}") from None
-        kind = item.get("contentType") or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        kind = (
+            item.get("contentType")
+            or mimetypes.guess_type(name)[0]
+            or "application/octet-stream"
+        )
         message.attach(_attachment(name, data, str(kind)))
     try:
         message.send(fail_silently=False)
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:
-        raise TaskFailed(f"the mail server refused or could not be reached: {exc}") from None
+        raise TaskFailed(
+            f"the mail server refused or could not be reached: {exc}"
+        ) from None
     ctx.log("INFO", f"mail '{message.subject}' sent to {', '.join(to + cc + bcc)}")
     return {}
 
 
-REGISTRY.register(TaskType(
-    name="io.kestra.plugin.notifications.mail.MailSend", model=MailSendTask, kind="runnable",
-    run=run_mail_send, aliases=("io.kestra.plugin.notifications.email.MailSend",),
-    summary="Send an email (to, cc, subject, html/text body, attachments from storage)",
-))
+REGISTRY.register(
+    TaskType(
+        name="io.kestra.plugin.notifications.mail.MailSend",
+        model=MailSendTask,
+        kind="runnable",
+        run=run_mail_send,
+        aliases=("io.kestra.plugin.notifications.email.MailSend",),
+        summary="Send an email (to, cc, subject, html/text body, attachments from storage)",
+    )
+)

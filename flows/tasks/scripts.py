@@ -38,16 +38,31 @@ from orchestra.lib import procguard
 OUTPUT_LINE = re.compile(r"^::(\{.*\})::$")
 # What a script inherits from the worker's environment. Everything else (the
 # database URL, the secret key, broker credentials) stays out of user code.
-INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER",
-                 "LOGNAME", "SHELL", "TERM", "SYSTEMROOT")
+INHERITED_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "SYSTEMROOT",
+)
 TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the process group
 MAX_LINE = 64 * 1024  # bytes of output per log line
 SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "ash"}
 STDERR_TAIL = 20  # stderr lines quoted in the error of a failed run
 # Leads the process group and ends it should the worker die (see the file).
 GUARD = str(Path(procguard.__file__).resolve())
-PROCESS_RUNNERS = {"process", "io.kestra.plugin.core.runner.process",
-                   "io.kestra.core.models.tasks.runners.types.processtaskrunner"}
+PROCESS_RUNNERS = {
+    "process",
+    "io.kestra.plugin.core.runner.process",
+    "io.kestra.core.models.tasks.runners.types.processtaskrunner",
+}
 
 
 class ScriptTask(BaseTask):
@@ -85,20 +100,30 @@ def ignored_options(props: ScriptTask) -> list[str]:
     notes = []
     image = props.containerImage or (props.docker or {}).get("image")
     if image:
-        notes.append(f"containers are not used here: the container image '{image}' is ignored "
-                     "and the commands run as a process on the worker")
+        notes.append(
+            f"containers are not used here: the container image '{image}' is ignored "
+            "and the commands run as a process on the worker"
+        )
     elif props.docker:
-        notes.append("containers are not used here: 'docker' options are ignored and the "
-                     "commands run as a process on the worker")
+        notes.append(
+            "containers are not used here: 'docker' options are ignored and the "
+            "commands run as a process on the worker"
+        )
     runner_type = str((props.taskRunner or {}).get("type", "")).lower()
     if runner_type and runner_type not in PROCESS_RUNNERS:
-        notes.append(f"task runner '{props.taskRunner.get('type')}' is not available here; "
-                     "the commands run as a process on the worker")
+        notes.append(
+            f"task runner '{props.taskRunner.get('type')}' is not available here; "
+            "the commands run as a process on the worker"
+        )
     if props.runner and props.runner.upper() != "PROCESS":
-        notes.append(f"runner {props.runner} is not available here; the commands run as a "
-                     "process on the worker")
+        notes.append(
+            f"runner {props.runner} is not available here; the commands run as a "
+            "process on the worker"
+        )
     if props.namespaceFiles and props.namespaceFiles.get("enabled", True):
-        notes.append("namespace files are not supported here: 'namespaceFiles' is ignored")
+        notes.append(
+            "namespace files are not supported here: 'namespaceFiles' is ignored"
+        )
     return notes
 
 
@@ -106,7 +131,9 @@ def ignored_options(props: ScriptTask) -> list[str]:
 def _safe_relative(name: str, what: str = "inputFiles") -> PurePosixPath:
     path = PurePosixPath(str(name))
     if not str(name) or path.is_absolute() or ".." in path.parts:
-        raise TaskFailed(f"{what}: {name!r} must be a relative path inside the working folder")
+        raise TaskFailed(
+            f"{what}: {name!r} must be a relative path inside the working folder"
+        )
     return path
 
 
@@ -117,10 +144,13 @@ def _input_files(value: Any) -> dict[str, Any]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise TaskFailed("inputFiles must be a mapping of file name to content or "
-                             "kestra:// URI") from None
+            raise TaskFailed(
+                "inputFiles must be a mapping of file name to content or kestra:// URI"
+            ) from None
     if not isinstance(value, dict):
-        raise TaskFailed("inputFiles must be a mapping of file name to content or kestra:// URI")
+        raise TaskFailed(
+            "inputFiles must be a mapping of file name to content or kestra:// URI"
+        )
     return value
 
 
@@ -153,14 +183,17 @@ def write_input_files(ctx: RunContext, folder: Path, files: Any) -> None:
             target.write_text(text)
 
 
-def collect_output_files(ctx: RunContext, folder: Path, patterns: list[str] | None
-                         ) -> dict[str, str]:
+def collect_output_files(
+    ctx: RunContext, folder: Path, patterns: list[str] | None
+) -> dict[str, str]:
     stored: dict[str, str] = {}
     for pattern in patterns or []:
         _safe_relative(pattern, "outputFiles")
         matches = sorted(p for p in folder.glob(str(pattern)) if p.is_file())
         if not matches:
-            warn_in_logs(ctx, f"outputFiles: nothing matches '{pattern}' in the working folder")
+            warn_in_logs(
+                ctx, f"outputFiles: nothing matches '{pattern}' in the working folder"
+            )
         for path in matches:
             name = path.relative_to(folder).as_posix()
             if name not in stored:
@@ -169,11 +202,15 @@ def collect_output_files(ctx: RunContext, folder: Path, patterns: list[str] | No
     return stored
 
 
-def script_env(extra: dict[str, Any] | None, folder: Path, python_bin: bool) -> dict[str, str]:
+def script_env(
+    extra: dict[str, Any] | None, folder: Path, python_bin: bool
+) -> dict[str, str]:
     env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
     if python_bin:
         # ``python`` and ``pip`` in commands mean the worker's interpreter.
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env["PATH"] = os.pathsep.join(
+            [str(Path(sys.executable).parent), env.get("PATH", "")]
+        )
     env["WORKING_DIR"] = str(folder)
     env["PYTHONUNBUFFERED"] = "1"  # lines reach the logs as they are printed
     for key, value in (extra or {}).items():
@@ -216,8 +253,9 @@ class _Outcome:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
 
 
-def _handle_line(ctx: RunContext, props: ScriptTask, stream: str, line: str,
-                 outcome: _Outcome) -> None:
+def _handle_line(
+    ctx: RunContext, props: ScriptTask, stream: str, line: str, outcome: _Outcome
+) -> None:
     match = OUTPUT_LINE.match(line.strip())
     if match:
         try:
@@ -229,7 +267,9 @@ def _handle_line(ctx: RunContext, props: ScriptTask, stream: str, line: str,
                 outcome.vars.update(payload["outputs"])
             for entry in payload.get("logs") or []:
                 if isinstance(entry, dict):
-                    ctx.log(str(entry.get("level", "INFO")), str(entry.get("message", "")))
+                    ctx.log(
+                        str(entry.get("level", "INFO")), str(entry.get("message", ""))
+                    )
             return
     if stream == "stdout":
         outcome.stdout_lines += 1
@@ -243,22 +283,37 @@ def _handle_line(ctx: RunContext, props: ScriptTask, stream: str, line: str,
         warn_in_logs(ctx, line)
 
 
-def run_process(ctx: RunContext, props: ScriptTask, args: list[str], folder: Path,
-                env: dict[str, str]) -> tuple[int, _Outcome]:
+def run_process(
+    ctx: RunContext,
+    props: ScriptTask,
+    args: list[str],
+    folder: Path,
+    env: dict[str, str],
+) -> tuple[int, _Outcome]:
     """Run ``args`` in ``folder``, streaming its lines into the logs; honour kill
     and timeout through ``ctx.check_alive``."""
     outcome = _Outcome()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", GUARD, *args], cwd=folder, env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [sys.executable, "-I", "-S", GUARD, *args],
+            cwd=folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             start_new_session=True,
         )
     except OSError as exc:
         raise TaskFailed(f"cannot start {args[0]!r}: {exc.strerror or exc}") from None
     lines: queue.Queue = queue.Queue()
-    readers = [threading.Thread(target=_reader, args=(proc.stdout, "stdout", lines), daemon=True),
-               threading.Thread(target=_reader, args=(proc.stderr, "stderr", lines), daemon=True)]
+    readers = [
+        threading.Thread(
+            target=_reader, args=(proc.stdout, "stdout", lines), daemon=True
+        ),
+        threading.Thread(
+            target=_reader, args=(proc.stderr, "stderr", lines), daemon=True
+        ),
+    ]
     for reader in readers:
         reader.start()
     open_streams = 2
@@ -312,8 +367,13 @@ def _python() -> str:
     return shlex.quote(sys.executable)
 
 
-def _run(ctx: RunContext, props: ScriptTask, main: list[str], files: dict[str, str],
-         python: bool) -> dict[str, Any]:
+def _run(
+    ctx: RunContext,
+    props: ScriptTask,
+    main: list[str],
+    files: dict[str, str],
+    python: bool,
+) -> dict[str, Any]:
     folder = working_folder(ctx)
     started = time.monotonic()
     try:
@@ -325,28 +385,41 @@ def _run(ctx: RunContext, props: ScriptTask, main: list[str], files: dict[str, s
         if props.failFast is not False and Path(interpreter[0]).name in SHELLS:
             body.insert(0, "set -e")  # a failing command stops the script
         env = script_env(props.env, folder, python)
-        code, outcome = run_process(ctx, props, [*interpreter, "\n".join(body)], folder, env)
+        code, outcome = run_process(
+            ctx, props, [*interpreter, "\n".join(body)], folder, env
+        )
         if code != 0:
             tail = "\n".join(outcome.stderr_tail)
             if code < 0:
                 message = f"command was ended by signal {-code}"
             else:
                 message = f"command exited with code {code}"
-            raise TaskFailed(f"{message}" + (f"; last lines of stderr:\n{tail}" if tail else ""))
+            raise TaskFailed(
+                f"{message}" + (f"; last lines of stderr:\n{tail}" if tail else "")
+            )
         output_files = collect_output_files(ctx, folder, props.outputFiles)
-        ctx.log("DEBUG", f"command ended with code 0 after {time.monotonic() - started:.2f}s")
-        return {"exitCode": code, "vars": outcome.vars, "outputFiles": output_files,
-                "stdOutLineCount": outcome.stdout_lines,
-                "stdErrLineCount": outcome.stderr_lines}
+        ctx.log(
+            "DEBUG",
+            f"command ended with code 0 after {time.monotonic() - started:.2f}s",
+        )
+        return {
+            "exitCode": code,
+            "vars": outcome.vars,
+            "outputFiles": output_files,
+            "stdOutLineCount": outcome.stdout_lines,
+            "stdErrLineCount": outcome.stderr_lines,
+        }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_python_script(ctx: RunContext, props: ScriptWithBody) -> dict[str, Any]:
     name = "main.py"
-    while (props.inputFiles and name in _input_files(props.inputFiles)):
+    while props.inputFiles and name in _input_files(props.inputFiles):
         name = "_" + name
-    return _run(ctx, props, [f"{_python()} {name}"], {name: str(props.script)}, python=True)
+    return _run(
+        ctx, props, [f"{_python()} {name}"], {name: str(props.script)}, python=True
+    )
 
 
 def run_python_commands(ctx: RunContext, props: ScriptWithCommands) -> dict[str, Any]:
@@ -362,15 +435,43 @@ def run_shell_commands(ctx: RunContext, props: ScriptWithCommands) -> dict[str, 
 
 
 def _register(name, model, run, aliases, summary):
-    REGISTRY.register(TaskType(name=name, model=model, kind="runnable", run=run,
-                               aliases=tuple(aliases), summary=summary))
+    REGISTRY.register(
+        TaskType(
+            name=name,
+            model=model,
+            kind="runnable",
+            run=run,
+            aliases=tuple(aliases),
+            summary=summary,
+        )
+    )
 
 
-_register("io.kestra.plugin.scripts.python.Script", ScriptWithBody, run_python_script,
-          [], "Run a Python script in a temporary working folder")
-_register("io.kestra.plugin.scripts.python.Commands", ScriptWithCommands, run_python_commands,
-          [], "Run shell commands with the worker's Python on the PATH")
-_register("io.kestra.plugin.scripts.shell.Script", ScriptWithBody, run_shell_script,
-          [], "Run a shell script in a temporary working folder")
-_register("io.kestra.plugin.scripts.shell.Commands", ScriptWithCommands, run_shell_commands,
-          [], "Run shell commands in a temporary working folder")
+_register(
+    "io.kestra.plugin.scripts.python.Script",
+    ScriptWithBody,
+    run_python_script,
+    [],
+    "Run a Python script in a temporary working folder",
+)
+_register(
+    "io.kestra.plugin.scripts.python.Commands",
+    ScriptWithCommands,
+    run_python_commands,
+    [],
+    "Run shell commands with the worker's Python on the PATH",
+)
+_register(
+    "io.kestra.plugin.scripts.shell.Script",
+    ScriptWithBody,
+    run_shell_script,
+    [],
+    "Run a shell script in a temporary working folder",
+)
+_register(
+    "io.kestra.plugin.scripts.shell.Commands",
+    ScriptWithCommands,
+    run_shell_commands,
+    [],
+    "Run shell commands in a temporary working folder",
+)

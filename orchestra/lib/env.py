@@ -76,7 +76,9 @@ def envurl(name: str, default: str, schemes: set[str]) -> str:
     try:
         scheme = urlparse(raw).scheme
     except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 address
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a valid URL: {exc}") from None
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a valid URL: {exc}"
+        ) from None
     if scheme not in schemes:
         known = ", ".join(sorted(schemes))
         raise ImproperlyConfigured(

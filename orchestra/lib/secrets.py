@@ -32,20 +32,28 @@ def read_secret(name: str) -> str:
     """The decoded value of ``SECRET_<name>`` or SecretError naming what is wrong."""
     name = str(name)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise SecretError(f"secret name {name!r} is not valid: use letters, digits and '_'")
+        raise SecretError(
+            f"secret name {name!r} is not valid: use letters, digits and '_'"
+        )
     if name.upper() in RESERVED:
-        raise SecretError(f"secret({name!r}) is reserved: SECRET_{name} is the web server's "
-                          "own key; pick another name")
+        raise SecretError(
+            f"secret({name!r}) is reserved: SECRET_{name} is the web server's "
+            "own key; pick another name"
+        )
     variable = PREFIX + name
     raw = os.environ.get(variable)
     if raw is None:
-        raise SecretError(f"secret({name!r}) is not set: define the environment variable "
-                          f"{variable} (base64 of the value) on the workers")
+        raise SecretError(
+            f"secret({name!r}) is not set: define the environment variable "
+            f"{variable} (base64 of the value) on the workers"
+        )
     try:
         return base64.b64decode(raw.strip(), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
-        raise SecretError(f"{variable} is not base64: store base64 of the value, e.g. "
-                          f"export {variable}=$(printf %s 'value' | base64)") from None
+        raise SecretError(
+            f"{variable} is not base64: store base64 of the value, e.g. "
+            f"export {variable}=$(printf %s 'value' | base64)"
+        ) from None
 
 
 _cache: tuple[tuple, re.Pattern | None] | None = None
@@ -58,7 +66,7 @@ def _pattern() -> re.Pattern | None:
         return _cache[1]
     values = set()
     for key, raw in items:
-        if key[len(PREFIX):] in RESERVED:
+        if key[len(PREFIX) :] in RESERVED:
             values.add(raw)
             continue
         try:
@@ -68,8 +76,13 @@ def _pattern() -> re.Pattern | None:
         values.add(raw)
     values = {v for v in values if len(v) >= MIN_MASKED}
     # Longest first, so a secret containing another is masked whole.
-    pattern = (re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
-               if values else None)
+    pattern = (
+        re.compile(
+            "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+        )
+        if values
+        else None
+    )
     _cache = (items, pattern)
     return pattern
 

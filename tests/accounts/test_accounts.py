@@ -39,7 +39,11 @@ def test_namespace_filter_keeps_only_visible_executions(alice):
     for ns in ("company.team", "company.team.etl", "company.teams", "other"):
         Execution.objects.create(namespace=ns, flow_id="f")
     grant(alice, "viewer", "company.team")
-    seen = set(Execution.objects.filter(roles.namespace_q(alice)).values_list("namespace", flat=True))
+    seen = set(
+        Execution.objects.filter(roles.namespace_q(alice)).values_list(
+            "namespace", flat=True
+        )
+    )
     assert seen == {"company.team", "company.team.etl"}
     # A user with no role sees nothing; a superuser sees everything.
     bob = get_user_model().objects.create_user("bob")
@@ -56,7 +60,10 @@ def test_pages_need_login_and_login_leads_back(client, alice):
     assert b"Log in to Orchestra" in page.content
     bad = client.post("/login/", {"username": "alice", "password": "wrong"})
     assert b"Wrong username or password" in bad.content
-    ok = client.post("/login/", {"username": "alice", "password": "pw-alice-123", "next": "/account/"})
+    ok = client.post(
+        "/login/",
+        {"username": "alice", "password": "pw-alice-123", "next": "/account/"},
+    )
     assert ok.status_code == 302 and ok["Location"] == "/account/"
     assert b"alice" in client.get("/account/").content
 
@@ -82,8 +89,13 @@ def test_api_takes_bearer_tokens_and_refuses_bad_ones(client, alice):
     malformed = client.get("/api/me", headers={"Authorization": "Bearer a b"})
     assert malformed.status_code == 401
 
-    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert client.get("/api/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    ApiToken.objects.filter(pk=token.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert (
+        client.get("/api/me", headers={"Authorization": f"Bearer {key}"}).status_code
+        == 401
+    )
 
 
 def test_only_the_digest_of_a_token_is_stored(alice):
@@ -96,7 +108,9 @@ def test_only_the_digest_of_a_token_is_stored(alice):
 
 
 def test_cli_creates_users_grants_roles_and_issues_tokens(capsys):
-    assert orchestra(["users", "create", "carol", "--role", "operator:company.team"]) == 0
+    assert (
+        orchestra(["users", "create", "carol", "--role", "operator:company.team"]) == 0
+    )
     out = capsys.readouterr().out
     assert "Password:" in out and "operator on company.team" in out
     carol = get_user_model().objects.get(username="carol")

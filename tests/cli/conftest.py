@@ -33,17 +33,27 @@ class Cli:
         self.home = home
         self.env = env
 
-    def __call__(self, *args: str, timeout: float = 60, env: dict | None = None,
-                 cwd: Path | None = None) -> Result:
+    def __call__(
+        self,
+        *args: str,
+        timeout: float = 60,
+        env: dict | None = None,
+        cwd: Path | None = None,
+    ) -> Result:
         proc = subprocess.run(
-            [ORCHESTRA, *args], env={**self.env, **(env or {})}, cwd=cwd or self.home,
-            capture_output=True, text=True, timeout=timeout,
+            [ORCHESTRA, *args],
+            env={**self.env, **(env or {})},
+            cwd=cwd or self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     def popen(self, *args: str, **kwargs) -> subprocess.Popen:
-        return subprocess.Popen([ORCHESTRA, *args], env=self.env, cwd=self.home, text=True,
-                                **kwargs)
+        return subprocess.Popen(
+            [ORCHESTRA, *args], env=self.env, cwd=self.home, text=True, **kwargs
+        )
 
 
 def local_env(home: Path) -> dict[str, str]:

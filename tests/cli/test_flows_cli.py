@@ -59,23 +59,37 @@ outputs:
 def test_it_prints_every_error_with_file_line_and_column(cli):
     bad = write(cli.home, "bad.yml", BAD)
     broken = write(cli.home, "broken.yml", "id: x\nnamespace: a\ntasks: [\n")
-    r = cli("flows", "validate", str(bad), str(broken), str(EXAMPLES / "hello_world.yml"))
+    r = cli(
+        "flows", "validate", str(bad), str(broken), str(EXAMPLES / "hello_world.yml")
+    )
     assert r.code == 1, r
     lines = r.err.splitlines()
-    assert f"✗ {bad}:5:5: tasks[0].type: unknown task type 'io.kestra.plugin.core.log.Logg'; " \
-           "did you mean 'io.kestra.plugin.core.log.Log'?" in r.err, r
-    assert any(line.startswith(f"✗ {bad}:9:5: tasks[1].fromat: unknown property 'fromat'; "
-                               "did you mean 'format'?") for line in lines), r
-    assert any(line.startswith(f"✗ {bad}:12:5: tasks[2].duration: invalid expression")
-               for line in lines), r
-    assert any(line.startswith(f"✗ {broken}:4:1:") and "invalid YAML" in line
-               for line in lines), r
+    assert (
+        f"✗ {bad}:5:5: tasks[0].type: unknown task type 'io.kestra.plugin.core.log.Logg'; "
+        "did you mean 'io.kestra.plugin.core.log.Log'?" in r.err
+    ), r
+    assert any(
+        line.startswith(
+            f"✗ {bad}:9:5: tasks[1].fromat: unknown property 'fromat'; "
+            "did you mean 'format'?"
+        )
+        for line in lines
+    ), r
+    assert any(
+        line.startswith(f"✗ {bad}:12:5: tasks[2].duration: invalid expression")
+        for line in lines
+    ), r
+    assert any(
+        line.startswith(f"✗ {broken}:4:1:") and "invalid YAML" in line for line in lines
+    ), r
     assert "company.team.hello_world is valid" in r.out
     assert "1 valid, 2 invalid" in r.err
 
 
 def test_it_lists_known_types_for_an_unknown_type(cli):
-    bad = write(cli.home, "t.yml", "id: t\nnamespace: a\ntasks:\n  - id: a\n    type: Slep\n")
+    bad = write(
+        cli.home, "t.yml", "id: t\nnamespace: a\ntasks:\n  - id: a\n    type: Slep\n"
+    )
     r = cli("flows", "validate", "--json", str(bad))
     assert r.code == 1, r
     [result] = json.loads(r.out)
@@ -105,7 +119,10 @@ def test_usage_errors_exit_2_with_a_reason(cli):
         (("flows", "validate"), "the following arguments are required: FILE"),
         (("executions", "get", "abc"), "invalid int value: 'abc'"),
         (("executions", "list", "--state", "NOPE"), "unknown state NOPE"),
-        (("flows", "execute", "--flow", "x"), "the following arguments are required: --namespace"),
+        (
+            ("flows", "execute", "--flow", "x"),
+            "the following arguments are required: --namespace",
+        ),
         (("flows", "test", "missing.yml"), "no such file 'missing.yml'"),
     ]
     for args, message in cases:
@@ -129,8 +146,12 @@ def test_it_deploys_a_folder_and_lists_flows_and_namespaces(cli):
     table = cli("flows", "list", "--namespace", "company.team").out
     assert "hello_world" in table and "daily_report" not in table
 
-    namespaces = {n["namespace"]: n for n in json.loads(cli("namespaces", "list", "--json").out)}
-    in_team = sum("namespace: company.team\n" in f.read_text() for f in EXAMPLES.glob("*.yml"))
+    namespaces = {
+        n["namespace"]: n for n in json.loads(cli("namespaces", "list", "--json").out)
+    }
+    in_team = sum(
+        "namespace: company.team\n" in f.read_text() for f in EXAMPLES.glob("*.yml")
+    )
     assert namespaces["company.team"]["flows"] == in_team >= 2
     assert namespaces["company"]["flows_with_children"] >= 3
     assert "NAMESPACE" in cli("namespaces", "list").out
@@ -150,13 +171,27 @@ def test_a_folder_with_one_bad_flow_deploys_nothing(cli):
 def test_flows_test_prints_the_final_execution_as_json(cli):
     flow = write(cli.home, "typed.yml", TYPED)
     data = write(cli.home, "data.csv", "a,b\n1,2\n")
-    r = cli("flows", "test", str(flow), "--input", "n=21", "--input", 'cfg={"a": "x"}',
-            "--input", "items=[1, 2, 3]", "--input", f"data={data}", "--json")
+    r = cli(
+        "flows",
+        "test",
+        str(flow),
+        "--input",
+        "n=21",
+        "--input",
+        'cfg={"a": "x"}',
+        "--input",
+        "items=[1, 2, 3]",
+        "--input",
+        f"data={data}",
+        "--json",
+    )
     assert r.code == 0, r
     execution = json.loads(r.out)
     assert execution["state"] == "SUCCESS"
     assert execution["outputs"] == {"doubled": 42}
-    assert execution["inputs"]["cfg"] == {"a": "x"} and execution["inputs"]["items"] == [1, 2, 3]
+    assert execution["inputs"]["cfg"] == {"a": "x"} and execution["inputs"][
+        "items"
+    ] == [1, 2, 3]
     runs = {t["taskId"]: t for t in execution["taskRuns"]}
     assert [runs[t]["state"] for t in ("double", "shape", "file")] == ["SUCCESS"] * 3
     assert runs["double"]["outputs"] == {"value": "42"}
@@ -168,9 +203,13 @@ def test_flows_test_prints_the_final_execution_as_json(cli):
 
 
 def test_flows_test_shows_progress_and_fails_with_the_task_error(cli):
-    flow = write(cli.home, "f.yml", "id: f\nnamespace: tests.cli\ntasks:\n"
-                 "  - id: ok\n    type: Log\n    message: hi\n"
-                 "  - id: boom\n    type: Fail\n    errorMessage: 'broken on purpose'\n")
+    flow = write(
+        cli.home,
+        "f.yml",
+        "id: f\nnamespace: tests.cli\ntasks:\n"
+        "  - id: ok\n    type: Log\n    message: hi\n"
+        "  - id: boom\n    type: Fail\n    errorMessage: 'broken on purpose'\n",
+    )
     r = cli("flows", "test", str(flow))
     assert r.code == 1, r
     assert "✔ ok SUCCESS" in r.out
@@ -184,9 +223,18 @@ def test_bad_inputs_give_a_clear_error_and_run_nothing(cli):
         ((), "✘ input 'n': required INT input is missing"),
         (("--input", "n=abc"), "✘ input 'n': expected an integer, got 'abc'"),
         (("--input", "n=1", "--input", "cfg={bad"), "✘ input 'cfg': not valid JSON"),
-        (("--input", "n=1", "--input", 'items=[1, "b"]'), "✘ input 'items': item 1: expected an integer"),
-        (("--input", "n=1", "--input", "data=/no/such/file"), "--input data: no such file '/no/such/file'"),
-        (("--input", "n=1", "--input", "zzz=1"), "✘ input 'zzz': this flow has no such input"),
+        (
+            ("--input", "n=1", "--input", 'items=[1, "b"]'),
+            "✘ input 'items': item 1: expected an integer",
+        ),
+        (
+            ("--input", "n=1", "--input", "data=/no/such/file"),
+            "--input data: no such file '/no/such/file'",
+        ),
+        (
+            ("--input", "n=1", "--input", "zzz=1"),
+            "✘ input 'zzz': this flow has no such input",
+        ),
         (("--input", "n"), "--input 'n' must look like key=value"),
     ]
     for args, message in cases:

@@ -35,7 +35,7 @@ def _session_members(sid: int) -> set[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if fields[0] != "Z" and int(fields[3]) == sid:  # state, ppid, pgrp, session
             members.add(int(entry.name))
     return members
@@ -51,7 +51,10 @@ class LocalServer:
         # A session of its own: every child it starts can be found (and must end).
         self.proc = subprocess.Popen(
             [ORCHESTRA, "server", "local", "--port", str(self.port), *extra],
-            env=cli.env, cwd=cli.home, stdout=self.log, stderr=subprocess.STDOUT,
+            env=cli.env,
+            cwd=cli.home,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -63,7 +66,10 @@ class LocalServer:
         def healthy():
             assert self.proc.poll() is None, f"server exited:\n{self.output()}"
             try:
-                return httpx.get(f"{self.url}/api/health", timeout=2).json()["status"] == "UP"
+                return (
+                    httpx.get(f"{self.url}/api/health", timeout=2).json()["status"]
+                    == "UP"
+                )
             except httpx.HTTPError:
                 return False
 
@@ -94,8 +100,11 @@ def _stop_and_expect_no_orphans(server: LocalServer, signum: int) -> None:
     assert len(children) >= 2, f"expected a worker and a scheduler: {children}"
     server.proc.send_signal(signum)
     assert server.proc.wait(30) == 0, server.output()
-    wait_for(lambda: not _session_members(server.proc.pid), 20,
-             what=f"worker and scheduler to exit after {signal.Signals(signum).name}")
+    wait_for(
+        lambda: not _session_members(server.proc.pid),
+        20,
+        what=f"worker and scheduler to exit after {signal.Signals(signum).name}",
+    )
 
 
 def test_local_mode_runs_the_examples_end_to_end_and_stops_cleanly(cli, local_server):
@@ -113,14 +122,24 @@ def test_local_mode_runs_the_examples_end_to_end_and_stops_cleanly(cli, local_se
     for flow in ("hello_world", "branching", "daily_report"):
         assert flow in listed.out
 
-    r = cli("flows", "execute", "--namespace", "company.team", "--flow", "hello_world",
-            "--wait", timeout=120)
+    r = cli(
+        "flows",
+        "execute",
+        "--namespace",
+        "company.team",
+        "--flow",
+        "hello_world",
+        "--wait",
+        timeout=120,
+    )
     assert r.code == 0, r
     assert "✔ make-greeting SUCCESS" in r.out
     assert re.search(r"Execution \d+ ended SUCCESS", r.out)
     assert "greeting: Welcome to Orchestra, Data Engineer" in r.out
     assert "no live worker" not in r.err
-    assert (cli.home / "orchestra.sqlite3").exists() and (cli.home / "broker.sqlite3").exists()
+    assert (cli.home / "orchestra.sqlite3").exists() and (
+        cli.home / "broker.sqlite3"
+    ).exists()
 
     _kill_the_worker_during_a_sleep(cli, server)
     _stop_and_expect_no_orphans(server, signal.SIGTERM)
@@ -140,7 +159,17 @@ def _worker_pid(server: LocalServer) -> int:
 def _kill_the_worker_during_a_sleep(cli, server: LocalServer) -> None:
     """SIGKILL the worker mid-task: the server starts a new one, whose liveness
     sweep fails the orphaned task run, and the history says why."""
-    r = cli("flows", "execute", "-n", "company.data", "-f", "long_job", "-i", "minutes=1", "--json")
+    r = cli(
+        "flows",
+        "execute",
+        "-n",
+        "company.data",
+        "-f",
+        "long_job",
+        "-i",
+        "minutes=1",
+        "--json",
+    )
     assert r.code == 0, r
     execution_id = json.loads(r.out)["id"]
 
@@ -148,11 +177,21 @@ def _kill_the_worker_during_a_sleep(cli, server: LocalServer) -> None:
         got = cli("executions", "get", str(execution_id), "--json")
         return json.loads(got.out)
 
-    wait_for(lambda: any(t["taskId"] == "work" and t["state"] == "RUNNING"
-                         for t in task_runs()["taskRuns"]), 60, what="the Sleep to start")
+    wait_for(
+        lambda: any(
+            t["taskId"] == "work" and t["state"] == "RUNNING"
+            for t in task_runs()["taskRuns"]
+        ),
+        60,
+        what="the Sleep to start",
+    )
     os.kill(_worker_pid(server), signal.SIGKILL)
-    final = wait_for(lambda: (e := task_runs())["state"] != "RUNNING" and e, 90, interval=1,
-                     what="the orphaned execution to end")
+    final = wait_for(
+        lambda: (e := task_runs())["state"] != "RUNNING" and e,
+        90,
+        interval=1,
+        what="the orphaned execution to end",
+    )
     assert final["state"] == "FAILED"
     work = next(t for t in final["taskRuns"] if t["taskId"] == "work")
     assert work["state"] == "FAILED" and work["error"].startswith("worker lost: ")
@@ -160,7 +199,9 @@ def _kill_the_worker_during_a_sleep(cli, server: LocalServer) -> None:
     with sqlite3.connect(cli.home / "orchestra.sqlite3") as db:
         history = db.execute(
             "SELECT from_state, to_state, cause, actor, reason FROM executions_statechange "
-            "WHERE taskrun_id = ? ORDER BY id", [work["id"]]).fetchall()
+            "WHERE taskrun_id = ? ORDER BY id",
+            [work["id"]],
+        ).fetchall()
     assert history[-1][:4] == ("RUNNING", "FAILED", "sweep", "liveness")
     assert history[-1][4] == work["error"]
 

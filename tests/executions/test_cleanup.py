@@ -65,7 +65,9 @@ def alice():
 
 
 def audit(execution):
-    return StateChange.objects.get(execution=execution, taskrun=None, to_state=State.CANCELLED)
+    return StateChange.objects.get(
+        execution=execution, taskrun=None, to_state=State.CANCELLED
+    )
 
 
 def test_confirm_cancels_the_previewed_ids_stops_their_work_and_audits_each(recorder):
@@ -80,7 +82,9 @@ def test_confirm_cancels_the_previewed_ids_stops_their_work_and_audits_each(reco
     grandchild = make_execution(parent=child, age=1, progress=10)
     run, found = cleanup.preview(older_than_minutes=5, actor="alice")
     assert run.preview_ids == [orphan.pk, lost.pk, parent.pk]
-    assert found.by_id[parent.pk].reason.startswith(f"waiting on child execution #{child.pk}")
+    assert found.by_id[parent.pk].reason.startswith(
+        f"waiting on child execution #{child.pk}"
+    )
     run = cleanup.confirm(run, actor="alice", cause="user")
     assert run.cancelled_ids == [orphan.pk, lost.pk, parent.pk] and run.skipped == []
     for ex in (orphan, lost, parent, child, grandchild):
@@ -88,8 +92,9 @@ def test_confirm_cancels_the_previewed_ids_stops_their_work_and_audits_each(reco
         assert ex.state == State.CANCELLED
     for tr in (tr_dead, tr_wait, tr_child):
         assert TaskRun.objects.get(pk=tr.pk).state == State.CANCELLED
-    assert set(recorder.revoked) == {f"orchestra-taskrun-{tr.pk}"
-                                     for tr in (tr_dead, tr_wait, tr_child)}
+    assert set(recorder.revoked) == {
+        f"orchestra-taskrun-{tr.pk}" for tr in (tr_dead, tr_wait, tr_child)
+    }
     row = audit(orphan)
     assert (row.cause, row.actor) == ("user", "alice")
     assert row.reason.startswith("stuck (orphaned): task 'work' was running on worker")
@@ -114,17 +119,22 @@ def test_an_execution_that_moves_after_the_preview_is_skipped_on_confirm(recorde
     Execution.objects.filter(pk=finished.pk).update(state=State.SUCCESS)
     # A worker picked the waiting task up: the row progress is the same, the
     # verdict is not (its worker is alive).
-    TaskRun.objects.filter(execution=picked_up).update(state=State.RUNNING,
-                                                       worker=make_worker())
+    TaskRun.objects.filter(execution=picked_up).update(
+        state=State.RUNNING, worker=make_worker()
+    )
     run = cleanup.confirm(run)
     assert run.cancelled_ids == [untouched.pk]
     reasons = {row["id"]: row["reason"] for row in run.skipped}
     assert reasons[resumed.pk] == "moved from RUNNING to PAUSED since the preview"
     assert reasons[progressed.pk] == "made progress since the preview"
     assert reasons[finished.pk] == "ended SUCCESS since the preview"
-    assert reasons[picked_up.pk].startswith("no longer stuck: task 'work' running on live")
+    assert reasons[picked_up.pk].startswith(
+        "no longer stuck: task 'work' running on live"
+    )
     assert Execution.objects.get(pk=picked_up.pk).state == State.RUNNING
-    assert not StateChange.objects.filter(execution=resumed, to_state=State.CANCELLED).exists()
+    assert not StateChange.objects.filter(
+        execution=resumed, to_state=State.CANCELLED
+    ).exists()
 
 
 def test_the_cap_holds_oldest_first_and_a_preview_is_confirmed_once(recorder):
@@ -149,7 +159,8 @@ def test_a_dry_run_cancels_nothing(recorder):
 
 
 def test_a_silent_worker_gets_the_stop_and_the_execution_ends_cancelled_after_the_grace(
-        recorder, settings):
+    recorder, settings
+):
     settings.ORCHESTRA_KILL_GRACE_SECONDS = 0.1
     ex = make_execution()
     tr = make_taskrun(ex, worker=make_worker(silent_for=60))
@@ -162,13 +173,17 @@ def test_a_silent_worker_gets_the_stop_and_the_execution_ends_cancelled_after_th
     # The grace counts from the stop: move the stop (and the last progress) a second back.
     a_second_ago = timezone.now() - timezone.timedelta(seconds=1)
     Execution.objects.filter(pk=ex.pk).update(progress_at=a_second_ago)
-    StateChange.objects.filter(execution=ex, to_state=State.KILLING).update(at=a_second_ago)
+    StateChange.objects.filter(execution=ex, to_state=State.KILLING).update(
+        at=a_second_ago
+    )
     assert force_killing() == 1
     ex.refresh_from_db()
     assert ex.state == State.CANCELLED
     assert TaskRun.objects.get(pk=tr.pk).state == State.KILLED
     killing = StateChange.objects.get(execution=ex, to_state=State.KILLING)
-    assert killing.actor == "alice" and "forced to CANCELLED after 0.1s" in killing.reason
+    assert (
+        killing.actor == "alice" and "forced to CANCELLED after 0.1s" in killing.reason
+    )
 
 
 def test_users_cancel_only_where_they_are_operator(alice, recorder):
@@ -180,23 +195,30 @@ def test_users_cancel_only_where_they_are_operator(alice, recorder):
     result = cleanup.run_cleanup(older_than_minutes=5, user=alice, actor="alice")
     assert result["execution_ids"] == [mine.pk]
     assert [row["id"] for row in result["not_permitted"]] == [theirs.pk]
-    assert hidden.pk not in {row["id"] for row in result["spared"] + result["not_permitted"]}
+    assert hidden.pk not in {
+        row["id"] for row in result["spared"] + result["not_permitted"]
+    }
     assert Execution.objects.get(pk=theirs.pk).state == State.RUNNING
     assert Execution.objects.get(pk=hidden.pk).state == State.RUNNING
 
 
 def test_automatic_cleanup_is_off_by_default_then_follows_its_threshold_and_daily_cap(
-        recorder):
+    recorder,
+):
     old = [make_execution(ns="team.a", age=120) for _ in range(3)]
     recent = make_execution(ns="team.a", age=30)
     specific = make_execution(ns="team.a.b", age=120)
     assert cleanup.auto_cleanup() == {}
-    AutoCleanup.objects.create(namespace="team", enabled=True, older_than_minutes=60,
-                               daily_cap=2)
-    AutoCleanup.objects.create(namespace="team.a.b", enabled=False, older_than_minutes=600)
+    AutoCleanup.objects.create(
+        namespace="team", enabled=True, older_than_minutes=60, daily_cap=2
+    )
+    AutoCleanup.objects.create(
+        namespace="team.a.b", enabled=False, older_than_minutes=600
+    )
     assert cleanup.auto_cleanup() == {"team": 2}
-    assert set(Execution.objects.filter(state=State.CANCELLED).values_list("pk", flat=True)) \
-        == {old[0].pk, old[1].pk}
+    assert set(
+        Execution.objects.filter(state=State.CANCELLED).values_list("pk", flat=True)
+    ) == {old[0].pk, old[1].pk}
     assert cleanup.auto_cleanup() == {"team": 0}  # cap reached for today
     row = audit(old[0])
     assert (row.cause, row.actor) == ("sweep", "auto-cleanup:team")
@@ -225,10 +247,15 @@ def test_cli_json_matches_the_seed_shape(capsys, recorder):
     assert [s["id"] for s in data["spared"]] == [healthy.pk]
     assert Execution.objects.get(pk=a.pk).state == State.RUNNING
 
-    assert orchestra(["cleanup", "--json", "--older-than-minutes", "10", "--max", "1"]) == 0
+    assert (
+        orchestra(["cleanup", "--json", "--older-than-minutes", "10", "--max", "1"])
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert (data["cancelled_count"], data["execution_ids"]) == (1, [a.pk])
-    assert data["message"].startswith("Cancelled 1 stuck execution older than 10 minutes")
+    assert data["message"].startswith(
+        "Cancelled 1 stuck execution older than 10 minutes"
+    )
     assert audit(a).cause == "cli"
 
 
@@ -252,8 +279,12 @@ def test_cli_human_output_and_bad_threshold(capsys, recorder):
 # --- REST -------------------------------------------------------------------
 def _post(client, key, body, content_type="application/json"):
     data = body if isinstance(body, str) else json.dumps(body)
-    return client.post("/api/executions/cleanup", data, content_type=content_type,
-                       headers={"Authorization": f"Bearer {key}"})
+    return client.post(
+        "/api/executions/cleanup",
+        data,
+        content_type=content_type,
+        headers={"Authorization": f"Bearer {key}"},
+    )
 
 
 def test_rest_takes_the_seed_body_and_answers_the_seed_shape(client, alice, recorder):
@@ -264,8 +295,10 @@ def test_rest_takes_the_seed_body_and_answers_the_seed_shape(client, alice, reco
     assert response.status_code == 200
     data = response.json()
     assert {k: data[k] for k in ("cancelled_count", "execution_ids", "message")} == {
-        "cancelled_count": 1, "execution_ids": [ex.pk],
-        "message": "Would cancel 1 stuck execution older than 5 minutes"}
+        "cancelled_count": 1,
+        "execution_ids": [ex.pk],
+        "message": "Would cancel 1 stuck execution older than 5 minutes",
+    }
     assert Execution.objects.get(pk=ex.pk).state == State.RUNNING
     # Both fields optional: an empty body cancels with the defaults, like the seed.
     response = _post(client, key, "")
@@ -275,19 +308,27 @@ def test_rest_takes_the_seed_body_and_answers_the_seed_shape(client, alice, reco
     assert (audit(ex).cause, audit(ex).actor) == ("api", "alice")
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"older_than_minutes": 0}, "older_than_minutes must be at least 1, got 0"),
-    ({"older_than_minutes": "5"}, "older_than_minutes must be an integer, got '5'"),
-    ({"older_than_minutes": 2.5}, "older_than_minutes must be an integer, got 2.5"),
-    ({"older_than_minutes": True}, "older_than_minutes must be an integer, got True"),
-    ({"dry_run": "yes"}, "dry_run must be true or false, got 'yes'"),
-    ({"older_than_minute": 5}, "unknown field(s) older_than_minute; allowed:"),
-    ([5], "the body must be a JSON object"),
-    ({"max": 0}, "max must be at least 1, got 0"),
-    ({"older_than_minutes": 10**20}, "older_than_minutes must be at most"),
-    ({"namespace": 5}, "namespace must be a string, got 5"),
-])
-def test_rest_rejects_bad_bodies_with_a_clear_message(client, alice, recorder, body, message):
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"older_than_minutes": 0}, "older_than_minutes must be at least 1, got 0"),
+        ({"older_than_minutes": "5"}, "older_than_minutes must be an integer, got '5'"),
+        ({"older_than_minutes": 2.5}, "older_than_minutes must be an integer, got 2.5"),
+        (
+            {"older_than_minutes": True},
+            "older_than_minutes must be an integer, got True",
+        ),
+        ({"dry_run": "yes"}, "dry_run must be true or false, got 'yes'"),
+        ({"older_than_minute": 5}, "unknown field(s) older_than_minute; allowed:"),
+        ([5], "the body must be a JSON object"),
+        ({"max": 0}, "max must be at least 1, got 0"),
+        ({"older_than_minutes": 10**20}, "older_than_minutes must be at most"),
+        ({"namespace": 5}, "namespace must be a string, got 5"),
+    ],
+)
+def test_rest_rejects_bad_bodies_with_a_clear_message(
+    client, alice, recorder, body, message
+):
     Role.objects.create(user=alice, role="operator", namespace="")
     _, key = ApiToken.issue(alice, "ci")
     ex = make_execution()
@@ -303,8 +344,10 @@ def test_rest_needs_a_token_and_the_operator_role(client, alice, recorder):
     Role.objects.create(user=alice, role="viewer", namespace="team")
     _, key = ApiToken.issue(alice, "ci")
     denied = _post(client, key, {"namespace": "team.a"})
-    assert denied.status_code == 403 and "operator role on namespace 'team.a'" in (
-        denied.json()["detail"])
+    assert (
+        denied.status_code == 403
+        and "operator role on namespace 'team.a'" in (denied.json()["detail"])
+    )
     # Without a namespace: nothing of theirs to cancel; the stuck one is listed apart.
     data = _post(client, key, {}).json()
     assert data["execution_ids"] == [] and data["cancelled_count"] == 0
@@ -324,7 +367,9 @@ def test_web_preview_then_confirm_acts_on_the_previewed_ids(client, alice, recor
     assert page.status_code == 200 and b'id="stuck-count">1<' in page.content
     bad = client.post("/stuck/preview", {"older_than_minutes": "0"})
     assert bad.status_code == 400 and b"greater than or equal to 1" in bad.content
-    response = client.post("/stuck/preview", {"older_than_minutes": "5", "namespace": "team"})
+    response = client.post(
+        "/stuck/preview", {"older_than_minutes": "5", "namespace": "team"}
+    )
     assert response.status_code == 302
     run = CleanupRun.objects.get()
     preview = client.get(response["Location"]).content.decode()
@@ -340,7 +385,9 @@ def test_web_preview_then_confirm_acts_on_the_previewed_ids(client, alice, recor
     bob = get_user_model().objects.create_user("bob")
     client.force_login(bob)
     assert client.get(f"/stuck/{run.pk}/").status_code == 404
-    assert client.post(f"/stuck/{run.pk}/confirm", {"confirm": "yes"}).status_code == 404
+    assert (
+        client.post(f"/stuck/{run.pk}/confirm", {"confirm": "yes"}).status_code == 404
+    )
 
 
 def test_bulk_transitions_refuse_illegal_or_stale_moves_and_change_nothing():
@@ -348,20 +395,27 @@ def test_bulk_transitions_refuse_illegal_or_stale_moves_and_change_nothing():
 
     running, done = make_execution(), make_execution(State.SUCCESS)
     with pytest.raises(states.IllegalTransition):
-        states.transition_many([(running.pk, "RUNNING"), (done.pk, "SUCCESS")], "CANCELLED",
-                               cause="user")
+        states.transition_many(
+            [(running.pk, "RUNNING"), (done.pk, "SUCCESS")], "CANCELLED", cause="user"
+        )
     with pytest.raises(states.StaleState):
-        states.transition_many([(running.pk, "RUNNING"), (done.pk, "RUNNING")], "CANCELLED",
-                               cause="user")
+        states.transition_many(
+            [(running.pk, "RUNNING"), (done.pk, "RUNNING")], "CANCELLED", cause="user"
+        )
     assert Execution.objects.get(pk=running.pk).state == State.RUNNING
     assert not StateChange.objects.exists()
     # Task runs that moved meanwhile are left alone, without a history row.
     tr = make_taskrun(running, State.CREATED)
     moved = make_taskrun(running, State.CREATED, task_id="other")
     TaskRun.objects.filter(pk=moved.pk).update(state=State.RUNNING)
-    assert states.transition_taskruns_many(
-        [(tr.pk, running.pk, "CREATED"), (moved.pk, running.pk, "CREATED")], "CANCELLED",
-        cause="user") == 1
+    assert (
+        states.transition_taskruns_many(
+            [(tr.pk, running.pk, "CREATED"), (moved.pk, running.pk, "CREATED")],
+            "CANCELLED",
+            cause="user",
+        )
+        == 1
+    )
     assert TaskRun.objects.get(pk=moved.pk).state == State.RUNNING
     assert list(StateChange.objects.values_list("taskrun_id", flat=True)) == [tr.pk]
 

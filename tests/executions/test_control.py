@@ -89,15 +89,25 @@ def reload(execution: Execution) -> Execution:
 
 
 def wait_state(execution: Execution, *wanted: str, timeout: float = 30) -> Execution:
-    wanted = wanted or tuple(s for s in State.values if s in ("SUCCESS", "WARNING", "FAILED",
-                                                               "KILLED", "CANCELLED"))
-    return wait_for(lambda: (e := reload(execution)).state in wanted and e, timeout,
-                    interval=0.05, what=f"execution {execution.pk} to be {'/'.join(wanted)}")
+    wanted = wanted or tuple(
+        s
+        for s in State.values
+        if s in ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
+    )
+    return wait_for(
+        lambda: (e := reload(execution)).state in wanted and e,
+        timeout,
+        interval=0.05,
+        what=f"execution {execution.pk} to be {'/'.join(wanted)}",
+    )
 
 
 def attempts(execution: Execution, task_id: str) -> list[tuple[int, str]]:
-    return list(TaskRun.objects.filter(execution=execution, task_id=task_id)
-                .order_by("attempt", "pk").values_list("attempt", "state"))
+    return list(
+        TaskRun.objects.filter(execution=execution, task_id=task_id)
+        .order_by("attempt", "pk")
+        .values_list("attempt", "state")
+    )
 
 
 # --- Subflow -----------------------------------------------------------------------
@@ -108,10 +118,17 @@ def test_subflow_waits_for_its_child_and_passes_its_outputs(deploy, engine):
     assert parent.state == State.SUCCESS
     child = Execution.objects.get(parent=parent)
     call = parent.taskruns.get(task_id="call")
-    assert (child.state, child.inputs, child.labels) == ("SUCCESS", {"n": 21}, {"caller": "parent"})
+    assert (child.state, child.inputs, child.labels) == (
+        "SUCCESS",
+        {"n": 21},
+        {"caller": "parent"},
+    )
     assert child.parent_taskrun_id == call.pk
-    assert call.outputs == {"executionId": child.pk, "state": "SUCCESS",
-                            "outputs": {"doubled": "42"}}
+    assert call.outputs == {
+        "executionId": child.pk,
+        "state": "SUCCESS",
+        "outputs": {"doubled": "42"},
+    }
     assert call.worker_id is None  # no worker thread waited for the child
     assert parent.taskruns.get(task_id="after").outputs == {"value": "child said 42"}
     assert child.trigger["variables"]["executionId"] == parent.pk
@@ -124,34 +141,53 @@ def test_a_failed_child_fails_the_parent_only_with_transmit_failed(deploy, engin
     assert failing.state == State.FAILED
     child = Execution.objects.get(parent=failing)
     assert child.state == State.FAILED
-    assert failing.error == (f"task 'call' failed: subflow execution {child.pk} ended FAILED: "
-                             "task 'check' failed: negative -1")
+    assert failing.error == (
+        f"task 'call' failed: subflow execution {child.pk} ended FAILED: "
+        "task 'check' failed: negative -1"
+    )
     assert not failing.taskruns.filter(task_id="after").exists()
 
-    tolerant = wait_state(actions.create_execution(rev, inputs={"n": -1, "transmit": False}))
+    tolerant = wait_state(
+        actions.create_execution(rev, inputs={"n": -1, "transmit": False})
+    )
     assert tolerant.state == State.SUCCESS
     assert tolerant.taskruns.get(task_id="call").outputs["state"] == "FAILED"
-    assert tolerant.logs.filter(level="WARN", message__contains="transmitFailed is false").exists()
+    assert tolerant.logs.filter(
+        level="WARN", message__contains="transmitFailed is false"
+    ).exists()
 
 
 def test_subflow_of_an_unknown_flow_fails_with_the_reason(deploy, run_inprocess):
-    rev = deploy(f"id: lost\nnamespace: {NS}\ntasks:\n  - id: call\n    type: Subflow\n"
-                 f"    namespace: {NS}\n    flowId: nowhere\n")
+    rev = deploy(
+        f"id: lost\nnamespace: {NS}\ntasks:\n  - id: call\n    type: Subflow\n"
+        f"    namespace: {NS}\n    flowId: nowhere\n"
+    )
     execution = run_inprocess(rev)
     assert execution.state == State.FAILED
-    assert execution.taskruns.get().error.startswith(f"flow {NS}.nowhere does not exist")
+    assert execution.taskruns.get().error.startswith(
+        f"flow {NS}.nowhere does not exist"
+    )
 
 
 def test_subflow_without_wait_ends_at_once_with_the_child_id(deploy, run_inprocess):
-    deploy(CHILD.replace("  - id: check", "  - id: nap\n    type: Sleep\n    duration: PT0.3S\n"
-                                           "  - id: check"))
-    rev = deploy(PARENT.replace("wait: true", "wait: false")
-                 .replace("child said {{ outputs.call.outputs.doubled | default('nothing') }}",
-                          "started {{ outputs.call.executionId }}"))
+    deploy(
+        CHILD.replace(
+            "  - id: check",
+            "  - id: nap\n    type: Sleep\n    duration: PT0.3S\n  - id: check",
+        )
+    )
+    rev = deploy(
+        PARENT.replace("wait: true", "wait: false").replace(
+            "child said {{ outputs.call.outputs.doubled | default('nothing') }}",
+            "started {{ outputs.call.executionId }}",
+        )
+    )
     parent = run_inprocess(rev, inputs={"n": 1})
     child = Execution.objects.get(parent=parent)
     assert parent.state == State.SUCCESS
-    assert parent.taskruns.get(task_id="after").outputs == {"value": f"started {child.pk}"}
+    assert parent.taskruns.get(task_id="after").outputs == {
+        "value": f"started {child.pk}"
+    }
     wait_state(child)
 
 
@@ -200,11 +236,15 @@ tasks:
 """
 
 
-def test_for_each_item_starts_one_child_per_batch_and_merges_their_outputs(deploy, engine):
+def test_for_each_item_starts_one_child_per_batch_and_merges_their_outputs(
+    deploy, engine
+):
     deploy(BATCH_CHILD)
     lines = "".join(f'{{"row": {i}}}\n' for i in range(10))
     uri = save("tests/control/rows.ion", lines.encode())
-    parent = wait_state(actions.create_execution(deploy(FOR_EACH), inputs={"rows": uri}))
+    parent = wait_state(
+        actions.create_execution(deploy(FOR_EACH), inputs={"rows": uri})
+    )
     assert parent.state == State.SUCCESS
     children = list(Execution.objects.filter(parent=parent).order_by("pk"))
     assert len(children) == 4 and all(c.state == State.SUCCESS for c in children)
@@ -216,16 +256,24 @@ def test_for_each_item_starts_one_child_per_batch_and_merges_their_outputs(deplo
     assert each.outputs["numberOfBatches"] == 4
     assert each.outputs["iterations"] == {"SUCCESS": 4}
     merged = [line for line in read_uri(each.outputs["uri"]).decode().splitlines()]
-    assert [int(__import__("json").loads(m)["iteration"]) for m in merged] == [1, 2, 3, 4]
+    assert [int(__import__("json").loads(m)["iteration"]) for m in merged] == [
+        1,
+        2,
+        3,
+        4,
+    ]
     assert parent.taskruns.get(task_id="count").outputs == {"value": "4"}
 
 
 def test_for_each_item_over_a_missing_file_fails_clearly(deploy, run_inprocess):
     deploy(BATCH_CHILD)
-    execution = run_inprocess(deploy(FOR_EACH), inputs={"rows": "kestra:///nothing/here.ion"})
+    execution = run_inprocess(
+        deploy(FOR_EACH), inputs={"rows": "kestra:///nothing/here.ion"}
+    )
     assert execution.state == State.FAILED
     assert execution.taskruns.get(task_id="each").error == (
-        "items: no file stored at kestra:///nothing/here.ion")
+        "items: no file stored at kestra:///nothing/here.ion"
+    )
     assert not Execution.objects.filter(parent=execution).exists()
 
 
@@ -269,40 +317,59 @@ def test_a_pause_with_a_delay_resumes_by_itself(deploy, engine):
     assert done.state == State.SUCCESS
     nap = done.taskruns.get(task_id="nap")
     assert nap.worker_id is None and nap.ended_at - nap.started_at >= __import__(
-        "datetime").timedelta(seconds=1)
-    change = StateChange.objects.get(execution=execution, taskrun=None, from_state="PAUSED")
-    assert (change.to_state, change.cause, change.reason) == ("RUNNING", "executor",
-                                                              "nap resumed after 1s")
+        "datetime"
+    ).timedelta(seconds=1)
+    change = StateChange.objects.get(
+        execution=execution, taskrun=None, from_state="PAUSED"
+    )
+    assert (change.to_state, change.cause, change.reason) == (
+        "RUNNING",
+        "executor",
+        "nap resumed after 1s",
+    )
 
 
 def test_a_pause_is_resumed_by_an_action_with_typed_on_resume_inputs(deploy, engine):
     execution = actions.create_execution(deploy(APPROVAL))
     wait_state(execution, State.PAUSED, timeout=10)
     with pytest.raises(InputError) as bad:
-        actions.resume(execution.pk, inputs={"approved": "maybe", "colour": "red"},
-                       actor="alice")
+        actions.resume(
+            execution.pk, inputs={"approved": "maybe", "colour": "red"}, actor="alice"
+        )
     assert bad.value.errors == {
         "approved": "expected true or false, got 'maybe'",
         "colour": "the paused task does not ask for this input (onResume: approved, comment)",
     }
     assert reload(execution).state == State.PAUSED  # a bad resume changes nothing
-    actions.resume(execution.pk, inputs={"approved": "true", "comment": "lgtm"},
-                   actor="alice", reason="checked the numbers")
+    actions.resume(
+        execution.pk,
+        inputs={"approved": "true", "comment": "lgtm"},
+        actor="alice",
+        reason="checked the numbers",
+    )
     done = wait_state(execution)
     assert done.state == State.SUCCESS
     assert done.taskruns.get(task_id="approve").outputs == {
-        "onResume": {"approved": True, "comment": "lgtm"}}
+        "onResume": {"approved": True, "comment": "lgtm"}
+    }
     assert done.taskruns.get(task_id="after").outputs == {"value": "lgtm"}
-    change = StateChange.objects.get(execution=execution, taskrun=None, from_state="PAUSED")
-    assert (change.cause, change.actor, change.reason) == ("user", "alice",
-                                                           "checked the numbers")
+    change = StateChange.objects.get(
+        execution=execution, taskrun=None, from_state="PAUSED"
+    )
+    assert (change.cause, change.actor, change.reason) == (
+        "user",
+        "alice",
+        "checked the numbers",
+    )
     with pytest.raises(actions.ActionError, match="is SUCCESS, not PAUSED"):
         actions.resume(execution.pk, actor="alice")
 
 
 def test_a_pause_timeout_fails_the_task_and_runs_errors(deploy, run_inprocess):
-    rev = deploy(f"id: t\nnamespace: {NS}\ntasks:\n  - id: wait\n    type: Pause\n"
-                 "    timeout: PT0.3S\nerrors:\n  - id: alert\n    type: Log\n    message: late\n")
+    rev = deploy(
+        f"id: t\nnamespace: {NS}\ntasks:\n  - id: wait\n    type: Pause\n"
+        "    timeout: PT0.3S\nerrors:\n  - id: alert\n    type: Log\n    message: late\n"
+    )
     execution = run_inprocess(rev)
     assert execution.state == State.FAILED
     assert execution.taskruns.get(task_id="wait").error == "not resumed within 0.3s"
@@ -310,9 +377,11 @@ def test_a_pause_timeout_fails_the_task_and_runs_errors(deploy, run_inprocess):
 
 
 def test_a_pause_timeout_with_behavior_warn_ends_in_warning(deploy, run_inprocess):
-    rev = deploy(f"id: t\nnamespace: {NS}\ntasks:\n  - id: wait\n    type: Pause\n"
-                 "    timeout: PT0.2S\n    behavior: WARN\n  - id: next\n    type: Return\n"
-                 "    format: x\n")
+    rev = deploy(
+        f"id: t\nnamespace: {NS}\ntasks:\n  - id: wait\n    type: Pause\n"
+        "    timeout: PT0.2S\n    behavior: WARN\n  - id: next\n    type: Return\n"
+        "    format: x\n"
+    )
     execution = run_inprocess(rev)
     assert execution.state == State.WARNING
     assert execution.taskruns.get(task_id="next").state == State.SUCCESS
@@ -349,19 +418,34 @@ errors:
 def test_restart_reruns_the_failed_branch_in_the_same_execution(deploy, engine):
     execution = wait_state(actions.create_execution(deploy(FLAKY)))
     assert execution.state == State.FAILED
-    kept = {tr.task_id: tr.pk for tr in execution.taskruns.filter(task_id__in=["first", "ok"])}
+    kept = {
+        tr.task_id: tr.pk
+        for tr in execution.taskruns.filter(task_id__in=["first", "ok"])
+    }
     actions.restart(execution.pk, actor="bob", reason="fixed upstream")
     done = wait_state(execution)
     assert done.state == State.SUCCESS and done.attempt == 2 and done.error == ""
     assert attempts(done, "check") == [(1, "RESTARTED"), (2, "SUCCESS")]
     # Successful task runs were not run again and kept their outputs.
-    assert attempts(done, "first") == [(1, "SUCCESS")] and attempts(done, "ok") == [(1, "SUCCESS")]
-    assert {tr.task_id: tr.pk for tr in done.taskruns.filter(task_id__in=["first", "ok"])} == kept
-    assert attempts(done, "group") == [(2, "SUCCESS")]  # the container ran again in place
+    assert attempts(done, "first") == [(1, "SUCCESS")] and attempts(done, "ok") == [
+        (1, "SUCCESS")
+    ]
+    assert {
+        tr.task_id: tr.pk for tr in done.taskruns.filter(task_id__in=["first", "ok"])
+    } == kept
+    assert attempts(done, "group") == [
+        (2, "SUCCESS")
+    ]  # the container ran again in place
     assert done.taskruns.get(task_id="last").outputs == {"value": "fine"}
-    change = StateChange.objects.get(execution=execution, taskrun=None, to_state="RESTARTED")
+    change = StateChange.objects.get(
+        execution=execution, taskrun=None, to_state="RESTARTED"
+    )
     assert (change.from_state, change.cause, change.actor, change.reason) == (
-        "FAILED", "user", "bob", "fixed upstream")
+        "FAILED",
+        "user",
+        "bob",
+        "fixed upstream",
+    )
     with pytest.raises(actions.ActionError, match="only FAILED, KILLED or CANCELLED"):
         actions.restart(execution.pk, actor="bob")
 
@@ -394,19 +478,26 @@ def test_replay_from_a_task_copies_what_ran_before_and_runs_the_rest(deploy, eng
     assert replay.original_id == original.pk and replay.pk != original.pk
     replay = wait_state(replay)
     assert replay.state == State.SUCCESS
-    outputs = {(tr.task_id, tr.value): tr.outputs.get("value")
-               for tr in replay.taskruns.filter(flowable=False)}
+    outputs = {
+        (tr.task_id, tr.value): tr.outputs.get("value")
+        for tr in replay.taskruns.filter(flowable=False)
+    }
     assert outputs == {
         ("a", None): f"a of {original.pk}",  # copied
-        ("b", "x"): f"bx of {original.pk}", ("b", "y"): f"by of {original.pk}",  # copied
+        ("b", "x"): f"bx of {original.pk}",
+        ("b", "y"): f"by of {original.pk}",  # copied
         ("c", "x"): f"cx after a of {original.pk}",  # ran again in the replay
         ("c", "y"): f"cy after a of {original.pk}",
     }
-    ran_again = replay.taskruns.filter(task_id="c").exclude(history__reason__startswith="copied")
+    ran_again = replay.taskruns.filter(task_id="c").exclude(
+        history__reason__startswith="copied"
+    )
     assert ran_again.count() == 2
     created = StateChange.objects.get(execution=replay, taskrun=None, from_state="")
     assert (created.actor, created.reason) == (
-        "carol", f"replay of execution {original.pk} from task 'c'")
+        "carol",
+        f"replay of execution {original.pk} from task 'c'",
+    )
     full = wait_state(actions.replay(original.pk, actor="carol"))
     assert full.taskruns.get(task_id="a").outputs == {"value": f"a of {full.pk}"}
 
@@ -431,12 +522,18 @@ tasks:
 
 def test_killing_a_parent_kills_its_running_child(deploy, engine):
     deploy(SLEEPY_CHILD)
-    rev = deploy(f"id: caller\nnamespace: {NS}\ntasks:\n  - id: call\n    type: Subflow\n"
-                 f"    namespace: {NS}\n    flowId: sleepy_child\n")
+    rev = deploy(
+        f"id: caller\nnamespace: {NS}\ntasks:\n  - id: call\n    type: Subflow\n"
+        f"    namespace: {NS}\n    flowId: sleepy_child\n"
+    )
     parent = actions.create_execution(rev)
-    nap = wait_for(lambda: TaskRun.objects.filter(execution__parent=parent, task_id="nap",
-                                                  state=State.RUNNING).first(),
-                   30, what="the child's task to run")
+    nap = wait_for(
+        lambda: TaskRun.objects.filter(
+            execution__parent=parent, task_id="nap", state=State.RUNNING
+        ).first(),
+        30,
+        what="the child's task to run",
+    )
     started = time.monotonic()
     actions.kill(parent.pk, cause="user", actor="alice", reason="wrong day")
     assert wait_state(parent, timeout=10).state == State.KILLED
@@ -445,9 +542,13 @@ def test_killing_a_parent_kills_its_running_child(deploy, engine):
     assert child.state == State.KILLED
     nap.refresh_from_db()
     assert nap.state == State.KILLED
-    change = StateChange.objects.filter(execution=child, taskrun=None,
-                                        to_state__in=["KILLING", "KILLED"]).first()
-    assert (change.actor, change.reason) == ("alice", f"parent execution {parent.pk} stopped")
+    change = StateChange.objects.filter(
+        execution=child, taskrun=None, to_state__in=["KILLING", "KILLED"]
+    ).first()
+    assert (change.actor, change.reason) == (
+        "alice",
+        f"parent execution {parent.pk} stopped",
+    )
 
 
 def test_killing_a_paused_execution_ends_it(deploy, engine):
@@ -467,26 +568,36 @@ def test_the_fan_out_and_approval_examples_run_as_written(deploy, inprocess_engi
     revisions = {path.stem: deploy(path.read_text()) for path in folder.glob("*.yml")}
     orders = "".join(f'{{"order": {i}, "amount": {i * 10}}}\n' for i in range(250))
     uri = save("tests/control/orders.jsonl", orders.encode())
-    fan_out = wait_state(actions.create_execution(revisions["orders_fan_out"],
-                                                  inputs={"orders": uri}))
+    fan_out = wait_state(
+        actions.create_execution(revisions["orders_fan_out"], inputs={"orders": uri})
+    )
     assert fan_out.state == State.SUCCESS, fan_out.error
     assert fan_out.outputs == {
         "batches": 3,
-        "greeting": "Welcome to Orchestra, the team (3 batches processed)"}
+        "greeting": "Welcome to Orchestra, the team (3 batches processed)",
+    }
     batches = Execution.objects.filter(parent=fan_out, flow_id="process_orders")
     assert sorted(b.outputs["summary"] for b in batches) == [
-        "batch 1 done", "batch 2 done", "batch 3 done"]
+        "batch 1 done",
+        "batch 2 done",
+        "batch 3 done",
+    ]
 
     approval = actions.create_execution(revisions["approval"])
     wait_state(approval, State.PAUSED, timeout=10)
-    actions.resume(approval.pk, inputs={"approved": "false", "reason": "numbers are off"},
-                   actor="alice")
+    actions.resume(
+        approval.pk,
+        inputs={"approved": "false", "reason": "numbers are off"},
+        actor="alice",
+    )
     rejected = wait_state(approval)
     assert rejected.state == State.FAILED
     assert rejected.error == "task 'reject' failed: Rejected: numbers are off"
 
 
-def test_restart_after_fixing_the_child_flow_starts_a_new_child(deploy, inprocess_engine):
+def test_restart_after_fixing_the_child_flow_starts_a_new_child(
+    deploy, inprocess_engine
+):
     deploy(CHILD)
     parent = wait_state(actions.create_execution(deploy(PARENT), inputs={"n": -4}))
     assert parent.state == State.FAILED
@@ -501,7 +612,9 @@ def test_restart_after_fixing_the_child_flow_starts_a_new_child(deploy, inproces
     assert parent.taskruns.get(task_id="after").outputs == {"value": "child said -8"}
 
 
-def test_flows_test_stops_at_a_pause_nobody_can_resume(tmp_path, transactional_db, capsys):
+def test_flows_test_stops_at_a_pause_nobody_can_resume(
+    tmp_path, transactional_db, capsys
+):
     from orchestra.cli import main
 
     path = tmp_path / "approval.yml"
@@ -514,21 +627,31 @@ def test_flows_test_stops_at_a_pause_nobody_can_resume(tmp_path, transactional_d
 def test_a_flow_that_starts_itself_stops_at_the_nesting_limit(deploy, inprocess_engine):
     from executions.engine.waiting import MAX_DEPTH
 
-    rev = deploy(f"id: loop\nnamespace: {NS}\ntasks:\n  - id: again\n    type: Subflow\n"
-                 f"    namespace: {NS}\n    flowId: loop\n")
+    rev = deploy(
+        f"id: loop\nnamespace: {NS}\ntasks:\n  - id: again\n    type: Subflow\n"
+        f"    namespace: {NS}\n    flowId: loop\n"
+    )
     top = wait_state(actions.create_execution(rev), timeout=60)
     assert top.state == State.FAILED
     assert Execution.objects.count() == MAX_DEPTH
     deepest = Execution.objects.order_by("-pk").first()
     assert deepest.taskruns.get().error == (
-        f"subflows nest at most {MAX_DEPTH} levels deep; does {NS}.loop start itself?")
+        f"subflows nest at most {MAX_DEPTH} levels deep; does {NS}.loop start itself?"
+    )
 
 
 def test_for_each_item_fails_when_a_batch_fails(deploy, inprocess_engine):
-    deploy(BATCH_CHILD.replace("  - id: got", "  - id: boom\n    type: Fail\n"
-                               "    condition: \"{{ inputs.iteration == 2 }}\"\n  - id: got"))
+    deploy(
+        BATCH_CHILD.replace(
+            "  - id: got",
+            "  - id: boom\n    type: Fail\n"
+            '    condition: "{{ inputs.iteration == 2 }}"\n  - id: got',
+        )
+    )
     uri = save("tests/control/six.ion", b"1\n2\n3\n4\n5\n6\n")
-    parent = wait_state(actions.create_execution(deploy(FOR_EACH), inputs={"rows": uri}))
+    parent = wait_state(
+        actions.create_execution(deploy(FOR_EACH), inputs={"rows": uri})
+    )
     assert parent.state == State.FAILED
     failed = Execution.objects.get(parent=parent, state=State.FAILED)
     each = parent.taskruns.get(task_id="each")
@@ -536,13 +659,21 @@ def test_for_each_item_fails_when_a_batch_fails(deploy, inprocess_engine):
     assert each.outputs["iterations"] == {"SUCCESS": 1, "FAILED": 1}
 
 
-def test_restart_of_a_killed_execution_runs_the_killed_task_again(deploy, inprocess_engine):
-    rev = deploy(f"id: nap\nnamespace: {NS}\ntasks:\n  - id: first\n    type: Return\n"
-                 "    format: x\n  - id: nap\n    type: Sleep\n"
-                 "    duration: \"{{ taskrun.attemptsCount == 0 and 'PT30S' or 'PT0.1S' }}\"\n")
+def test_restart_of_a_killed_execution_runs_the_killed_task_again(
+    deploy, inprocess_engine
+):
+    rev = deploy(
+        f"id: nap\nnamespace: {NS}\ntasks:\n  - id: first\n    type: Return\n"
+        "    format: x\n  - id: nap\n    type: Sleep\n"
+        "    duration: \"{{ taskrun.attemptsCount == 0 and 'PT30S' or 'PT0.1S' }}\"\n"
+    )
     execution = actions.create_execution(rev)
-    wait_for(lambda: TaskRun.objects.filter(execution=execution, task_id="nap",
-                                            state=State.RUNNING).exists(), 10)
+    wait_for(
+        lambda: TaskRun.objects.filter(
+            execution=execution, task_id="nap", state=State.RUNNING
+        ).exists(),
+        10,
+    )
     actions.kill(execution.pk, cause="user", actor="alice")
     assert wait_state(execution, timeout=10).state == State.KILLED
     actions.restart(execution.pk, actor="alice")
@@ -557,17 +688,29 @@ def test_set_labels_is_recorded_with_its_actor(deploy, run_inprocess):
     actions.set_labels(execution.pk, {"reviewed": "yes"}, cause="api", actor="dana")
     assert reload(execution).labels == {"reviewed": "yes"}
     change = StateChange.objects.filter(execution=execution).order_by("-id").first()
-    assert (change.from_state, change.to_state, change.cause, change.actor, change.reason) == (
-        "SUCCESS", "SUCCESS", "api", "dana", "labels set: reviewed=yes")
+    assert (
+        change.from_state,
+        change.to_state,
+        change.cause,
+        change.actor,
+        change.reason,
+    ) == ("SUCCESS", "SUCCESS", "api", "dana", "labels set: reviewed=yes")
 
 
-def test_for_each_item_splits_into_partitions_and_skips_blank_lines(deploy, inprocess_engine):
+def test_for_each_item_splits_into_partitions_and_skips_blank_lines(
+    deploy, inprocess_engine
+):
     deploy(BATCH_CHILD)
-    uri = save("tests/control/crlf.ion", b"".join(b"row %d\r\n" % i for i in range(10)) + b"\r\n")
+    uri = save(
+        "tests/control/crlf.ion",
+        b"".join(b"row %d\r\n" % i for i in range(10)) + b"\r\n",
+    )
     rev = deploy(FOR_EACH.replace("rows: 3", "partitions: 3"))
     parent = wait_state(actions.create_execution(rev, inputs={"rows": uri}))
     assert parent.state == State.SUCCESS
-    batches = [read_uri(c.inputs["items"]).decode()
-               for c in Execution.objects.filter(parent=parent).order_by("pk")]
+    batches = [
+        read_uri(c.inputs["items"]).decode()
+        for c in Execution.objects.filter(parent=parent).order_by("pk")
+    ]
     assert [b.count("\n") for b in batches] == [4, 4, 2]
     assert batches[2] == "row 8\nrow 9\n"

@@ -50,24 +50,39 @@ def test_get_shows_parent_and_child_links_both_ways(deploy, capsys):
 def test_resume_from_the_cli_checks_the_inputs(deploy, capsys):
     execution = actions.create_execution(deploy(APPROVAL))
     wait_state(execution, State.PAUSED, timeout=10)
-    code, _, err = cli(capsys, "executions", "resume", str(execution.pk), "--input",
-                       "approved=perhaps")
+    code, _, err = cli(
+        capsys, "executions", "resume", str(execution.pk), "--input", "approved=perhaps"
+    )
     assert code == 2
     assert "✘ input 'approved': expected true or false, got 'perhaps'" in err
     assert Execution.objects.get(pk=execution.pk).state == State.PAUSED
-    code, out, _ = cli(capsys, "executions", "resume", str(execution.pk), "-i", "approved=yes",
-                       "-i", "comment=ship it", "--reason", "release call")
+    code, out, _ = cli(
+        capsys,
+        "executions",
+        "resume",
+        str(execution.pk),
+        "-i",
+        "approved=yes",
+        "-i",
+        "comment=ship it",
+        "--reason",
+        "release call",
+    )
     assert code == 0 and f"Execution {execution.pk} resumed" in out
     done = wait_state(execution)
     assert done.taskruns.get(task_id="after").outputs == {"value": "ship it"}
-    change = StateChange.objects.get(execution=execution, taskrun=None, from_state="PAUSED")
+    change = StateChange.objects.get(
+        execution=execution, taskrun=None, from_state="PAUSED"
+    )
     assert (change.cause, change.reason) == ("cli", "release call") and change.actor
 
 
 @pytest.mark.usefixtures("inprocess_engine")
 def test_restart_and_replay_from_the_cli(deploy, capsys):
     failed = wait_state(actions.create_execution(deploy(FLAKY)))
-    code, out, _ = cli(capsys, "executions", "replay", str(failed.pk), "--from-task", "nope")
+    code, out, _ = cli(
+        capsys, "executions", "replay", str(failed.pk), "--from-task", "nope"
+    )
     assert code == 1
     code, out, err = cli(capsys, "executions", "restart", str(failed.pk))
     assert code == 0, err
@@ -77,7 +92,9 @@ def test_restart_and_replay_from_the_cli(deploy, capsys):
     assert code == 1 and "only FAILED, KILLED or CANCELLED" in err
 
     original = wait_state(actions.create_execution(deploy(STEPS)))
-    code, out, err = cli(capsys, "executions", "replay", str(original.pk), "-t", "loop", "--json")
+    code, out, err = cli(
+        capsys, "executions", "replay", str(original.pk), "-t", "loop", "--json"
+    )
     assert code == 0, err
     replay = Execution.objects.get(pk=json.loads(out)["id"])
     assert replay.original_id == original.pk
@@ -97,15 +114,22 @@ def test_the_sweep_wakes_a_pause_whose_countdown_was_lost(deploy, transactional_
     execution = actions.create_execution(deploy(DELAYED), start=False)
     advance(execution.pk)
     nap = TaskRun.objects.get(execution=execution, task_id="nap")
-    assert (nap.state, Execution.objects.get(pk=execution.pk).state) == ("PAUSED", "PAUSED")
+    assert (nap.state, Execution.objects.get(pk=execution.pk).state) == (
+        "PAUSED",
+        "PAUSED",
+    )
     assert sweep()["woken"] == 0  # not due yet
-    TaskRun.objects.filter(pk=nap.pk).update(scheduled_at=timezone.now() - timedelta(seconds=5))
+    TaskRun.objects.filter(pk=nap.pk).update(
+        scheduled_at=timezone.now() - timedelta(seconds=5)
+    )
     assert sweep()["woken"] == 1
     nap.refresh_from_db()
     assert nap.state == State.SUCCESS
     execution.refresh_from_db()
     assert execution.state == State.RUNNING
-    assert TaskRun.objects.get(execution=execution, task_id="after").state == State.CREATED
+    assert (
+        TaskRun.objects.get(execution=execution, task_id="after").state == State.CREATED
+    )
 
 
 def test_a_killing_parent_waiting_on_a_child_still_ends(deploy, transactional_db):
@@ -115,14 +139,20 @@ def test_a_killing_parent_waiting_on_a_child_still_ends(deploy, transactional_db
     from executions.engine.executor import advance
     from executions.engine.liveness import force_killing
 
-    deploy(CHILD.replace("  - id: check", "  - id: nap\n    type: Sleep\n    duration: PT30S\n"
-                                           "  - id: check"))
+    deploy(
+        CHILD.replace(
+            "  - id: check",
+            "  - id: nap\n    type: Sleep\n    duration: PT30S\n  - id: check",
+        )
+    )
     parent = actions.create_execution(deploy(PARENT), inputs={"n": 1}, start=False)
     advance(parent.pk)
     child = Execution.objects.get(parent=parent)
     advance(child.pk)
     nap = TaskRun.objects.get(execution=child, task_id="nap")
-    TaskRun.objects.filter(pk=nap.pk).update(state=State.RUNNING)  # as if a worker held it
+    TaskRun.objects.filter(pk=nap.pk).update(
+        state=State.RUNNING
+    )  # as if a worker held it
     actions.kill(parent.pk, cause="user", actor="alice")
     assert Execution.objects.get(pk=parent.pk).state == State.KILLED
     assert Execution.objects.get(pk=child.pk).state == State.KILLING

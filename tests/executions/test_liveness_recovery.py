@@ -56,12 +56,16 @@ def _running(deploy, worker):
     return execution, tr
 
 
-@pytest.mark.parametrize("how, reason", [
-    ("stopped", "shut down while running it"),
-    ("deleted", "its worker record no longer exists"),
-])
+@pytest.mark.parametrize(
+    "how, reason",
+    [
+        ("stopped", "shut down while running it"),
+        ("deleted", "its worker record no longer exists"),
+    ],
+)
 def test_a_task_run_left_by_a_stopped_or_deleted_worker_fails_and_errors_run(
-        db, deploy, recorder, how, reason):
+    db, deploy, recorder, how, reason
+):
     worker = make_worker(state="stopped", silent_for=60)
     execution, tr = _running(deploy, worker)
     if how == "deleted":

@@ -24,15 +24,18 @@ CHROMIUM = "/usr/bin/chromium"
 
 @pytest.fixture
 def browser():
-    need(shutil.which(CHROMIUM) is not None or os.path.exists(CHROMIUM),
-         f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
+    need(
+        shutil.which(CHROMIUM) is not None or os.path.exists(CHROMIUM),
+        f"needs Chromium at {CHROMIUM} (apt-get install chromium)",
+    )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         need(False, "needs Playwright for Python (pip install playwright)")
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
+            executable_path=CHROMIUM,
+            headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
         )
         yield browser
@@ -40,7 +43,8 @@ def browser():
 
 
 def test_it_previews_then_cancels_exactly_the_previewed_executions(
-        live_server, browser, transactional_db):
+    live_server, browser, transactional_db
+):
     user = get_user_model().objects.create_user("olga", password="pw-olga-123")
     Role.objects.create(user=user, role="operator", namespace="shop")
     stalled = make_execution(ns="shop.orders", flow="sync")
@@ -52,7 +56,9 @@ def test_it_previews_then_cancels_exactly_the_previewed_executions(
     live = make_worker()
     make_taskrun(healthy, worker=live, task_id="crunch")
     with Heartbeat(live):
-        _preview_and_confirm(live_server, browser, stalled, moves, orphan, healthy, dead)
+        _preview_and_confirm(
+            live_server, browser, stalled, moves, orphan, healthy, dead
+        )
 
 
 def _preview_and_confirm(live_server, browser, stalled, moves, orphan, healthy, dead):
@@ -82,11 +88,16 @@ def _preview_and_confirm(live_server, browser, stalled, moves, orphan, healthy, 
     page.wait_for_selector("#result")
     assert "Cancelled 2" in page.inner_text("#result")
     assert "moved from RUNNING to PAUSED" in page.inner_text("#skipped-rows")
-    cancelled = set(page.locator("#cancelled-rows tbody tr").evaluate_all(
-        "rows => rows.map(r => Number(r.dataset.id))"))
+    cancelled = set(
+        page.locator("#cancelled-rows tbody tr").evaluate_all(
+            "rows => rows.map(r => Number(r.dataset.id))"
+        )
+    )
     assert cancelled == {stalled.pk, orphan.pk}
     assert Execution.objects.get(pk=moves.pk).state == State.PAUSED
     assert Execution.objects.get(pk=healthy.pk).state == State.RUNNING
     for pk in cancelled:
-        change = StateChange.objects.get(execution_id=pk, taskrun=None, to_state="CANCELLED")
+        change = StateChange.objects.get(
+            execution_id=pk, taskrun=None, to_state="CANCELLED"
+        )
         assert (change.cause, change.actor) == ("user", "olga")

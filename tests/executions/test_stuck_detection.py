@@ -59,8 +59,14 @@ def test_a_long_task_on_a_live_worker_is_never_stuck_whatever_the_threshold(thre
 def test_paused_scheduled_and_queued_executions_are_spared_with_their_reason():
     paused = make_execution(State.PAUSED, progress=600)
     retrying = make_execution(progress=600)
-    make_taskrun(retrying, State.CREATED, task_id="fetch", attempt=3, scheduled_in=30,
-                 created_age=600)
+    make_taskrun(
+        retrying,
+        State.CREATED,
+        task_id="fetch",
+        attempt=3,
+        scheduled_in=30,
+        created_age=600,
+    )
     holder = make_execution(flow="limited", progress=1)
     make_taskrun(holder, worker=make_worker())
     queued = make_execution(State.QUEUED, flow="limited", progress=600)
@@ -103,7 +109,10 @@ def test_never_picked_up_is_lost_and_no_progress_is_stalled():
     idle = make_execution(progress=30)
     busy = make_execution(progress=1)
     found = detect(older_than_minutes=5)
-    assert (found.by_id[created.pk].kind, found.by_id[created.pk].stuck) == ("lost", True)
+    assert (found.by_id[created.pk].kind, found.by_id[created.pk].stuck) == (
+        "lost",
+        True,
+    )
     assert found.by_id[waiting.pk].kind == "lost"
     assert "task 'load' waiting for a worker" in found.by_id[waiting.pk].reason
     assert (found.by_id[idle.pk].kind, found.by_id[idle.pk].stuck) == ("stalled", True)
@@ -116,8 +125,12 @@ def test_filters_namespace_with_children_flow_and_minimum_age():
     lookalike = make_execution(ns="teams")
     young = make_execution(ns="team", age=2, progress=2)
     assert {v.id for v in detect(older_than_minutes=5, namespace="team").stuck} == {
-        inside.pk, child_ns.pk}
-    assert {v.id for v in detect(older_than_minutes=5, flow="other").stuck} == {child_ns.pk}
+        inside.pk,
+        child_ns.pk,
+    }
+    assert {v.id for v in detect(older_than_minutes=5, flow="other").stuck} == {
+        child_ns.pk
+    }
     assert young.pk not in detect(older_than_minutes=5).by_id
     assert young.pk in detect(older_than_minutes=1).by_id
     assert lookalike.pk in detect(older_than_minutes=5).by_id
@@ -126,10 +139,13 @@ def test_filters_namespace_with_children_flow_and_minimum_age():
 
 
 def test_detection_runs_a_fixed_number_of_queries_whatever_the_number_of_executions(
-        django_assert_max_num_queries):
+    django_assert_max_num_queries,
+):
     worker, dead = make_worker(), make_worker(alive=False)
     for i in range(40):
-        ex = make_execution(State.QUEUED if i % 5 == 0 else State.RUNNING, flow=f"f{i % 3}")
+        ex = make_execution(
+            State.QUEUED if i % 5 == 0 else State.RUNNING, flow=f"f{i % 3}"
+        )
         make_taskrun(ex, worker=worker if i % 2 else dead)
         make_taskrun(ex, State.CREATED, task_id="next", scheduled_in=5)
         make_execution(parent=ex, age=1)

@@ -35,26 +35,45 @@ def _backdate(execution, minutes: int, progress: bool = True) -> None:
 
 def _running_on(execution, worker):
     return wait_for(
-        lambda: TaskRun.objects.filter(execution=execution, state=State.RUNNING,
-                                       worker=worker.worker, flowable=False).first(),
-        30, what="task run to start on the worker",
+        lambda: TaskRun.objects.filter(
+            execution=execution,
+            state=State.RUNNING,
+            worker=worker.worker,
+            flowable=False,
+        ).first(),
+        30,
+        what="task run to start on the worker",
     )
 
 
 def test_a_sigkilled_worker_orphans_its_execution_which_cleanup_cancels(
-        deploy, start_worker, settings):
+    deploy, start_worker, settings
+):
     settings.ORCHESTRA_AUTO_RECOVER = False
     w1 = start_worker("w1")
     execution = actions.create_execution(deploy(SLEEPY))
     tr = _running_on(execution, w1)
     w1.sigkill()
-    wait_for(lambda: sweep()["dead_workers"] or Worker.objects.get(pk=w1.worker.pk).state
-             == "dead", 10, interval=0.2, what="the worker to be declared dead")
-    _backdate(execution, 10, progress=False)  # older than the threshold, recent progress
+    wait_for(
+        lambda: (
+            sweep()["dead_workers"]
+            or Worker.objects.get(pk=w1.worker.pk).state == "dead"
+        ),
+        10,
+        interval=0.2,
+        what="the worker to be declared dead",
+    )
+    _backdate(
+        execution, 10, progress=False
+    )  # older than the threshold, recent progress
 
     found = detect(older_than_minutes=1)
     verdict = found.by_id[execution.pk]
-    assert (verdict.stuck, verdict.kind, verdict.worker) == (True, "orphaned", w1.worker.name)
+    assert (verdict.stuck, verdict.kind, verdict.worker) == (
+        True,
+        "orphaned",
+        w1.worker.name,
+    )
     assert f"worker {w1.worker.name}, declared dead" in verdict.reason
     # Automatic recovery is off: the task run still waits for a human.
     assert TaskRun.objects.get(pk=tr.pk).state == State.RUNNING
@@ -64,7 +83,9 @@ def test_a_sigkilled_worker_orphans_its_execution_which_cleanup_cancels(
     execution.refresh_from_db()
     assert execution.state == State.CANCELLED
     assert TaskRun.objects.get(pk=tr.pk).state == State.CANCELLED
-    change = StateChange.objects.get(execution=execution, taskrun=None, to_state="CANCELLED")
+    change = StateChange.objects.get(
+        execution=execution, taskrun=None, to_state="CANCELLED"
+    )
     assert (change.cause, change.actor) == ("cli", "ops")
     assert change.details["worker"] == w1.worker.name
 
@@ -81,8 +102,11 @@ def test_a_healthy_long_task_on_a_live_worker_is_never_stuck(deploy, celery_work
         assert found.by_id[execution.pk].kind == "running"
         assert run_cleanup(older_than_minutes=1)["execution_ids"] == []
         time.sleep(0.4)
-    wait_for(lambda: Execution.objects.get(pk=execution.pk).is_terminal, 20,
-             what="the long task to finish")
+    wait_for(
+        lambda: Execution.objects.get(pk=execution.pk).is_terminal,
+        20,
+        what="the long task to finish",
+    )
     assert Execution.objects.get(pk=execution.pk).state == State.SUCCESS
 
 

@@ -53,24 +53,36 @@ def test_a_flow_runs_to_success_on_a_real_worker(deploy, celery_worker):
         "outputs:\n  - id: o\n    type: STRING\n    value: '{{ outputs.c.value }}'\n"
     )
     execution = actions.create_execution(rev, inputs={"n": "5"})
-    wait_for(lambda: execution.__class__.objects.get(pk=execution.pk).is_terminal, 30,
-             what="execution to end")
+    wait_for(
+        lambda: execution.__class__.objects.get(pk=execution.pk).is_terminal,
+        30,
+        what="execution to end",
+    )
     execution.refresh_from_db()
     assert execution.state == State.SUCCESS
     assert execution.outputs == {"o": "hello 5!"}
-    workers = set(execution.taskruns.exclude(worker=None).values_list("worker__name", flat=True))
+    workers = set(
+        execution.taskruns.exclude(worker=None).values_list("worker__name", flat=True)
+    )
     assert workers and all(name.split(":")[0] for name in workers)
 
 
 def _wait_running(execution, worker):
     return wait_for(
-        lambda: TaskRun.objects.filter(execution=execution, state=State.RUNNING,
-                                       worker=worker.worker, flowable=False).first(),
-        30, what="task run to start on the worker",
+        lambda: TaskRun.objects.filter(
+            execution=execution,
+            state=State.RUNNING,
+            worker=worker.worker,
+            flowable=False,
+        ).first(),
+        30,
+        what="task run to start on the worker",
     )
 
 
-def test_a_worker_killed_mid_task_fails_its_task_run_and_runs_errors(deploy, start_worker):
+def test_a_worker_killed_mid_task_fails_its_task_run_and_runs_errors(
+    deploy, start_worker
+):
     w1 = start_worker("w1")
     rev = deploy(SLEEPY)
     execution = actions.create_execution(rev)
@@ -91,14 +103,22 @@ def test_a_worker_killed_mid_task_fails_its_task_run_and_runs_errors(deploy, sta
     assert execution.taskruns.get(task_id="on_error").state == State.SUCCESS
     assert Worker.objects.get(pk=w1.worker.pk).state == "dead"
     change = StateChange.objects.get(taskrun=tr, to_state=State.FAILED)
-    assert (change.from_state, change.cause, change.actor) == ("RUNNING", "sweep", "liveness")
+    assert (change.from_state, change.cause, change.actor) == (
+        "RUNNING",
+        "sweep",
+        "liveness",
+    )
     assert change.reason == f"worker lost: {w1.worker.name} stopped sending heartbeats"
-    ended = StateChange.objects.get(execution=execution, taskrun=None, to_state=State.FAILED)
+    ended = StateChange.objects.get(
+        execution=execution, taskrun=None, to_state=State.FAILED
+    )
     assert (ended.from_state, ended.cause) == ("RUNNING", "executor")
     assert ended.reason == f"task 'nap' failed: {change.reason}"
 
 
-def test_a_worker_killed_mid_task_is_retried_when_its_policy_allows(deploy, start_worker):
+def test_a_worker_killed_mid_task_is_retried_when_its_policy_allows(
+    deploy, start_worker
+):
     w1 = start_worker("w1")
     rev = deploy(RETRYING)
     execution = actions.create_execution(rev)
@@ -113,10 +133,15 @@ def test_a_worker_killed_mid_task_is_retried_when_its_policy_allows(deploy, star
 
     wait_for(recovered, 30, interval=0.3, what="the retried attempt to finish")
     assert execution.state == State.SUCCESS
-    attempts = list(execution.taskruns.filter(task_id="nap").order_by("attempt")
-                    .values_list("attempt", "state"))
+    attempts = list(
+        execution.taskruns.filter(task_id="nap")
+        .order_by("attempt")
+        .values_list("attempt", "state")
+    )
     assert attempts == [(1, "FAILED"), (2, "SUCCESS")]
-    lost = StateChange.objects.get(taskrun__task_id="nap", taskrun__attempt=1, to_state="FAILED")
+    lost = StateChange.objects.get(
+        taskrun__task_id="nap", taskrun__attempt=1, to_state="FAILED"
+    )
     assert (lost.cause, lost.actor) == ("sweep", "liveness")
     assert lost.reason.startswith(f"worker lost: {w1.worker.name}")
     assert execution.taskruns.get(task_id="after").outputs == {"value": "done after 0"}
@@ -133,7 +158,9 @@ def test_a_healthy_long_task_is_never_recovered(deploy, celery_worker):
         import time
 
         time.sleep(0.4)
-    assert TaskRun.objects.get(execution=execution, task_id="nap").state == State.RUNNING
+    assert (
+        TaskRun.objects.get(execution=execution, task_id="nap").state == State.RUNNING
+    )
     wait_for(lambda: execution.__class__.objects.get(pk=execution.pk).is_terminal, 20)
     execution.refresh_from_db()
     assert execution.state == State.SUCCESS
@@ -144,25 +171,33 @@ def test_kill_reaches_the_task_on_its_worker(deploy, celery_worker):
     execution = actions.create_execution(rev)
     _wait_running(execution, celery_worker)
     actions.kill(execution.pk, cause="user", actor="alice", reason="test")
-    wait_for(lambda: execution.__class__.objects.get(pk=execution.pk).is_terminal, 10,
-             what="the kill to complete")
+    wait_for(
+        lambda: execution.__class__.objects.get(pk=execution.pk).is_terminal,
+        10,
+        what="the kill to complete",
+    )
     execution.refresh_from_db()
     assert execution.state == State.KILLED
     assert execution.taskruns.get(task_id="nap").state == State.KILLED
 
 
-def test_a_lost_message_is_sent_again_by_the_sweep(deploy, transactional_db, start_worker):
+def test_a_lost_message_is_sent_again_by_the_sweep(
+    deploy, transactional_db, start_worker
+):
     from datetime import timedelta
 
     from django.utils import timezone
 
     from executions.engine.liveness import redispatch_lost
 
-    rev = deploy("id: lost\nnamespace: tests.worker\ntasks:\n  - id: a\n    type: Return\n    format: x\n")
+    rev = deploy(
+        "id: lost\nnamespace: tests.worker\ntasks:\n  - id: a\n    type: Return\n    format: x\n"
+    )
     # Created but never sent: as if the broker lost the message.
     execution = actions.create_execution(rev, start=False)
     execution.__class__.objects.filter(pk=execution.pk).update(
-        progress_at=timezone.now() - timedelta(minutes=5))
+        progress_at=timezone.now() - timedelta(minutes=5)
+    )
     start_worker("w1")
     assert redispatch_lost() == 1
     wait_for(lambda: execution.__class__.objects.get(pk=execution.pk).is_terminal, 20)

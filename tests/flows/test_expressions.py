@@ -16,9 +16,17 @@ def test_it_reads_outputs_of_hyphenated_task_ids():
 
 def test_it_formats_dates_with_java_patterns():
     assert java_to_strftime("yyyy-MM-dd'T'HH:mm") == "%Y-%m-%dT%H:%M"
-    assert render("{{ execution.startDate | date('yyyy-MM-dd HH:mm:ss') }}", CTX) == "2026-01-02 03:04:05"
+    assert (
+        render("{{ execution.startDate | date('yyyy-MM-dd HH:mm:ss') }}", CTX)
+        == "2026-01-02 03:04:05"
+    )
     assert render("{{ execution.startDate | date('HH') | int > 2 }}", CTX) == "true"
-    assert render("{{ execution.startDate | dateAdd(1, 'DAYS') | date('yyyy-MM-dd') }}", CTX) == "2026-01-03"
+    assert (
+        render(
+            "{{ execution.startDate | dateAdd(1, 'DAYS') | date('yyyy-MM-dd') }}", CTX
+        )
+        == "2026-01-03"
+    )
 
 
 def test_default_replaces_null_and_empty_as_in_pebble():

@@ -17,21 +17,48 @@ DECLARED = [
 
 
 def test_it_converts_values_to_their_declared_types():
-    values = resolve_inputs(DECLARED, {
-        "n": "3", "ratio": "0.5", "flag": "true", "day": "2026-01-31",
-        "at": "2026-01-31T09:30:00+00:00", "sla": "45m", "payload": '{"a": [1]}',
-        "env": "prod", "tags": "[1, 2]", "code": "ABC",
-    })
+    values = resolve_inputs(
+        DECLARED,
+        {
+            "n": "3",
+            "ratio": "0.5",
+            "flag": "true",
+            "day": "2026-01-31",
+            "at": "2026-01-31T09:30:00+00:00",
+            "sla": "45m",
+            "payload": '{"a": [1]}',
+            "env": "prod",
+            "tags": "[1, 2]",
+            "code": "ABC",
+        },
+    )
     assert values == {
-        "n": 3, "ratio": 0.5, "flag": True, "day": "2026-01-31", "at": "2026-01-31T09:30:00Z",
-        "sla": "PT45M", "payload": {"a": [1]}, "env": "prod", "tags": [1, 2], "code": "ABC",
+        "n": 3,
+        "ratio": 0.5,
+        "flag": True,
+        "day": "2026-01-31",
+        "at": "2026-01-31T09:30:00Z",
+        "sla": "PT45M",
+        "payload": {"a": [1]},
+        "env": "prod",
+        "tags": [1, 2],
+        "code": "ABC",
     }
 
 
 def test_it_uses_defaults_and_lists_every_bad_input():
     with pytest.raises(InputError) as info:
-        resolve_inputs(DECLARED, {"n": "20", "env": "qa", "tags": "[1, 'x']", "code": "abc",
-                                  "unknown": "1", "payload": "{bad"})
+        resolve_inputs(
+            DECLARED,
+            {
+                "n": "20",
+                "env": "qa",
+                "tags": "[1, 'x']",
+                "code": "abc",
+                "unknown": "1",
+                "payload": "{bad",
+            },
+        )
     errors = info.value.errors
     assert errors["n"] == "20 is above the maximum 10"
     assert errors["env"] == "'qa' is not one of: dev, prod"

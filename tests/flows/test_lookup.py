@@ -11,7 +11,9 @@ from executions.models import Execution, State
 from executions.storage import read_uri
 
 # The seed's flow, as shipped in the examples.
-SLA_FLOW = (Path(__file__).resolve().parents[2] / "examples/flows/sla_flow.yml").read_text()
+SLA_FLOW = (
+    Path(__file__).resolve().parents[2] / "examples/flows/sla_flow.yml"
+).read_text()
 
 CHECK_SLA = """id: check_sla
 namespace: system
@@ -27,16 +29,31 @@ tasks:
 {extra}"""
 
 
-def _execution(revision, *, hours_ago: float, state=State.SUCCESS, trigger="daily",
-               inputs=None, labels=None, minutes=30):
+def _execution(
+    revision,
+    *,
+    hours_ago: float,
+    state=State.SUCCESS,
+    trigger="daily",
+    inputs=None,
+    labels=None,
+    minutes=30,
+):
     execution = actions.create_execution(
-        revision, start=False, inputs=inputs, labels=labels,
+        revision,
+        start=False,
+        inputs=inputs,
+        labels=labels,
         trigger={"id": trigger, "type": "Schedule"} if trigger else None,
     )
     created = timezone.now() - timedelta(hours=hours_ago)
     Execution.objects.filter(pk=execution.pk).update(
-        state=state, created_at=created, started_at=created,
-        ended_at=created + timedelta(minutes=minutes) if state != State.RUNNING else None,
+        state=state,
+        created_at=created,
+        started_at=created,
+        ended_at=created + timedelta(minutes=minutes)
+        if state != State.RUNNING
+        else None,
     )
     return execution
 
@@ -47,7 +64,9 @@ def _rows(execution):
     return tr.outputs, [json.loads(line) for line in text.splitlines()]
 
 
-def test_lookup_finds_the_executions_of_the_seed_check_sla_flow(deploy, run_inprocess, settings):
+def test_lookup_finds_the_executions_of_the_seed_check_sla_flow(
+    deploy, run_inprocess, settings
+):
     settings.ORCHESTRA_BASE_URL = "https://orchestra.example.com"
     revision = deploy(SLA_FLOW)
     recent = _execution(revision, hours_ago=2, inputs={"SLA": "PT30M"}, minutes=50)
@@ -64,8 +83,18 @@ def test_lookup_finds_the_executions_of_the_seed_check_sla_flow(deploy, run_inpr
     assert [r["id"] for r in rows] == [recent.pk, running.pk]
     first = rows[0]
     assert set(first) == {
-        "id", "namespace", "flowId", "revision", "state", "startDate", "endDate", "duration",
-        "labels", "inputs", "triggerId", "url",
+        "id",
+        "namespace",
+        "flowId",
+        "revision",
+        "state",
+        "startDate",
+        "endDate",
+        "duration",
+        "labels",
+        "inputs",
+        "triggerId",
+        "url",
     }
     assert first["namespace"] == "datateam" and first["flowId"] == "sla_flow"
     assert first["state"] == "SUCCESS" and first["duration"] == "PT50M"
@@ -77,16 +106,20 @@ def test_lookup_finds_the_executions_of_the_seed_check_sla_flow(deploy, run_inpr
 
 def test_lookup_filters_by_states_inputs_revision_and_since(deploy, run_inprocess):
     revision = deploy(SLA_FLOW)
-    failed = _execution(revision, hours_ago=2, state=State.FAILED, inputs={"SLA": "PT2H"})
+    failed = _execution(
+        revision, hours_ago=2, state=State.FAILED, inputs={"SLA": "PT2H"}
+    )
     _execution(revision, hours_ago=2, state=State.SUCCESS, inputs={"SLA": "PT2H"})
     _execution(revision, hours_ago=2, state=State.FAILED)
-    extra = ("    states: [FAILED]\n    inputs:\n      SLA: PT2H\n    revision: latest\n")
+    extra = "    states: [FAILED]\n    inputs:\n      SLA: PT2H\n    revision: latest\n"
     outputs, rows = _rows(run_inprocess(deploy(CHECK_SLA.format(extra=extra))))
     assert [r["id"] for r in rows] == [failed.pk]
 
     # since moves the 24 h window: 10 h ago it held nothing.
     since = (timezone.now() - timedelta(hours=10)).isoformat()
-    outputs, rows = _rows(run_inprocess(deploy(CHECK_SLA.format(extra=f"    since: '{since}'\n"))))
+    outputs, rows = _rows(
+        run_inprocess(deploy(CHECK_SLA.format(extra=f"    since: '{since}'\n")))
+    )
     assert outputs["size"] == 0 and rows == []
 
 
@@ -183,7 +216,9 @@ tasks:
 """
 
 
-def test_the_seed_check_sla_flow_runs_lookup_then_a_script_then_fans_out(deploy, run_inprocess):
+def test_the_seed_check_sla_flow_runs_lookup_then_a_script_then_fans_out(
+    deploy, run_inprocess
+):
     """The seed's system flow end to end: the Lookup file feeds a Python script
     (one alert for several misses) and ForEachItem (one subflow per execution)."""
     revision = deploy(SLA_FLOW)
@@ -197,7 +232,12 @@ def test_the_seed_check_sla_flow_runs_lookup_then_a_script_then_fans_out(deploy,
     assert alert.outputs["vars"] == {"late": [late.pk], "seen": 2}
     fan_out = execution.taskruns.get(task_id="for_each")
     assert fan_out.outputs["numberOfBatches"] == 2
-    children = Execution.objects.filter(parent=execution, flow_id="process_sla").order_by("pk")
+    children = Execution.objects.filter(
+        parent=execution, flow_id="process_sla"
+    ).order_by("pk")
     assert [c.state for c in children] == [State.SUCCESS, State.SUCCESS]
-    seen = sorted(json.loads(c.taskruns.get(task_id="read").outputs["value"])["id"] for c in children)
+    seen = sorted(
+        json.loads(c.taskruns.get(task_id="read").outputs["value"])["id"]
+        for c in children
+    )
     assert seen == sorted([late.pk, on_time.pk])

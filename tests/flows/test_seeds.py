@@ -19,13 +19,19 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "seeds"
 # ../shared beside the checkout (or beside a worktree's parent folder).
 SHARED_SEEDS = next(
-    (p / "shared" / "seeds" for p in (ROOT.parent, ROOT.parent.parent)
-     if (p / "shared" / "seeds").is_dir()),
+    (
+        p / "shared" / "seeds"
+        for p in (ROOT.parent, ROOT.parent.parent)
+        if (p / "shared" / "seeds").is_dir()
+    ),
     ROOT.parent / "shared" / "seeds",
 )
 # Task types another part of issue 6 delivers; until they are on this branch
 # a flow using them is skipped, not failed.
-OTHER_BRANCHES = ("io.kestra.plugin.core.execution.Lookup", "io.kestra.core.tasks.flows.ForEachItem")
+OTHER_BRANCHES = (
+    "io.kestra.plugin.core.execution.Lookup",
+    "io.kestra.core.tasks.flows.ForEachItem",
+)
 
 FLOW_START = re.compile(r"^\s*id:\s*\S+\s*$")
 PROSE = re.compile(r"^[^\s#-][^:]*$|^[A-Z][\w ]+ [\w ]+:?\s*$")
@@ -40,16 +46,25 @@ def extract_flows(text: str) -> list[str]:
     right after it, up to the next such block or the first prose line at
     the margin. Skeletons written with ``[...]`` are left out."""
     lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines)
-              if FLOW_START.match(line)
-              and any(lines[j].strip().startswith("namespace:")
-                      for j in range(i + 1, min(i + 3, len(lines))))]
+    starts = [
+        i
+        for i, line in enumerate(lines)
+        if FLOW_START.match(line)
+        and any(
+            lines[j].strip().startswith("namespace:")
+            for j in range(i + 1, min(i + 3, len(lines)))
+        )
+    ]
     blocks = []
     for n, start in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else len(lines)
         block = [lines[start]]
-        for line in lines[start + 1:end]:
-            if line and not line[0].isspace() and not re.match(r"^[\w-]+:|^- |^#", line):
+        for line in lines[start + 1 : end]:
+            if (
+                line
+                and not line[0].isspace()
+                and not re.match(r"^[\w-]+:|^- |^#", line)
+            ):
                 break
             block.append(line)
         body = "\n".join(block).strip() + "\n"
@@ -88,7 +103,10 @@ def test_the_older_spellings_behave_as_kestra_meant_them():
     assert retry.type == "exponential" and retry.attempts_allowed() == 3
     assert retry.delay_before(30).total_seconds() == 60
     # task-level conditions become runIf
-    assert spec.task("day-task").props.conditions[0]["expression"] == "{{ outputs.check-condition }}"
+    assert (
+        spec.task("day-task").props.conditions[0]["expression"]
+        == "{{ outputs.check-condition }}"
+    )
     # a docker image is accepted, with a warning
     assert any("python:3.9-slim" in w for w in spec.warnings)
 
@@ -98,7 +116,8 @@ def test_task_defaults_fill_properties_and_silence_the_missing_url_warning():
     assert any("no 'url'" in w for w in parse_flow(source).warnings)
     with_defaults = source + (
         "taskDefaults:\n  - type: io.kestra.plugin.jdbc.postgresql\n    values:\n"
-        "      url: jdbc:postgresql://db:5432/quality\n      username: checker\n")
+        "      url: jdbc:postgresql://db:5432/quality\n      username: checker\n"
+    )
     spec = parse_flow(with_defaults)
     assert not spec.warnings
     assert spec.task("check-nulls").props.url == "jdbc:postgresql://db:5432/quality"
@@ -109,25 +128,36 @@ def test_other_condition_types_on_a_task_are_reported_not_ignored_silently():
     spec = parse_flow(
         "id: c\nnamespace: tests.seeds\ntasks:\n  - id: t\n    type: Log\n    message: x\n"
         "    conditions:\n      - type: io.kestra.plugin.core.condition.ExecutionStatus\n"
-        "        in: [SUCCESS]\n")
-    assert spec.warnings == ["tasks[0] (t): conditions[0]: only Expression conditions apply to a "
-                             "task (as runIf); 'io.kestra.plugin.core.condition.ExecutionStatus' "
-                             "is ignored"]
+        "        in: [SUCCESS]\n"
+    )
+    assert spec.warnings == [
+        "tasks[0] (t): conditions[0]: only Expression conditions apply to a "
+        "task (as runIf); 'io.kestra.plugin.core.condition.ExecutionStatus' "
+        "is ignored"
+    ]
 
 
 def test_the_extractor_finds_flows_in_mangled_text():
-    text = ("Intro\n\nid: one\nnamespace: a.b\ntasks:\n\n- id: t1\n  type: Log\n  message: hi\n"
-            "  Key Features\n\n1. Declarative\nid: skeleton\nnamespace: x\ntasks: [...]\n"
-            "  id: two\n  namespace: c\n\ntasks:\n- id: t2\n  type: Return\nBest Practices\n")
+    text = (
+        "Intro\n\nid: one\nnamespace: a.b\ntasks:\n\n- id: t1\n  type: Log\n  message: hi\n"
+        "  Key Features\n\n1. Declarative\nid: skeleton\nnamespace: x\ntasks: [...]\n"
+        "  id: two\n  namespace: c\n\ntasks:\n- id: t2\n  type: Return\nBest Practices\n"
+    )
     blocks = extract_flows(text)
-    assert [ids_and_types(b) for b in blocks] == [{"one", "t1", "Log"}, {"two", "t2", "Return"}]
+    assert [ids_and_types(b) for b in blocks] == [
+        {"one", "t1", "Log"},
+        {"two", "t2", "Return"},
+    ]
 
 
 def _shared_seed_blocks():
     if not SHARED_SEEDS.is_dir():
         return []
-    return [(path.name, block) for path in sorted(SHARED_SEEDS.glob("*.txt"))
-            for block in extract_flows(path.read_text())]
+    return [
+        (path.name, block)
+        for path in sorted(SHARED_SEEDS.glob("*.txt"))
+        for block in extract_flows(path.read_text())
+    ]
 
 
 def test_every_flow_of_the_shared_seeds_has_a_faithful_copy_here():
@@ -140,7 +170,9 @@ def test_every_flow_of_the_shared_seeds_has_a_faithful_copy_here():
         flow_id = re.search(r"id:\s*([\w.-]+)", block).group(1)
         prefix = seed.split("_")[0]
         name = f"{prefix}_{flow_id}.yml"
-        assert name in copies, f"flow '{flow_id}' of {seed} has no copy {FIXTURES / name}"
+        assert name in copies, (
+            f"flow '{flow_id}' of {seed} has no copy {FIXTURES / name}"
+        )
         copy = yaml.safe_load(copies[name])
         assert copy["id"] == flow_id
         missing = ids_and_types(block) - ids_and_types(copies[name])

@@ -46,7 +46,11 @@ def test_it_reports_every_error_at_once_in_file_order():
         "  - id: b\n    type: Return\n    format: '{{ inputs.x | }}'\n"
         "triggers:\n  - id: t\n    type: Schedule\n    cron: '61 * * * *'\n"
     )
-    assert [e.path for e in errors] == ["tasks[0].duration", "tasks[1].format", "triggers[0].cron"]
+    assert [e.path for e in errors] == [
+        "tasks[0].duration",
+        "tasks[1].format",
+        "triggers[0].cron",
+    ]
     assert "is not a duration" in errors[0].message
     assert "invalid expression" in errors[1].message
     assert "invalid cron" in errors[2].message

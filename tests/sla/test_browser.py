@@ -13,7 +13,10 @@ from tests.executions.test_stuck_browser import browser  # noqa: F401  (the fixt
 
 
 def test_the_rule_form_says_what_is_wrong_while_typing_then_creates_the_rule(
-        live_server, browser, transactional_db):  # noqa: F811
+    live_server,
+    browser,  # noqa: F811  (the fixture imported above)
+    transactional_db,
+):
     user = get_user_model().objects.create_user("erin", password="pw-erin-123")
     Role.objects.create(user=user, role="editor", namespace="company")
     page = browser.new_page()
@@ -38,7 +41,9 @@ def test_the_rule_form_says_what_is_wrong_while_typing_then_creates_the_rule(
     page.wait_for_selector("#sla-error", state="detached")
     page.click("button.primary")
     page.wait_for_url("**/sla/")
-    assert "SLA rule 'ETL within an hour' created for company.data.*" in page.inner_text(
-        ".messages")
+    assert (
+        "SLA rule 'ETL within an hour' created for company.data.*"
+        in page.inner_text(".messages")
+    )
     rule = SlaRule.objects.get()
     assert rule.sla == timedelta(hours=1) and rule.slo == timedelta(minutes=45)

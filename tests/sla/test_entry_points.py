@@ -35,7 +35,9 @@ def test_sla_check_prints_what_it_found(overdue, capsys, smtp):
 def test_sla_check_json_for_scripts(overdue, capsys):
     assert main(["sla", "check", "--json", "--no-email"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["misses"] == 1 and data["emailsSent"] == 0 and data["expectedMisses"] == 0
+    assert (
+        data["misses"] == 1 and data["emailsSent"] == 0 and data["expectedMisses"] == 0
+    )
     [miss] = data["newMisses"]
     assert miss["executionId"] == overdue.pk and miss["level"] == "SLA"
     assert miss["threshold"] == "PT1H" and miss["executionState"] == "RUNNING"
@@ -49,8 +51,14 @@ def test_sla_check_json_for_scripts(overdue, capsys):
 
 @pytest.mark.django_db
 def test_sla_rules_lists_rules(rule, capsys):
-    rule(name="etl", namespace="company", flow_id="nightly", slo="45m", sla="1h30m",
-         recipients="b@example.com,a@example.com")
+    rule(
+        name="etl",
+        namespace="company",
+        flow_id="nightly",
+        slo="45m",
+        sla="1h30m",
+        recipients="b@example.com,a@example.com",
+    )
     assert main(["sla", "rules"]) == 0
     out = capsys.readouterr().out
     assert "company.nightly" in out and "45m 00s" in out and "1h 30m" in out
@@ -105,8 +113,9 @@ def test_a_sweep_stands_aside_while_another_runs(postgres, overdue, capsys):
     from sla.sweep import SWEEP_LOCK
     from tests.conftest import test_database_url
 
-    with psycopg.connect(test_database_url().replace("postgres://", "postgresql://", 1),
-                         autocommit=True) as other:
+    with psycopg.connect(
+        test_database_url().replace("postgres://", "postgresql://", 1), autocommit=True
+    ) as other:
         other.execute("SELECT pg_advisory_lock(%s)", [SWEEP_LOCK])
         assert main(["sla", "check", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["skipped"] is True

@@ -27,30 +27,42 @@ tasks:
 def test_a_running_execution_past_its_sla_is_reported_before_it_ends(
     transactional_db, deploy, rule, smtp
 ):
-    rule(name="on call", namespace="company", recipients="oncall@example.com",
-         on_breach=Behavior.CANCEL)
+    rule(
+        name="on call",
+        namespace="company",
+        recipients="oncall@example.com",
+        on_breach=Behavior.CANCEL,
+    )
     revision = deploy(FLOW)
     with use_in_process() as runner:
         execution = actions.create_execution(revision)
-        wait_for(lambda: execution.taskruns.filter(state=State.RUNNING).exists(),
-                 what="the task to start")
+        wait_for(
+            lambda: execution.taskruns.filter(state=State.RUNNING).exists(),
+            what="the task to start",
+        )
         time.sleep(0.6)
         result = sweep.run()
         assert result.misses == 1 and result.emails_sent == 1
 
         miss = SlaMiss.objects.get()
         assert miss.execution_state == State.RUNNING
-        assert "so far, still RUNNING" in smtp.messages[0].get_body(("plain",)).get_content()
+        assert (
+            "so far, still RUNNING"
+            in smtp.messages[0].get_body(("plain",)).get_content()
+        )
         assert miss.key == "input"  # the flow's SLA input overrides the rule's duration
 
         # The rule's action stops the 20 s sleep now, not after it.
-        wait_for(lambda: (execution.refresh_from_db(), execution.is_terminal)[1],
-                 what="the execution to be cancelled")
+        wait_for(
+            lambda: (execution.refresh_from_db(), execution.is_terminal)[1],
+            what="the execution to be cancelled",
+        )
         wait_for(runner.idle, what="the engine to settle")
     assert execution.state == State.CANCELLED
     assert execution.duration().total_seconds() < 10
-    stop = StateChange.objects.filter(execution=execution, taskrun=None,
-                                      cause=Cause.SLA).first()
+    stop = StateChange.objects.filter(
+        execution=execution, taskrun=None, cause=Cause.SLA
+    ).first()
     assert stop is not None and "SLA breached (SLA/SLO input)" in stop.reason
 
 
@@ -93,4 +105,6 @@ def test_two_sweeps_at_once_record_each_miss_once_and_send_one_email(
     assert SlaMiss.objects.count() == 40
     assert sum(r.emails_sent for r in results) == 1 and len(smtp.messages) == 1
     assert Digest.objects.count() == 1
-    assert set(SlaMiss.objects.values_list("digest", flat=True)) == {Digest.objects.get().pk}
+    assert set(SlaMiss.objects.values_list("digest", flat=True)) == {
+        Digest.objects.get().pk
+    }

@@ -17,9 +17,16 @@ from tests.sla.flows import NIGHTLY
 pytestmark = pytest.mark.django_db
 
 
-RULE = {"name": "etl", "namespace": "company.data", "slo": "45m", "sla": "1h",
-        "tz": "UTC", "on_breach": "NONE", "enabled": "on",
-        "recipients": "oncall@example.com"}
+RULE = {
+    "name": "etl",
+    "namespace": "company.data",
+    "slo": "45m",
+    "sla": "1h",
+    "tz": "UTC",
+    "on_breach": "NONE",
+    "enabled": "on",
+    "recipients": "oncall@example.com",
+}
 
 
 def user(name, role=None, namespace=""):
@@ -69,8 +76,9 @@ def test_the_form_rejects_a_bad_duration_and_stores_nothing(client, alice):
 
 def test_inline_validation_returns_the_fields_with_errors(client, alice):
     client.force_login(alice)
-    response = client.post("/sla/rules/validate/", {**RULE, "slo": "2h"},
-                           headers={"HX-Request": "true"})
+    response = client.post(
+        "/sla/rules/validate/", {**RULE, "slo": "2h"}, headers={"HX-Request": "true"}
+    )
     html = response.content.decode()
     assert response.status_code == 200
     assert html.lstrip().startswith('<div id="rule-fields">')
@@ -83,10 +91,16 @@ def test_a_viewer_cannot_create_edit_or_delete(client, bob):
     response = client.post("/sla/rules/new/", RULE)
     assert response.status_code == 400
     assert "you need the editor role on namespace &#x27;company.data&#x27;" in (
-        response.content.decode())
-    rule = SlaRule.objects.create(name="x", namespace="company.data", sla=timedelta(hours=1))
+        response.content.decode()
+    )
+    rule = SlaRule.objects.create(
+        name="x", namespace="company.data", sla=timedelta(hours=1)
+    )
     assert client.get(f"/sla/rules/{rule.pk}/edit/").status_code == 403
-    assert client.post(f"/sla/rules/{rule.pk}/delete/", {"confirm": "yes"}).status_code == 403
+    assert (
+        client.post(f"/sla/rules/{rule.pk}/delete/", {"confirm": "yes"}).status_code
+        == 403
+    )
     assert SlaRule.objects.filter(pk=rule.pk).exists()
 
 
@@ -110,10 +124,12 @@ def test_edit_and_delete_with_confirmation(client, alice):
 def test_the_page_says_which_rule_applies_to_a_flow(client, alice):
     client.force_login(alice)
     SlaRule.objects.create(name="broad", namespace="company", sla=timedelta(hours=2))
-    SlaRule.objects.create(name="narrow", namespace="company", flow_id="nightly",
-                           sla=timedelta(hours=1))
-    html = client.get("/sla/?namespace=company.data&flow=nightly",
-                      headers={"HX-Request": "true"}).content.decode()
+    SlaRule.objects.create(
+        name="narrow", namespace="company", flow_id="nightly", sla=timedelta(hours=1)
+    )
+    html = client.get(
+        "/sla/?namespace=company.data&flow=nightly", headers={"HX-Request": "true"}
+    ).content.decode()
     assert html.lstrip().startswith('<div id="applies">')
     assert "<strong>narrow</strong>" in html
     html = client.get("/sla/?namespace=company.data&flow=other").content.decode()
@@ -122,10 +138,19 @@ def test_the_page_says_which_rule_applies_to_a_flow(client, alice):
 
 @pytest.fixture
 def misses(deploy, started):
-    SlaRule.objects.create(name="etl", namespace="company", sla=timedelta(hours=1),
-                           slo=timedelta(minutes=30), recipients="oncall@example.com")
-    SlaRule.objects.create(name="other", namespace="other", sla=timedelta(hours=1),
-                           recipients="oncall@example.com")
+    SlaRule.objects.create(
+        name="etl",
+        namespace="company",
+        sla=timedelta(hours=1),
+        slo=timedelta(minutes=30),
+        recipients="oncall@example.com",
+    )
+    SlaRule.objects.create(
+        name="other",
+        namespace="other",
+        sla=timedelta(hours=1),
+        recipients="oncall@example.com",
+    )
     revision = deploy(NIGHTLY)
     other = deploy(NIGHTLY.replace("company.data", "other"))
     executions = [started(revision) for _ in range(3)] + [started(other)]
@@ -133,11 +158,15 @@ def misses(deploy, started):
     return executions
 
 
-def test_misses_are_listed_filtered_and_limited_to_visible_namespaces(client, bob, misses):
+def test_misses_are_listed_filtered_and_limited_to_visible_namespaces(
+    client, bob, misses
+):
     client.force_login(bob)
     html = client.get("/sla/misses/").content.decode()
     assert html.count('<span class="state level-SLO">') == 3  # not the one in "other"
-    html = client.get("/sla/misses/?level=SLA", headers={"HX-Request": "true"}).content.decode()
+    html = client.get(
+        "/sla/misses/?level=SLA", headers={"HX-Request": "true"}
+    ).content.decode()
     assert html.lstrip().startswith('<div id="rows">') and "No misses match." in html
     assert client.get("/sla/misses/?since=yesterday").status_code == 400
 
@@ -158,22 +187,31 @@ def test_compliance_report(client, alice, deploy, started):
     fast, slow = started(revision), started(revision)
     for execution, minutes in ((fast, 10), (slow, 90)):
         execution.started_at = timezone.now() - timedelta(minutes=minutes)
-        states.transition(execution, State.SUCCESS, cause=Cause.EXECUTOR,
-                          fields={"started_at": execution.started_at})
+        states.transition(
+            execution,
+            State.SUCCESS,
+            cause=Cause.EXECUTOR,
+            fields={"started_at": execution.started_at},
+        )
     from sla.models import Deadline
 
     # The slow one's deadline was due before it ended: recorded by the sweep.
     Deadline.objects.filter(execution=slow).update(
-        due_at=slow.started_at + timedelta(hours=1), state="open")
+        due_at=slow.started_at + timedelta(hours=1), state="open"
+    )
     sweep.run(send=False)
     html = client.get("/sla/compliance/").content.decode()
     assert "company.data" in html
-    assert "50.0% <span class=\"hint\">(1 of 2 missed)</span>" in html
+    assert '50.0% <span class="hint">(1 of 2 missed)</span>' in html
     from sla.report import compliance
 
     [row] = compliance(timezone.now())
     week = row["periods"][0]
-    assert week["days"] == 7 and week["sla"] == {"judged": 2, "missed": 1, "within": 50.0}
+    assert week["days"] == 7 and week["sla"] == {
+        "judged": 2,
+        "missed": 1,
+        "within": 50.0,
+    }
     assert abs(week["p50"].total_seconds() - 50 * 60) < 5  # between 10 and 90 minutes
     assert abs(week["p95"].total_seconds() - 86 * 60) < 5
 
@@ -181,32 +219,57 @@ def test_compliance_report(client, alice, deploy, started):
 def test_rest_rules_crud_with_clear_errors(client, alice, bob):
     token = ApiToken.issue(alice, "ci")[1]
     auth = {"Authorization": f"Bearer {token}"}
-    bad = client.post("/api/sla/rules", {"name": "x", "namespace": "company", "sla": "soon"},
-                      content_type="application/json", headers=auth)
+    bad = client.post(
+        "/api/sla/rules",
+        {"name": "x", "namespace": "company", "sla": "soon"},
+        content_type="application/json",
+        headers=auth,
+    )
     assert bad.status_code == 400
     assert bad.json()["errors"]["sla"][0].startswith("'soon' is not a duration")
-    unknown = client.post("/api/sla/rules", {"name": "x", "namespace": "company", "sla": "1h",
-                                             "breach": "x"},
-                          content_type="application/json", headers=auth)
-    assert unknown.status_code == 400 and "unknown field(s): breach" in unknown.json()["detail"]
-    created = client.post("/api/sla/rules", {
-        "name": "etl", "namespace": "company.data", "slo": "45m", "sla": "PT1H",
-        "recipients": ["oncall@example.com"], "onBreach": "CANCEL",
-        "addLabels": {"sla": "breached"},
-    }, content_type="application/json", headers=auth)
+    unknown = client.post(
+        "/api/sla/rules",
+        {"name": "x", "namespace": "company", "sla": "1h", "breach": "x"},
+        content_type="application/json",
+        headers=auth,
+    )
+    assert (
+        unknown.status_code == 400
+        and "unknown field(s): breach" in unknown.json()["detail"]
+    )
+    created = client.post(
+        "/api/sla/rules",
+        {
+            "name": "etl",
+            "namespace": "company.data",
+            "slo": "45m",
+            "sla": "PT1H",
+            "recipients": ["oncall@example.com"],
+            "onBreach": "CANCEL",
+            "addLabels": {"sla": "breached"},
+        },
+        content_type="application/json",
+        headers=auth,
+    )
     assert created.status_code == 201, created.json()
     body = created.json()
     assert body["sla"] == "PT1H" and body["slo"] == "PT45M" and body["enabled"] is True
     assert body["addLabels"] == {"sla": "breached"} and body["recipients"] == [
-        "oncall@example.com"]
+        "oncall@example.com"
+    ]
     rule_url = f"/api/sla/rules/{body['id']}"
-    patched = client.patch(rule_url, {"sla": "2h", "enabled": False},
-                           content_type="application/json", headers=auth)
+    patched = client.patch(
+        rule_url,
+        {"sla": "2h", "enabled": False},
+        content_type="application/json",
+        headers=auth,
+    )
     assert patched.status_code == 200
     assert patched.json()["sla"] == "PT2H" and patched.json()["enabled"] is False
     assert patched.json()["slo"] == "PT45M"  # untouched fields stay
-    applying = client.get("/api/sla/rules/applying?namespace=company.data&flow=x",
-                          headers=auth).json()
+    applying = client.get(
+        "/api/sla/rules/applying?namespace=company.data&flow=x", headers=auth
+    ).json()
     assert applying["rule"] is None  # disabled
 
     viewer = {"Authorization": f"Bearer {ApiToken.issue(bob, 'ro')[1]}"}
@@ -224,8 +287,9 @@ def test_rest_misses_keyset_pages(client, bob, misses):
     assert len(second["results"]) == 1 and second["next"] is None
     ids = [m["id"] for m in first["results"] + second["results"]]
     assert ids == sorted(ids, reverse=True)
-    assert set(ids) == set(SlaMiss.objects.filter(namespace="company.data").values_list(
-        "pk", flat=True))
+    assert set(ids) == set(
+        SlaMiss.objects.filter(namespace="company.data").values_list("pk", flat=True)
+    )
     assert client.get("/api/sla/misses?level=BAD").status_code == 400
     assert client.get("/api/sla/misses?limit=0").status_code == 400
 

@@ -48,8 +48,13 @@ def test_label_selectors_and_disabled_rules(rule):
 def test_deadlines_are_stored_at_creation_and_due_when_started(deploy, rule, started):
     from executions import actions
 
-    r = rule(namespace="company.data", slo="45m", sla="1h", on_breach=Behavior.CANCEL,
-             add_labels={"sla": "breached"})
+    r = rule(
+        namespace="company.data",
+        slo="45m",
+        sla="1h",
+        on_breach=Behavior.CANCEL,
+        add_labels={"sla": "breached"},
+    )
     revision = deploy(FLOW)
     created = actions.create_execution(revision, start=False)
     rows = {d.level: d for d in Deadline.objects.filter(execution=created)}
@@ -64,7 +69,9 @@ def test_deadlines_are_stored_at_creation_and_due_when_started(deploy, rule, sta
     assert rows[Level.SLO].behavior == Behavior.NONE  # warnings never act
 
 
-SEED_FLOW = (Path(__file__).resolve().parents[2] / "examples/flows/sla_flow.yml").read_text() + (
+SEED_FLOW = (
+    Path(__file__).resolve().parents[2] / "examples/flows/sla_flow.yml"
+).read_text() + (
     "sla:\n  - id: too-long\n    type: MAX_DURATION\n    duration: PT2H\n    behavior: FAIL\n"
     "    labels:\n      sla: missed\n"
 )
@@ -91,14 +98,19 @@ def test_an_execution_that_ends_in_time_closes_its_deadlines(deploy, rule, start
     rule(namespace="company", sla="1h")
     execution = started(deploy(FLOW))
     states.transition(execution, State.SUCCESS, cause=Cause.EXECUTOR)
-    assert list(Deadline.objects.filter(execution=execution).values_list("state", flat=True)) == [
-        DeadlineState.MET
-    ]
+    assert list(
+        Deadline.objects.filter(execution=execution).values_list("state", flat=True)
+    ) == [DeadlineState.MET]
 
 
 @pytest.mark.django_db
 def test_a_rule_that_only_expects_runs_does_not_hide_the_namespace_thresholds(rule):
     durations = rule(name="etl", namespace="company", sla="1h")
-    rule(name="daily", namespace="company.data.etl", flow_id="nightly", expected_runs=1,
-         expected_cron="0 10 * * *")
+    rule(
+        name="daily",
+        namespace="company.data.etl",
+        flow_id="nightly",
+        expected_runs=1,
+        expected_cron="0 10 * * *",
+    )
     assert applying_rule("company.data.etl", "nightly") == durations

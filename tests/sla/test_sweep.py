@@ -30,8 +30,12 @@ def later(**delta) -> datetime:
 def test_fifty_breaches_give_one_email_listing_all_and_a_second_sweep_sends_nothing(
     deploy, rule, started, smtp
 ):
-    rule(name="etl within an hour", namespace="company", sla="1h",
-         recipients="oncall@example.com, Data@example.com")
+    rule(
+        name="etl within an hour",
+        namespace="company",
+        sla="1h",
+        recipients="oncall@example.com, Data@example.com",
+    )
     revision = deploy(NIGHTLY)
     executions = [started(revision) for _ in range(50)]
 
@@ -58,7 +62,9 @@ def test_fifty_breaches_give_one_email_listing_all_and_a_second_sweep_sends_noth
 
 
 @pytest.mark.django_db
-def test_an_smtp_outage_loses_nothing_and_duplicates_nothing(deploy, rule, started, smtp):
+def test_an_smtp_outage_loses_nothing_and_duplicates_nothing(
+    deploy, rule, started, smtp
+):
     rule(namespace="company", sla="10m", recipients="oncall@example.com")
     revision = deploy(NIGHTLY)
     for _ in range(3):
@@ -68,7 +74,10 @@ def test_an_smtp_outage_loses_nothing_and_duplicates_nothing(deploy, rule, start
     down = sweep.run(now=later(minutes=11))
     assert down.misses == 3 and down.emails_sent == 0 and down.emails_failed == 1
     digest = Digest.objects.get()
-    assert digest.state == DigestState.PENDING and "Connection refused" in digest.last_error
+    assert (
+        digest.state == DigestState.PENDING
+        and "Connection refused" in digest.last_error
+    )
 
     # Still down at the next sweep: retried, still nothing lost.
     assert sweep.run(now=later(minutes=12)).emails_failed == 1
@@ -110,7 +119,10 @@ def test_a_digest_left_sending_by_a_crash_is_resent_with_the_same_message_id(
     # A sweep claimed it and died before marking it sent.
     claimed = timezone.now() - timedelta(seconds=30)
     Digest.objects.update(state=DigestState.SENDING, claimed_at=claimed)
-    assert digest_module.send_pending() == (0, 0)  # it may still be talking to the server
+    assert digest_module.send_pending() == (
+        0,
+        0,
+    )  # it may still be talking to the server
     lease = timedelta(seconds=settings.ORCHESTRA_SLA_SENDING_LEASE_SECONDS + 1)
     Digest.objects.update(claimed_at=timezone.now() - lease)
     assert digest_module.send_pending() == (1, 0)
@@ -136,16 +148,27 @@ def test_a_rule_that_keeps_missing_is_damped_into_one_reminder(
 
     reminder = sweep.run(now=t0 + timedelta(minutes=31))
     assert reminder.emails_sent == 1
-    assert smtp.messages[1]["Subject"] == "[Orchestra] 3 SLA breaches in company.data (reminder)"
-    assert "Reminder: fast kept missing" in smtp.messages[1].get_body(("plain",)).get_content()
+    assert (
+        smtp.messages[1]["Subject"]
+        == "[Orchestra] 3 SLA breaches in company.data (reminder)"
+    )
+    assert (
+        "Reminder: fast kept missing"
+        in smtp.messages[1].get_body(("plain",)).get_content()
+    )
 
 
 @pytest.mark.django_db
 def test_slo_and_sla_are_separate_misses_and_warnings_take_no_action(
     deploy, rule, started, smtp
 ):
-    rule(namespace="company", slo="45m", sla="1h", on_breach=Behavior.CANCEL,
-         recipients="oncall@example.com")
+    rule(
+        namespace="company",
+        slo="45m",
+        sla="1h",
+        on_breach=Behavior.CANCEL,
+        recipients="oncall@example.com",
+    )
     execution = started(deploy(NIGHTLY))
 
     assert sweep.run(now=later(minutes=50)).misses == 1
@@ -162,9 +185,16 @@ def test_slo_and_sla_are_separate_misses_and_warnings_take_no_action(
 
 
 @pytest.mark.django_db
-def test_cancel_and_fail_go_through_actions_with_the_rule_as_cause(deploy, rule, started):
-    r = rule(name="strict", namespace="company", sla="1h", on_breach=Behavior.FAIL,
-             add_labels={"sla": "breached"})
+def test_cancel_and_fail_go_through_actions_with_the_rule_as_cause(
+    deploy, rule, started
+):
+    r = rule(
+        name="strict",
+        namespace="company",
+        sla="1h",
+        on_breach=Behavior.FAIL,
+        add_labels={"sla": "breached"},
+    )
     execution = started(deploy(NIGHTLY))
     sweep.run(now=later(hours=2))
     execution.refresh_from_db()
@@ -190,7 +220,9 @@ def test_a_late_execution_that_already_ended_is_still_a_miss(deploy, rule, start
     )
     execution.refresh_from_db()
     states.transition(execution, State.SUCCESS, cause=Cause.EXECUTOR)
-    assert Deadline.objects.get().state == DeadlineState.OPEN  # late: left for the sweep
+    assert (
+        Deadline.objects.get().state == DeadlineState.OPEN
+    )  # late: left for the sweep
 
     sweep.run()
     miss = SlaMiss.objects.get()
@@ -216,8 +248,15 @@ def test_a_missed_daily_run_is_reported(deploy, rule, smtp):
     from executions import actions
 
     created = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-    r = rule(name="daily load", namespace="company", flow_id="nightly", expected_runs=1,
-             expected_cron="0 10 * * *", recipients="oncall@example.com", created_at=created)
+    r = rule(
+        name="daily load",
+        namespace="company",
+        flow_id="nightly",
+        expected_runs=1,
+        expected_cron="0 10 * * *",
+        recipients="oncall@example.com",
+        created_at=created,
+    )
     revision = deploy(NIGHTLY)
     # 2 March: one successful run. 3 March: none. 4 March: one that failed.
     ok = actions.create_execution(revision, start=False)
@@ -234,7 +273,9 @@ def test_a_missed_daily_run_is_reported(deploy, rule, smtp):
     assert result.expected_misses == 2
     misses = list(SlaMiss.objects.order_by("window_end"))
     assert [m.window_end.day for m in misses] == [3, 4]
-    assert all(m.execution_id is None and m.actual == 0 and m.expected == 1 for m in misses)
+    assert all(
+        m.execution_id is None and m.actual == 0 and m.expected == 1 for m in misses
+    )
     text = smtp.messages[0].get_body(("plain",)).get_content()
     assert "expected:  at least 1 successful run(s), got 0" in text
     # Checked windows are not checked again.

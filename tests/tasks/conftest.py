@@ -18,8 +18,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
 
-    def _send(self, code: int, body: bytes, content_type: str = "text/plain",
-              headers: dict | None = None) -> None:
+    def _send(
+        self,
+        code: int,
+        body: bytes,
+        content_type: str = "text/plain",
+        headers: dict | None = None,
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -34,20 +39,37 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self) -> None:
         body = self._body()
-        self.server.requests.append({"method": self.command, "path": self.path,
-                                     "headers": dict(self.headers), "body": body})
+        self.server.requests.append(
+            {
+                "method": self.command,
+                "path": self.path,
+                "headers": dict(self.headers),
+                "body": body,
+            }
+        )
         path = self.path.split("?")[0]
         if path == "/sales.csv":
             self._send(200, SALES_CSV.encode(), "text/csv")
         elif path == "/report":
-            self._send(200, b"%PDF-fake", "application/pdf",
-                       {"Content-Disposition": 'attachment; filename="report-2026.pdf"'})
+            self._send(
+                200,
+                b"%PDF-fake",
+                "application/pdf",
+                {"Content-Disposition": 'attachment; filename="report-2026.pdf"'},
+            )
         elif path == "/echo":
-            answer = {"method": self.command, "body": body.decode(errors="replace"),
-                      "content_type": self.headers.get("Content-Type", ""),
-                      "token": self.headers.get("X-Token", "")}
-            self._send(200, json.dumps(answer).encode(), "application/json",
-                       {"X-Served-By": "fixture"})
+            answer = {
+                "method": self.command,
+                "body": body.decode(errors="replace"),
+                "content_type": self.headers.get("Content-Type", ""),
+                "token": self.headers.get("X-Token", ""),
+            }
+            self._send(
+                200,
+                json.dumps(answer).encode(),
+                "application/json",
+                {"X-Served-By": "fixture"},
+            )
         elif path.startswith("/status/"):
             self._send(int(path.rsplit("/", 1)[1]), b"something went wrong upstream")
         elif path == "/slow":
@@ -93,7 +115,9 @@ def smtp_server():
 
     import socket
 
-    with socket.socket() as probe:  # aiosmtpd checks its own port, so it needs a real one
+    with (
+        socket.socket() as probe
+    ):  # aiosmtpd checks its own port, so it needs a real one
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     handler = Keep()
@@ -133,15 +157,26 @@ def pg_scratch():
     # The server's maintenance database always exists (DATABASE_URL's own
     # database may not: pytest-django works in test_<name>).
     dbname = "postgres"
-    conn = psycopg.connect(host=host, port=port, dbname=dbname, user=parsed.username or "postgres",
-                           password=parsed.password or None, autocommit=True)
+    conn = psycopg.connect(
+        host=host,
+        port=port,
+        dbname=dbname,
+        user=parsed.username or "postgres",
+        password=parsed.password or None,
+        autocommit=True,
+    )
     schema = f"orchestra_t_{uuid.uuid4().hex[:10]}"
     conn.execute(f"CREATE SCHEMA {schema}")
     auth = parsed.username or "postgres"
     jdbc = f"jdbc:postgresql://{host}:{port}/{dbname}"
     try:
-        yield {"url": jdbc, "username": auth, "password": parsed.password or "",
-               "schema": schema, "conn": conn}
+        yield {
+            "url": jdbc,
+            "username": auth,
+            "password": parsed.password or "",
+            "schema": schema,
+            "conn": conn,
+        }
     finally:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
         conn.close()

@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 
-def flow(tasks: str, extra: str = "", flow_id: str = "t", namespace: str = "tests.tasks") -> str:
+def flow(
+    tasks: str, extra: str = "", flow_id: str = "t", namespace: str = "tests.tasks"
+) -> str:
     return f"id: {flow_id}\nnamespace: {namespace}\n{extra}tasks:\n{tasks}"
 
 

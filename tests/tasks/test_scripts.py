@@ -14,7 +14,7 @@ from flows.spec import parse_flow
 from tests.conftest import wait_for
 from tests.tasks.helpers import flow, indent, wait_gone
 
-PY_SCRIPT = '''
+PY_SCRIPT = """
 import json, os, sys
 print("reading", open("data/in.txt").read().strip())
 print("env", os.environ["GREETING"], os.environ.get("DATABASE_URL", "hidden"))
@@ -24,25 +24,31 @@ os.makedirs("out")
 with open("out/result.csv", "w") as handle:
     handle.write("a,b\\n1,2\\n")
 print('::' + json.dumps({"outputs": {"total": 42, "name": "{{ inputs.who }}"}}) + '::')
-'''
+"""
 
 
 def test_a_python_script_gets_files_env_and_returns_vars_and_output_files(
-        deploy, run_inprocess):
-    rev = deploy(flow(
-        "  - id: py\n    type: io.kestra.plugin.scripts.python.Script\n"
-        "    beforeCommands:\n      - echo ready > before.txt\n"
-        "    env:\n      GREETING: hello\n"
-        "    inputFiles:\n      data/in.txt: 'content for {{ inputs.who }}'\n"
-        "    outputFiles:\n      - 'out/*.csv'\n"
-        "    warningOnStdErr: false\n"
-        "    script: |\n" + indent(PY_SCRIPT.strip(), 6)
-        + "  - id: show\n    type: Log\n"
-        "    message: \"{{ outputs.py.vars.total }} {{ read(outputs.py.outputFiles['out/result.csv']) | trim }}\"\n",
-        "inputs:\n  - id: who\n    type: STRING\n    defaults: Ada\n",
-    ))
+    deploy, run_inprocess
+):
+    rev = deploy(
+        flow(
+            "  - id: py\n    type: io.kestra.plugin.scripts.python.Script\n"
+            "    beforeCommands:\n      - echo ready > before.txt\n"
+            "    env:\n      GREETING: hello\n"
+            "    inputFiles:\n      data/in.txt: 'content for {{ inputs.who }}'\n"
+            "    outputFiles:\n      - 'out/*.csv'\n"
+            "    warningOnStdErr: false\n"
+            "    script: |\n"
+            + indent(PY_SCRIPT.strip(), 6)
+            + "  - id: show\n    type: Log\n"
+            "    message: \"{{ outputs.py.vars.total }} {{ read(outputs.py.outputFiles['out/result.csv']) | trim }}\"\n",
+            "inputs:\n  - id: who\n    type: STRING\n    defaults: Ada\n",
+        )
+    )
     execution = run_inprocess(rev)
-    assert execution.state == State.SUCCESS, execution.taskruns.values_list("error", flat=True)
+    assert execution.state == State.SUCCESS, execution.taskruns.values_list(
+        "error", flat=True
+    )
     py = execution.taskruns.get(task_id="py")
     assert py.outputs["exitCode"] == 0
     assert py.outputs["vars"] == {"total": 42, "name": "Ada"}
@@ -59,37 +65,56 @@ def test_a_python_script_gets_files_env_and_returns_vars_and_output_files(
     assert execution.logs.filter(task_id="show", message="42 a,b\n1,2").exists()
 
 
-def test_lines_reach_the_logs_while_the_process_still_runs(deploy, transactional_db, tmp_path):
+def test_lines_reach_the_logs_while_the_process_still_runs(
+    deploy, transactional_db, tmp_path
+):
     marker = tmp_path / "go"
-    rev = deploy(flow(
-        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
-        "    commands:\n"
-        "      - echo first\n"
-        f"      - 'while [ ! -e {marker} ]; do sleep 0.05; done'\n"
-        "      - echo second\n"
-    ))
+    rev = deploy(
+        flow(
+            "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+            "    commands:\n"
+            "      - echo first\n"
+            f"      - 'while [ ! -e {marker} ]; do sleep 0.05; done'\n"
+            "      - echo second\n"
+        )
+    )
     with use_in_process():
         execution = actions.create_execution(rev)
-        wait_for(lambda: LogEntry.objects.filter(execution=execution, message="first").exists(),
-                 15, what="the first line in the logs")
+        wait_for(
+            lambda: LogEntry.objects.filter(
+                execution=execution, message="first"
+            ).exists(),
+            15,
+            what="the first line in the logs",
+        )
         # The process is still waiting for the marker: 'second' was not printed yet.
-        assert not LogEntry.objects.filter(execution=execution, message="second").exists()
+        assert not LogEntry.objects.filter(
+            execution=execution, message="second"
+        ).exists()
         assert Execution.objects.get(pk=execution.pk).state == State.RUNNING
         marker.touch()
-        wait_for(lambda: Execution.objects.get(pk=execution.pk).is_terminal, 15,
-                 what="execution to end")
+        wait_for(
+            lambda: Execution.objects.get(pk=execution.pk).is_terminal,
+            15,
+            what="execution to end",
+        )
     execution.refresh_from_db()
     assert execution.state == State.SUCCESS
-    assert list(execution.logs.values_list("message", flat=True))[:2] == ["first", "second"]
+    assert list(execution.logs.values_list("message", flat=True))[:2] == [
+        "first",
+        "second",
+    ]
 
 
 def test_a_non_zero_exit_fails_with_the_end_of_stderr(deploy, run_inprocess):
-    rev = deploy(flow(
-        "  - id: py\n    type: io.kestra.plugin.scripts.python.Commands\n"
-        "    commands:\n"
-        "      - python -c \"import sys; print('bad row 7', file=sys.stderr); sys.exit(3)\"\n"
-        "  - id: never\n    type: Log\n    message: unreachable\n"
-    ))
+    rev = deploy(
+        flow(
+            "  - id: py\n    type: io.kestra.plugin.scripts.python.Commands\n"
+            "    commands:\n"
+            "      - python -c \"import sys; print('bad row 7', file=sys.stderr); sys.exit(3)\"\n"
+            "  - id: never\n    type: Log\n    message: unreachable\n"
+        )
+    )
     execution = run_inprocess(rev)
     assert execution.state == State.FAILED
     tr = execution.taskruns.get(task_id="py")
@@ -99,11 +124,13 @@ def test_a_non_zero_exit_fails_with_the_end_of_stderr(deploy, run_inprocess):
 
 
 def test_before_commands_failing_stop_the_script(deploy, run_inprocess):
-    rev = deploy(flow(
-        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Script\n"
-        "    beforeCommands: ['false']\n"
-        "    script: echo should-not-run\n"
-    ))
+    rev = deploy(
+        flow(
+            "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Script\n"
+            "    beforeCommands: ['false']\n"
+            "    script: echo should-not-run\n"
+        )
+    )
     execution = run_inprocess(rev)
     assert execution.state == State.FAILED
     assert not execution.logs.filter(message="should-not-run").exists()
@@ -111,8 +138,9 @@ def test_before_commands_failing_stop_the_script(deploy, run_inprocess):
 
 def _grandchild_flow(pidfile, extra: str = "") -> str:
     return flow(
-        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n" + extra +
-        "    commands:\n"
+        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        + extra
+        + "    commands:\n"
         f"      - sh -c 'sleep 300' & echo $! > {pidfile}\n"
         "      - echo started\n"
         "      - sleep 300\n"
@@ -135,12 +163,22 @@ def test_a_kill_ends_the_whole_process_group(deploy, transactional_db, tmp_path)
     rev = deploy(_grandchild_flow(pidfile))
     with use_in_process() as runner:
         execution = actions.create_execution(rev)
-        wait_for(lambda: LogEntry.objects.filter(execution=execution, message="started").exists(),
-                 15, what="the script to start")
+        wait_for(
+            lambda: LogEntry.objects.filter(
+                execution=execution, message="started"
+            ).exists(),
+            15,
+            what="the script to start",
+        )
         pid = int(pidfile.read_text())
         actions.kill(execution.pk, cause=Cause.USER, actor="alice", reason="test")
-        wait_for(lambda: Execution.objects.get(pk=execution.pk).is_terminal and runner.idle(),
-                 15, what="execution to be killed")
+        wait_for(
+            lambda: (
+                Execution.objects.get(pk=execution.pk).is_terminal and runner.idle()
+            ),
+            15,
+            what="execution to be killed",
+        )
     execution.refresh_from_db()
     assert execution.state == State.KILLED
     assert wait_gone(pid), f"background process {pid} survived the kill"
@@ -150,7 +188,9 @@ def test_a_kill_ends_the_whole_process_group(deploy, transactional_db, tmp_path)
         pass
 
 
-def test_container_options_are_accepted_with_a_warning_never_silently(deploy, run_inprocess):
+def test_container_options_are_accepted_with_a_warning_never_silently(
+    deploy, run_inprocess
+):
     source = flow(
         "  - id: py\n    type: io.kestra.plugin.scripts.python.Script\n"
         "    containerImage: python:3.11-slim\n"
@@ -163,44 +203,68 @@ def test_container_options_are_accepted_with_a_warning_never_silently(deploy, ru
     execution = run_inprocess(deploy(source))
     # The run itself is fine: the warning is reported, the state stays SUCCESS.
     assert execution.state == State.SUCCESS
-    warnings = list(execution.logs.filter(level="WARN").values_list("message", flat=True))
+    warnings = list(
+        execution.logs.filter(level="WARN").values_list("message", flat=True)
+    )
     assert any("containers are not used here" in w for w in warnings)
     assert execution.logs.filter(message="hi").exists()
 
 
 def test_input_files_from_another_execution_are_refused(deploy, run_inprocess):
-    first = run_inprocess(deploy(flow(
-        "  - id: py\n    type: io.kestra.plugin.scripts.shell.Commands\n"
-        "    outputFiles: [secret.txt]\n    commands: ['echo s3cret > secret.txt']\n",
-        flow_id="owner")))
+    first = run_inprocess(
+        deploy(
+            flow(
+                "  - id: py\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+                "    outputFiles: [secret.txt]\n    commands: ['echo s3cret > secret.txt']\n",
+                flow_id="owner",
+            )
+        )
+    )
     uri = first.taskruns.get(task_id="py").outputs["outputFiles"]["secret.txt"]
-    rev = deploy(flow(
-        "  - id: py\n    type: io.kestra.plugin.scripts.shell.Commands\n"
-        f"    inputFiles:\n      stolen.txt: '{uri}'\n    commands: ['cat stolen.txt']\n",
-        flow_id="thief"))
+    rev = deploy(
+        flow(
+            "  - id: py\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+            f"    inputFiles:\n      stolen.txt: '{uri}'\n    commands: ['cat stolen.txt']\n",
+            flow_id="thief",
+        )
+    )
     execution = run_inprocess(rev)
     assert execution.state == State.FAILED
     assert "does not belong to execution" in execution.taskruns.get(task_id="py").error
     assert not execution.logs.filter(message="s3cret").exists()
 
 
-def test_a_kill_reaches_a_script_on_a_real_worker_process(deploy, celery_worker, tmp_path):
+def test_a_kill_reaches_a_script_on_a_real_worker_process(
+    deploy, celery_worker, tmp_path
+):
     pidfile = tmp_path / "pid"
     rev = deploy(_grandchild_flow(pidfile))
     execution = actions.create_execution(rev)
-    wait_for(lambda: LogEntry.objects.filter(execution=execution, message="started").exists(),
-             30, what="the script to start on the worker")
+    wait_for(
+        lambda: LogEntry.objects.filter(
+            execution=execution, message="started"
+        ).exists(),
+        30,
+        what="the script to start on the worker",
+    )
     pid = int(pidfile.read_text())
     actions.kill(execution.pk, cause=Cause.USER, actor="alice", reason="test")
-    wait_for(lambda: Execution.objects.get(pk=execution.pk).is_terminal, 30,
-             what="execution to be killed")
+    wait_for(
+        lambda: Execution.objects.get(pk=execution.pk).is_terminal,
+        30,
+        what="execution to be killed",
+    )
     assert Execution.objects.get(pk=execution.pk).state == State.KILLED
     assert wait_gone(pid), f"background process {pid} survived the kill"
 
 
-def test_stderr_is_logged_and_turns_the_run_warning_only_on_request(deploy, run_inprocess):
-    task = ("  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
-            "{extra}    commands: ['echo careful >&2']\n")
+def test_stderr_is_logged_and_turns_the_run_warning_only_on_request(
+    deploy, run_inprocess
+):
+    task = (
+        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "{extra}    commands: ['echo careful >&2']\n"
+    )
     quiet = run_inprocess(deploy(flow(task.format(extra=""))))
     assert quiet.state == State.SUCCESS
     assert quiet.logs.filter(level="WARN", message="careful").exists()
@@ -209,15 +273,31 @@ def test_stderr_is_logged_and_turns_the_run_warning_only_on_request(deploy, run_
 
 
 def test_files_outside_the_working_folder_are_refused(deploy, run_inprocess):
-    inside = run_inprocess(deploy(flow(
-        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
-        "    inputFiles:\n      ../escape.txt: nope\n    commands: ['true']\n")))
+    inside = run_inprocess(
+        deploy(
+            flow(
+                "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+                "    inputFiles:\n      ../escape.txt: nope\n    commands: ['true']\n"
+            )
+        )
+    )
     assert inside.state == State.FAILED
-    assert "'../escape.txt' must be a relative path" in inside.taskruns.get(task_id="sh").error
-    out = run_inprocess(deploy(flow(
-        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
-        "    outputFiles: ['/etc/*']\n    commands: ['true']\n")))
-    assert "outputFiles: '/etc/*' must be a relative path" in out.taskruns.get(task_id="sh").error
+    assert (
+        "'../escape.txt' must be a relative path"
+        in inside.taskruns.get(task_id="sh").error
+    )
+    out = run_inprocess(
+        deploy(
+            flow(
+                "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+                "    outputFiles: ['/etc/*']\n    commands: ['true']\n"
+            )
+        )
+    )
+    assert (
+        "outputFiles: '/etc/*' must be a relative path"
+        in out.taskruns.get(task_id="sh").error
+    )
 
 
 def test_a_script_does_not_outlive_a_worker_that_dies(deploy, start_worker, tmp_path):
@@ -225,19 +305,31 @@ def test_a_script_does_not_outlive_a_worker_that_dies(deploy, start_worker, tmp_
     worker = start_worker("w1")
     rev = deploy(_grandchild_flow(pidfile))
     execution = actions.create_execution(rev)
-    wait_for(lambda: LogEntry.objects.filter(execution=execution, message="started").exists(),
-             30, what="the script to start on the worker")
+    wait_for(
+        lambda: LogEntry.objects.filter(
+            execution=execution, message="started"
+        ).exists(),
+        30,
+        what="the script to start on the worker",
+    )
     pid = int(pidfile.read_text())
     worker.sigkill()  # the worker's own process group; the script runs in another one
     assert wait_gone(pid), f"background process {pid} outlived its dead worker"
 
 
 def test_commands_may_name_the_working_folder(deploy, run_inprocess):
-    execution = run_inprocess(deploy(flow(
-        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
-        "    outputFiles: [where.txt]\n"
-        "    commands: ['pwd > {{ workingDir }}/where.txt', 'echo \"$WORKING_DIR\"']\n")))
-    assert execution.state == State.SUCCESS, execution.taskruns.values_list("error", flat=True)
+    execution = run_inprocess(
+        deploy(
+            flow(
+                "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+                "    outputFiles: [where.txt]\n"
+                "    commands: ['pwd > {{ workingDir }}/where.txt', 'echo \"$WORKING_DIR\"']\n"
+            )
+        )
+    )
+    assert execution.state == State.SUCCESS, execution.taskruns.values_list(
+        "error", flat=True
+    )
     tr = execution.taskruns.get(task_id="sh")
     folder = read_uri(tr.outputs["outputFiles"]["where.txt"]).decode().strip()
     assert folder.endswith(f"/{execution.pk}-{tr.pk}")
@@ -246,9 +338,16 @@ def test_commands_may_name_the_working_folder(deploy, run_inprocess):
 
 
 def test_an_interpreter_can_be_chosen(deploy, run_inprocess):
-    execution = run_inprocess(deploy(flow(
-        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Script\n"
-        "    interpreter: [/bin/bash, -c]\n"
-        "    script: |\n      words=(one two)\n      echo \"${#words[@]} ${words[1]}\"\n")))
-    assert execution.state == State.SUCCESS, execution.taskruns.values_list("error", flat=True)
+    execution = run_inprocess(
+        deploy(
+            flow(
+                "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Script\n"
+                "    interpreter: [/bin/bash, -c]\n"
+                '    script: |\n      words=(one two)\n      echo "${#words[@]} ${words[1]}"\n'
+            )
+        )
+    )
+    assert execution.state == State.SUCCESS, execution.taskruns.values_list(
+        "error", flat=True
+    )
     assert execution.logs.filter(message="2 two").exists()

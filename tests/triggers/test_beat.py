@@ -33,13 +33,31 @@ triggers:
 
 
 def start_beat(name: str) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": conftest.test_database_url(), "PYTHONPATH": str(ROOT),
-           "ORCHESTRA_SCHEDULE_SECONDS": "0.5"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": conftest.test_database_url(),
+        "PYTHONPATH": str(ROOT),
+        "ORCHESTRA_SCHEDULE_SECONDS": "0.5",
+    }
     log = open(Path(settings.ORCHESTRA_HOME) / f"beat-{name}.log", "w")
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "orchestra", "beat", "--loglevel", "INFO",
-         "--schedule", str(Path(settings.ORCHESTRA_HOME) / f"beat-{name}.db")],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "orchestra",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(Path(settings.ORCHESTRA_HOME) / f"beat-{name}.db"),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -50,8 +68,11 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def fired() -> list:
-    return sorted(TriggerEvent.objects.filter(flow_id="ticking").values_list(
-        "scheduled_at", flat=True))
+    return sorted(
+        TriggerEvent.objects.filter(flow_id="ticking").values_list(
+            "scheduled_at", flat=True
+        )
+    )
 
 
 def test_beat_fires_a_schedule_and_a_restart_leaves_no_gap_or_duplicate(start_worker):
@@ -74,7 +95,14 @@ def test_beat_fires_a_schedule_and_a_restart_leaves_no_gap_or_duplicate(start_wo
     assert len(dates) == len(set(dates))
     steps = {b - a for a, b in zip(dates, dates[1:], strict=False)}
     assert steps == {timedelta(seconds=2)}, dates  # every date, each once
-    wait_for(lambda: not Execution.objects.filter(flow_id="ticking").exclude(
-        state="SUCCESS").exists(), 30, what="the scheduled runs to succeed")
+    wait_for(
+        lambda: (
+            not Execution.objects.filter(flow_id="ticking")
+            .exclude(state="SUCCESS")
+            .exists()
+        ),
+        30,
+        what="the scheduled runs to succeed",
+    )
     run = Execution.objects.filter(flow_id="ticking").order_by("id").first()
     assert run.taskruns.get().outputs["value"] == run.trigger["variables"]["date"]

@@ -27,8 +27,9 @@ tasks:
 
 
 def deploy(limit: int = 1, behavior: str = "QUEUE", duration: str = "PT30S"):
-    _, revision, _ = save_flow(FLOW.format(limit=limit, behavior=behavior, duration=duration),
-                               actor="test")
+    _, revision, _ = save_flow(
+        FLOW.format(limit=limit, behavior=behavior, duration=duration), actor="test"
+    )
     return revision
 
 
@@ -41,15 +42,20 @@ def test_over_the_limit_executions_queue_and_start_in_creation_order(db):
     a, b, c, d = (actions.create_execution(rev) for _ in range(4))
     assert states(a, b, c, d) == ["CREATED", "CREATED", "QUEUED", "QUEUED"]
     change = StateChange.objects.get(execution=c, to_state="QUEUED")
-    assert change.reason == "flow concurrency limit 2 reached (2 running); behavior QUEUE"
+    assert (
+        change.reason == "flow concurrency limit 2 reached (2 running); behavior QUEUE"
+    )
     assert change.details == {"limit": 2, "running": 2, "behavior": "QUEUE"}
     # A kill frees its slot in the same transaction: the oldest queued one starts.
     actions.kill(a.pk, cause=Cause.USER, actor="alice")
     assert states(a, b, c, d) == ["KILLED", "CREATED", "CREATED", "QUEUED"]
     assert StateChange.objects.get(execution=c, from_state="QUEUED").reason == (
-        "a concurrency slot was freed")
+        "a concurrency slot was freed"
+    )
     # Cancelling (e.g. stuck cleanup) frees it too.
-    actions.stop_execution(b.pk, final=State.CANCELLED, cause=Cause.SWEEP, reason="cleanup")
+    actions.stop_execution(
+        b.pk, final=State.CANCELLED, cause=Cause.SWEEP, reason="cleanup"
+    )
     assert states(c, d) == ["CREATED", "CREATED"]
 
 
@@ -60,7 +66,9 @@ def test_killing_a_queued_execution_gives_nobody_its_slot(db):
     assert states(a, b, c) == ["CREATED", "KILLED", "QUEUED"]
 
 
-@pytest.mark.parametrize(("behavior", "state"), [("CANCEL", "CANCELLED"), ("FAIL", "FAILED")])
+@pytest.mark.parametrize(
+    ("behavior", "state"), [("CANCEL", "CANCELLED"), ("FAIL", "FAILED")]
+)
 def test_cancel_and_fail_behaviors_end_the_new_execution_at_once(db, behavior, state):
     rev = deploy(limit=1, behavior=behavior)
     a, b = actions.create_execution(rev), actions.create_execution(rev)
@@ -82,7 +90,9 @@ def test_raising_the_limit_lets_the_sweep_start_queued_ones(db):
     assert states(a, b, c) == ["CREATED", "CREATED", "CREATED"]
 
 
-def test_two_processes_creating_at_once_never_exceed_the_limit(postgres, transactional_db):
+def test_two_processes_creating_at_once_never_exceed_the_limit(
+    postgres, transactional_db
+):
     rev = deploy(limit=3)
     barrier = threading.Barrier(8)
     created = []
@@ -103,15 +113,21 @@ def test_two_processes_creating_at_once_never_exceed_the_limit(postgres, transac
     assert sorted(rows.values()).count("QUEUED") == 5
 
 
-def test_real_workers_keep_the_limit_and_drain_the_queue_in_order(postgres, start_worker):
+def test_real_workers_keep_the_limit_and_drain_the_queue_in_order(
+    postgres, start_worker
+):
     rev = deploy(limit=2, duration="PT0.5S")
     start_worker("w1", concurrency=2)
     start_worker("w2", concurrency=2)
     executions = [actions.create_execution(rev) for _ in range(6)]
-    wait_for(lambda: all(s == "SUCCESS" for s in states(*executions)), 60,
-             what="all six executions to succeed")
-    rows = sorted(Execution.objects.filter(pk__in=[e.pk for e in executions]),
-                  key=lambda e: e.pk)
+    wait_for(
+        lambda: all(s == "SUCCESS" for s in states(*executions)),
+        60,
+        what="all six executions to succeed",
+    )
+    rows = sorted(
+        Execution.objects.filter(pk__in=[e.pk for e in executions]), key=lambda e: e.pk
+    )
     # Never more than two running at once...
     for row in rows:
         overlapping = [o for o in rows if o.started_at <= row.started_at < o.ended_at]
@@ -119,8 +135,10 @@ def test_real_workers_keep_the_limit_and_drain_the_queue_in_order(postgres, star
     # ...and the queued ones started in the order they were created.
     starts = [r.started_at for r in rows[2:]]
     assert starts == sorted(starts)
-    assert all(StateChange.objects.filter(execution=r, to_state="QUEUED").exists()
-               for r in rows[2:])
+    assert all(
+        StateChange.objects.filter(execution=r, to_state="QUEUED").exists()
+        for r in rows[2:]
+    )
 
 
 def test_kill_on_a_real_worker_frees_the_slot_at_once(postgres, start_worker):

@@ -58,10 +58,17 @@ ON_SUCCESS = """    conditions:
 def run_until_idle(revision, **kwargs) -> Execution:
     with use_in_process() as runner:
         execution = actions.create_execution(revision, **kwargs)
-        wait_for(lambda: Execution.objects.get(pk=execution.pk).is_terminal and runner.idle()
-                 and not Execution.objects.exclude(state__in=["SUCCESS", "WARNING", "FAILED",
-                                                              "KILLED", "CANCELLED"]).exists(),
-                 30, what="every execution to end")
+        wait_for(
+            lambda: (
+                Execution.objects.get(pk=execution.pk).is_terminal
+                and runner.idle()
+                and not Execution.objects.exclude(
+                    state__in=["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED"]
+                ).exists()
+            ),
+            30,
+            what="every execution to end",
+        )
     return Execution.objects.get(pk=execution.pk)
 
 
@@ -76,14 +83,20 @@ def test_a_successful_upstream_starts_the_downstream_with_its_outputs(transactio
     assert source.state == State.SUCCESS
     [started] = downstream()
     assert started.state == State.SUCCESS
-    assert started.taskruns.get().outputs["value"] == f"extract #{source.pk} SUCCESS rows=42"
+    assert (
+        started.taskruns.get().outputs["value"]
+        == f"extract #{source.pk} SUCCESS rows=42"
+    )
     assert started.trigger["variables"]["namespace"] == "company.sales"
     assert started.trigger["chain"] == ["company.sales.extract"]
     change = started.history.first()
     assert (change.cause, change.actor) == (Cause.TRIGGER, "flow:company.sales.extract")
     event = TriggerEvent.objects.get(kind="flow")
     assert (event.status, event.source_execution_id, event.execution_id) == (
-        "fired", source.pk, started.pk)
+        "fired",
+        source.pk,
+        started.pk,
+    )
 
 
 def test_conditions_that_do_not_match_start_nothing(transactional_db):
@@ -93,23 +106,50 @@ def test_conditions_that_do_not_match_start_nothing(transactional_db):
     assert downstream() == []
 
 
-@pytest.mark.parametrize(("conditions", "fires"), [
-    ("    states: [FAILED]\n", False),
-    ("    states: [SUCCESS, WARNING]\n", True),
-    ("    conditions:\n      - type: ExecutionNamespace\n        namespace: company.sa\n"
-     "        comparison: PREFIX\n", True),
-    ("    conditions:\n      - type: io.kestra.core.models.conditions.types.ExecutionNamespaceCondition\n"
-     "        namespace: company.sales\n        prefix: false\n", True),
-    ("    conditions:\n      - type: ExecutionNamespace\n        namespace: company.hr\n", False),
-    ("    conditions:\n      - type: ExecutionLabels\n        labels:\n          team: sales\n", True),
-    ("    conditions:\n      - type: ExecutionLabels\n        labels:\n          team: hr\n", False),
-    ("    conditions:\n      - type: Expression\n"
-     "        expression: \"{{ trigger.outputs.rows == '42' }}\"\n", True),
-    ("    conditions:\n      - type: Expression\n"
-     "        expression: \"{{ trigger.outputs.rows == '7' }}\"\n", False),
-    ("    preconditions:\n      flows:\n        - namespace: company.sales\n"
-     "          flowId: extract\n          states: [SUCCESS]\n", True),
-])
+@pytest.mark.parametrize(
+    ("conditions", "fires"),
+    [
+        ("    states: [FAILED]\n", False),
+        ("    states: [SUCCESS, WARNING]\n", True),
+        (
+            "    conditions:\n      - type: ExecutionNamespace\n        namespace: company.sa\n"
+            "        comparison: PREFIX\n",
+            True,
+        ),
+        (
+            "    conditions:\n      - type: io.kestra.core.models.conditions.types.ExecutionNamespaceCondition\n"
+            "        namespace: company.sales\n        prefix: false\n",
+            True,
+        ),
+        (
+            "    conditions:\n      - type: ExecutionNamespace\n        namespace: company.hr\n",
+            False,
+        ),
+        (
+            "    conditions:\n      - type: ExecutionLabels\n        labels:\n          team: sales\n",
+            True,
+        ),
+        (
+            "    conditions:\n      - type: ExecutionLabels\n        labels:\n          team: hr\n",
+            False,
+        ),
+        (
+            "    conditions:\n      - type: Expression\n"
+            "        expression: \"{{ trigger.outputs.rows == '42' }}\"\n",
+            True,
+        ),
+        (
+            "    conditions:\n      - type: Expression\n"
+            "        expression: \"{{ trigger.outputs.rows == '7' }}\"\n",
+            False,
+        ),
+        (
+            "    preconditions:\n      flows:\n        - namespace: company.sales\n"
+            "          flowId: extract\n          states: [SUCCESS]\n",
+            True,
+        ),
+    ],
+)
 def test_each_condition_type(transactional_db, conditions, fires):
     save_flow(DOWNSTREAM.replace("{conditions}", conditions), actor="test")
     _, up_rev, _ = save_flow(UPSTREAM, actor="test")
@@ -118,7 +158,8 @@ def test_each_condition_type(transactional_db, conditions, fires):
 
 
 def test_a_flow_never_triggers_itself(transactional_db):
-    _, rev, _ = save_flow("""
+    _, rev, _ = save_flow(
+        """
 id: selfish
 namespace: company.loop
 tasks:
@@ -132,14 +173,17 @@ triggers:
       - type: ExecutionNamespace
         namespace: company
         comparison: PREFIX
-""", actor="test")
+""",
+        actor="test",
+    )
     source = run_until_idle(rev)
     assert Execution.objects.filter(flow_id="selfish").count() == 1
     event = TriggerEvent.objects.get(kind="flow")
     assert event.status == "skipped"
     assert "company.loop.selfish would trigger itself" in event.reason
-    assert LogEntry.objects.filter(execution=source, level="WARN",
-                                   message__contains="would trigger itself").exists()
+    assert LogEntry.objects.filter(
+        execution=source, level="WARN", message__contains="would trigger itself"
+    ).exists()
 
 
 def test_a_cycle_through_two_flows_stops_after_one_round(transactional_db):
@@ -172,7 +216,9 @@ def test_the_same_end_never_fires_twice(transactional_db):
     source = run_until_idle(up_rev)
     # The end is delivered again (a duplicate signal, a second process).
     with use_in_process():
-        on_execution_end(Execution, execution=source, old=State.RUNNING, new=State.SUCCESS)
+        on_execution_end(
+            Execution, execution=source, old=State.RUNNING, new=State.SUCCESS
+        )
         assert process_pending() == 0
     assert len(downstream()) == 1
     assert TriggerEvent.objects.filter(kind="flow").count() == 1

@@ -42,8 +42,11 @@ def deploy(cron: str = "*/5 * * * *", extra: str = "") -> Trigger:
 
 
 def fired_dates() -> list[datetime]:
-    return sorted(TriggerEvent.objects.filter(flow_id="report", status="fired")
-                  .values_list("scheduled_at", flat=True))
+    return sorted(
+        TriggerEvent.objects.filter(flow_id="report", status="fired").values_list(
+            "scheduled_at", flat=True
+        )
+    )
 
 
 def test_it_fires_each_due_date_exactly_once(db):
@@ -62,19 +65,26 @@ def test_it_fires_each_due_date_exactly_once(db):
     assert execution.trigger["type"] == "io.kestra.plugin.core.trigger.Schedule"
     variables = execution.trigger["variables"]
     assert variables["date"] == t0.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert variables["next"] == (t0 + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert variables["previous"] == (t0 - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert variables["next"] == (t0 + timedelta(minutes=5)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    assert variables["previous"] == (t0 - timedelta(minutes=5)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     assert execution.inputs == {"day": t0.strftime("%Y-%m-%d %H:%M")}
     assert execution.labels["source"] == "cron"
     change = execution.history.get()
     assert (change.cause, change.actor) == ("trigger", "schedule:every5")
 
 
-@pytest.mark.parametrize(("policy", "expected"), [
-    ("ALL", list(range(0, 65, 5))),   # every missed date, in order, no gap
-    ("LAST", [60]),                   # one run for the whole gap: the latest date
-    ("NONE", [60]),                   # only the date that is on time now
-])
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("ALL", list(range(0, 65, 5))),  # every missed date, in order, no gap
+        ("LAST", [60]),  # one run for the whole gap: the latest date
+        ("NONE", [60]),  # only the date that is on time now
+    ],
+)
 def test_a_restarted_scheduler_recovers_missed_dates_per_policy(db, policy, expected):
     trigger = deploy(extra=f"    recoverMissedSchedules: {policy}\n")
     t0 = trigger.next_date
@@ -83,7 +93,9 @@ def test_a_restarted_scheduler_recovers_missed_dates_per_policy(db, policy, expe
     later = evaluate_schedules(now=t0 + timedelta(minutes=60, seconds=20))
     dates = fired_dates()
     assert dates == sorted(set(dates))  # never twice
-    assert [int((d - t0).total_seconds() // 60) for d in dates] == [0] + [m for m in expected if m]
+    assert [int((d - t0).total_seconds() // 60) for d in dates] == [0] + [
+        m for m in expected if m
+    ]
     assert later.skipped == 12 - len([m for m in expected if m])
     # And it keeps going afterwards, from where it is.
     assert Trigger.objects.get(pk=trigger.pk).next_date == t0 + timedelta(minutes=65)
@@ -114,8 +126,12 @@ def test_disabled_triggers_and_flows_never_fire(db):
     assert fired_dates() == []
     # Switched on again: it starts from now, not from the dates it was off.
     trigger = deploy()
-    assert not trigger.disabled and trigger.next_date > datetime.now(UTC) - timedelta(seconds=1)
-    save_flow(FLOW.format(cron="*/5 * * * *", extra="") + "disabled: true\n", actor="test")
+    assert not trigger.disabled and trigger.next_date > datetime.now(UTC) - timedelta(
+        seconds=1
+    )
+    save_flow(
+        FLOW.format(cron="*/5 * * * *", extra="") + "disabled: true\n", actor="test"
+    )
     evaluate_schedules(now=trigger.next_date + timedelta(minutes=1))
     assert fired_dates() == []
 
@@ -126,25 +142,40 @@ def test_six_field_cron_has_seconds_first_and_timezones_apply(db):
     t0 = trigger.next_date
     assert len(evaluate_schedules(now=t0 + timedelta(seconds=25)).fired) == 3
     Trigger.objects.filter(pk=trigger.pk).update(disabled=True)
-    save_flow(FLOW.format(cron="0 9 * * *", extra="    timezone: Europe/Paris\n")
-              .replace("id: report", "id: paris"), actor="test")
+    save_flow(
+        FLOW.format(cron="0 9 * * *", extra="    timezone: Europe/Paris\n").replace(
+            "id: report", "id: paris"
+        ),
+        actor="test",
+    )
     paris = Trigger.objects.get(flow_id="paris")
-    assert paris.next_date.astimezone(UTC).hour in (7, 8)  # 09:00 in Paris (summer/winter)
+    assert paris.next_date.astimezone(UTC).hour in (
+        7,
+        8,
+    )  # 09:00 in Paris (summer/winter)
     result = evaluate_schedules(now=paris.next_date)
     execution = Execution.objects.get(pk=result.fired[-1])
-    assert execution.trigger["variables"]["date"].endswith(("T09:00:00+01:00", "T09:00:00+02:00"))
+    assert execution.trigger["variables"]["date"].endswith(
+        ("T09:00:00+01:00", "T09:00:00+02:00")
+    )
 
 
 def test_a_date_whose_inputs_are_invalid_is_recorded_as_failed(db):
-    save_flow(FLOW.format(cron="*/5 * * * *", extra="").replace(
-        "    type: STRING\n", "    type: INT\n", 1), actor="test")
+    save_flow(
+        FLOW.format(cron="*/5 * * * *", extra="").replace(
+            "    type: STRING\n", "    type: INT\n", 1
+        ),
+        actor="test",
+    )
     trigger = Trigger.objects.get(flow_id="report")
     result = evaluate_schedules(now=trigger.next_date)
     assert result.failed == 1 and result.fired == []
     event = TriggerEvent.objects.get(flow_id="report")
     assert event.status == "failed" and "input 'day'" in event.reason
     # The schedule moved on: a broken date never blocks the next ones.
-    assert Trigger.objects.get(pk=trigger.pk).next_date == trigger.next_date + timedelta(minutes=5)
+    assert Trigger.objects.get(
+        pk=trigger.pk
+    ).next_date == trigger.next_date + timedelta(minutes=5)
 
 
 def test_the_database_rejects_a_second_firing_of_the_same_date(db):
@@ -167,7 +198,9 @@ def test_two_schedulers_at_once_fire_each_date_once(postgres, transactional_db):
     def scheduler():
         try:
             barrier.wait()
-            results.append(evaluate_schedules(now=t0 + timedelta(minutes=30, seconds=5)))
+            results.append(
+                evaluate_schedules(now=t0 + timedelta(minutes=30, seconds=5))
+            )
         finally:
             connection.close()
 
@@ -183,18 +216,41 @@ def test_two_schedulers_at_once_fire_each_date_once(postgres, transactional_db):
 
 def test_backfill_fires_each_date_of_a_range_once(db, capsys):
     deploy(cron="0 2 * * *")
-    report = backfill("tests.sched", "report", "every5", "2024-01-01", "2024-01-03T23:59:59Z",
-                      actor="alice")
+    report = backfill(
+        "tests.sched",
+        "report",
+        "every5",
+        "2024-01-01",
+        "2024-01-03T23:59:59Z",
+        actor="alice",
+    )
     assert [d.isoformat() for d in report.dates] == [
-        "2024-01-01T02:00:00+00:00", "2024-01-02T02:00:00+00:00", "2024-01-03T02:00:00+00:00"]
+        "2024-01-01T02:00:00+00:00",
+        "2024-01-02T02:00:00+00:00",
+        "2024-01-03T02:00:00+00:00",
+    ]
     assert len(report.created) == 3 and report.existing == []
     execution = Execution.objects.get(pk=report.created[0][1])
     assert execution.labels["system.backfill"] == "true"
     assert execution.inputs == {"day": "2024-01-01 02:00"}
     assert execution.history.get().actor == "alice"
     # Again, over a wider range: only the new date starts.
-    code = cli(["flows", "backfill", "-n", "tests.sched", "-f", "report", "-t", "every5",
-                "--start", "2024-01-01", "--end", "2024-01-04T03:00:00"])
+    code = cli(
+        [
+            "flows",
+            "backfill",
+            "-n",
+            "tests.sched",
+            "-f",
+            "report",
+            "-t",
+            "every5",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-04T03:00:00",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "1 started, 3 already fired, 0 failed" in out
@@ -204,18 +260,80 @@ def test_backfill_fires_each_date_of_a_range_once(db, capsys):
 
 def test_backfill_errors_name_the_problem_and_change_nothing(db, capsys):
     deploy()
-    code = cli(["flows", "backfill", "-n", "tests.sched", "-f", "report", "-t", "nope",
-                "--start", "2024-01-01", "--end", "2024-01-02"])
+    code = cli(
+        [
+            "flows",
+            "backfill",
+            "-n",
+            "tests.sched",
+            "-f",
+            "report",
+            "-t",
+            "nope",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-02",
+        ]
+    )
     assert code == 1
-    assert "has no Schedule trigger 'nope' (its schedules: every5)" in capsys.readouterr().err
-    code = cli(["flows", "backfill", "-n", "tests.sched", "-f", "report", "-t", "every5",
-                "--start", "2024-01-02", "--end", "2024-01-01"])
+    assert (
+        "has no Schedule trigger 'nope' (its schedules: every5)"
+        in capsys.readouterr().err
+    )
+    code = cli(
+        [
+            "flows",
+            "backfill",
+            "-n",
+            "tests.sched",
+            "-f",
+            "report",
+            "-t",
+            "every5",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-01",
+        ]
+    )
     assert code == 1 and "is before its start" in capsys.readouterr().err
-    code = cli(["flows", "backfill", "-n", "tests.sched", "-f", "report", "-t", "every5",
-                "--start", "yesterday", "--end", "2024-01-01"])
-    assert code == 1 and "'yesterday' is not an ISO-8601 date" in capsys.readouterr().err
-    code = cli(["flows", "backfill", "-n", "tests.sched", "-f", "report", "-t", "every5",
-                "--start", "2024-01-01T00:00", "--end", "2024-01-01T00:20", "--dry-run"])
+    code = cli(
+        [
+            "flows",
+            "backfill",
+            "-n",
+            "tests.sched",
+            "-f",
+            "report",
+            "-t",
+            "every5",
+            "--start",
+            "yesterday",
+            "--end",
+            "2024-01-01",
+        ]
+    )
+    assert (
+        code == 1 and "'yesterday' is not an ISO-8601 date" in capsys.readouterr().err
+    )
+    code = cli(
+        [
+            "flows",
+            "backfill",
+            "-n",
+            "tests.sched",
+            "-f",
+            "report",
+            "-t",
+            "every5",
+            "--start",
+            "2024-01-01T00:00",
+            "--end",
+            "2024-01-01T00:20",
+            "--dry-run",
+        ]
+    )
     assert code == 0 and "5 dates, 5 would start" in capsys.readouterr().out
     assert Execution.objects.count() == 0
 
@@ -227,11 +345,17 @@ def test_a_scheduled_run_sees_trigger_date_in_its_tasks(transactional_db):
     trigger = deploy()
     with use_in_process():
         result = evaluate_schedules(now=trigger.next_date)
-        execution = wait_for(lambda: Execution.objects.filter(
-            pk=result.fired[0], state=State.SUCCESS).first(), 20, what="scheduled run")
+        execution = wait_for(
+            lambda: Execution.objects.filter(
+                pk=result.fired[0], state=State.SUCCESS
+            ).first(),
+            20,
+            what="scheduled run",
+        )
     value = execution.taskruns.get().outputs["value"]
-    assert value == (f"{trigger.next_date:%Y-%m-%d %H:%M} "
-                     f"{trigger.next_date:%Y-%m-%dT%H:%M:%SZ}")
+    assert value == (
+        f"{trigger.next_date:%Y-%m-%d %H:%M} {trigger.next_date:%Y-%m-%dT%H:%M:%SZ}"
+    )
 
 
 def test_beat_schedules_the_evaluation_and_the_task_runs_it(db, settings):
@@ -241,7 +365,9 @@ def test_beat_schedules_the_evaluation_and_the_task_runs_it(db, settings):
     assert entry["task"] == "orchestra.evaluate_schedules"
     assert "liveness-sweep" in settings.CELERY_BEAT_SCHEDULE
     now = datetime.now(UTC)
-    last_cron_date = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+    last_cron_date = now.replace(
+        minute=now.minute - now.minute % 5, second=0, microsecond=0
+    )
     Trigger.objects.filter(pk=deploy().pk).update(next_date=last_cron_date)
     assert task()["fired"] == 1
 
@@ -251,18 +377,15 @@ def test_trigger_yaml_errors_name_the_path(db):
 
     base = "id: x\nnamespace: t\ntasks:\n  - id: a\n    type: Log\n    message: m\ntriggers:\n"
     cases = {
-        "  - id: t\n    type: Flow\n    conditions:\n      - type: DayWeek\n":
-            "unknown condition type 'DayWeek'. Usable here: ExecutionFlow, ExecutionLabels",
+        "  - id: t\n    type: Flow\n    conditions:\n      - type: DayWeek\n": "unknown condition type 'DayWeek'. Usable here: ExecutionFlow, ExecutionLabels",
         "  - id: t\n    type: Schedule\n    cron: '* * * * *'\n    conditions:\n"
-        "      - type: ExecutionStatus\n        in: [SUCCESS]\n":
-            "ExecutionStatus does not apply to a schedule trigger",
+        "      - type: ExecutionStatus\n        in: [SUCCESS]\n": "ExecutionStatus does not apply to a schedule trigger",
         "  - id: t\n    type: Flow\n    states: [DONE]\n": "unknown end state 'DONE'",
         "  - id: t\n    type: Flow\n    preconditions:\n      flows:\n        - namespace: a\n"
         "        - namespace: b\n": "preconditions with several flows",
         "  - id: t\n    type: Schedule\n    cron: '61 * * * *'\n": "invalid cron expression",
         "  - id: t\n    type: Schedule\n    cron: '* * *'\n": "has 3 fields",
-        "  - id: t\n    type: Schedule\n    cron: '@daily'\n    recoverMissedSchedules: SOME\n":
-            "must be ALL, LAST or NONE",
+        "  - id: t\n    type: Schedule\n    cron: '@daily'\n    recoverMissedSchedules: SOME\n": "must be ALL, LAST or NONE",
         "  - id: t\n    type: Flow\n    conditions:\n      - type: ExecutionLabels\n"
         "        label: {a: b}\n": "unknown ExecutionLabels condition property 'label'; did you mean 'labels'?",
     }
@@ -271,10 +394,12 @@ def test_trigger_yaml_errors_name_the_path(db):
             parse_flow(base + trigger)
         assert message in str(info.value), (trigger, str(info.value))
     # Kestra's example spelling with namespace, flowId and states is accepted.
-    spec = parse_flow(base + "  - id: t\n    type: io.kestra.plugin.core.trigger.Flow\n"
-                      "    conditions:\n      - type: io.kestra.plugin.core.condition.Execution\n"
-                      "        namespace: sales\n        flowId: data-extraction\n"
-                      "        states:\n          - SUCCESS\n")
+    spec = parse_flow(
+        base + "  - id: t\n    type: io.kestra.plugin.core.trigger.Flow\n"
+        "    conditions:\n      - type: io.kestra.plugin.core.condition.Execution\n"
+        "        namespace: sales\n        flowId: data-extraction\n"
+        "        states:\n          - SUCCESS\n"
+    )
     assert spec.triggers[0]["conditions"][0]["kind"] == "ExecutionFlow"
 
 

@@ -18,12 +18,19 @@ def test_secret_reads_the_base64_environment_variable(monkeypatch):
     assert render("{{ secret('DB_PASSWORD') }}", {}) == "pä$$word"
 
 
-@pytest.mark.parametrize(("name", "env", "message"), [
-    ("MISSING", None, "secret('MISSING') is not set: define the environment variable SECRET_MISSING"),
-    ("PLAIN", "not base64!", "SECRET_PLAIN is not base64"),
-    ("KEY", b64("x"), "secret('KEY') is reserved"),
-    ("bad name", None, "secret name 'bad name' is not valid"),
-])
+@pytest.mark.parametrize(
+    ("name", "env", "message"),
+    [
+        (
+            "MISSING",
+            None,
+            "secret('MISSING') is not set: define the environment variable SECRET_MISSING",
+        ),
+        ("PLAIN", "not base64!", "SECRET_PLAIN is not base64"),
+        ("KEY", b64("x"), "secret('KEY') is reserved"),
+        ("bad name", None, "secret name 'bad name' is not valid"),
+    ],
+)
 def test_secret_errors_name_the_variable(monkeypatch, name, env, message):
     if env is not None:
         monkeypatch.setenv(f"SECRET_{name}", env)
@@ -32,7 +39,9 @@ def test_secret_errors_name_the_variable(monkeypatch, name, env, message):
     assert message in info.value.message
 
 
-def test_secrets_are_masked_in_logs_outputs_and_errors(monkeypatch, deploy, run_inprocess):
+def test_secrets_are_masked_in_logs_outputs_and_errors(
+    monkeypatch, deploy, run_inprocess
+):
     monkeypatch.setenv("SECRET_API_TOKEN", b64("tok-123456"))
     rev = deploy("""
 id: masked
@@ -63,7 +72,8 @@ outputs:
 
 
 def test_a_script_printing_a_secret_has_it_masked_in_its_streamed_logs(
-        monkeypatch, deploy, run_inprocess):
+    monkeypatch, deploy, run_inprocess
+):
     monkeypatch.setenv("SECRET_API_TOKEN", b64("tok-987654"))
     rev = deploy("""
 id: script_secret

@@ -41,12 +41,20 @@ def hook(db):
 
 
 def test_a_post_with_json_starts_an_execution_with_body_and_headers(hook):
-    response = Client().post(URL, data=json.dumps({"user": "ada", "n": 3}),
-                             content_type="application/json", headers={"X-Source": "ci"})
+    response = Client().post(
+        URL,
+        data=json.dumps({"user": "ada", "n": 3}),
+        content_type="application/json",
+        headers={"X-Source": "ci"},
+    )
     assert response.status_code == 200
     data = response.json()
     execution = Execution.objects.get(pk=data["id"])
-    assert (data["namespace"], data["flowId"], data["state"]) == ("tests.hooks", "hook", "CREATED")
+    assert (data["namespace"], data["flowId"], data["state"]) == (
+        "tests.hooks",
+        "hook",
+        "CREATED",
+    )
     variables = execution.trigger["variables"]
     assert variables["body"] == {"user": "ada", "n": 3}
     assert variables["headers"]["x-source"] == ["ci"]
@@ -64,24 +72,34 @@ def test_get_and_put_work_too_with_query_parameters_and_text_bodies(hook):
     assert variables["parameters"] == {"day": ["2024-01-01"], "tag": ["a", "b"]}
     response = Client().put(URL, data="plain words", content_type="text/plain")
     assert response.status_code == 200
-    assert Execution.objects.get(pk=response.json()["id"]).trigger["variables"]["body"] == "plain words"
+    assert (
+        Execution.objects.get(pk=response.json()["id"]).trigger["variables"]["body"]
+        == "plain words"
+    )
     assert Client().delete(URL).status_code == 405
 
 
 def test_unknown_flows_and_wrong_keys_get_404_and_start_nothing(hook):
     client = Client()
-    for url in (URL.replace("s3cr3t-key", "wrong-key"), URL.replace("/hook/", "/nope/"),
-                URL.replace("tests.hooks", "tests.other")):
+    for url in (
+        URL.replace("s3cr3t-key", "wrong-key"),
+        URL.replace("/hook/", "/nope/"),
+        URL.replace("tests.hooks", "tests.other"),
+    ):
         response = client.post(url, data="{}", content_type="application/json")
         assert response.status_code == 404
-        assert response.json() == {"message": "no flow with a Webhook trigger for this key"}
+        assert response.json() == {
+            "message": "no flow with a Webhook trigger for this key"
+        }
     save_flow(FLOW + "disabled: true\n", actor="test")
     assert client.post(URL).status_code == 404
     assert Execution.objects.count() == 0
 
 
 def test_conditions_that_say_no_answer_204(hook):
-    response = Client().post(URL, data=json.dumps({"skip": True}), content_type="application/json")
+    response = Client().post(
+        URL, data=json.dumps({"skip": True}), content_type="application/json"
+    )
     assert response.status_code == 204
     assert Execution.objects.count() == 0
 
@@ -108,7 +126,10 @@ def test_calls_beyond_the_flows_rate_get_429_with_retry_after(hook, settings):
 
 def test_the_key_may_come_from_a_secret(db, monkeypatch):
     monkeypatch.setenv("SECRET_HOOK_KEY", base64.b64encode(b"from-the-env").decode())
-    save_flow(FLOW.replace("key: s3cr3t-key", "key: \"{{ secret('HOOK_KEY') }}\""), actor="test")
+    save_flow(
+        FLOW.replace("key: s3cr3t-key", "key: \"{{ secret('HOOK_KEY') }}\""),
+        actor="test",
+    )
     assert Client().post(URL).status_code == 404
     assert Client().post(URL.replace("s3cr3t-key", "from-the-env")).status_code == 200
 
@@ -119,8 +140,17 @@ def test_the_body_reaches_the_tasks(transactional_db):
 
     save_flow(FLOW, actor="test")
     with use_in_process():
-        response = Client().post(URL, data=json.dumps({"user": "grace"}),
-                                 content_type="application/json", headers={"X-Source": "app"})
-        execution = wait_for(lambda: Execution.objects.filter(
-            pk=response.json()["id"], state=State.SUCCESS).first(), 20, what="webhook run")
+        response = Client().post(
+            URL,
+            data=json.dumps({"user": "grace"}),
+            content_type="application/json",
+            headers={"X-Source": "app"},
+        )
+        execution = wait_for(
+            lambda: Execution.objects.filter(
+                pk=response.json()["id"], state=State.SUCCESS
+            ).first(),
+            20,
+            what="webhook run",
+        )
     assert execution.taskruns.get().outputs == {"value": "grace via app"}

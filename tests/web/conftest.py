@@ -75,24 +75,48 @@ def token_for():
 
 @pytest.fixture
 def make_execution(db):
-    def make(namespace: str = "company.data", flow_id: str = "etl", state: str = "SUCCESS",
-             age: timedelta = timedelta(minutes=5), labels: dict | None = None,
-             logs: list[str] | None = None, **fields) -> Execution:
+    def make(
+        namespace: str = "company.data",
+        flow_id: str = "etl",
+        state: str = "SUCCESS",
+        age: timedelta = timedelta(minutes=5),
+        labels: dict | None = None,
+        logs: list[str] | None = None,
+        **fields,
+    ) -> Execution:
         created = timezone.now() - age
-        fields.setdefault("source", (
-            f"id: {flow_id}\nnamespace: {namespace}\ntasks:\n"
-            "  - id: extract\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
-        ))
+        fields.setdefault(
+            "source",
+            (
+                f"id: {flow_id}\nnamespace: {namespace}\ntasks:\n"
+                "  - id: extract\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+            ),
+        )
         execution = Execution.objects.create(
-            namespace=namespace, flow_id=flow_id, state=state, labels=labels or {},
-            created_at=created, started_at=created, progress_at=created,
-            ended_at=None if state in ("RUNNING", "CREATED", "PAUSED") else created + timedelta(seconds=3),
+            namespace=namespace,
+            flow_id=flow_id,
+            state=state,
+            labels=labels or {},
+            created_at=created,
+            started_at=created,
+            progress_at=created,
+            ended_at=None
+            if state in ("RUNNING", "CREATED", "PAUSED")
+            else created + timedelta(seconds=3),
             **fields,
         )
-        StateChange.objects.create(execution=execution, from_state="", to_state=state, at=created,
-                                   cause="trigger", reason="test row")
+        StateChange.objects.create(
+            execution=execution,
+            from_state="",
+            to_state=state,
+            at=created,
+            cause="trigger",
+            reason="test row",
+        )
         for message in logs or []:
-            LogEntry.objects.create(execution=execution, task_id="extract", message=message)
+            LogEntry.objects.create(
+                execution=execution, task_id="extract", message=message
+            )
         return execution
 
     return make

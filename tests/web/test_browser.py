@@ -24,14 +24,22 @@ from tests.conftest import ROOT, need
 from .conftest import FLOW
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 
 @pytest.fixture
 def browser():
-    need(shutil.which(CHROMIUM) is not None or os.path.exists(CHROMIUM),
-         f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
+    need(
+        shutil.which(CHROMIUM) is not None or os.path.exists(CHROMIUM),
+        f"needs Chromium at {CHROMIUM} (apt-get install chromium)",
+    )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -59,15 +67,31 @@ def seeded(transactional_db, deploy, run_inprocess, make_execution):
         deploy(path.read_text())
     etl = deploy(FLOW)
     real = run_inprocess(etl, inputs={"size": 5}, labels={"env": "prod"})
-    failed = make_execution(state="FAILED", age=timedelta(hours=20), labels={"env": "prod"},
-                            logs=["reading orders", "ERROR relation \"orders\" does not exist"],
-                            error="task 'extract' failed: relation \"orders\" does not exist")
+    failed = make_execution(
+        state="FAILED",
+        age=timedelta(hours=20),
+        labels={"env": "prod"},
+        logs=["reading orders", 'ERROR relation "orders" does not exist'],
+        error="task 'extract' failed: relation \"orders\" does not exist",
+    )
     for hours in range(1, 24, 2):
-        make_execution(state="SUCCESS", age=timedelta(hours=hours, minutes=7), labels={"env": "prod"})
-    running = make_execution(state="RUNNING", flow_id="long_job", age=timedelta(minutes=3),
-                             logs=["Working for 30 minute(s)"])
-    make_execution(namespace="company.team", flow_id="hello_world", state="FAILED",
-                   age=timedelta(hours=5))
+        make_execution(
+            state="SUCCESS",
+            age=timedelta(hours=hours, minutes=7),
+            labels={"env": "prod"},
+        )
+    running = make_execution(
+        state="RUNNING",
+        flow_id="long_job",
+        age=timedelta(minutes=3),
+        logs=["Working for 30 minute(s)"],
+    )
+    make_execution(
+        namespace="company.team",
+        flow_id="hello_world",
+        state="FAILED",
+        age=timedelta(hours=5),
+    )
     return {"real": real, "failed": failed, "running": running}
 
 
@@ -93,12 +117,17 @@ def test_it_logs_in_filters_reads_logs_kills_and_validates_a_flow(
     page.check("input[name=state][value=FAILED]")
     page.wait_for_url(re.compile(r"state=FAILED"))
     page.wait_for_function(
-        "document.querySelectorAll('#rows tbody tr[data-id]').length === 1")
-    ids = page.eval_on_selector_all("#rows tbody tr[data-id]", "rows => rows.map(r => r.dataset.id)")
+        "document.querySelectorAll('#rows tbody tr[data-id]').length === 1"
+    )
+    ids = page.eval_on_selector_all(
+        "#rows tbody tr[data-id]", "rows => rows.map(r => r.dataset.id)"
+    )
     assert ids == [str(seeded["failed"].pk)]
     assert "namespace=company.data" in page.url
     page.uncheck("input[name=state][value=FAILED]")
-    page.wait_for_function("document.querySelectorAll('#rows tbody tr[data-id]').length > 5")
+    page.wait_for_function(
+        "document.querySelectorAll('#rows tbody tr[data-id]').length > 5"
+    )
     page.screenshot(path=str(shots / "executions.png"), full_page=True)
 
     # Detail of the real run: Gantt bars and its log lines.

@@ -28,8 +28,12 @@ def test_a_new_user_finds_yesterdays_failure_reads_logs_and_restarts_it(
 ):
     today_start = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
     age = timezone.now() - (today_start - timedelta(hours=12))  # yesterday at noon
-    failed = make_execution(state="FAILED", age=age, logs=["connecting", "boom: table missing"],
-                            error="task 'extract' failed: boom")
+    failed = make_execution(
+        state="FAILED",
+        age=age,
+        logs=["connecting", "boom: table missing"],
+        error="task 'extract' failed: boom",
+    )
     make_execution(state="FAILED", age=timedelta(minutes=1))  # today, not yesterday
     make_execution(state="SUCCESS", age=age)  # yesterday, but fine
     make_execution(namespace="other", state="FAILED", age=age)  # not alice's
@@ -50,9 +54,13 @@ def test_a_new_user_finds_yesterdays_failure_reads_logs_and_restarts_it(
 
     if hasattr(actions, "restart"):
         assert f'action="/executions/{failed.pk}/restart/"'.encode() in detail.content
-        response = client.post(f"/executions/{failed.pk}/restart/", {"reason": "fixed the table"})
+        response = client.post(
+            f"/executions/{failed.pk}/restart/", {"reason": "fixed the table"}
+        )
         assert response.status_code == 302
-        change = StateChange.objects.filter(execution=failed, actor="alice", taskrun__isnull=True).first()
+        change = StateChange.objects.filter(
+            execution=failed, actor="alice", taskrun__isnull=True
+        ).first()
         assert change is not None and change.to_state == "RESTARTED"
     else:
         # Restart is not in this build: no button, and the URL says so.
@@ -71,9 +79,14 @@ def test_bulk_kill_of_one_flows_running_executions_shows_the_list_first(
     listed = client.get(f"/executions/?{query}")
     assert {e.pk for e in listed.context["page"].rows} == {e.pk for e in running}
 
-    preview = client.post("/executions/bulk/", {
-        "action": "kill", "all_matching": "yes", "query": query,
-    })
+    preview = client.post(
+        "/executions/bulk/",
+        {
+            "action": "kill",
+            "all_matching": "yes",
+            "query": query,
+        },
+    )
     assert preview.status_code == 200
     plan = preview.context["plan"]
     assert {r.execution.pk for r in plan.acting} == {e.pk for e in running}
@@ -83,10 +96,17 @@ def test_bulk_kill_of_one_flows_running_executions_shows_the_list_first(
 
     # One finishes between the preview and the confirmation: it is skipped.
     Execution.objects.filter(pk=running[0].pk).update(state="SUCCESS")
-    done = client.post("/executions/bulk/", {
-        "action": "kill", "confirm": "yes", "query": query, "reason": "bad deploy",
-        "ids": [str(e.pk) for e in running],
-    }, follow=True)
+    done = client.post(
+        "/executions/bulk/",
+        {
+            "action": "kill",
+            "confirm": "yes",
+            "query": query,
+            "reason": "bad deploy",
+            "ids": [str(e.pk) for e in running],
+        },
+        follow=True,
+    )
     assert done.status_code == 200
     states = dict(Execution.objects.values_list("pk", "state"))
     assert states[running[0].pk] == "SUCCESS"
@@ -95,7 +115,9 @@ def test_bulk_kill_of_one_flows_running_executions_shows_the_list_first(
     messages = [str(m) for m in done.context["messages"]]
     assert "2 execution(s) killed, 1 skipped." in messages
     kills = StateChange.objects.filter(to_state="KILLED", taskrun__isnull=True)
-    assert {(c.actor, c.cause, c.reason) for c in kills} == {("alice", "user", "bad deploy")}
+    assert {(c.actor, c.cause, c.reason) for c in kills} == {
+        ("alice", "user", "bad deploy")
+    }
 
 
 def test_a_viewer_of_another_namespace_can_do_none_of_it(
@@ -113,27 +135,58 @@ def test_a_viewer_of_another_namespace_can_do_none_of_it(
     client.post(f"/executions/{failed.pk}/restart/")
     preview = client.post("/executions/bulk/", {"action": "kill", "ids": [running.pk]})
     assert preview.context["plan"].rows == []
-    client.post("/executions/bulk/", {"action": "kill", "confirm": "yes", "ids": [running.pk]})
-    client.post("/executions/bulk/", {"action": "kill", "all_matching": "yes", "query": "window=all",
-                                      "confirm": "yes"})
+    client.post(
+        "/executions/bulk/", {"action": "kill", "confirm": "yes", "ids": [running.pk]}
+    )
+    client.post(
+        "/executions/bulk/",
+        {
+            "action": "kill",
+            "all_matching": "yes",
+            "query": "window=all",
+            "confirm": "yes",
+        },
+    )
     # API: 404 for the execution, its logs and the actions; bulk skips as not found.
     headers = token_for(carol)
     client.logout()
-    assert client.get(f"/api/executions/{failed.pk}", headers=headers).status_code == 404
-    assert client.get(f"/api/executions/{failed.pk}/logs", headers=headers).status_code == 404
-    assert client.post(f"/api/executions/{running.pk}/kill", headers=headers).status_code == 404
-    assert client.post(f"/api/executions/{failed.pk}/restart", headers=headers).status_code == 404
-    body = client.post("/api/executions/bulk", {"action": "kill", "ids": [running.pk]},
-                       content_type="application/json", headers=headers).json()
-    assert body["count"] == 0 and body["skipped"] == [{"id": running.pk, "reason": "not found"}]
-    assert client.get("/api/executions?window=all", headers=headers).json()["results"] == []
+    assert (
+        client.get(f"/api/executions/{failed.pk}", headers=headers).status_code == 404
+    )
+    assert (
+        client.get(f"/api/executions/{failed.pk}/logs", headers=headers).status_code
+        == 404
+    )
+    assert (
+        client.post(f"/api/executions/{running.pk}/kill", headers=headers).status_code
+        == 404
+    )
+    assert (
+        client.post(f"/api/executions/{failed.pk}/restart", headers=headers).status_code
+        == 404
+    )
+    body = client.post(
+        "/api/executions/bulk",
+        {"action": "kill", "ids": [running.pk]},
+        content_type="application/json",
+        headers=headers,
+    ).json()
+    assert body["count"] == 0 and body["skipped"] == [
+        {"id": running.pk, "reason": "not found"}
+    ]
+    assert (
+        client.get("/api/executions?window=all", headers=headers).json()["results"]
+        == []
+    )
     running.refresh_from_db()
     failed.refresh_from_db()
     assert (running.state, failed.state) == ("RUNNING", "FAILED")
     assert not StateChange.objects.filter(actor="carol").exists()
 
 
-def test_a_viewer_of_the_namespace_sees_but_cannot_act(client, bob, token_for, make_execution):
+def test_a_viewer_of_the_namespace_sees_but_cannot_act(
+    client, bob, token_for, make_execution
+):
     running = make_execution(state="RUNNING", logs=["working"])
     client.force_login(bob)
     detail = client.get(f"/executions/{running.pk}/")
@@ -142,10 +195,15 @@ def test_a_viewer_of_the_namespace_sees_but_cannot_act(client, bob, token_for, m
     assert client.post(f"/executions/{running.pk}/kill/").status_code == 403
     preview = client.post("/executions/bulk/", {"action": "kill", "ids": [running.pk]})
     assert [r.refusal for r in preview.context["plan"].rows] == [
-        "you need the operator role on namespace company.data"]
-    client.post("/executions/bulk/", {"action": "kill", "confirm": "yes", "ids": [running.pk]})
+        "you need the operator role on namespace company.data"
+    ]
+    client.post(
+        "/executions/bulk/", {"action": "kill", "confirm": "yes", "ids": [running.pk]}
+    )
     api = client.post(f"/api/executions/{running.pk}/kill", headers=token_for(bob))
     assert api.status_code == 403
-    assert api.json() == {"detail": "you need the operator role on namespace 'company.data'"}
+    assert api.json() == {
+        "detail": "you need the operator role on namespace 'company.data'"
+    }
     running.refresh_from_db()
     assert running.state == "RUNNING"

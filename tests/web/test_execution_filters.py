@@ -28,11 +28,18 @@ def test_it_filters_by_namespace_with_children_state_labels_trigger_and_id(
     client, alice, token_for, make_execution
 ):
     root = make_execution(namespace="company", state="FAILED", labels={"env": "prod"})
-    child = make_execution(namespace="company.data", state="RUNNING",
-                           labels={"env": "prod", "team": "data"})
+    child = make_execution(
+        namespace="company.data",
+        state="RUNNING",
+        labels={"env": "prod", "team": "data"},
+    )
     lookalike = make_execution(namespace="companyx", state="FAILED")
-    triggered = make_execution(namespace="company.data", state="SUCCESS",
-                               trigger_id="nightly", labels={"env": "dev"})
+    triggered = make_execution(
+        namespace="company.data",
+        state="SUCCESS",
+        trigger_id="nightly",
+        labels={"env": "dev"},
+    )
     client.force_login(alice)
     headers = token_for(alice)
     cases = {
@@ -53,7 +60,9 @@ def test_it_filters_by_namespace_with_children_state_labels_trigger_and_id(
     assert page_ids(client, f"id={lookalike.pk}") == []
 
 
-def test_the_default_window_is_bounded_and_presets_widen_it(client, alice, make_execution):
+def test_the_default_window_is_bounded_and_presets_widen_it(
+    client, alice, make_execution
+):
     recent = make_execution(age=timedelta(days=1))
     old = make_execution(age=WINDOWS[DEFAULT_WINDOW][1] + timedelta(days=1))
     client.force_login(alice)
@@ -85,7 +94,9 @@ def test_keyset_pages_cover_every_row_once_even_with_equal_timestamps(
     # The API walks the same pages with next_cursor.
     headers = token_for(alice)
     body = client.get("/api/executions?size=20", headers=headers).json()
-    more = client.get(f"/api/executions?size=20&cursor={body['next_cursor']}", headers=headers).json()
+    more = client.get(
+        f"/api/executions?size=20&cursor={body['next_cursor']}", headers=headers
+    ).json()
     assert more["next_cursor"] is None
     assert sorted(r["id"] for r in body["results"] + more["results"]) == sorted(seen)
 

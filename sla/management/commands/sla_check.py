@@ -2,11 +2,16 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Run the SLA sweep once: record misses, apply breach actions, send the digest."
+    help = (
+        "Run the SLA sweep once: record misses, apply breach actions, send the digest."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--no-email", action="store_true",
-                            help="record misses and apply actions, send nothing")
+        parser.add_argument(
+            "--no-email",
+            action="store_true",
+            help="record misses and apply actions, send nothing",
+        )
 
     def handle(self, *args, **options):
         from sla.sweep import run
