@@ -25,6 +25,8 @@ from urllib.parse import urlparse, urlunparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.pgdb import ensure_database  # noqa: E402
+
 BENCH_DB = os.environ.get("ORCHESTRA_BENCH_DB", "orchestra_bench_web")
 BIG_TABLES = ("executions_execution", "executions_taskrun")
 
@@ -37,19 +39,6 @@ def _database_url() -> str:
     if not parsed.scheme.startswith("postgres"):
         sys.exit("bench/dashboard.py needs PostgreSQL: set DATABASE_URL=postgres://...")
     return urlunparse(parsed._replace(path="/" + BENCH_DB))
-
-
-def _create_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    admin = urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]
-        ).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
 
 
 SEED_EXECUTIONS = """
@@ -189,7 +178,7 @@ def main() -> int:
     args = parser.parse_args()
 
     url = _database_url()
-    _create_database(url)
+    ensure_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestra.settings")
     os.environ.setdefault("ORCHESTRA_HOME", str(Path.home() / ".orchestra-bench"))

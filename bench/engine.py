@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/orchestra_bench"
@@ -164,16 +163,18 @@ def run_mode(mode: str, runs: int) -> int:
     home = Path(tempfile.mkdtemp(prefix=f"orchestra-bench-{mode}-"))
     os.environ["ORCHESTRA_HOME"] = str(home)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    sys.path.insert(0, str(ROOT))
     if mode == "pg":
         os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
         os.environ["CELERY_BROKER_URL"] = os.environ.get(
             "BENCH_BROKER_URL", DEFAULT_BROKER
         )
-        create_database(os.environ["DATABASE_URL"])
+        from bench.pgdb import ensure_database
+
+        ensure_database(os.environ["DATABASE_URL"])
     else:
         os.environ.pop("DATABASE_URL", None)
         os.environ.pop("CELERY_BROKER_URL", None)
-    sys.path.insert(0, str(ROOT))
     os.environ["DJANGO_SETTINGS_MODULE"] = "orchestra.settings"
     import django
 
@@ -203,20 +204,6 @@ def run_mode(mode: str, runs: int) -> int:
             worker.kill()
     json.dump(results, sys.stdout)
     return 0
-
-
-def create_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = urlunparse(parsed._replace(path="/postgres", scheme="postgresql"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
-        ).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def start_worker(mode: str, home: Path) -> subprocess.Popen:

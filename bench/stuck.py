@@ -15,22 +15,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.pgdb import ensure_database  # noqa: E402
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/orchestra_bench_stuck"
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 # Non-terminal mix (fractions of --active): what a busy installation holds.
@@ -140,7 +131,7 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestra.settings")
     os.environ.setdefault("LOG_LEVEL", "ERROR")
     if not args.reuse:
-        recreate_database(url)
+        ensure_database(url, fresh=True)
 
     import django
 
