@@ -302,13 +302,6 @@ def kill_execution(request, pk: int):
     return Response(execution_as_dict(execution))
 
 
-def _optional_action(name: str):
-    function = getattr(actions, name, None)
-    if function is None:
-        raise Http404(f"{name} is not available in this version of Orchestra")
-    return function
-
-
 @extend_schema(
     summary="Restart a failed or killed execution (operator)",
     request=ReasonIn,
@@ -316,11 +309,10 @@ def _optional_action(name: str):
 )
 @api_view(["POST"])
 def restart_execution(request, pk: int):
-    restart = _optional_action("restart")
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     body = ReasonIn(data=request.data)
     body.is_valid(raise_exception=True)
-    result = restart(
+    result = actions.restart(
         execution.pk,
         actor=request.user.get_username(),
         reason=_reason(body, "restarted through the API"),
@@ -335,11 +327,10 @@ def restart_execution(request, pk: int):
 )
 @api_view(["POST"])
 def replay_execution(request, pk: int):
-    replay = _optional_action("replay")
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     body = ReplayIn(data=request.data)
     body.is_valid(raise_exception=True)
-    result = replay(
+    result = actions.replay(
         execution.pk,
         from_task=body.validated_data["from_task"],
         actor=request.user.get_username(),
@@ -355,11 +346,10 @@ def replay_execution(request, pk: int):
 )
 @api_view(["POST"])
 def resume_execution(request, pk: int):
-    resume = _optional_action("resume")
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     body = ResumeIn(data=request.data)
     body.is_valid(raise_exception=True)
-    result = resume(
+    result = actions.resume(
         execution.pk,
         inputs=body.validated_data["inputs"],
         actor=request.user.get_username(),

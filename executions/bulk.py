@@ -31,9 +31,6 @@ class BulkAction:
     role: str
     verb: str  # "will be <verb>" / "<verb>"
 
-    def available(self) -> bool:
-        return hasattr(actions, ACTION_FUNCTIONS[self.name])
-
     def refusal(self, user, execution: Execution) -> str:
         """Why this action cannot apply to ``execution`` ('' when it can)."""
         if not roles.has_role(user, execution.namespace, self.role):
@@ -56,10 +53,6 @@ BULK_ACTIONS = {
     "restart": BulkAction("restart", roles.OPERATOR, "restarted"),
     "delete": BulkAction("delete", roles.EDITOR, "deleted"),
 }
-
-
-def available_actions() -> dict[str, BulkAction]:
-    return {name: a for name, a in BULK_ACTIONS.items() if a.available()}
 
 
 @dataclass
@@ -112,9 +105,9 @@ class Result:
 
 
 def get_action(name: str) -> BulkAction:
-    action = available_actions().get(name)
+    action = BULK_ACTIONS.get(name)
     if action is None:
-        known = ", ".join(available_actions())
+        known = ", ".join(BULK_ACTIONS)
         raise actions.ActionError(f"unknown bulk action {name!r}; use one of: {known}")
     return action
 

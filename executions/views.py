@@ -48,16 +48,14 @@ def _get_execution_for_user(request, pk: int, role: str = roles.VIEWER):
 
 
 def _actions_for(user, execution) -> dict[str, bool]:
-    """Which action buttons to show: available in this build and allowed here."""
+    """Which action buttons to show: allowed for this user in this state."""
     can_operate = roles.has_role(user, execution.namespace, roles.OPERATOR)
     state = execution.state
     return {
         "kill": can_operate and state not in TERMINAL and state != "KILLING",
-        "restart": can_operate
-        and hasattr(actions, "restart")
-        and state in bulk.RESTARTABLE,
-        "replay": can_operate and hasattr(actions, "replay") and state in TERMINAL,
-        "resume": can_operate and hasattr(actions, "resume") and state == "PAUSED",
+        "restart": can_operate and state in bulk.RESTARTABLE,
+        "replay": can_operate and state in TERMINAL,
+        "resume": can_operate and state == "PAUSED",
         "delete": roles.has_role(user, execution.namespace, roles.EDITOR)
         and state in TERMINAL,
     }
@@ -75,7 +73,7 @@ def list_executions(request):
         "default_window": DEFAULT_WINDOW,
         "selected_states": request.GET.getlist("state"),
         "namespaces": _visible_namespaces(request.user),
-        "bulk_actions": bulk.available_actions(),
+        "bulk_actions": bulk.BULK_ACTIONS,
         "query": _query_without(request.GET, "cursor"),
     }
     template = "executions/list.html"
@@ -226,8 +224,6 @@ def kill_execution(request, pk: int):
 
 @require_POST
 def restart_execution(request, pk: int):
-    if not hasattr(actions, "restart"):
-        raise Http404("restart is not available in this version")
     return _run_action(
         request,
         pk,
@@ -242,8 +238,6 @@ def restart_execution(request, pk: int):
 
 @require_POST
 def replay_execution(request, pk: int):
-    if not hasattr(actions, "replay"):
-        raise Http404("replay is not available in this version")
     form = ReplayForm(request.POST)
     if not form.is_valid():
         messages.error(request, f"Replay: {form.errors.as_text()}")
@@ -263,8 +257,6 @@ def replay_execution(request, pk: int):
 
 @require_POST
 def resume_execution(request, pk: int):
-    if not hasattr(actions, "resume"):
-        raise Http404("resume is not available in this version")
     return _run_action(
         request,
         pk,
