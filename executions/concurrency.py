@@ -24,7 +24,11 @@ from django.dispatch import receiver
 from executions import states
 from executions.engine import dispatch
 from executions.models import Cause, Execution, FlowGate, State
-from executions.signals import execution_created, execution_state_changed
+from executions.signals import (
+    execution_created,
+    execution_state_changed,
+    executions_state_changed,
+)
 
 log = logging.getLogger("orchestra.concurrency")
 
@@ -95,8 +99,36 @@ def admit(sender, execution: Execution, spec, **kwargs) -> None:
 def on_state_changed(
     sender, execution: Execution, old: str, new: str, **kwargs
 ) -> None:
-    if old in HOLDING and new not in HOLDING and new != State.QUEUED:
+    if _frees_slot(old, new):
         release(execution.namespace, execution.flow_id)
+
+
+@receiver(executions_state_changed, dispatch_uid="orchestra.concurrency.release_many")
+def on_states_changed(
+    sender, executions: list[Execution], olds: dict[int, str], new: str, **kwargs
+) -> None:
+    """Bulk moves (cleanup, sweeps): one release per flow, not per execution."""
+    flows = {
+        (e.namespace, e.flow_id) for e in executions if _frees_slot(olds[e.pk], new)
+    }
+    if not flows:
+        return
+    # One read finds the few flows that have anything queued.
+    waiting = set(
+        Execution.objects.filter(
+            state=State.QUEUED,
+            namespace__in={ns for ns, _ in flows},
+            flow_id__in={f for _, f in flows},
+        )
+        .values_list("namespace", "flow_id")
+        .distinct()
+    )
+    for namespace, flow_id in sorted(flows & waiting):
+        release(namespace, flow_id)
+
+
+def _frees_slot(old: str, new: str) -> bool:
+    return old in HOLDING and new not in HOLDING and new != State.QUEUED
 
 
 def release(namespace: str, flow_id: str) -> list[int]:

@@ -224,18 +224,17 @@ def transition_many(
         ],
         batch_size=2000,
     )
-    from executions.signals import execution_state_changed
+    from executions.signals import executions_state_changed
 
-    if execution_state_changed.has_listeners(Execution):
+    if executions_state_changed.has_listeners(Execution):
         olds = dict(rows)
-        for execution in Execution.objects.filter(pk__in=list(olds)):
-            execution_state_changed.send(
-                sender=Execution,
-                execution=execution,
-                old=olds[execution.pk],
-                new=to,
-                cause=cause,
-            )
+        executions_state_changed.send(
+            sender=Execution,
+            executions=list(Execution.objects.filter(pk__in=list(olds))),
+            olds=olds,
+            new=to,
+            cause=cause,
+        )
     return len(rows)
 
 

@@ -22,7 +22,11 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from executions.models import TERMINAL, Execution, State
-from executions.signals import execution_created, execution_state_changed
+from executions.signals import (
+    execution_created,
+    execution_state_changed,
+    executions_state_changed,
+)
 from sla.models import Deadline, DeadlineState, Kind
 from sla.rules import applying_rule, thresholds_for
 
@@ -69,29 +73,43 @@ def start_deadlines(execution: Execution) -> None:
 
 
 def close_deadlines(execution: Execution) -> None:
-    ended = execution.ended_at
+    close_deadlines_many([execution])
+
+
+def close_deadlines_many(executions: list[Execution]) -> None:
+    """Close the open deadlines of ended executions: one read and at most
+    three UPDATEs, however many executions ended together."""
+    ended = {e.pk: e.ended_at for e in executions if e.ended_at}
     rows = list(
         Deadline.objects.filter(
-            execution_id=execution.pk, state=DeadlineState.OPEN
-        ).values_list("pk", "kind", "due_at")
+            execution_id__in=list(ended), state=DeadlineState.OPEN
+        ).values_list("pk", "execution_id", "kind", "due_at")
     )
     if not rows:
         return  # the usual case: one indexed read on the engine's path
-    void = [pk for pk, kind, due in rows if kind == Kind.DURATION and due is None]
+    void = [pk for pk, _, kind, due in rows if kind == Kind.DURATION and due is None]
     met = [
-        pk for pk, kind, due in rows if kind == Kind.DURATION and due and due >= ended
+        pk
+        for pk, ex, kind, due in rows
+        if kind == Kind.DURATION and due and due >= ended[ex]
     ]
     # Assertions are evaluated by the sweep, against the final execution.
-    asserts = [pk for pk, kind, _ in rows if kind == Kind.ASSERTION]
     for ids, change in (
         (void, {"state": DeadlineState.VOID}),
         (met, {"state": DeadlineState.MET}),
-        (asserts, {"due_at": ended}),
     ):
         if ids:
             Deadline.objects.filter(pk__in=ids, state=DeadlineState.OPEN).update(
                 **change
             )
+    asserts: dict[Any, list[int]] = {}
+    for pk, ex, kind, _ in rows:
+        if kind == Kind.ASSERTION:
+            asserts.setdefault(ended[ex], []).append(pk)
+    for due_at, ids in asserts.items():
+        Deadline.objects.filter(pk__in=ids, state=DeadlineState.OPEN).update(
+            due_at=due_at
+        )
     # Late ones stay open: the sweep records their miss (it is the only place that does).
 
 
@@ -125,3 +143,18 @@ def _on_state_changed(
         _guarded(
             f"close deadlines of execution {execution.pk}", close_deadlines, execution
         )
+
+
+@receiver(executions_state_changed, dispatch_uid="sla.states_changed")
+def _on_states_changed(
+    sender, executions: list[Execution], olds: dict[int, str], new: str, **kwargs
+) -> None:
+    if new in TERMINAL:
+        _guarded(
+            f"close deadlines of {len(executions)} executions",
+            close_deadlines_many,
+            executions,
+        )
+    else:
+        for execution in executions:
+            _on_state_changed(sender, execution, olds[execution.pk], new)

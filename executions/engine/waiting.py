@@ -28,7 +28,7 @@ from executions import states
 from executions.engine import dispatch
 from executions.engine.context import expression_context
 from executions.models import TERMINAL, Cause, Execution, State, TaskRun
-from executions.signals import execution_state_changed
+from executions.signals import execution_state_changed, executions_state_changed
 from flows.tasks.context import TaskFailed
 
 log = logging.getLogger("orchestra.executor")
@@ -544,6 +544,17 @@ def _child_ended(
         dispatch.get().advance(execution.parent_id)
 
 
+def _children_ended(
+    sender, executions: list[Execution], new: str, **kwargs: Any
+) -> None:
+    if new in TERMINAL:
+        for parent_id in sorted({e.parent_id for e in executions if e.parent_id}):
+            dispatch.get().advance(parent_id)
+
+
 execution_state_changed.connect(
     _child_ended, sender=Execution, dispatch_uid="orchestra.waiting.child_ended"
+)
+executions_state_changed.connect(
+    _children_ended, sender=Execution, dispatch_uid="orchestra.waiting.children_ended"
 )

@@ -32,7 +32,7 @@ from executions.models import (
     TriggerEvent,
     TriggerKind,
 )
-from executions.signals import execution_state_changed
+from executions.signals import execution_state_changed, executions_state_changed
 from executions.triggers.fire import (
     TriggerError,
     execution_for_trigger,
@@ -69,11 +69,32 @@ def _chain(execution: Execution) -> list[str]:
 def on_execution_end(
     sender, execution: Execution, old: str, new: str, **kwargs
 ) -> None:
-    if new not in TERMINAL or old in TERMINAL or execution.flow_revision_id is None:
+    record_matches([execution], {execution.pk: old}, new)
+
+
+@receiver(executions_state_changed, dispatch_uid="orchestra.triggers.flow_many")
+def on_executions_end(
+    sender, executions: list[Execution], olds: dict[int, str], new: str, **kwargs
+) -> None:
+    record_matches(executions, olds, new)
+
+
+def record_matches(executions: list[Execution], olds: dict[int, str], new: str) -> None:
+    """Write the pending events of every Flow trigger that the ends of
+    ``executions`` satisfy: the triggers and their flows are read once,
+    however many executions ended together."""
+    if new not in TERMINAL:
+        return
+    ended = [
+        e
+        for e in executions
+        if olds[e.pk] not in TERMINAL and e.flow_revision_id is not None
+    ]
+    if not ended:
         return
     listeners = list(
         Trigger.objects.filter(kind=TriggerKind.FLOW, disabled=False).values_list(
-            "namespace", "flow_id", "trigger_id", "revision"
+            "namespace", "flow_id", "trigger_id"
         )
     )
     if not listeners:
@@ -89,6 +110,34 @@ def on_execution_end(
         )
         .filter(revision=F("flow__revision"))
     }
+    declared = []
+    for namespace, flow_id, trigger_id in listeners:
+        revision = revisions.get((namespace, flow_id))
+        decl = trigger_decl(revision.spec, trigger_id) if revision else None
+        if decl is not None:
+            declared.append((namespace, flow_id, trigger_id, decl))
+    events = [
+        event for execution in ended for event in _matches(execution, new, declared)
+    ]
+    if not events:
+        return
+    TriggerEvent.objects.bulk_create(events, ignore_conflicts=True)
+    sources = sorted(
+        {
+            e.source_execution_id
+            for e in events
+            if e.status == TriggerEvent.Status.PENDING
+        }
+    )
+    if sources:
+        transaction.on_commit(lambda: process_pending(source_execution_ids=sources))
+
+
+def _matches(
+    execution: Execution, new: str, declared: list[tuple[str, str, str, dict]]
+) -> list[TriggerEvent]:
+    """One event per Flow trigger whose conditions the end of ``execution``
+    meets (skipped, with the reason, when it would start a loop)."""
     source = {
         "namespace": execution.namespace,
         "flowId": execution.flow_id,
@@ -98,11 +147,7 @@ def on_execution_end(
     context = {"trigger": source_variables(execution)}
     chain = [*_chain(execution), f"{execution.namespace}.{execution.flow_id}"]
     events = []
-    for namespace, flow_id, trigger_id, _rev in listeners:
-        revision = revisions.get((namespace, flow_id))
-        decl = trigger_decl(revision.spec, trigger_id) if revision else None
-        if decl is None:
-            continue
+    for namespace, flow_id, trigger_id, decl in declared:
         try:
             failures = flow_condition_failures(decl, source, context)
         except ExpressionError as exc:
@@ -135,11 +180,7 @@ def on_execution_end(
                 actor=f"flow:{execution.namespace}.{execution.flow_id}",
             )
         )
-    if not events:
-        return
-    TriggerEvent.objects.bulk_create(events, ignore_conflicts=True)
-    source_id = execution.pk
-    transaction.on_commit(lambda: process_pending(source_execution_id=source_id))
+    return events
 
 
 def _note(execution: Execution, message: str) -> None:
@@ -148,7 +189,7 @@ def _note(execution: Execution, message: str) -> None:
 
 
 def process_pending(
-    source_execution_id: int | None = None,
+    source_execution_ids: list[int] | None = None,
     older_than: timedelta | None = None,
     limit: int = 500,
 ) -> int:
@@ -156,8 +197,8 @@ def process_pending(
     qs = TriggerEvent.objects.filter(
         status=TriggerEvent.Status.PENDING, kind=TriggerKind.FLOW
     )
-    if source_execution_id is not None:
-        qs = qs.filter(source_execution_id=source_execution_id)
+    if source_execution_ids is not None:
+        qs = qs.filter(source_execution_id__in=source_execution_ids)
     if older_than is not None:
         qs = qs.filter(created_at__lte=timezone.now() - older_than)
     started = 0

@@ -432,3 +432,78 @@ def test_the_management_command_runs_the_automatic_cleanup(recorder):
     AutoCleanup.objects.create(namespace="ops", enabled=True, older_than_minutes=60)
     call_command("stuck_auto_cleanup", stdout=out)
     assert "ops: cancelled 1" in out.getvalue()
+
+
+LIMITED = """
+id: job
+namespace: team.etl
+concurrency:
+  limit: 1
+  behavior: QUEUE
+tasks:
+  - id: work
+    type: Sleep
+    duration: PT1M
+"""
+
+ON_CANCEL = """
+id: page_oncall
+namespace: team.ops
+tasks:
+  - id: say
+    type: Log
+    message: "{{ trigger.executionId }} ended {{ trigger.state }}"
+triggers:
+  - id: on_cancel
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionStatus
+        in: [CANCELLED]
+"""
+
+
+def test_a_bulk_cancel_frees_slots_fires_flow_triggers_and_closes_deadlines(
+    recorder,
+):
+    """The cleanup moves executions in bulk; everything that reacts to one
+    execution ending must react the same way to many."""
+    from flows.models import save_flow
+    from sla.models import Deadline, DeadlineState
+
+    _, revision, _ = save_flow(LIMITED, actor="test")
+    save_flow(ON_CANCEL, actor="test")
+    holders = []
+    for _ in range(3):
+        holder = make_execution()
+        Execution.objects.filter(pk=holder.pk).update(flow_revision=revision)
+        make_taskrun(holder, worker=make_worker(alive=False))
+        Deadline.objects.create(
+            execution=holder,
+            key="rule",
+            level="SLA",
+            threshold=timezone.timedelta(hours=2),
+            due_at=timezone.now() + timezone.timedelta(hours=1),
+        )
+        holders.append(holder)
+    queued = make_execution(State.QUEUED, age=1)
+    Execution.objects.filter(pk=queued.pk).update(flow_revision=revision)
+
+    run, _ = cleanup.preview(older_than_minutes=5, actor="alice")
+    assert run.preview_ids == [h.pk for h in holders]
+    cleanup.confirm(run, actor="alice")
+
+    # The slot the stuck ones held is given to the queued execution.
+    queued.refresh_from_db()
+    assert queued.state == State.CREATED
+    assert StateChange.objects.get(execution=queued, to_state=State.CREATED).reason
+    # One pending flow-trigger event per cancelled execution.
+    from executions.models import TriggerEvent
+
+    events = TriggerEvent.objects.filter(flow_id="page_oncall")
+    assert sorted(events.values_list("source_execution_id", flat=True)) == [
+        h.pk for h in holders
+    ]
+    # Their SLA deadlines were met (they ended before being due): closed.
+    assert set(
+        Deadline.objects.filter(execution__in=holders).values_list("state", flat=True)
+    ) == {DeadlineState.MET}
