@@ -136,6 +136,11 @@ def confirm(
         )
         cancelled += done
         skipped += left
+        # Each batch commits on its own; the run records it as it goes, so a
+        # confirm cut short (process killed) still says what it cancelled.
+        CleanupRun.objects.filter(pk=run.pk).update(
+            cancelled_ids=cancelled, skipped=skipped
+        )
     run.cancelled_ids = cancelled
     run.skipped = skipped
     run.status = CleanupRun.Status.DONE

@@ -507,3 +507,32 @@ def test_a_bulk_cancel_frees_slots_fires_flow_triggers_and_closes_deadlines(
     assert set(
         Deadline.objects.filter(execution__in=holders).values_list("state", flat=True)
     ) == {DeadlineState.MET}
+
+
+def test_a_confirm_cut_short_keeps_what_it_cancelled_and_says_it_did_not_finish(
+    client, alice, recorder, monkeypatch
+):
+    Role.objects.create(user=alice, role="operator", namespace="team")
+    first, second = make_execution(age=40), make_execution(age=30)
+    run, _ = cleanup.preview(older_than_minutes=5, user=alice, actor="alice")
+    assert run.preview_ids == [first.pk, second.pk]
+    real = cleanup._cancel_batch
+    calls = []
+
+    def dies_on_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("process killed")  # stands in for SIGKILL
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cleanup, "BATCH", 1)
+    monkeypatch.setattr(cleanup, "_cancel_batch", dies_on_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        cleanup.confirm(run, user=alice, actor="alice")
+    run.refresh_from_db()
+    assert run.status == CleanupRun.Status.RUNNING
+    assert run.cancelled_ids == [first.pk]
+    assert Execution.objects.get(pk=second.pk).state == State.RUNNING
+    client.force_login(alice)
+    page = client.get(f"/stuck/{run.pk}/").content.decode()
+    assert "Not finished:" in page and "cancelled 1 of 2 so far" in page
