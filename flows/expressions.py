@@ -5,6 +5,8 @@ Pebble-isms handled here:
 - task ids with hyphens (``outputs.my-task.value``) are rewritten to subscripts;
 - Java date patterns in ``date('yyyy-MM-dd')``;
 - ``default`` also replaces null and empty strings;
+- the null-coalescing operator ``a ?? b`` (``b`` when ``a`` is null or undefined,
+  however deep the missing part of ``a`` is);
 - datetimes print as ISO-8601 (``2026-01-02T03:04:05Z``), as Kestra prints them.
 """
 
@@ -19,8 +21,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import (
+    ChainableUndefined,
     StrictUndefined,
     TemplateSyntaxError,
+    Undefined,
     UndefinedError,
     nodes,
     pass_context,
@@ -57,9 +61,87 @@ def _rewrite_hyphens(code: str) -> str:
 
 
 def preprocess(template: str) -> str:
+    if "??" in template:
+        template = _BLOCK.sub(lambda m: _rewrite_coalesce(m.group(0)), template)
     if "-" not in template:
         return template
     return _BLOCK.sub(lambda m: _rewrite_hyphens(m.group(0)), template)
+
+
+_CLOSE = {"(": ")", "[": "]", "{": "}"}
+
+
+def _skip_string(code: str, i: int) -> int:
+    """Index just past the string literal that starts at ``code[i]``."""
+    quote, i = code[i], i + 1
+    while i < len(code) and code[i] != quote:
+        i += 2 if code[i] == "\\" else 1
+    return i + 1
+
+
+def _skip_group(code: str, i: int) -> int:
+    """Index just past the bracketed group that starts at ``code[i]``."""
+    depth, i = 0, i
+    while i < len(code):
+        ch = code[i]
+        if ch in "'\"":
+            i = _skip_string(code, i)
+            continue
+        if ch in _CLOSE:
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return i
+
+
+def _operand_end(code: str, i: int) -> int:
+    """End of the operand right of ``??``: a literal, a name with its
+    ``.attr``/``[key]``/``(args)`` suffixes, or a bracketed group."""
+    while i < len(code) and code[i].isspace():
+        i += 1
+    if i < len(code) and code[i] in "'\"":
+        return _skip_string(code, i)
+    while i < len(code):
+        ch = code[i]
+        hyphen = (  # a task id such as outputs.my-task, not a subtraction
+            ch == "-" and code[i - 1 : i].isalnum() and code[i + 1 : i + 2].isalpha()
+        )
+        if ch.isalnum() or ch in "_." or hyphen:
+            i += 1
+        elif ch in _CLOSE:
+            i = _skip_group(code, i)
+        else:
+            break
+    return i
+
+
+def _rewrite_coalesce(block: str) -> str:
+    """``a ?? b`` → ``a | __coalesce(b)``: the filter binds to the operand on
+    its left as ``??`` does in the usual ``{{ inputs.x ?? 'none' }}``."""
+    out, i = [], 0
+    while i < len(block):
+        ch = block[i]
+        if ch in "'\"":
+            end = _skip_string(block, i)
+            out.append(block[i:end])
+            i = end
+        elif block.startswith("??", i):
+            end = _operand_end(block, i + 2)
+            out.append(f"| __coalesce({block[i + 2 : end].strip()})")
+            i = end
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _coalesce(value: Any, fallback: Any) -> Any:
+    if value is None or isinstance(value, Undefined):
+        return fallback
+    return value
 
 
 def is_dynamic(value: Any) -> bool:
@@ -389,6 +471,13 @@ def _finalize(value: Any) -> Any:
     return value
 
 
+class _ChainableStrictUndefined(ChainableUndefined, StrictUndefined):
+    """Missing names chain (``a.b.c`` of a missing ``a`` is just undefined)
+    so ``??`` can test them, and fail as usual as soon as they are used."""
+
+    __slots__ = ()
+
+
 class _Environment(ImmutableSandboxedEnvironment):
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Flow data is maps: ``outputs.vals.values`` means the "values" key,
@@ -398,9 +487,9 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
-def _make_env() -> _Environment:
+def _make_env(undefined: type[Undefined] = StrictUndefined) -> _Environment:
     env = _Environment(
-        undefined=StrictUndefined,
+        undefined=undefined,
         finalize=_finalize,
         autoescape=False,
         keep_trailing_newline=True,
@@ -430,6 +519,7 @@ def _make_env() -> _Environment:
             "startsWith": lambda v, p: str(v).startswith(str(p)),
             "endsWith": lambda v, p: str(v).endswith(str(p)),
             "durationSeconds": filter_duration_seconds,
+            "__coalesce": _coalesce,
         }
     )
     env.tests.update(
@@ -456,6 +546,14 @@ def _make_env() -> _Environment:
 
 
 ENV = _make_env()
+# Templates with ``??`` only: elsewhere a missing name fails where it is read.
+COALESCE_ENV = _make_env(_ChainableStrictUndefined)
+
+
+def _env(template: str) -> _Environment:
+    return COALESCE_ENV if "??" in template else ENV
+
+
 _cache: dict[str, Any] = {}
 
 
@@ -463,7 +561,7 @@ def _compile(template: str):
     compiled = _cache.get(template)
     if compiled is None:
         try:
-            compiled = ENV.from_string(preprocess(template))
+            compiled = _env(template).from_string(preprocess(template))
         except TemplateSyntaxError as exc:
             raise ExpressionError(
                 f"invalid expression: {exc.message}", template
@@ -530,7 +628,9 @@ def evaluate(template: Any, context: Mapping[str, Any]) -> Any:
         if match and "{{" not in match.group(1) and "}}" not in match.group(1):
             source = preprocess("{{" + match.group(1) + "}}")[2:-2]
             try:
-                expr = ENV.compile_expression(source, undefined_to_none=False)
+                expr = _env(match.group(1)).compile_expression(
+                    source, undefined_to_none=False
+                )
             except TemplateSyntaxError as exc:
                 raise ExpressionError(
                     f"invalid expression: {exc.message}", template
@@ -570,7 +670,7 @@ def truthy(value: Any) -> bool:
 def referenced_names(template: str) -> set[str]:
     """Top-level names an expression reads (used for validation hints)."""
     try:
-        ast = ENV.parse(preprocess(template))
+        ast = _env(template).parse(preprocess(template))
     except TemplateSyntaxError:
         return set()
     return {node.name for node in ast.find_all(nodes.Name)}

@@ -34,6 +34,23 @@ def test_default_replaces_null_and_empty_as_in_pebble():
     assert render("{{ inputs.missing | default('d') }}", CTX) == "d"
 
 
+def test_null_coalescing_as_in_pebble():
+    ctx = {**CTX, "inputs": {**CTX["inputs"], "none": None}}
+    assert render("{{ inputs.none ?? 'fallback' }}", ctx) == "fallback"
+    assert render("{{ inputs.n ?? 0 }}", ctx) == "3"
+    # However deep the missing part is, and chained.
+    assert render("{{ outputs.nope.value ?? inputs.gone ?? 'last' }}", ctx) == "last"
+    assert render("{{ outputs.set-vars.value ?? 'n' }}", ctx) == "x"
+    assert evaluate("{{ inputs.none ?? outputs.list.values }}", ctx) == [1, 2]
+    assert render("{% if inputs.flag ?? true %}on{% endif %}", ctx) == "on"
+    assert render("{{ 'a ?? b' }}", ctx) == "a ?? b"
+    # The fallback itself must exist, and elsewhere a missing name still fails.
+    for template in ("{{ inputs.none ?? inputs.gone }}", "{{ a ?? 1 }}{{ b.c }}"):
+        with pytest.raises(ExpressionError) as info:
+            render(template, ctx)
+        assert "is not defined" in info.value.message
+
+
 def test_evaluate_keeps_native_values():
     assert evaluate("{{ outputs.list.values }}", CTX) == [1, 2]
     assert evaluate("{{ inputs.n > 2 }}", CTX) is True
