@@ -8,7 +8,8 @@ and BENCH_BROKER_URL); it creates and migrates its own database
 with a real Celery worker subprocess:
 
 - pg    PostgreSQL + Redis, a prefork worker (production set-up):
-        W0 calibration, W1 40 sequential light tasks, W2 10 sequential 0.3 s sleeps
+        W0 calibration, W1 40 sequential light tasks, W2 10 sequential Python
+        scripts computing fibo(33) (each reports its own compute time)
 - local SQLite (WAL) + the SQLite-backed broker, a threads worker (``server local``):
         W1 again
 
@@ -35,7 +36,7 @@ DEFAULT_BROKER = "redis://127.0.0.1:6379/14"
 REPLY_KEY = "orchestra-bench-noop-reply"
 
 W1_TASKS = 40
-W2_TASKS, W2_SLEEP = 10, 0.3
+W2_TASKS, W2_FIBO = 10, 33
 
 
 def light_flow(n: int) -> str:
@@ -46,12 +47,24 @@ def light_flow(n: int) -> str:
     return f"id: w1_light\nnamespace: bench\ntasks:\n{tasks}"
 
 
-def sleep_flow(n: int, seconds: float) -> str:
+def fibo_flow(n: int, fibo: int) -> str:
+    """Python Script tasks; each prints the seconds its computation took, so
+    the overhead (process start, working folder, hand-offs) is what is left."""
+    script = (
+        "      import json, time\n"
+        "      def fibo(n):\n"
+        "          return n if n < 2 else fibo(n - 1) + fibo(n - 2)\n"
+        "      start = time.perf_counter()\n"
+        f"      fibo({fibo})\n"
+        "      took = time.perf_counter() - start\n"
+        '      print("::" + json.dumps({"outputs": {"seconds": took}}) + "::")\n'
+    )
     tasks = "".join(
-        f"  - id: s{i:02d}\n    type: Sleep\n    duration: PT{seconds}S\n"
+        f"  - id: f{i:02d}\n    type: io.kestra.plugin.scripts.python.Script\n"
+        f"    script: |\n{script}"
         for i in range(n)
     )
-    return f"id: w2_sleep\nnamespace: bench\ntasks:\n{tasks}"
+    return f"id: w2_fibo\nnamespace: bench\ntasks:\n{tasks}"
 
 
 # --- statistics ----------------------------------------------------------
@@ -114,8 +127,11 @@ ROWS = [
     ("W1", "w1_handoff", "  gap task end -> next task start", "ms"),
     ("W1", "w1_in_task", "  task run start -> end", "ms"),
     ("W1", "w1_first", "  execution created -> first task start", "ms"),
-    ("W2", "w2_per_task", f"{W2_TASKS} x Sleep {W2_SLEEP}s: overhead per task", "ms"),
-    ("W2", "w2_total", f"{W2_TASKS} x Sleep {W2_SLEEP}s: execution start to end", "ms"),
+    ("W2", "w2_per_task", f"{W2_TASKS} x fibo({W2_FIBO}): overhead per task", "ms"),
+    ("W2", "w2_work", f"{W2_TASKS} x fibo({W2_FIBO}): compute time per task", "ms"),
+    ("W2", "w2_handoff", "  gap task end -> next task start", "ms"),
+    ("W2", "w2_in_task", "  task run start -> end, minus compute", "ms"),
+    ("W2", "w2_total", f"{W2_TASKS} x fibo({W2_FIBO}): execution start to end", "ms"),
     (
         "W1 local",
         "local_w1_per_task",
@@ -191,7 +207,7 @@ def run_mode(mode: str, runs: int) -> int:
             results["update_commit"] = summary(update_commit())
             results.update(workload("w1", light_flow(W1_TASKS), W1_TASKS, 0.0, runs))
             results.update(
-                workload("w2", sleep_flow(W2_TASKS, W2_SLEEP), W2_TASKS, W2_SLEEP, runs)
+                workload("w2", fibo_flow(W2_TASKS, W2_FIBO), W2_TASKS, None, runs)
             )
         else:
             w1 = workload("w1", light_flow(W1_TASKS), W1_TASKS, 0.0, runs)
@@ -309,8 +325,11 @@ def update_commit(samples: int = 200) -> list[float]:
 
 # --- W1/W2 ------------------------------------------------------------------
 def workload(
-    name: str, source: str, tasks: int, work: float, runs: int
+    name: str, source: str, tasks: int, work: float | None, runs: int
 ) -> dict[str, dict]:
+    """Per-task overhead of ``tasks`` sequential tasks. ``work`` is the
+    seconds each task itself needs; None means each task reports it in its
+    ``seconds`` output."""
     from executions import actions
     from executions.models import Execution, TaskRun
     from flows.models import save_flow
@@ -322,10 +341,11 @@ def workload(
         "handoff": [],
         "in_task": [],
         "first": [],
+        "work": [],
     }
     for run in range(runs + 1):
         execution = actions.create_execution(revision, cause="api", actor="bench")
-        deadline = time.monotonic() + 120 + tasks * work * 3
+        deadline = time.monotonic() + 120 + tasks * (work or 2) * 3
         while True:
             execution = Execution.objects.get(pk=execution.pk)
             if execution.is_terminal:
@@ -343,9 +363,13 @@ def workload(
         if run == 0:
             continue  # warm-up
         runs_ = list(TaskRun.objects.filter(execution=execution).order_by("started_at"))
+        spent = [
+            work if work is not None else tr.outputs["vars"]["seconds"] for tr in runs_
+        ]
         total = (execution.ended_at - execution.started_at).total_seconds() * 1000
         samples["total"].append(total)
-        samples["per_task"].append((total - tasks * work * 1000) / tasks)
+        samples["per_task"].append((total - sum(spent) * 1000) / tasks)
+        samples["work"] += [s * 1000 for s in spent]
         samples["first"].append(
             (runs_[0].started_at - execution.created_at).total_seconds() * 1000
         )
@@ -353,11 +377,15 @@ def workload(
             samples["handoff"].append(
                 (after.started_at - before.ended_at).total_seconds() * 1000
             )
-        for tr in runs_:
+        for tr, seconds in zip(runs_, spent, strict=True):
             samples["in_task"].append(
-                ((tr.ended_at - tr.started_at).total_seconds() - work) * 1000
+                ((tr.ended_at - tr.started_at).total_seconds() - seconds) * 1000
             )
-    keep = ("per_task", "total") if work else tuple(samples)
+    keep = ("per_task", "total")
+    if work is None:
+        keep += ("work", "in_task", "handoff")
+    if work == 0:
+        keep = tuple(k for k in samples if k != "work")
     return {f"{name}_{k}": summary(v) for k, v in samples.items() if k in keep}
 
 
