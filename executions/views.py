@@ -146,13 +146,40 @@ def show_execution(request, pk: int):
             "logs": logs,
             "last_log_id": logs[-1].pk if logs else 0,
             "more_logs": len(logs) == LOG_BATCH,
-            "history": StateChange.objects.filter(execution=execution)
-            .select_related("taskrun")
-            .order_by("id"),
+            **_history(request, execution),
             "children": execution.children.order_by("id")[:50],
         }
     )
     return render(request, "executions/detail.html", context)
+
+
+HISTORY_SHOWN = 300
+
+
+def _history(request, execution) -> dict:
+    """The state history, capped unless asked for in full (a ForEach over
+    thousands of items writes thousands of rows)."""
+    qs = (
+        StateChange.objects.filter(execution=execution)
+        .select_related("taskrun")
+        .only(
+            "at",
+            "from_state",
+            "to_state",
+            "cause",
+            "actor",
+            "reason",
+            "taskrun__task_id",
+            "taskrun__value",
+        )
+        .order_by("id")
+    )
+    if request.GET.get("history") == "all":
+        return {"history": list(qs), "history_total": None}
+    rows = list(qs[: HISTORY_SHOWN + 1])
+    if len(rows) <= HISTORY_SHOWN:
+        return {"history": rows, "history_total": None}
+    return {"history": rows[:HISTORY_SHOWN], "history_total": qs.count()}
 
 
 @require_GET

@@ -95,6 +95,11 @@ def _celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "orchestra", *args]
 
 
+def _quiet_celery(*args: str) -> list[str]:
+    """Celery without its start-up banners: local mode prints its own summary."""
+    return [sys.executable, "-m", "celery", "--quiet", "-A", "orchestra", *args]
+
+
 def local(args: argparse.Namespace) -> int:
     ensure_database()
     user, password = ensure_admin()
@@ -102,7 +107,7 @@ def local(args: argparse.Namespace) -> int:
     env = {**os.environ, "ORCHESTRA_HOME": str(settings.ORCHESTRA_HOME)}
     started = time.time()
     commands = {
-        "worker": _celery(
+        "worker": _quiet_celery(
             "worker",
             "--pool",
             "threads",
@@ -115,7 +120,7 @@ def local(args: argparse.Namespace) -> int:
             "--without-gossip",
             "--without-mingle",
         ),
-        "scheduler": _celery(
+        "scheduler": _quiet_celery(
             "beat",
             "--loglevel",
             "WARNING",
@@ -245,6 +250,9 @@ def _stop(children: list[subprocess.Popen]) -> None:
 def _serve(host: str, port: int) -> None:
     from django.core.management import call_command
 
+    # Local mode is the development server by design; our own start-up lines
+    # already say so, its long warning would only bury them.
+    os.environ.setdefault("DJANGO_RUNSERVER_HIDE_WARNING", "true")
     call_command(
         "runserver",
         f"{host}:{port}",

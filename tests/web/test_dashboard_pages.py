@@ -107,3 +107,39 @@ def test_running_rows_and_logs_refresh_until_the_execution_ends(
     assert "hx-trigger" not in ended
     live = client.get(f"/executions/{running.pk}/live/").content.decode()
     assert "KILLED" in live and "hx-trigger" not in live
+
+
+def test_a_long_state_history_is_capped_with_a_way_to_see_it_all(
+    client, bob, make_execution
+):
+    from executions.models import TaskRun
+
+    execution = make_execution()
+    runs = TaskRun.objects.bulk_create(
+        TaskRun(execution=execution, task_id="each", value=f"item-{i}", state="SUCCESS")
+        for i in range(400)
+    )
+    StateChange.objects.bulk_create(
+        StateChange(
+            execution=execution,
+            taskrun=tr,
+            from_state="RUNNING",
+            to_state="SUCCESS",
+            at=execution.created_at,
+            cause="worker",
+        )
+        for tr in runs
+    )
+    client.force_login(bob)
+    page = client.get(f"/executions/{execution.pk}/").content.decode()
+    assert "Showing the first 300 of 401 changes" in page
+    row = 'task each <span class="hint">[item-{}]</span></td>'.format
+    assert row(298) in page and row(350) not in page
+    full = client.get(f"/executions/{execution.pk}/?history=all").content.decode()
+    assert "Showing the first" not in full and row(399) in full
+
+
+def test_an_empty_overview_says_how_to_start(client, bob):
+    client.force_login(bob)
+    page = client.get("/").content.decode()
+    assert "No executions last 24 hours." in page and "peak" not in page
