@@ -29,6 +29,8 @@ from executions.filters import (
 from executions.models import Cause, Execution, LogEntry
 from executions.presenters import execution_as_dict, log_as_dict
 from executions.serializers import (
+    BackfillIn,
+    BackfillOut,
     BulkIn,
     BulkOut,
     ExecuteIn,
@@ -40,7 +42,9 @@ from executions.serializers import (
     ResumeIn,
 )
 from executions.storage import save_input_file
-from flows.models import Flow
+from executions.triggers import schedule
+from flows.expressions import format_native
+from flows.views import get_flow_for_user
 
 MAX_PAGE = 100
 
@@ -432,14 +436,7 @@ RESERVED = {"labels"}
 )
 @api_view(["POST"])
 def execute_flow(request, namespace: str, flow_id: str):
-    flow = (
-        Flow.objects.live()
-        .filter(roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id)
-        .first()
-    )
-    if flow is None:
-        raise Http404(f"no flow {namespace}.{flow_id}")
-    roles.require(request.user, namespace, roles.OPERATOR)
+    flow = get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
     if request.content_type.startswith(
         ("multipart/", "application/x-www-form-urlencoded")
     ):
@@ -478,4 +475,48 @@ def execute_flow(request, namespace: str, flow_id: str):
     )
     return Response(
         execution_as_dict(execution, taskruns=False), status=status.HTTP_201_CREATED
+    )
+
+
+# --- backfill ------------------------------------------------------------------
+@extend_schema(
+    summary="Backfill a Schedule trigger over a date range (operator)",
+    description="Starts one execution per cron date from 'start' to 'end' (inclusive). "
+    "Dates that fired already (on schedule or by an earlier backfill) are left alone, so "
+    "the same call can be repeated safely. With dryRun nothing starts: the answer lists "
+    "the dates and which of them fired already. At most "
+    f"{schedule.MAX_BACKFILL_HTTP} dates per call. 400 (with 'detail') for a date that "
+    "is not ISO-8601, an end before the start, an unknown trigger (the flow's schedules "
+    "are named) or too many dates.",
+    request=BackfillIn,
+    responses={200: BackfillOut},
+)
+@api_view(["POST"])
+def backfill_trigger(request, namespace: str, flow_id: str, trigger_id: str):
+    get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
+    body = BackfillIn(data=request.data)
+    body.is_valid(raise_exception=True)
+    data = body.validated_data
+    dry_run = data["dryRun"]
+    report = schedule.backfill(
+        namespace,
+        flow_id,
+        trigger_id,
+        data["start"],
+        data["end"],
+        inputs=data["inputs"],
+        labels=data["labels"],
+        actor=request.user.get_username(),
+        dry_run=dry_run,
+        max_dates=schedule.MAX_BACKFILL_HTTP,
+    )
+    return Response(
+        {
+            "dry_run": dry_run,
+            "trigger": trigger_id,
+            **report.as_dict(),
+            "to_fire": [format_native(d) for d in report.to_fire],
+            "execution_ids": [pk for _, pk in report.created],
+            "message": report.summary(dry_run),
+        }
     )

@@ -20,6 +20,11 @@ urlpatterns = [
         views.execute_flow,
         name="execute",
     ),
+    path(
+        "flows/<str:namespace>/<str:flow_id>/backfill/",
+        views.backfill_flow,
+        name="backfill",
+    ),
     path("namespaces/", views.list_namespaces, name="namespaces"),
     path("audit/", views.audit_log, name="audit"),
 ]
