@@ -14,12 +14,13 @@ from django.http import Http404, QueryDict, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, renderer_classes
 from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from accounts import roles
-from executions import actions, bulk
+from executions import actions, bulk, storage
 from executions.filters import (
     ExecutionFilterSet,
     filter_executions,
@@ -41,7 +42,6 @@ from executions.serializers import (
     ReplayIn,
     ResumeIn,
 )
-from executions.storage import save_input_file
 from executions.triggers import schedule
 from flows.expressions import format_native
 from flows.views import get_flow_for_user
@@ -281,6 +281,48 @@ def follow_execution(request, pk: int):
     return response
 
 
+class AnyMediaRenderer(BaseRenderer):
+    """Lets a download be asked for with any Accept header (the file's own
+    type is set on the response); errors are still JSON when accepted."""
+
+    media_type = "*/*"
+    format = "file"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return json.dumps(data).encode() if data is not None else b""
+
+
+@extend_schema(
+    summary="Download a file of an execution (task output, FILE input)",
+    description="'path' is a kestra:/// URI as found in the execution's inputs or task "
+    "outputs. Only the execution's own files (and files given to it) are served, to "
+    "users who may view the namespace that owns them: other paths answer 404, "
+    "malformed ones 400.",
+    parameters=[
+        OpenApiParameter(
+            "path", str, required=True, description="kestra:///... URI of the file"
+        )
+    ],
+    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+)
+@api_view(["GET"])
+@renderer_classes([JSONRenderer, AnyMediaRenderer])
+def execution_file(request, pk: int):
+    execution = get_execution_for_user(request, pk)
+    uri = request.query_params.get("path", "")
+    if not uri:
+        raise ValidationError({"path": "required: the kestra:/// URI of a file"})
+    try:
+        download = storage.open_download(
+            execution, uri, lambda ns: roles.has_role(request.user, ns)
+        )
+    except storage.BadStorageURI as exc:
+        raise ValidationError({"path": str(exc)}) from None
+    except storage.StorageError as exc:
+        raise Http404(str(exc)) from None
+    return download.response()
+
+
 # --- actions -------------------------------------------------------------------
 def _reason(serializer, default: str) -> str:
     return serializer.validated_data.get("reason") or default
@@ -446,7 +488,7 @@ def execute_flow(request, namespace: str, flow_id: str):
             if k not in RESERVED and k not in request.FILES
         }
         for name, upload in request.FILES.items():
-            inputs[name] = save_input_file(
+            inputs[name] = storage.save_input_file(
                 namespace, flow_id, upload.name, upload.read()
             )
         body = ExecuteIn(

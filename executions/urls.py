@@ -11,6 +11,7 @@ urlpatterns = [
     path("executions/<int:pk>/status/", views.execution_status, name="status"),
     path("executions/<int:pk>/live/", views.execution_live, name="live"),
     path("executions/<int:pk>/logs/", views.execution_logs, name="logs"),
+    path("executions/<int:pk>/file", views.download_file, name="file"),
     path("executions/<int:pk>/kill/", views.kill_execution, name="kill"),
     path("executions/<int:pk>/restart/", views.restart_execution, name="restart"),
     path("executions/<int:pk>/replay/", views.replay_execution, name="replay"),

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import roles
-from executions import actions, bulk
+from executions import actions, bulk, storage
 from executions.filters import (
     DEFAULT_WINDOW,
     EXECUTION_STATES,
@@ -190,6 +190,26 @@ def execution_logs(request, pk: int):
             "follow": True,
         },
     )
+
+
+@require_GET
+def download_file(request, pk: int):
+    """A file of the execution (``?path=kestra:///...``) as an attachment."""
+    execution = _get_execution_for_user(request, pk)
+    uri = request.GET.get("path", "")
+    if not uri:
+        return HttpResponseBadRequest(
+            "path is required: the kestra:/// URI of one of this execution's files"
+        )
+    try:
+        download = storage.open_download(
+            execution, uri, lambda ns: roles.has_role(request.user, ns)
+        )
+    except storage.BadStorageURI as exc:
+        return HttpResponseBadRequest(str(exc))
+    except storage.StorageError as exc:
+        raise Http404(str(exc)) from None
+    return download.response()
 
 
 # --- single actions ------------------------------------------------------------

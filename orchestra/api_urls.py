@@ -38,6 +38,11 @@ urlpatterns = [
         name="api-execution-follow",
     ),
     path(
+        "executions/<int:pk>/file",
+        executions_api.execution_file,
+        name="api-execution-file",
+    ),
+    path(
         "executions/<int:pk>/kill",
         executions_api.kill_execution,
         name="api-execution-kill",
