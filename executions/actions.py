@@ -373,6 +373,17 @@ def restart(
             "CANCELLED executions can be restarted (use replay to run it again)"
         )
     spec = _spec_of(execution)
+    # The same admission as a new execution: at the flow's limit a restart
+    # waits in QUEUED for a slot. CANCEL and FAIL would only end it again at
+    # once, rewriting its outcome, so the restart is refused instead.
+    from executions import concurrency
+
+    over = concurrency.over_limit(execution, spec)
+    if over is not None and over.state != State.QUEUED:
+        raise ActionError(
+            f"execution {execution_id} cannot restart now: {over.reason}; "
+            "restart it when a slot is free"
+        )
     latest = _latest(list(execution.taskruns.all()))
     children: dict[int | None, list[TaskRun]] = {}
     for tr in latest:
@@ -412,7 +423,10 @@ def restart(
         details={"attempt": attempt, "taskRuns": [tr.pk for tr in chosen]},
         fields={"attempt": attempt, "error": "", "stop_state": ""},
     )
-    dispatch.get().advance(execution.pk)
+    if over is not None:
+        concurrency.hold_back(execution, over)  # started by release() later
+    else:
+        dispatch.get().advance(execution.pk)
     return execution
 
 

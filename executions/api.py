@@ -14,12 +14,13 @@ from django.http import Http404, QueryDict, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, renderer_classes
 from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from accounts import roles
-from executions import actions, bulk
+from executions import actions, bulk, storage
 from executions.filters import (
     ExecutionFilterSet,
     filter_executions,
@@ -29,6 +30,8 @@ from executions.filters import (
 from executions.models import Cause, Execution, LogEntry
 from executions.presenters import execution_as_dict, log_as_dict
 from executions.serializers import (
+    BackfillIn,
+    BackfillOut,
     BulkIn,
     BulkOut,
     ExecuteIn,
@@ -39,8 +42,9 @@ from executions.serializers import (
     ReplayIn,
     ResumeIn,
 )
-from executions.storage import save_input_file
-from flows.models import Flow
+from executions.triggers import schedule
+from flows.expressions import format_native
+from flows.views import get_flow_for_user
 
 MAX_PAGE = 100
 
@@ -277,6 +281,48 @@ def follow_execution(request, pk: int):
     return response
 
 
+class AnyMediaRenderer(BaseRenderer):
+    """Lets a download be asked for with any Accept header (the file's own
+    type is set on the response); errors are still JSON when accepted."""
+
+    media_type = "*/*"
+    format = "file"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return json.dumps(data).encode() if data is not None else b""
+
+
+@extend_schema(
+    summary="Download a file of an execution (task output, FILE input)",
+    description="'path' is a kestra:/// URI as found in the execution's inputs or task "
+    "outputs. Only the execution's own files (and files given to it) are served, to "
+    "users who may view the namespace that owns them: other paths answer 404, "
+    "malformed ones 400.",
+    parameters=[
+        OpenApiParameter(
+            "path", str, required=True, description="kestra:///... URI of the file"
+        )
+    ],
+    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+)
+@api_view(["GET"])
+@renderer_classes([JSONRenderer, AnyMediaRenderer])
+def execution_file(request, pk: int):
+    execution = get_execution_for_user(request, pk)
+    uri = request.query_params.get("path", "")
+    if not uri:
+        raise ValidationError({"path": "required: the kestra:/// URI of a file"})
+    try:
+        download = storage.open_download(
+            execution, uri, lambda ns: roles.has_role(request.user, ns)
+        )
+    except storage.BadStorageURI as exc:
+        raise ValidationError({"path": str(exc)}) from None
+    except storage.StorageError as exc:
+        raise Http404(str(exc)) from None
+    return download.response()
+
+
 # --- actions -------------------------------------------------------------------
 def _reason(serializer, default: str) -> str:
     return serializer.validated_data.get("reason") or default
@@ -432,14 +478,7 @@ RESERVED = {"labels"}
 )
 @api_view(["POST"])
 def execute_flow(request, namespace: str, flow_id: str):
-    flow = (
-        Flow.objects.live()
-        .filter(roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id)
-        .first()
-    )
-    if flow is None:
-        raise Http404(f"no flow {namespace}.{flow_id}")
-    roles.require(request.user, namespace, roles.OPERATOR)
+    flow = get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
     if request.content_type.startswith(
         ("multipart/", "application/x-www-form-urlencoded")
     ):
@@ -449,7 +488,7 @@ def execute_flow(request, namespace: str, flow_id: str):
             if k not in RESERVED and k not in request.FILES
         }
         for name, upload in request.FILES.items():
-            inputs[name] = save_input_file(
+            inputs[name] = storage.save_input_file(
                 namespace, flow_id, upload.name, upload.read()
             )
         body = ExecuteIn(
@@ -478,4 +517,48 @@ def execute_flow(request, namespace: str, flow_id: str):
     )
     return Response(
         execution_as_dict(execution, taskruns=False), status=status.HTTP_201_CREATED
+    )
+
+
+# --- backfill ------------------------------------------------------------------
+@extend_schema(
+    summary="Backfill a Schedule trigger over a date range (operator)",
+    description="Starts one execution per cron date from 'start' to 'end' (inclusive). "
+    "Dates that fired already (on schedule or by an earlier backfill) are left alone, so "
+    "the same call can be repeated safely. With dryRun nothing starts: the answer lists "
+    "the dates and which of them fired already. At most "
+    f"{schedule.MAX_BACKFILL_HTTP} dates per call. 400 (with 'detail') for a date that "
+    "is not ISO-8601, an end before the start, an unknown trigger (the flow's schedules "
+    "are named) or too many dates.",
+    request=BackfillIn,
+    responses={200: BackfillOut},
+)
+@api_view(["POST"])
+def backfill_trigger(request, namespace: str, flow_id: str, trigger_id: str):
+    get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
+    body = BackfillIn(data=request.data)
+    body.is_valid(raise_exception=True)
+    data = body.validated_data
+    dry_run = data["dryRun"]
+    report = schedule.backfill(
+        namespace,
+        flow_id,
+        trigger_id,
+        data["start"],
+        data["end"],
+        inputs=data["inputs"],
+        labels=data["labels"],
+        actor=request.user.get_username(),
+        dry_run=dry_run,
+        max_dates=schedule.MAX_BACKFILL_HTTP,
+    )
+    return Response(
+        {
+            "dry_run": dry_run,
+            "trigger": trigger_id,
+            **report.as_dict(),
+            "to_fire": [format_native(d) for d in report.to_fire],
+            "execution_ids": [pk for _, pk in report.created],
+            "message": report.summary(dry_run),
+        }
     )

@@ -17,6 +17,7 @@ started", commit together.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.dispatch import receiver
@@ -63,36 +64,61 @@ def _limit_of(namespace: str, flow_id: str) -> dict | None:
     return flow.latest.spec.concurrency if flow else None
 
 
-@receiver(execution_created, dispatch_uid="orchestra.concurrency.admit")
-def admit(sender, execution: Execution, spec, **kwargs) -> None:
-    """Over the limit, a new execution is QUEUED, CANCELLED or FAILED before
-    anything runs; the state change records the limit and the count."""
+@dataclass(frozen=True)
+class OverLimit:
+    """Where an execution over its flow's limit goes, and why."""
+
+    state: str
+    reason: str
+    details: dict
+
+
+def over_limit(execution: Execution, spec) -> OverLimit | None:
+    """None when ``execution`` may run now; otherwise the state its flow's
+    ``concurrency.behavior`` sends it to. Locks the flow's gate until the end
+    of the transaction, so the answer holds until the caller commits."""
     concurrency = spec.concurrency
     if not concurrency or execution.flow_revision_id is None:
-        return
+        return None
     lock_gate(execution.namespace, execution.flow_id)
     running = slots_in_use(execution.namespace, execution.flow_id, exclude=execution.pk)
     limit = concurrency["limit"]
     if running < limit:
-        return
+        return None
     behavior = concurrency["behavior"]
-    to = {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[
-        behavior
-    ]
-    reason = (
-        f"flow concurrency limit {limit} reached ({running} running); "
-        f"behavior {behavior}"
+    return OverLimit(
+        state={"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[
+            behavior
+        ],
+        reason=(
+            f"flow concurrency limit {limit} reached ({running} running); "
+            f"behavior {behavior}"
+        ),
+        details={"limit": limit, "running": running, "behavior": behavior},
     )
-    fields = {"error": reason} if to == State.FAILED else None
+
+
+def hold_back(execution: Execution, over: OverLimit) -> None:
+    """Move an execution over the limit to QUEUED, CANCELLED or FAILED."""
     states.transition(
         execution,
-        to,
+        over.state,
         cause=Cause.SYSTEM,
         actor="concurrency",
-        reason=reason,
-        details={"limit": limit, "running": running, "behavior": behavior},
-        fields=fields,
+        reason=over.reason,
+        details=over.details,
+        fields={"error": over.reason} if over.state == State.FAILED else None,
     )
+
+
+@receiver(execution_created, dispatch_uid="orchestra.concurrency.admit")
+def admit(sender, execution: Execution, spec, **kwargs) -> None:
+    """Over the limit, a new execution (run, trigger, subflow or replay) is
+    QUEUED, CANCELLED or FAILED before anything runs; the state change
+    records the limit and the count."""
+    over = over_limit(execution, spec)
+    if over is not None:
+        hold_back(execution, over)
 
 
 @receiver(execution_state_changed, dispatch_uid="orchestra.concurrency.release")

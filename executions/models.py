@@ -593,6 +593,8 @@ class TriggerEvent(models.Model):
                 name="trigger_event_pending",
                 condition=Q(status="pending"),
             ),
+            # The retention sweep (executions/triggers/retention.py).
+            models.Index(fields=["created_at"], name="trigger_event_created"),
         ]
 
     def __str__(self) -> str:

@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     S.RUNNING: {S.SUCCESS, S.WARNING, S.FAILED, S.PAUSED, S.RETRYING} | _STOP,
     S.PAUSED: {S.RUNNING, S.FAILED} | _STOP,
     S.RETRYING: {S.RUNNING, S.FAILED} | _STOP,
-    S.RESTARTED: {S.RUNNING, S.FAILED} | _STOP,
+    # QUEUED: restarted while the flow is at its concurrency limit.
+    S.RESTARTED: {S.RUNNING, S.QUEUED, S.FAILED} | _STOP,
     # FAILED: stopped by an SLA breach whose behavior is FAIL.
     S.KILLING: {S.KILLED, S.CANCELLED, S.FAILED},
     S.SUCCESS: {S.RESTARTED},

@@ -8,11 +8,17 @@ belongs to its execution: see ``ExecutionFiles``.
 
 from __future__ import annotations
 
+import mimetypes
+import re
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import IO, Any
 
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
+from django.http import FileResponse
 
 PREFIX = "kestra://"
 
@@ -21,12 +27,16 @@ class StorageError(ValueError):
     pass
 
 
+class BadStorageURI(StorageError):
+    """Not a storage URI at all, or one that tries to leave the storage folder."""
+
+
 def path_of(uri: str) -> str:
     if not isinstance(uri, str) or not uri.startswith(PREFIX):
-        raise StorageError(f"{uri!r} is not an internal storage URI (kestra:///...)")
+        raise BadStorageURI(f"{uri!r} is not an internal storage URI (kestra:///...)")
     path = uri[len(PREFIX) :].lstrip("/")
-    if not path or ".." in path.split("/"):
-        raise StorageError(f"{uri!r} leaves the storage folder")
+    if not path or ".." in path.split("/") or "\x00" in path:
+        raise BadStorageURI(f"{uri!r} leaves the storage folder")
     return path
 
 
@@ -63,7 +73,7 @@ def save_input_file(namespace: str, flow_id: str, name: str, data: bytes) -> str
     )
 
 
-def _uris_in(value: Any) -> set[str]:
+def uris_in(value: Any) -> set[str]:
     """Every kestra:// URI inside a JSON value (inputs, trigger variables)."""
     found: set[str] = set()
     if isinstance(value, str):
@@ -71,10 +81,10 @@ def _uris_in(value: Any) -> set[str]:
             found.add(value)
     elif isinstance(value, dict):
         for item in value.values():
-            found |= _uris_in(item)
+            found |= uris_in(item)
     elif isinstance(value, list):
         for item in value:
-            found |= _uris_in(item)
+            found |= uris_in(item)
     return found
 
 
@@ -101,7 +111,7 @@ class ExecutionFiles:
 
     def _given_uris(self) -> set[str]:
         if self._given is None:
-            given = _uris_in(self.execution.inputs or {}) | _uris_in(
+            given = uris_in(self.execution.inputs or {}) | uris_in(
                 self.execution.trigger or {}
             )
             self._given = {path_of(u) for u in given if _valid(u)}
@@ -156,3 +166,70 @@ def _valid(uri: str) -> bool:
 def open_execution_file(execution, uri: str) -> IO[bytes]:
     """For downloads (UI, API): the file behind ``uri`` if it belongs to ``execution``."""
     return ExecutionFiles(execution).open(uri)
+
+
+_UPLOAD = re.compile(r"^(?P<folders>.+)/[^/]+/inputs/[0-9a-f]{32}/[^/]+$")
+_EXECUTION_ID = re.compile(r"(?:^|/)executions/(\d+)/")
+
+
+def owner_namespace(path: str) -> str | None:
+    """The namespace whose folder holds ``path``: the execution whose folder it
+    is in, or the flow an upload was made for. None when it is neither."""
+    from executions.models import Execution
+
+    ids = {int(m) for m in _EXECUTION_ID.findall(path) if len(m) < 19}
+    for row in Execution.objects.filter(pk__in=ids).only("pk", "namespace", "flow_id"):
+        if path.startswith(execution_folder(row.namespace, row.flow_id, row.pk)):
+            return row.namespace
+    match = _UPLOAD.match(path)
+    return match["folders"].replace("/", ".") if match else None
+
+
+@dataclass
+class Download:
+    file: IO[bytes]
+    name: str
+    content_type: str
+    size: int | None
+
+    def response(self) -> FileResponse:
+        """Streamed in chunks, always as an attachment (a stored HTML file
+        must not run in the dashboard's origin)."""
+        response = FileResponse(
+            self.file,
+            as_attachment=True,
+            filename=self.name,
+            content_type=self.content_type,
+        )
+        if self.size is not None:
+            response["Content-Length"] = str(self.size)
+        return response
+
+
+def open_download(execution, uri: str, may_view: Callable[[str], bool]) -> Download:
+    """The file behind ``uri`` for a download from ``execution``'s page.
+
+    It must belong to the execution (its own files, its FILE inputs, files
+    given by its trigger or parent), and ``may_view`` must accept the
+    namespace that owns the file: a file handed over from another namespace
+    is not shown to someone who cannot see that namespace. Raises
+    BadStorageURI for a malformed URI, StorageError when the file is not
+    there or not for this user.
+    """
+    path = ExecutionFiles(execution).check(uri)
+    owner = owner_namespace(path)
+    if owner is None or not may_view(owner):
+        raise StorageError(f"{uri} does not belong to execution {execution.pk}")
+    try:
+        if not default_storage.exists(path):
+            raise StorageError(f"no file stored at {uri}")
+        handle = default_storage.open(path, "rb")
+    except SuspiciousFileOperation:
+        raise BadStorageURI(f"{uri!r} leaves the storage folder") from None
+    name = path.rsplit("/", 1)[-1]
+    try:
+        size = default_storage.size(path)
+    except (OSError, NotImplementedError):
+        size = None
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return Download(handle, name, content_type, size)

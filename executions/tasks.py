@@ -49,3 +49,15 @@ def evaluate_schedules() -> dict:
     result["flow_triggers"] = process_pending(older_than=timedelta(seconds=10))
     result["dequeued"] = release_all()
     return result
+
+
+@shared_task(name="orchestra.purge_trigger_events", bind=True, ignore_result=True)
+def purge_trigger_events(self) -> dict:
+    """Beat (hourly): delete old trigger events in bounded batches; when more
+    are left, enqueue the next pass instead of running long."""
+    from executions.triggers.retention import purge_trigger_events as purge
+
+    result = purge()
+    if result.more:
+        self.apply_async(countdown=1)
+    return result.as_dict()

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import roles
-from executions import actions, bulk
+from executions import actions, bulk, storage
 from executions.filters import (
     DEFAULT_WINDOW,
     EXECUTION_STATES,
@@ -27,12 +27,14 @@ from executions.filters import (
     keyset_page,
     visible_executions,
 )
-from executions.forms import ExecuteForm, ReplayForm
+from executions.forms import BackfillForm, ExecuteForm, ReplayForm
 from executions.models import TERMINAL, Cause, LogEntry, StateChange
 from executions.presenters import gantt
 from executions.states import IllegalTransition, StaleState
+from executions.triggers import schedule
 from flows.models import Flow, Namespace
 from flows.spec.inputs import InputError
+from flows.views import get_flow_for_user
 
 PAGE_SIZE = 25
 LOG_BATCH = 500
@@ -217,6 +219,26 @@ def execution_logs(request, pk: int):
     )
 
 
+@require_GET
+def download_file(request, pk: int):
+    """A file of the execution (``?path=kestra:///...``) as an attachment."""
+    execution = _get_execution_for_user(request, pk)
+    uri = request.GET.get("path", "")
+    if not uri:
+        return HttpResponseBadRequest(
+            "path is required: the kestra:/// URI of one of this execution's files"
+        )
+    try:
+        download = storage.open_download(
+            execution, uri, lambda ns: roles.has_role(request.user, ns)
+        )
+    except storage.BadStorageURI as exc:
+        return HttpResponseBadRequest(str(exc))
+    except storage.StorageError as exc:
+        raise Http404(str(exc)) from None
+    return download.response()
+
+
 # --- single actions ------------------------------------------------------------
 def _run_action(request, pk: int, name: str, call):
     execution = _get_execution_for_user(request, pk, roles.OPERATOR)
@@ -360,14 +382,7 @@ def bulk_executions(request):
 # --- execute -------------------------------------------------------------------
 @require_http_methods(["GET", "POST"])
 def execute_flow(request, namespace: str, flow_id: str):
-    flow = (
-        Flow.objects.live()
-        .filter(roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id)
-        .first()
-    )
-    if flow is None:
-        raise Http404(f"no flow {namespace}.{flow_id}")
-    roles.require(request.user, namespace, roles.OPERATOR)
+    flow = get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
     revision = flow.latest
     spec = revision.spec
     form = ExecuteForm(spec, request.POST or None, request.FILES or None)
@@ -402,6 +417,59 @@ def execute_flow(request, namespace: str, flow_id: str):
         },
         status=400 if form.is_bound and form.errors else 200,
     )
+
+
+# --- backfill ------------------------------------------------------------------
+@require_http_methods(["GET", "POST"])
+def backfill_flow(request, namespace: str, flow_id: str):
+    """Backfill a Schedule trigger: POST 1 previews the dates (marking those
+    that fired already), POST 2 with confirm=yes starts the others. The form
+    also sits on the flow page, which posts here with htmx into ``#backfill``."""
+    flow = get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
+    schedules = schedule.schedule_ids(flow.latest.spec)
+    form = BackfillForm(
+        schedules,
+        request.POST or None,
+        initial={"trigger": request.GET.get("trigger")},
+    )
+    context = {"nav": "flows", "flow": flow, "form": form, "schedules": schedules}
+    status = 200
+    if request.method == "POST" and not form.is_valid():
+        status = 400
+    elif request.method == "POST":
+        data = form.cleaned_data
+        confirm = request.POST.get("confirm") == "yes"
+        previewed = data["revision"]
+        if confirm and previewed is not None and previewed != flow.revision:
+            # The cron or the inputs may differ from what was previewed.
+            context["changed"] = previewed
+            confirm = False
+        try:
+            report = schedule.backfill(
+                namespace,
+                flow_id,
+                data["trigger"],
+                data["start"],
+                data["end"],
+                labels=data["labels"],
+                actor=request.user.get_username(),
+                dry_run=not confirm,
+                max_dates=schedule.MAX_BACKFILL_HTTP,
+            )
+        except actions.ActionError as exc:
+            form.add_error(None, str(exc))
+            status = 400
+        else:
+            context.update(
+                report=report,
+                dry_run=not confirm,
+                already=set(report.existing),
+                message=report.summary(not confirm),
+            )
+    template = "executions/backfill.html"
+    if request.htmx:
+        template += "#panel"
+    return render(request, template, context, status=status)
 
 
 # --- namespaces and audit ------------------------------------------------------

@@ -29,9 +29,12 @@ tasks:
 """
 
 
-def _get_flow_for_user(
+def get_flow_for_user(
     request, namespace: str, flow_id: str, role: str = roles.VIEWER
 ) -> Flow:
+    """The live flow if the user sees its namespace (404 otherwise, so names
+    don't leak), and PermissionDenied when ``role`` is missing. Pages and the
+    REST API of flows and executions all ask here."""
     flow = (
         Flow.objects.live()
         .filter(roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id)
@@ -117,7 +120,7 @@ def validate_flow(request):
 
 @require_GET
 def show_flow(request, namespace: str, flow_id: str):
-    flow = _get_flow_for_user(request, namespace, flow_id)
+    flow = get_flow_for_user(request, namespace, flow_id)
     revision = flow.latest
     return render(
         request,
@@ -130,6 +133,9 @@ def show_flow(request, namespace: str, flow_id: str):
             "revisions": flow.revisions.order_by("-revision")[:100],
             "can_edit": roles.has_role(request.user, namespace, roles.EDITOR),
             "can_execute": roles.has_role(request.user, namespace, roles.OPERATOR),
+            "schedules": [
+                t["id"] for t in revision.spec.triggers if t["kind"] == "schedule"
+            ],
         },
     )
 
@@ -153,7 +159,7 @@ def edit_flow(request, namespace: str | None = None, flow_id: str | None = None)
     """Edit an existing flow (or create one): saving a changed source makes a new revision."""
     flow = None
     if namespace is not None:
-        flow = _get_flow_for_user(request, namespace, flow_id, roles.EDITOR)
+        flow = get_flow_for_user(request, namespace, flow_id, roles.EDITOR)
     elif roles.prefixes(request.user, roles.EDITOR) == []:
         roles.require(request.user, "", roles.EDITOR)
     if request.method == "GET":
@@ -194,7 +200,7 @@ def edit_flow(request, namespace: str | None = None, flow_id: str | None = None)
 
 @require_POST
 def remove_flow(request, namespace: str, flow_id: str):
-    flow = _get_flow_for_user(request, namespace, flow_id, roles.EDITOR)
+    flow = get_flow_for_user(request, namespace, flow_id, roles.EDITOR)
     delete_flow(flow, actor=request.user.get_username())
     messages.success(request, f"Deleted flow {flow}. Its executions are kept.")
     return redirect("flows:list")
@@ -202,7 +208,7 @@ def remove_flow(request, namespace: str, flow_id: str):
 
 @require_GET
 def diff_revisions(request, namespace: str, flow_id: str):
-    flow = _get_flow_for_user(request, namespace, flow_id)
+    flow = get_flow_for_user(request, namespace, flow_id)
     try:
         new = int(request.GET.get("b", flow.revision))
         old = int(request.GET.get("a", new - 1))

@@ -19,6 +19,11 @@ urlpatterns = [
         flows_api.flow_revisions,
         name="api-flow-revisions",
     ),
+    path(
+        "flows/<str:namespace>/<str:flow_id>/triggers/<str:trigger_id>/backfill",
+        executions_api.backfill_trigger,
+        name="api-flow-backfill",
+    ),
     path("executions", executions_api.search_executions, name="api-executions"),
     path("executions/bulk", executions_api.bulk_executions, name="api-executions-bulk"),
     path("executions/<int:pk>", executions_api.execution_detail, name="api-execution"),
@@ -31,6 +36,11 @@ urlpatterns = [
         "executions/<int:pk>/follow",
         executions_api.follow_execution,
         name="api-execution-follow",
+    ),
+    path(
+        "executions/<int:pk>/file",
+        executions_api.execution_file,
+        name="api-execution-file",
     ),
     path(
         "executions/<int:pk>/kill",

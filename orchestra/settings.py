@@ -274,6 +274,19 @@ CELERY_BEAT_SCHEDULE["evaluate-schedules"] = {
 # refilled at ORCHESTRA_WEBHOOK_RATE per second.
 ORCHESTRA_WEBHOOK_RATE = envfloat("ORCHESTRA_WEBHOOK_RATE", 10.0, minimum=0.001)
 ORCHESTRA_WEBHOOK_BURST = envfloat("ORCHESTRA_WEBHOOK_BURST", 20.0, minimum=1)
+# Trigger events (one row per fired, skipped or failed date and flow-trigger
+# firing) are deleted after this many days; 0 keeps them forever. A backfill
+# over a purged range starts those dates again.
+ORCHESTRA_TRIGGER_EVENT_RETENTION_DAYS = envint(
+    "ORCHESTRA_TRIGGER_EVENT_RETENTION_DAYS", 30, minimum=0
+)
+ORCHESTRA_TRIGGER_EVENT_PURGE_BATCH = envint(
+    "ORCHESTRA_TRIGGER_EVENT_PURGE_BATCH", 5000, minimum=1
+)
+CELERY_BEAT_SCHEDULE["purge-trigger-events"] = {
+    "task": "orchestra.purge_trigger_events",
+    "schedule": 3600.0,
+}
 
 # --- Web dashboard and REST API -------------------------------------------
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "orchestra.api.api_exception_handler"

@@ -85,19 +85,13 @@ def backfill(args: argparse.Namespace) -> int:
         for date in report.dates:
             note = "  (already fired)" if date in done else ""
             print(f"  {format_native(date)}{note}")
-        print(
-            f"{len(report.dates)} dates, {len(report.dates) - len(done)} would start "
-            "(dry run: nothing started)"
-        )
+        print(report.summary(dry_run=True))
         return 0
     for date, execution_id in report.created:
         print(f"✓ {format_native(date)}: execution {execution_id}")
     for date, reason in report.failed:
         print(f"✘ {format_native(date)}: {reason}", file=sys.stderr)
-    print(
-        f"{len(report.created)} started, {len(report.existing)} already fired, "
-        f"{len(report.failed)} failed"
-    )
+    print(report.summary(dry_run=False))
     return 1 if report.failed else 0
 
 

@@ -44,6 +44,8 @@ log = logging.getLogger("orchestra.schedule")
 # Dates one trigger may fire in one evaluation; the rest wait for the next.
 MAX_DATES_PER_PASS = 1000
 MAX_BACKFILL = 10000
+# From the API and the flow page the dates fire inside the request: fewer.
+MAX_BACKFILL_HTTP = 1000
 
 
 def _missed_after() -> timedelta:
@@ -263,12 +265,34 @@ def _fire_date(
     return event
 
 
+def schedule_ids(spec) -> list[str]:
+    """Ids of the flow's Schedule triggers, in declaration order."""
+    return [t["id"] for t in spec.triggers if t["kind"] == TriggerKind.SCHEDULE]
+
+
 @dataclass
 class Backfill:
     dates: list[datetime]
     created: list[tuple[datetime, int]] = field(default_factory=list)
     existing: list[datetime] = field(default_factory=list)
     failed: list[tuple[datetime, str]] = field(default_factory=list)
+
+    @property
+    def to_fire(self) -> list[datetime]:
+        """The dates a run would start (those that have not fired yet)."""
+        done = set(self.existing)
+        return [d for d in self.dates if d not in done]
+
+    def summary(self, dry_run: bool) -> str:
+        if dry_run:
+            return (
+                f"{len(self.dates)} dates, {len(self.to_fire)} would start "
+                "(dry run: nothing started)"
+            )
+        return (
+            f"{len(self.created)} started, {len(self.existing)} already fired, "
+            f"{len(self.failed)} failed"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -292,18 +316,17 @@ def backfill(
     labels: dict | None = None,
     actor: str = "",
     dry_run: bool = False,
+    max_dates: int = MAX_BACKFILL,
 ) -> Backfill:
     """Fire a schedule's dates from ``start`` to ``end`` (inclusive; naive
     datetimes are in the trigger's time zone). Dates that fired already are
-    left alone, so a backfill can be run again safely. Raises ActionError."""
+    left alone, so a backfill can be run again safely. Raises ActionError,
+    also when the range holds more than ``max_dates`` dates."""
     flow = get_flow(namespace, flow_id)
     revision = flow.latest
     decl = trigger_decl(revision.spec, trigger_id)
-    schedules = [
-        t["id"] for t in revision.spec.triggers if t["kind"] == TriggerKind.SCHEDULE
-    ]
     if decl is None or decl["kind"] != TriggerKind.SCHEDULE:
-        known = ", ".join(schedules) or "none"
+        known = ", ".join(schedule_ids(revision.spec)) or "none"
         raise ActionError(
             f"flow {namespace}.{flow_id} has no Schedule trigger '{trigger_id}' "
             f"(its schedules: {known})"
@@ -318,10 +341,10 @@ def backfill(
             f"backfill end {format_native(last)} is before its start {format_native(first)}"
         )
     cron = decl["cron_normalized"]
-    dates = due_dates(cron, tz, first, last, MAX_BACKFILL + 1)
-    if len(dates) > MAX_BACKFILL:
+    dates = due_dates(cron, tz, first, last, max_dates + 1)
+    if len(dates) > max_dates:
         raise ActionError(
-            f"the range holds more than {MAX_BACKFILL} dates of '{decl['cron']}'; "
+            f"the range holds more than {max_dates} dates of '{decl['cron']}'; "
             "backfill a shorter range at a time"
         )
     report = Backfill(dates=dates)

@@ -155,3 +155,97 @@ def test_kill_on_a_real_worker_frees_the_slot_at_once(postgres, start_worker):
     wait_for(lambda: states(first) == ["KILLED"], 20, what="first to be killed")
     actions.kill(second.pk, cause=Cause.USER)  # (so the worker stops quickly)
     wait_for(lambda: states(second) == ["KILLED"], 20, what="second to be killed")
+
+
+GATED = """
+id: gated
+namespace: tests.conc
+inputs:
+  - id: nap
+    type: STRING
+    defaults: PT0.2S
+concurrency:
+  limit: 1
+  behavior: {behavior}
+tasks:
+  - id: nap
+    type: Sleep
+    duration: "{{{{ inputs.nap }}}}"
+"""
+
+
+def running(execution) -> bool:
+    """Its task is claimed by a worker. (Killing in the instant between the
+    executor starting an execution and a worker claiming its task can
+    deadlock the kill with the claim: see the report of this change.)"""
+    return execution.taskruns.filter(state="RUNNING").exists()
+
+
+def test_replay_and_restart_wait_for_a_slot_like_new_executions(postgres, start_worker):
+    _, rev, _ = save_flow(GATED.format(behavior="QUEUE"), actor="test")
+    start_worker("w1", concurrency=2)
+    done = actions.create_execution(rev)
+    wait_for(lambda: states(done) == ["SUCCESS"], 30, what="first run to succeed")
+    long = actions.create_execution(rev, inputs={"nap": "PT30S"})
+    wait_for(lambda: running(long), 20, what="long run to start")
+
+    replayed = actions.replay(done.pk, actor="alice")
+    assert states(replayed) == ["QUEUED"]
+    queued = StateChange.objects.get(execution=replayed, to_state="QUEUED")
+    assert queued.reason == (
+        "flow concurrency limit 1 reached (1 running); behavior QUEUE"
+    )
+    # The slot frees when the long run is killed: the replay runs to the end.
+    actions.kill(long.pk, cause=Cause.USER, actor="alice")
+    wait_for(lambda: states(replayed) == ["SUCCESS"], 30, what="the replay to run")
+    wait_for(lambda: states(long) == ["KILLED"], 20, what="the long run to end")
+
+    blocker = actions.create_execution(rev, inputs={"nap": "PT30S"})
+    wait_for(lambda: running(blocker), 20, what="blocker to start")
+    actions.restart(long.pk, actor="alice")
+    assert states(long) == ["QUEUED"]
+    steps = list(
+        StateChange.objects.filter(execution=long, taskrun=None)
+        .order_by("id")
+        .values_list("from_state", "to_state", "actor")
+    )
+    assert steps[-2:] == [
+        ("KILLED", "RESTARTED", "alice"),
+        ("RESTARTED", "QUEUED", "concurrency"),
+    ]
+    assert Execution.objects.get(pk=long.pk).attempt == 2
+    actions.kill(blocker.pk, cause=Cause.USER, actor="alice")
+    wait_for(lambda: running(long), 20, what="the restart to run")
+    assert (
+        Execution.objects.filter(
+            pk__in=[long.pk, blocker.pk, replayed.pk], state="RUNNING"
+        ).count()
+        == 1
+    )
+    actions.kill(long.pk, cause=Cause.USER)
+    wait_for(lambda: states(long, blocker) == ["KILLED", "KILLED"], 20, what="end")
+
+
+@pytest.mark.parametrize(
+    ("behavior", "state"), [("CANCEL", "CANCELLED"), ("FAIL", "FAILED")]
+)
+def test_at_the_limit_a_replay_ends_per_behavior_and_a_restart_is_refused(
+    db, behavior, state
+):
+    _, rev, _ = save_flow(GATED.format(behavior=behavior), actor="test")
+    ended = actions.create_execution(rev)
+    actions.kill(ended.pk, cause=Cause.USER, actor="alice")
+    holder = actions.create_execution(rev)
+    assert states(ended, holder) == ["KILLED", "CREATED"]
+    replayed = actions.replay(ended.pk, actor="alice")
+    assert states(replayed) == [state]
+    assert replayed.taskruns.count() == 0
+    history = StateChange.objects.filter(execution=ended).count()
+    with pytest.raises(actions.ActionError) as refused:
+        actions.restart(ended.pk, actor="alice")
+    assert str(refused.value) == (
+        f"execution {ended.pk} cannot restart now: flow concurrency limit 1 reached "
+        f"(1 running); behavior {behavior}; restart it when a slot is free"
+    )
+    assert states(ended) == ["KILLED"]
+    assert StateChange.objects.filter(execution=ended).count() == history
