@@ -28,6 +28,7 @@ from sla.models import (
     DeadlineState,
     Kind,
     Level,
+    PendingAlert,
     SlaMiss,
     SlaRule,
 )
@@ -99,8 +100,9 @@ def record_duration_misses(now: datetime, batch: int = BATCH) -> int:
 
 
 # One statement: lock the due deadlines (SKIP LOCKED: a concurrent sweep takes
-# others), close them and insert their misses; ON CONFLICT keeps one miss per
-# (execution, key, level) whatever happens. Returns how many were closed.
+# others), close them, insert their misses and queue those with recipients for
+# the digest; ON CONFLICT keeps one miss per (execution, key, level) whatever
+# happens. Returns how many were closed.
 _RECORD_SQL = """
 WITH due AS (
     SELECT id FROM sla_deadline
@@ -108,7 +110,9 @@ WITH due AS (
     ORDER BY due_at LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 ), closed AS (
-    UPDATE sla_deadline d SET state = 'missed' FROM due WHERE d.id = due.id
+    -- "= ANY(ARRAY(...))", not a join: the planner cannot pick a merge join that
+    -- walks the whole primary key of a table of closed deadlines.
+    UPDATE sla_deadline d SET state = 'missed' WHERE d.id = ANY(ARRAY(SELECT id FROM due))
     RETURNING d.execution_id, d.rule_id, d.key, d.level, d.threshold, d.behavior, d.labels
 ), inserted AS (
     INSERT INTO sla_slamiss (
@@ -124,7 +128,11 @@ WITH due AS (
     JOIN executions_execution e ON e.id = c.execution_id
     LEFT JOIN sla_slarule r ON r.id = c.rule_id
     ON CONFLICT DO NOTHING
-    RETURNING 1
+    RETURNING id, recipients, level, rule_id, namespace
+), queued AS (
+    INSERT INTO sla_pendingalert (miss_id, recipients, level, rule_id, namespace)
+    SELECT id, recipients, level, rule_id, namespace FROM inserted
+    WHERE recipients <> ''
 )
 SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM inserted)
 """
@@ -181,10 +189,37 @@ def _record_batch(now: datetime, batch: int) -> int:
         for r in rows
     ]
     SlaMiss.objects.bulk_create(misses, ignore_conflicts=True)
+    queue_alerts(
+        SlaMiss.objects.filter(
+            execution_id__in={r["execution_id"] for r in rows}, detected_at=now
+        )
+    )
     Deadline.objects.filter(id__in=[r["id"] for r in rows]).update(
         state=DeadlineState.MISSED
     )
     return len(rows)
+
+
+def queue_alerts(new_misses) -> int:
+    """Queue for the digest the misses of this queryset that have recipients
+    (the misses just written: bulk_create with ignore_conflicts gives no ids)."""
+    rows = new_misses.exclude(recipients="").values_list(
+        "id", "recipients", "level", "rule_id", "namespace"
+    )
+    queued = PendingAlert.objects.bulk_create(
+        [
+            PendingAlert(
+                miss_id=pk,
+                recipients=recipients,
+                level=level,
+                rule_id=rule_id,
+                namespace=namespace,
+            )
+            for pk, recipients, level, rule_id, namespace in rows
+        ],
+        ignore_conflicts=True,
+    )
+    return len(queued)
 
 
 def check_assertions(now: datetime, limit: int = 500) -> int:
@@ -231,6 +266,14 @@ def check_assertions(now: datetime, limit: int = 500) -> int:
                         )
                     ],
                     ignore_conflicts=True,
+                )
+                queue_alerts(
+                    SlaMiss.objects.filter(
+                        execution=execution,
+                        key=deadline.key,
+                        level=deadline.level,
+                        detected_at=now,
+                    )
                 )
                 found += 1
             deadline.state = DeadlineState.MET if ok else DeadlineState.MISSED
@@ -309,6 +352,14 @@ def check_expected_runs(now: datetime) -> int:
                     )
                 )
             SlaMiss.objects.bulk_create(misses, ignore_conflicts=True)
+            queue_alerts(
+                SlaMiss.objects.filter(
+                    rule=rule,
+                    execution__isnull=True,
+                    window_end__in=[m.window_end for m in misses],
+                    detected_at=now,
+                )
+            )
             found += len(misses)
     return found
 
