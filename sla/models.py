@@ -199,11 +199,14 @@ class Deadline(models.Model):
     state = models.CharField(
         max_length=8, choices=DeadlineState.choices, default=DeadlineState.OPEN
     )
+    # The execution's attempt (Execution.attempt): a restart is measured from
+    # the restart and gets deadlines of its own (sla/deadlines.py).
+    attempt = models.PositiveIntegerField(default=1)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["execution", "key", "level"], name="deadline_unique"
+                fields=["execution", "key", "level", "attempt"], name="deadline_unique"
             )
         ]
         indexes = [
@@ -262,6 +265,9 @@ class SlaMiss(models.Model):
     key = models.CharField(max_length=120)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DURATION)
     level = models.CharField(max_length=3, choices=Level.choices)
+    # Which attempt of the execution missed: a restarted execution that breaches
+    # again is a new miss; the same attempt never gives two.
+    attempt = models.PositiveIntegerField(default=1)
     namespace = models.CharField(max_length=255)
     flow_id = models.CharField(max_length=255, blank=True, default="")
     threshold = models.DurationField(null=True, blank=True)
@@ -299,7 +305,7 @@ class SlaMiss(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["execution", "key", "level"],
+                fields=["execution", "key", "level", "attempt"],
                 name="slamiss_unique_execution",
                 condition=Q(execution__isnull=False),
             ),

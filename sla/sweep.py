@@ -113,15 +113,16 @@ WITH due AS (
     -- "= ANY(ARRAY(...))", not a join: the planner cannot pick a merge join that
     -- walks the whole primary key of a table of closed deadlines.
     UPDATE sla_deadline d SET state = 'missed' WHERE d.id = ANY(ARRAY(SELECT id FROM due))
-    RETURNING d.execution_id, d.rule_id, d.key, d.level, d.threshold, d.behavior, d.labels
+    RETURNING d.execution_id, d.rule_id, d.key, d.level, d.threshold, d.behavior, d.labels,
+        d.attempt, d.due_at - d.threshold AS started_at
 ), inserted AS (
     INSERT INTO sla_slamiss (
-        rule_id, execution_id, key, kind, level, namespace, flow_id, threshold, duration,
-        started_at, execution_state, detected_at, behavior, labels, action, actions_done,
-        recipients)
-    SELECT c.rule_id, c.execution_id, c.key, 'duration', c.level, e.namespace, e.flow_id,
-        c.threshold, COALESCE(e.ended_at, %(now)s) - e.started_at, e.started_at, e.state,
-        %(now)s, c.behavior, c.labels, '',
+        rule_id, execution_id, key, kind, level, attempt, namespace, flow_id, threshold,
+        duration, started_at, execution_state, detected_at, behavior, labels, action,
+        actions_done, recipients)
+    SELECT c.rule_id, c.execution_id, c.key, 'duration', c.level, c.attempt, e.namespace,
+        e.flow_id, c.threshold, COALESCE(e.ended_at, %(now)s) - c.started_at, c.started_at,
+        e.state, %(now)s, c.behavior, c.labels, '',
         c.level <> 'SLA' OR (c.behavior = 'NONE' AND c.labels = '{}'::jsonb),
         COALESCE(replace(r.recipients, ' ', ''), '')
     FROM closed c
@@ -155,13 +156,14 @@ def _record_batch(now: datetime, batch: int) -> int:
             "rule_id",
             "key",
             "level",
+            "attempt",
             "threshold",
+            "due_at",
             "behavior",
             "labels",
             "rule__recipients",
             "execution__namespace",
             "execution__flow_id",
-            "execution__started_at",
             "execution__ended_at",
             "execution__state",
         )
@@ -173,11 +175,13 @@ def _record_batch(now: datetime, batch: int) -> int:
             key=r["key"],
             kind=Kind.DURATION,
             level=r["level"],
+            attempt=r["attempt"],
             namespace=r["execution__namespace"],
             flow_id=r["execution__flow_id"],
             threshold=r["threshold"],
-            duration=(r["execution__ended_at"] or now) - r["execution__started_at"],
-            started_at=r["execution__started_at"],
+            # The attempt's start: the execution's, or its restart's.
+            duration=(r["execution__ended_at"] or now) - (r["due_at"] - r["threshold"]),
+            started_at=r["due_at"] - r["threshold"],
             execution_state=r["execution__state"],
             detected_at=now,
             behavior=r["behavior"],
@@ -250,6 +254,7 @@ def check_assertions(now: datetime, limit: int = 500) -> int:
                             key=deadline.key,
                             kind=Kind.ASSERTION,
                             level=deadline.level,
+                            attempt=deadline.attempt,
                             namespace=execution.namespace,
                             flow_id=execution.flow_id,
                             duration=execution.duration(),
@@ -272,6 +277,7 @@ def check_assertions(now: datetime, limit: int = 500) -> int:
                         execution=execution,
                         key=deadline.key,
                         level=deadline.level,
+                        attempt=deadline.attempt,
                         detected_at=now,
                     )
                 )
@@ -385,11 +391,17 @@ def _apply(miss: SlaMiss) -> str:
         )
     if miss.behavior in (Behavior.CANCEL, Behavior.FAIL):
         final = State.CANCELLED if miss.behavior == Behavior.CANCEL else State.FAILED
-        execution.refresh_from_db(fields=["state"])
+        execution.refresh_from_db(fields=["state", "attempt"])
         if execution.state in TERMINAL:
             done.append(
                 f"not {final.lower()}: the execution had already ended "
                 f"({execution.state})"
+            )
+        elif execution.attempt != miss.attempt:
+            # A late attempt swept after a restart must not stop the new one.
+            done.append(
+                f"not {final.lower()}: the execution was restarted since "
+                f"(attempt {execution.attempt})"
             )
         else:
             actions.stop_execution(
