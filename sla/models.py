@@ -146,6 +146,15 @@ def normalize_recipients(text: str) -> list[str]:
     return sorted({p.strip().lower() for p in parts if p.strip()})
 
 
+def threshold_source(key: str, rule: SlaRule | None) -> str:
+    """Where a deadline's or a miss's threshold comes from, for people."""
+    if key.startswith("flow:"):
+        return f"flow sla '{key[5:]}'"
+    if key == "input":
+        return "SLA/SLO input"
+    return f"rule '{rule.name}'" if rule else "rule"
+
+
 class DeadlineState(models.TextChoices):
     OPEN = "open"
     MET = "met"
@@ -228,6 +237,10 @@ class Deadline(models.Model):
 
     def __str__(self) -> str:
         return f"{self.level} {self.key} of execution {self.execution_id}"
+
+    @property
+    def source(self) -> str:
+        return threshold_source(self.key, self.rule if self.rule_id else None)
 
 
 class SlaMissQuerySet(models.QuerySet):
@@ -352,11 +365,7 @@ class SlaMiss(models.Model):
 
     @property
     def source(self) -> str:
-        if self.key.startswith("flow:"):
-            return f"flow sla '{self.key[5:]}'"
-        if self.key == "input":
-            return "SLA/SLO input"
-        return f"rule '{self.rule.name}'" if self.rule_id and self.rule else "rule"
+        return threshold_source(self.key, self.rule if self.rule_id else None)
 
 
 class PendingAlert(models.Model):

@@ -33,8 +33,10 @@ def _restart(execution):
     with use_in_process() as runner:
         actions.restart(execution.pk, actor="alice")
         wait_for(
-            lambda: (execution.refresh_from_db(), execution.is_terminal)[1]
-            and runner.idle(),
+            lambda: (
+                (execution.refresh_from_db(), execution.is_terminal)[1]
+                and runner.idle()
+            ),
             what="the restarted execution to end",
         )
         assert not runner.errors, runner.errors
@@ -79,7 +81,9 @@ def test_a_restart_is_not_late_because_the_first_attempt_started_long_ago(
     execution = started(deploy(NIGHTLY))
     two_hours_later = timezone.now() + timedelta(hours=2)
     states.transition(execution, State.FAILED, cause=Cause.WORKER)
-    states.transition(execution, State.RESTARTED, cause=Cause.USER, fields={"attempt": 2})
+    states.transition(
+        execution, State.RESTARTED, cause=Cause.USER, fields={"attempt": 2}
+    )
 
     restart = Deadline.objects.get(execution=execution, attempt=2)
     assert restart.state == DeadlineState.OPEN
@@ -101,7 +105,9 @@ def test_a_late_attempt_swept_after_a_restart_does_not_stop_the_new_one(
     )
     states.transition(execution, State.FAILED, cause=Cause.WORKER)
     # ... and was restarted at once.
-    states.transition(execution, State.RESTARTED, cause=Cause.USER, fields={"attempt": 2})
+    states.transition(
+        execution, State.RESTARTED, cause=Cause.USER, fields={"attempt": 2}
+    )
     states.transition(execution, State.RUNNING, cause=Cause.EXECUTOR)
 
     assert sweep.run().misses == 1
