@@ -67,3 +67,9 @@ class DigestAdmin(admin.ModelAdmin):
     )
     list_filter = ("state",)
     readonly_fields = ("message_id",)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # The outbox is the record of what was emailed; misses are not indexed
+        # by digest (that index would slow every burst), so deleting one would
+        # scan them all.
+        return False

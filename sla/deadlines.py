@@ -7,7 +7,9 @@ transaction:
 - first start (CREATED/QUEUED → RUNNING): ``due_at = started_at + threshold``,
   so the sweep finds a running execution past its SLA with a range query;
 - end: deadlines met in time are closed; late ones stay open for the sweep,
-  which is the only place that records misses; assertions become due.
+  which is the only place that records misses; assertions become due;
+- restart (an ended execution running again): the new attempt gets deadlines
+  of its own, measured from the restart (``restart_deadlines``).
 
 Each receiver runs in a savepoint and never raises: a fault in SLA
 bookkeeping is logged and must not roll back the engine's state change.
@@ -16,6 +18,7 @@ bookkeeping is logged and must not roll back the engine's state change.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -35,7 +38,13 @@ log = logging.getLogger("orchestra.sla")
 FIRST_START = {State.CREATED, State.QUEUED}
 
 
-def create_deadlines(execution: Execution, spec: Any) -> list[Deadline]:
+def create_deadlines(
+    execution: Execution, spec: Any, started: datetime | None = None
+) -> list[Deadline]:
+    """The thresholds that apply now, as open deadlines of the execution's
+    current attempt, due ``threshold`` after ``started`` (default: when the
+    execution started; unknown until it does)."""
+    started = started or execution.started_at
     rule = applying_rule(execution.namespace, execution.flow_id, execution.labels)
     thresholds = thresholds_for(rule, execution.inputs, getattr(spec, "sla", []))
     if not thresholds:
@@ -51,9 +60,8 @@ def create_deadlines(execution: Execution, spec: Any) -> list[Deadline]:
             assertion=t.assertion,
             behavior=t.behavior,
             labels=t.labels,
-            due_at=(execution.started_at + t.threshold)
-            if execution.started_at and t.threshold
-            else None,
+            due_at=(started + t.threshold) if started and t.threshold else None,
+            attempt=execution.attempt,
         )
         for t in thresholds
     ]
@@ -158,3 +166,27 @@ def _on_states_changed(
     else:
         for execution in executions:
             _on_state_changed(sender, execution, olds[execution.pk], new)
+
+
+# --- Restarts ------------------------------------------------------------
+# Kept apart from the receivers above: a restart is the one way back from a
+# terminal state (states.ALLOWED), and it starts a new attempt.
+
+
+def restart_deadlines(execution: Execution) -> list[Deadline]:
+    """A restarted execution is judged again, from the restart, by the rules
+    in force now: users restart a failed run to get it done in time, and an
+    SLA measured from the first start would breach at once. The earlier
+    attempt's deadlines are left as they were: a late one still open gives
+    that attempt's miss (once), and misses are unique per attempt."""
+    return create_deadlines(execution, execution.spec, started=execution.progress_at)
+
+
+@receiver(execution_state_changed, dispatch_uid="sla.restarted")
+def _on_restarted(sender, execution: Execution, old: str, new: str, **kwargs) -> None:
+    if old in TERMINAL and new not in TERMINAL:
+        _guarded(
+            f"store deadlines of restarted execution {execution.pk}",
+            restart_deadlines,
+            execution,
+        )

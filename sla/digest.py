@@ -1,8 +1,9 @@
 """Batched SLA emails through an outbox (DESIGN §4).
 
-1. ``build_digests``: for each recipient set with misses not yet in an
-   email, ONE Digest row claims them all with a conditional update
-   (``digest IS NULL``), then stores the rendered email, in one transaction.
+1. The sweep queues each new miss that has recipients (``PendingAlert``, in
+   the statement that records it). ``build_digests``: for each recipient set
+   in the queue, ONE Digest row claims all its misses by deleting them from
+   the queue, then stores the rendered email, in one transaction.
 2. ``send_pending``: each PENDING digest is claimed (PENDING → SENDING) and
    sent; it becomes SENT only after the SMTP server accepted it. A refused or
    unreachable server puts it back to PENDING for the next sweep.
@@ -26,12 +27,20 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import transaction
-from django.db.models import Count, Q
+from django.db import connection, transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from sla.models import Digest, DigestState, Kind, Level, SlaMiss, SlaRule
+from sla.models import (
+    Digest,
+    DigestState,
+    Kind,
+    Level,
+    PendingAlert,
+    SlaMiss,
+    SlaRule,
+)
 
 log = logging.getLogger("orchestra.sla")
 
@@ -48,14 +57,16 @@ def sending_lease() -> timedelta:
     return timedelta(seconds=settings.ORCHESTRA_SLA_SENDING_LEASE_SECONDS)
 
 
+def pending_alerts(now: datetime):
+    """The digest queue without the misses of damped rules."""
+    return PendingAlert.objects.exclude(
+        level=Level.SLO, rule__slo_quiet_until__gt=now
+    ).exclude(level=Level.SLA, rule__sla_quiet_until__gt=now)
+
+
 def unsent_misses(now: datetime):
     """Misses waiting for an email, without those of damped rules."""
-    return (
-        SlaMiss.objects.filter(digest__isnull=True)
-        .exclude(recipients="")
-        .exclude(level=Level.SLO, rule__slo_quiet_until__gt=now)
-        .exclude(level=Level.SLA, rule__sla_quiet_until__gt=now)
-    )
+    return SlaMiss.objects.filter(pk__in=pending_alerts(now).values("miss_id"))
 
 
 def _row(miss: SlaMiss, base_url: str) -> dict:
@@ -73,12 +84,25 @@ def _row(miss: SlaMiss, base_url: str) -> dict:
 
 def render_digest(misses, recipients: str, now: datetime) -> dict[str, str]:
     """Subject, text and HTML of the email for the misses of this queryset
-    (also the preview). Lists the first MAX_LISTED, counts all."""
+    (the preview). Lists the first MAX_LISTED, counts all."""
+    summary = misses.values_list("id", "level", "namespace", "rule_id")
+    return _render(list(summary), recipients, now)
+
+
+# What the email needs of every miss it counts; the rows it lists are read in
+# full. Ids grow with detection time, so the first ids are the oldest misses.
+_SUMMARY = ("miss_id", "level", "namespace", "rule_id")
+
+
+def _render(summary: list[tuple], recipients: str, now: datetime) -> dict[str, str]:
     base_url = settings.ORCHESTRA_BASE_URL.rstrip("/")
-    by_level = dict(misses.order_by().values_list("level").annotate(n=Count("id")))
-    breaches, warnings = by_level.get(Level.SLA, 0), by_level.get(Level.SLO, 0)
+    breaches = sum(1 for row in summary if row[1] == Level.SLA)
+    warnings = len(summary) - breaches
+    first = sorted(row[0] for row in summary)[:MAX_LISTED]
     listed = list(
-        misses.select_related("rule").order_by("detected_at", "id")[:MAX_LISTED]
+        SlaMiss.objects.filter(pk__in=first)
+        .select_related("rule")
+        .order_by("detected_at", "id")
     )
     # A miss that happened while its rule was quiet was held back by damping.
     reminder_rules = sorted(
@@ -89,9 +113,7 @@ def render_digest(misses, recipients: str, now: datetime) -> dict[str, str]:
             and (getattr(m.rule, QUIET_FIELD[m.level]) or m.detected_at) > m.detected_at
         }
     )
-    namespaces = sorted(
-        set(misses.order_by().values_list("namespace", flat=True).distinct())
-    )
+    namespaces = sorted({row[2] for row in summary})
     parts = []
     if breaches:
         parts.append(f"{breaches} SLA breach{'es' if breaches != 1 else ''}")
@@ -128,11 +150,39 @@ def _message_id() -> str:
     return f"<sla-digest-{uuid.uuid4().hex}@{domain}>"
 
 
+def _claim(recipients: str, digest: Digest, now: datetime) -> list[tuple]:
+    """Take the queued misses for ``recipients`` out of the queue with one
+    DELETE, put them in ``digest`` and return their summary rows. A
+    concurrent sweep's DELETE waits for ours and then finds the rows gone."""
+    queued = pending_alerts(now).filter(recipients=recipients)
+    select, params = queued.values("miss_id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {PendingAlert._meta.db_table} WHERE miss_id IN ({select}) "
+            f"RETURNING {', '.join(_SUMMARY)}",
+            params,
+        )
+        rows = cursor.fetchall()
+        ids = [row[0] for row in rows]
+        # On PostgreSQL a HOT update: no index of sla_slamiss mentions digest_id.
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {SlaMiss._meta.db_table} SET digest_id = %s WHERE id = ANY(%s)",
+                [digest.pk, ids],
+            )
+        else:  # SQLite limits the parameters of a statement
+            for start in range(0, len(ids), 5000):
+                SlaMiss.objects.filter(pk__in=ids[start : start + 5000]).update(
+                    digest=digest
+                )
+    return rows
+
+
 def build_digests(now: datetime | None = None) -> int:
     """One Digest per recipient set, holding every unsent miss for it."""
     now = now or timezone.now()
     recipient_sets = list(
-        unsent_misses(now).order_by().values_list("recipients", flat=True).distinct()
+        pending_alerts(now).order_by().values_list("recipients", flat=True).distinct()
     )
     built = 0
     for recipients in recipient_sets:
@@ -145,16 +195,12 @@ def build_digests(now: datetime | None = None) -> int:
                 message_id=_message_id(),
                 created_at=now,
             )
-            # Claim first (a concurrent sweep's UPDATE waits for ours and then
-            # finds the rows taken), then render what was claimed.
-            if (
-                not unsent_misses(now)
-                .filter(recipients=recipients)
-                .update(digest=digest)
-            ):
+            # Claim first, then render what was claimed.
+            summary = _claim(recipients, digest, now)
+            if not summary:
                 transaction.set_rollback(True)
                 continue
-            email = render_digest(digest.misses.all(), recipients, now)
+            email = _render(summary, recipients, now)
             Digest.objects.filter(pk=digest.pk).update(
                 subject=email["subject"],
                 text_body=email["text"],
@@ -162,9 +208,9 @@ def build_digests(now: datetime | None = None) -> int:
             )
             quiet = now + reminder_period()
             for level, field in QUIET_FIELD.items():
-                SlaRule.objects.filter(
-                    misses__digest=digest, misses__level=level
-                ).update(**{field: quiet})
+                rules = {row[3] for row in summary if row[1] == level and row[3]}
+                if rules:
+                    SlaRule.objects.filter(pk__in=rules).update(**{field: quiet})
             built += 1
     return built
 

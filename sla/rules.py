@@ -123,3 +123,42 @@ def thresholds_for(
                 )
             )
     return out
+
+
+def flow_thresholds(spec: Any) -> list[Threshold]:
+    """The thresholds a flow sets itself: defaults of its ``SLA``/``SLO``
+    inputs and its ``sla:`` list (each execution may still pass other inputs)."""
+    defaults = {
+        i["id"]: i.get("defaults")
+        for i in getattr(spec, "inputs", [])
+        if i.get("id") in (Level.SLA, Level.SLO)
+    }
+    return thresholds_for(None, defaults, getattr(spec, "sla", []))
+
+
+@dataclass
+class Candidate:
+    rule: SlaRule
+    status: str  # "applies", "labels" (applies instead when labels match), "overridden"
+
+
+def rules_for_flow(namespace: str, flow_id: str) -> list[Candidate]:
+    """Every enabled duration rule covering the flow, most specific first,
+    with what it does for the flow's executions (see applying_rule)."""
+    rules = [
+        r
+        for r in SlaRule.objects.enabled().covering(namespace, flow_id)
+        if r.sets_durations
+        and (r.namespace == namespace or namespace.startswith(r.namespace + "."))
+    ]
+    rules.sort(key=lambda r: (r.specificity(), -(r.pk or 0)), reverse=True)
+    out, winner = [], None
+    for r in rules:
+        if winner is not None:
+            out.append(Candidate(r, "overridden"))
+        elif r.labels:
+            out.append(Candidate(r, "labels"))
+        else:
+            winner = r
+            out.append(Candidate(r, "applies"))
+    return out

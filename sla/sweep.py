@@ -28,6 +28,7 @@ from sla.models import (
     DeadlineState,
     Kind,
     Level,
+    PendingAlert,
     SlaMiss,
     SlaRule,
 )
@@ -99,8 +100,9 @@ def record_duration_misses(now: datetime, batch: int = BATCH) -> int:
 
 
 # One statement: lock the due deadlines (SKIP LOCKED: a concurrent sweep takes
-# others), close them and insert their misses; ON CONFLICT keeps one miss per
-# (execution, key, level) whatever happens. Returns how many were closed.
+# others), close them, insert their misses and queue those with recipients for
+# the digest; ON CONFLICT keeps one miss per (execution, key, level) whatever
+# happens. Returns how many were closed.
 _RECORD_SQL = """
 WITH due AS (
     SELECT id FROM sla_deadline
@@ -108,23 +110,30 @@ WITH due AS (
     ORDER BY due_at LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 ), closed AS (
-    UPDATE sla_deadline d SET state = 'missed' FROM due WHERE d.id = due.id
-    RETURNING d.execution_id, d.rule_id, d.key, d.level, d.threshold, d.behavior, d.labels
+    -- "= ANY(ARRAY(...))", not a join: the planner cannot pick a merge join that
+    -- walks the whole primary key of a table of closed deadlines.
+    UPDATE sla_deadline d SET state = 'missed' WHERE d.id = ANY(ARRAY(SELECT id FROM due))
+    RETURNING d.execution_id, d.rule_id, d.key, d.level, d.threshold, d.behavior, d.labels,
+        d.attempt, d.due_at - d.threshold AS started_at
 ), inserted AS (
     INSERT INTO sla_slamiss (
-        rule_id, execution_id, key, kind, level, namespace, flow_id, threshold, duration,
-        started_at, execution_state, detected_at, behavior, labels, action, actions_done,
-        recipients)
-    SELECT c.rule_id, c.execution_id, c.key, 'duration', c.level, e.namespace, e.flow_id,
-        c.threshold, COALESCE(e.ended_at, %(now)s) - e.started_at, e.started_at, e.state,
-        %(now)s, c.behavior, c.labels, '',
+        rule_id, execution_id, key, kind, level, attempt, namespace, flow_id, threshold,
+        duration, started_at, execution_state, detected_at, behavior, labels, action,
+        actions_done, recipients)
+    SELECT c.rule_id, c.execution_id, c.key, 'duration', c.level, c.attempt, e.namespace,
+        e.flow_id, c.threshold, COALESCE(e.ended_at, %(now)s) - c.started_at, c.started_at,
+        e.state, %(now)s, c.behavior, c.labels, '',
         c.level <> 'SLA' OR (c.behavior = 'NONE' AND c.labels = '{}'::jsonb),
         COALESCE(replace(r.recipients, ' ', ''), '')
     FROM closed c
     JOIN executions_execution e ON e.id = c.execution_id
     LEFT JOIN sla_slarule r ON r.id = c.rule_id
     ON CONFLICT DO NOTHING
-    RETURNING 1
+    RETURNING id, recipients, level, rule_id, namespace
+), queued AS (
+    INSERT INTO sla_pendingalert (miss_id, recipients, level, rule_id, namespace)
+    SELECT id, recipients, level, rule_id, namespace FROM inserted
+    WHERE recipients <> ''
 )
 SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM inserted)
 """
@@ -147,13 +156,14 @@ def _record_batch(now: datetime, batch: int) -> int:
             "rule_id",
             "key",
             "level",
+            "attempt",
             "threshold",
+            "due_at",
             "behavior",
             "labels",
             "rule__recipients",
             "execution__namespace",
             "execution__flow_id",
-            "execution__started_at",
             "execution__ended_at",
             "execution__state",
         )
@@ -165,11 +175,13 @@ def _record_batch(now: datetime, batch: int) -> int:
             key=r["key"],
             kind=Kind.DURATION,
             level=r["level"],
+            attempt=r["attempt"],
             namespace=r["execution__namespace"],
             flow_id=r["execution__flow_id"],
             threshold=r["threshold"],
-            duration=(r["execution__ended_at"] or now) - r["execution__started_at"],
-            started_at=r["execution__started_at"],
+            # The attempt's start: the execution's, or its restart's.
+            duration=(r["execution__ended_at"] or now) - (r["due_at"] - r["threshold"]),
+            started_at=r["due_at"] - r["threshold"],
             execution_state=r["execution__state"],
             detected_at=now,
             behavior=r["behavior"],
@@ -181,10 +193,37 @@ def _record_batch(now: datetime, batch: int) -> int:
         for r in rows
     ]
     SlaMiss.objects.bulk_create(misses, ignore_conflicts=True)
+    queue_alerts(
+        SlaMiss.objects.filter(
+            execution_id__in={r["execution_id"] for r in rows}, detected_at=now
+        )
+    )
     Deadline.objects.filter(id__in=[r["id"] for r in rows]).update(
         state=DeadlineState.MISSED
     )
     return len(rows)
+
+
+def queue_alerts(new_misses) -> int:
+    """Queue for the digest the misses of this queryset that have recipients
+    (the misses just written: bulk_create with ignore_conflicts gives no ids)."""
+    rows = new_misses.exclude(recipients="").values_list(
+        "id", "recipients", "level", "rule_id", "namespace"
+    )
+    queued = PendingAlert.objects.bulk_create(
+        [
+            PendingAlert(
+                miss_id=pk,
+                recipients=recipients,
+                level=level,
+                rule_id=rule_id,
+                namespace=namespace,
+            )
+            for pk, recipients, level, rule_id, namespace in rows
+        ],
+        ignore_conflicts=True,
+    )
+    return len(queued)
 
 
 def check_assertions(now: datetime, limit: int = 500) -> int:
@@ -215,6 +254,7 @@ def check_assertions(now: datetime, limit: int = 500) -> int:
                             key=deadline.key,
                             kind=Kind.ASSERTION,
                             level=deadline.level,
+                            attempt=deadline.attempt,
                             namespace=execution.namespace,
                             flow_id=execution.flow_id,
                             duration=execution.duration(),
@@ -231,6 +271,15 @@ def check_assertions(now: datetime, limit: int = 500) -> int:
                         )
                     ],
                     ignore_conflicts=True,
+                )
+                queue_alerts(
+                    SlaMiss.objects.filter(
+                        execution=execution,
+                        key=deadline.key,
+                        level=deadline.level,
+                        attempt=deadline.attempt,
+                        detected_at=now,
+                    )
                 )
                 found += 1
             deadline.state = DeadlineState.MET if ok else DeadlineState.MISSED
@@ -309,6 +358,14 @@ def check_expected_runs(now: datetime) -> int:
                     )
                 )
             SlaMiss.objects.bulk_create(misses, ignore_conflicts=True)
+            queue_alerts(
+                SlaMiss.objects.filter(
+                    rule=rule,
+                    execution__isnull=True,
+                    window_end__in=[m.window_end for m in misses],
+                    detected_at=now,
+                )
+            )
             found += len(misses)
     return found
 
@@ -334,11 +391,17 @@ def _apply(miss: SlaMiss) -> str:
         )
     if miss.behavior in (Behavior.CANCEL, Behavior.FAIL):
         final = State.CANCELLED if miss.behavior == Behavior.CANCEL else State.FAILED
-        execution.refresh_from_db(fields=["state"])
+        execution.refresh_from_db(fields=["state", "attempt"])
         if execution.state in TERMINAL:
             done.append(
                 f"not {final.lower()}: the execution had already ended "
                 f"({execution.state})"
+            )
+        elif execution.attempt != miss.attempt:
+            # A late attempt swept after a restart must not stop the new one.
+            done.append(
+                f"not {final.lower()}: the execution was restarted since "
+                f"(attempt {execution.attempt})"
             )
         else:
             actions.stop_execution(

@@ -15,10 +15,18 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import roles
+from executions.models import Execution
+from flows.models import Flow
+from flows.spec import FlowInvalid
 from sla import digest, report
 from sla.forms import MissFilterForm, SlaRuleForm
 from sla.models import SlaMiss, SlaRule
-from sla.rules import applying_rule, expected_run_rules
+from sla.rules import (
+    applying_rule,
+    expected_run_rules,
+    flow_thresholds,
+    rules_for_flow,
+)
 
 PAGE = 50
 
@@ -207,5 +215,56 @@ def digest_preview(request):
             "nav": "sla",
             "emails": emails,
             "reminder_minutes": settings.ORCHESTRA_SLA_REMINDER_MINUTES,
+        },
+    )
+
+
+def _require_viewer(user, namespace: str) -> None:
+    if not roles.has_role(user, namespace, roles.VIEWER):
+        raise PermissionDenied(f"you need the viewer role on namespace {namespace!r}")
+
+
+@require_GET
+def flow_sla(request, namespace: str, flow_id: str):
+    """What judges a flow's executions: the rules covering it (which one
+    wins) and the flow's own thresholds. Loaded into the flow page by htmx."""
+    _require_viewer(request.user, namespace)
+    flow = Flow.objects.filter(namespace=namespace, flow_id=flow_id).first()
+    try:
+        own = flow_thresholds(flow.latest.spec) if flow else []
+    except FlowInvalid:
+        own = []
+    return render(
+        request,
+        "sla/_flow_sla.html",
+        {
+            "namespace": namespace,
+            "flow_id": flow_id,
+            "candidates": rules_for_flow(namespace, flow_id),
+            "own": own,
+            "expected": expected_run_rules(namespace, flow_id),
+        },
+    )
+
+
+@require_GET
+def execution_sla(request, pk: int):
+    """An execution's SLA: the thresholds it got (per attempt), their
+    deadlines and its misses. Loaded into the execution page by htmx."""
+    execution = get_object_or_404(Execution, pk=pk)
+    _require_viewer(request.user, execution.namespace)
+    deadlines = list(
+        execution.sla_deadlines.select_related("rule").order_by(
+            "-attempt", "level", "key"
+        )
+    )
+    return render(
+        request,
+        "sla/_execution_sla.html",
+        {
+            "execution": execution,
+            "rules": list({d.rule_id: d.rule for d in deadlines if d.rule}.values()),
+            "deadlines": deadlines,
+            "misses": execution.sla_misses.select_related("rule").order_by("id"),
         },
     )

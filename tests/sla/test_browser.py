@@ -1,5 +1,6 @@
 """The rule form in a real browser (Debian's chromium through Playwright):
-inline validation while typing, then the rule is created."""
+inline validation while typing, then the rule is created and the flow page
+shows that it applies."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from django.contrib.auth import get_user_model
 from accounts.models import Role
 from sla.models import SlaRule
 from tests.executions.test_stuck_browser import browser  # noqa: F401  (the fixture)
+from tests.sla.flows import NIGHTLY
 
 
 def test_the_rule_form_says_what_is_wrong_while_typing_then_creates_the_rule(
     live_server,
     browser,  # noqa: F811  (the fixture imported above)
     transactional_db,
+    deploy,
 ):
     user = get_user_model().objects.create_user("erin", password="pw-erin-123")
     Role.objects.create(user=user, role="editor", namespace="company")
@@ -47,3 +50,10 @@ def test_the_rule_form_says_what_is_wrong_while_typing_then_creates_the_rule(
     )
     rule = SlaRule.objects.get()
     assert rule.sla == timedelta(hours=1) and rule.slo == timedelta(minutes=45)
+
+    # The flow page loads which rule applies to it (htmx, from the SLA app).
+    deploy(NIGHTLY)
+    page.goto(f"{live_server.url}/flows/company.data/nightly/")
+    applies = page.wait_for_selector("#flow-sla")
+    assert "ETL within an hour" in applies.inner_text()
+    assert "applies" in applies.inner_text()

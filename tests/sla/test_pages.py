@@ -307,3 +307,106 @@ def test_which_rule_applies_is_not_told_outside_your_namespaces(client, bob):
     html = client.get("/sla/?namespace=finance&flow=ledger").content.decode()
     assert "secret" not in html
     assert "You need the viewer role on namespace <code>finance</code>" in html
+
+
+FLOW_WITH_SLA = """id: nightly
+namespace: company.data
+inputs:
+  - id: SLO
+    type: DURATION
+    defaults: PT20M
+sla:
+  - id: hard-stop
+    type: MAX_DURATION
+    duration: PT2H
+    behavior: FAIL
+tasks:
+  - id: hello
+    type: Log
+    message: hi
+"""
+
+
+def test_the_flow_page_shows_which_rule_applies_and_the_flows_own_thresholds(
+    client, alice, deploy
+):
+    client.force_login(alice)
+    deploy(FLOW_WITH_SLA)
+    broad = SlaRule.objects.create(
+        name="broad", namespace="company", sla=timedelta(hours=2)
+    )
+    narrow = SlaRule.objects.create(
+        name="narrow",
+        namespace="company.data",
+        flow_id="nightly",
+        sla=timedelta(hours=1),
+    )
+    SlaRule.objects.create(
+        name="prod only",
+        namespace="company.data",
+        flow_id="nightly",
+        labels={"env": "prod"},
+        sla=timedelta(minutes=30),
+    )
+    SlaRule.objects.create(
+        name="switched off",
+        namespace="company",
+        sla=timedelta(minutes=1),
+        enabled=False,
+    )
+
+    page = client.get("/flows/company.data/nightly/").content.decode()
+    assert 'hx-get="/sla/flows/company.data/nightly/"' in page
+
+    html = client.get(
+        "/sla/flows/company.data/nightly/", headers={"HX-Request": "true"}
+    ).content.decode()
+    rows = html.split("<tr")
+    narrow_row = next(r for r in rows if ">narrow<" in r)
+    assert f'href="/sla/#rule-{narrow.pk}"' in narrow_row
+    assert "<strong>applies</strong>" in narrow_row and "1h 00m" in narrow_row
+    assert "applies instead when labels match" in next(
+        r for r in rows if ">prod only<" in r
+    )
+    assert "overridden" in next(r for r in rows if f"#rule-{broad.pk}" in r)
+    assert "switched off" not in html
+    # The flow's own thresholds: the SLO input's default and its sla: list.
+    assert "<code>SLO</code> input default" in html and "20m 00s" in html
+    assert "hard-stop" in html and "2h 00m" in html and "Fail" in html
+
+
+def test_the_flow_sla_part_needs_a_role_on_the_namespace(client, bob):
+    client.force_login(bob)
+    assert client.get("/sla/flows/finance/ledger/").status_code == 403
+    assert client.get("/sla/flows/company.data/nightly/").status_code == 200
+
+
+def test_the_execution_page_shows_its_rule_deadlines_and_misses(
+    client, bob, charlie, deploy, started
+):
+    rule = SlaRule.objects.create(
+        name="etl", namespace="company", sla=timedelta(hours=1)
+    )
+    execution = started(deploy(NIGHTLY))
+    sweep.run(now=timezone.now() + timedelta(hours=2), send=False)
+
+    client.force_login(bob)
+    page = client.get(f"/executions/{execution.pk}/").content.decode()
+    assert f'hx-get="/sla/executions/{execution.pk}/"' in page
+    html = client.get(
+        f"/sla/executions/{execution.pk}/", headers={"HX-Request": "true"}
+    ).content.decode()
+    assert f'href="/sla/#rule-{rule.pk}">etl</a>' in html
+    deadlines, misses = html.split("<h3>Deadlines</h3>")[1].split("<h3>Misses</h3>")
+    assert "rule &#x27;etl&#x27;" in deadlines and "missed" in deadlines
+    assert "1h 00m" in misses and "so far" in misses
+
+    client.force_login(charlie)
+    assert client.get(f"/sla/executions/{execution.pk}/").status_code == 403
+
+
+def test_an_execution_without_sla_says_so(client, bob, deploy, started):
+    client.force_login(bob)
+    execution = started(deploy(NIGHTLY))
+    html = client.get(f"/sla/executions/{execution.pk}/").content.decode()
+    assert "No SLA or SLO applies to this execution." in html

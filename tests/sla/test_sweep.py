@@ -17,6 +17,7 @@ from sla.models import (
     Digest,
     DigestState,
     Level,
+    PendingAlert,
     SlaMiss,
 )
 from tests.sla.flows import NIGHTLY
@@ -58,7 +59,11 @@ def test_fifty_breaches_give_one_email_listing_all_and_a_second_sweep_sends_noth
     assert again.misses == 0 and again.emails_sent == 0
     assert len(smtp.messages) == 1
     assert SlaMiss.objects.count() == 50
-    assert Digest.objects.get().state == DigestState.SENT
+    digest = Digest.objects.get()
+    assert digest.state == DigestState.SENT
+    # Every miss is in that email, and nothing is left waiting for one.
+    assert set(SlaMiss.objects.values_list("digest", flat=True)) == {digest.pk}
+    assert not PendingAlert.objects.exists()
 
 
 @pytest.mark.django_db
