@@ -984,6 +984,10 @@ def test_a_subflow_with_a_schedule_date_starts_its_child_at_that_date(deploy, en
         lambda: Execution.objects.filter(parent=parent).first(), 15, interval=0.05
     )
     assert child.state == State.CREATED and child.scheduled_at is not None
+    from executions.presenters import execution_as_dict
+
+    shown = execution_as_dict(child, taskruns=False)
+    assert shown["scheduledDate"] and shown["startDate"] is None
     time.sleep(1)
     assert reload(child).state == State.CREATED  # not before its date
     assert reload(parent).state == State.RUNNING  # waiting for it
