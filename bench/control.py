@@ -1,6 +1,7 @@
 """Execution control benchmark: ForEachItem fan-out, replay and restart.
 
     .venv/bin/python bench/control.py [--batches N] [--values N]
+    .venv/bin/python bench/control.py --foreach 100,500 [--limits 1,0] [--in-process-only]
 
 Uses its own PostgreSQL database (BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/orchestra_bench_control) and runs the
@@ -10,6 +11,12 @@ engine in this process. Prints:
   - replay(from_task=...) of an execution with a ForEach of N iterations (the
     copy of 2N task runs), and the time the replay takes to end;
   - restart() of the same execution with one failed iteration, until SUCCESS.
+
+With ``--foreach``: a ForEach over each number of values (one Return task per
+value) for each ``concurrencyLimit``, run in this process (8 threads) and then
+by a real Celery worker subprocess (prefork, concurrency 2) over Redis
+(BENCH_BROKER_URL, default redis://127.0.0.1:6379/14). Times are the
+execution's own created_at → ended_at.
 """
 
 from __future__ import annotations
@@ -110,14 +117,108 @@ def wait_end(execution, runner, timeout: float = 600) -> float:
     raise SystemExit(f"execution {execution.pk} did not end within {timeout}s")
 
 
+FOR_EACH = """
+id: bench_for_each_{limit}
+namespace: bench.control
+inputs:
+  - id: n
+    type: INT
+tasks:
+  - id: loop
+    type: ForEach
+    values: "{{{{ range(inputs.n) | list }}}}"
+    concurrencyLimit: {limit}
+    tasks:
+      - id: work
+        type: Return
+        format: "{{{{ taskrun.value }}}}"
+"""
+
+
+def for_each_scaling(sizes: list[int], limits: list[int], worker: bool) -> None:
+    """ForEach over each size, per concurrencyLimit, in-process then with a
+    real worker. Prints execution created → ended from the database."""
+    from executions import actions
+    from executions.engine.inprocess import use_in_process
+    from flows.models import save_flow
+
+    revisions = {limit: save_flow(FOR_EACH.format(limit=limit))[1] for limit in limits}
+
+    def one(limit: int, n: int, runner=None) -> None:
+        execution = actions.create_execution(revisions[limit], inputs={"n": n})
+        wait_end(execution, runner or _Idle(), timeout=1800)
+        execution.refresh_from_db()
+        took = (execution.ended_at - execution.created_at).total_seconds()
+        print(
+            f"  ForEach over {n:4d} values, concurrencyLimit {limit}: "
+            f"{execution.state} in {took:6.2f} s ({took / n * 1000:.1f} ms per value; "
+            f"load average {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
+
+    import statistics
+
+    from bench.engine import update_commit
+
+    print(
+        "machine: one-row UPDATE + COMMIT "
+        f"{statistics.median(update_commit()):.2f} ms median (200 samples)"
+    )
+    print("ForEach, in this process (8 threads)")
+    with use_in_process() as runner:
+        for limit in limits:
+            for n in sizes:
+                one(limit, n, runner)
+    if not worker:
+        return
+    import tempfile
+
+    from bench.engine import start_worker
+
+    home = Path(tempfile.mkdtemp(prefix="orchestra-bench-control-"))
+    print("ForEach, real worker (prefork, concurrency 2) over Redis")
+    proc = start_worker("pg", home)
+    try:
+        for limit in limits:
+            for n in sizes:
+                one(limit, n)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+class _Idle:
+    """wait_end's runner when a worker process does the work."""
+
+    def idle(self) -> bool:
+        return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--values", type=int, default=100)
+    parser.add_argument(
+        "--foreach", help="comma-separated numbers of ForEach values (only that part)"
+    )
+    parser.add_argument("--limits", default="1,0", help="ForEach concurrencyLimits")
+    parser.add_argument("--in-process-only", action="store_true")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     ensure_database(url)
+    if args.foreach:
+        os.environ["CELERY_BROKER_URL"] = os.environ.get(
+            "BENCH_BROKER_URL", "redis://127.0.0.1:6379/14"
+        )
+        os.environ.setdefault("LOG_LEVEL", "WARNING")
     setup_django(url)
+    if args.foreach:
+        for_each_scaling(
+            [int(n) for n in args.foreach.split(",")],
+            [int(n) for n in args.limits.split(",")],
+            worker=not args.in_process_only,
+        )
+        return
 
     from executions import actions
     from executions.engine.executor import advance

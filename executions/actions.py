@@ -3,6 +3,7 @@ all call these functions; each records who did it and why."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -57,8 +58,10 @@ def create_execution(
     parent: Execution | None = None,
     parent_taskrun_id: int | None = None,
     start: bool = True,
+    scheduled_at: datetime | None = None,
 ) -> Execution:
-    """Validate inputs and create an execution (CREATED), then start it.
+    """Validate inputs and create an execution (CREATED), then start it —
+    at ``scheduled_at`` when that is in the future.
 
     Raises InputError (flows.spec.inputs) listing every bad input; nothing is
     stored then. ``revision`` is None only for ``flows test`` runs, which pass
@@ -84,17 +87,27 @@ def create_execution(
         trigger_id=str(trigger.get("id", "")),
         parent=parent,
         parent_taskrun_id=parent_taskrun_id,
+        scheduled_at=scheduled_at,
     )
     how = trigger.get("type") or cause
-    states.record_created(
-        execution, cause=cause, actor=actor, reason=f"created by {how}"
-    )
+    reason = f"created by {how}"
+    if scheduled_at is not None:
+        reason += f", scheduled for {scheduled_at.isoformat()}"
+    states.record_created(execution, cause=cause, actor=actor, reason=reason)
     from executions.signals import execution_created
 
     execution_created.send(sender=Execution, execution=execution, spec=spec)
     if start:
-        dispatch.get().advance(execution.pk)
+        dispatch.get().advance(execution.pk, countdown=_until(scheduled_at))
     return execution
+
+
+def _until(when: datetime | None) -> float | None:
+    """Seconds from now to ``when`` (None when it is not in the future)."""
+    if when is None:
+        return None
+    seconds = (when - timezone.now()).total_seconds()
+    return seconds if seconds > 0 else None
 
 
 def execute_flow(namespace: str, flow_id: str, **kwargs: Any) -> Execution:

@@ -130,6 +130,10 @@ class Execution(models.Model):
     error = models.TextField(blank=True, default="")
     attempt = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
+    # Start no earlier than this (Subflow/ForEachItem ``scheduleDate``): the
+    # execution waits in CREATED; a countdown message starts it, and the
+    # liveness sweep (``start_scheduled``) is the net for a lost message.
+    scheduled_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     # Last sign of life: a state change of the execution or one of its task runs,
@@ -146,6 +150,12 @@ class Execution(models.Model):
                 name="ex_ns_flow_created",
             ),
             models.Index(fields=["-created_at"], name="ex_created"),
+            # The sweep that starts scheduled executions whose message was lost.
+            models.Index(
+                fields=["scheduled_at"],
+                name="ex_scheduled_start",
+                condition=Q(state="CREATED", scheduled_at__isnull=False),
+            ),
             # Overview and namespace counts: index-only scans over a time window.
             models.Index(fields=["-created_at", "state"], name="ex_created_state"),
             models.Index(fields=["state", "-created_at"], name="ex_state_created"),

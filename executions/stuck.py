@@ -158,9 +158,18 @@ def candidates(
     now = now or timezone.now()
     if min_age_minutes is None:
         min_age_minutes = older_than_minutes
-    qs = (Execution.objects.all() if within is None else within).filter(
-        state__in=sorted(ACTIVE),
-        created_at__lte=now - timedelta(minutes=min_age_minutes),
+    qs = (
+        (Execution.objects.all() if within is None else within)
+        .filter(
+            state__in=sorted(ACTIVE),
+            created_at__lte=now - timedelta(minutes=min_age_minutes),
+        )
+        # Waiting for its scheduleDate is not stuck; once the date has passed
+        # by the threshold without a start, it is (lost).
+        .exclude(
+            state=State.CREATED,
+            scheduled_at__gt=now - timedelta(minutes=older_than_minutes),
+        )
     )
     if namespace:
         qs = qs.in_namespace(namespace)

@@ -319,6 +319,8 @@ def _json_default(value: Any) -> Any:
         return to_iso(value)
     if isinstance(value, set | tuple):
         return list(value)
+    if isinstance(value, Mapping):  # a lazily loaded map (the engine's outputs)
+        return dict(value)
     return str(value)
 
 
@@ -462,7 +464,7 @@ def format_native(value: Any) -> Any:
 
 def _finalize(value: Any) -> Any:
     value = format_native(value)
-    if isinstance(value, dict | list):
+    if isinstance(value, Mapping | list):
         return to_json(value)
     if value is None:
         return ""
@@ -580,7 +582,7 @@ def check_syntax(template: str) -> None:
 
 def _explain(exc: Exception, template: str) -> ExpressionError:
     message = str(exc)
-    match = re.search(r"'(\w+) object' has no attribute '([^']+)'", message)
+    match = re.search(r"'([\w.]+) object' has no attribute '([^']+)'", message)
     if match:
         message = f"{match.group(2)!r} is not defined here"
     match = re.match(r"'([^']+)' is undefined", message)

@@ -7,8 +7,10 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from executions.models import TERMINAL, Execution, LogEntry, State, TaskRun
@@ -20,34 +22,106 @@ from orchestra.lib.secrets import mask
 LEVEL_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "ERROR": 4}
 
 
-def outputs_map(taskruns: list[TaskRun]) -> dict[str, Any]:
-    """``outputs.<task>`` (or ``outputs.<task>[value]`` in loops) from the
-    latest finished attempt of each task run."""
+OUTPUT_STATES = (State.SUCCESS, State.WARNING, State.FAILED)
+
+
+def outputs_map(rows: Iterable[tuple[str, str | None, Any]]) -> dict[str, Any]:
+    """``outputs.<task>`` (or ``outputs.<task>[value]`` in loops) from
+    (task id, value, outputs) rows ordered by attempt: later attempts win."""
     out: dict[str, Any] = {}
-    for tr in sorted(taskruns, key=lambda t: (t.attempt, t.pk or 0)):
-        if (
-            tr.state not in (State.SUCCESS, State.WARNING, State.FAILED)
-            and not tr.flowable
-        ):
-            continue
-        if tr.value is None:
-            out[tr.task_id] = tr.outputs or {}
+    for task_id, value, outputs in rows:
+        if value is None:
+            out[task_id] = outputs or {}
         else:
-            bucket = out.setdefault(tr.task_id, {})
+            bucket = out.setdefault(task_id, {})
             if isinstance(bucket, dict):
-                bucket[tr.value] = tr.outputs or {}
+                bucket[value] = outputs or {}
     return out
+
+
+_MISSING = object()
+
+
+class ExecutionOutputs(Mapping):
+    """``outputs`` of an execution, read from the database only when an
+    expression reads it, one task at a time (``outputs.extract`` loads the
+    rows of ``extract`` through the (execution, task_id) index).
+
+    Most expressions never read ``outputs``; building it eagerly read every
+    task run of the execution for each task and each executor pass, which
+    made a ForEach over N values cost O(N²) (docs/benchmarks.md).
+    """
+
+    def __init__(self, execution_id: int):
+        self.execution_id = execution_id
+        self._tasks: dict[str, Any] = {}
+        self._complete = False
+
+    def _rows(self, task_id: str | None = None):
+        rows = TaskRun.objects.filter(execution_id=self.execution_id).filter(
+            Q(state__in=OUTPUT_STATES) | Q(flowable=True)
+        )
+        if task_id is not None:
+            rows = rows.filter(task_id=task_id)
+        return rows.order_by("attempt", "pk").values_list("task_id", "value", "outputs")
+
+    def __getitem__(self, task_id: str) -> Any:
+        found = self._tasks.get(task_id, _MISSING)
+        if found is _MISSING and not self._complete and isinstance(task_id, str):
+            found = outputs_map(self._rows(task_id)).get(task_id, _MISSING)
+            self._tasks[task_id] = found
+        if found is _MISSING:
+            raise KeyError(task_id)
+        return found
+
+    def _load_all(self) -> dict[str, Any]:
+        if not self._complete:
+            self._tasks = outputs_map(self._rows())
+            self._complete = True
+        return self._tasks
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load_all())
+
+    def __len__(self) -> int:
+        return len(self._load_all())
+
+    def __repr__(self) -> str:
+        return repr(self._load_all())
+
+
+def ancestors_of(taskrun: TaskRun) -> list[TaskRun]:
+    """The flowable task runs above ``taskrun``, closest first: one small
+    query per level (loops nest a few levels at most)."""
+    chain: list[TaskRun] = []
+    parent_id = taskrun.parent_id
+    while parent_id is not None:
+        parent = (
+            TaskRun.objects.filter(pk=parent_id)
+            .only("pk", "task_id", "value", "outputs", "parent_id")
+            .first()
+        )
+        if parent is None:
+            break
+        chain.append(parent)
+        parent_id = parent.parent_id
+    return chain
 
 
 def expression_context(
     execution: Execution,
-    taskruns: list[TaskRun] | None = None,
     taskrun: TaskRun | None = None,
+    *,
+    outputs: Mapping[str, Any] | None = None,
+    ancestors: list[TaskRun] | None = None,
 ) -> dict[str, Any]:
+    """The variables of expressions in ``execution`` (for ``taskrun``).
+
+    ``outputs`` defaults to a lazy view of the database and ``ancestors``
+    (the task runs above ``taskrun``, closest first) to a walk up its
+    parents; the executor passes what it already holds.
+    """
     spec = execution.spec
-    if taskruns is None:
-        taskruns = list(execution.taskruns.all())
-    by_id = {tr.pk: tr for tr in taskruns}
     context: dict[str, Any] = {
         "flow": {
             "id": execution.flow_id,
@@ -64,7 +138,7 @@ def expression_context(
         "inputs": execution.inputs or {},
         "vars": spec.variables or {},
         "labels": execution.labels or {},
-        "outputs": outputs_map(taskruns),
+        "outputs": outputs if outputs is not None else ExecutionOutputs(execution.pk),
         "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},
         FILES_KEY: FileAccess(ExecutionFiles(execution)),
@@ -80,22 +154,27 @@ def expression_context(
         context["task"] = {"id": taskrun.task_id}
         if taskrun.pk is not None:
             context["workingDir"] = working_dir(execution.pk, taskrun.pk)
-        parents = []
-        parent = by_id.get(taskrun.parent_id)
-        while parent is not None:
-            parents.append(
-                {
-                    "taskrun": {"value": parent.value, "id": parent.pk},
-                    "task": {"id": parent.task_id},
-                    "outputs": parent.outputs,
-                }
-            )
-            parent = by_id.get(parent.parent_id)
-        # Kestra: parent = the closest loop iteration, parents = all, closest first.
-        loop_parents = [p for p in parents if p["taskrun"]["value"] is not None]
-        context["parents"] = loop_parents
-        if loop_parents:
-            context["parent"] = loop_parents[0]
+        if ancestors is None:
+            ancestors = ancestors_of(taskrun)
+        context.update(parents_context(ancestors))
+    return context
+
+
+def parents_context(ancestors: list[TaskRun]) -> dict[str, Any]:
+    """``parent`` and ``parents`` (Kestra: parent = the closest loop
+    iteration, parents = all loop iterations, closest first)."""
+    loop_parents = [
+        {
+            "taskrun": {"value": parent.value, "id": parent.pk},
+            "task": {"id": parent.task_id},
+            "outputs": parent.outputs,
+        }
+        for parent in ancestors
+        if parent.value is not None
+    ]
+    context: dict[str, Any] = {"parents": loop_parents}
+    if loop_parents:
+        context["parent"] = loop_parents[0]
     return context
 
 

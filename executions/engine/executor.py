@@ -14,11 +14,16 @@ import logging
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from executions import states
 from executions.engine import waiting
-from executions.engine.context import expression_context
+from executions.engine.context import (
+    ExecutionOutputs,
+    expression_context,
+    parents_context,
+)
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
 from flows.expressions import ExpressionError, evaluate, render, truthy
 from flows.spec import FlowSpec, TaskNode
@@ -32,12 +37,37 @@ RUNNING = waiting.RUNNING  # resolution result: something is still in flight
 OK_STATES = {State.SUCCESS, State.SKIPPED}
 
 
+class _Row:
+    """A task run as the plan sees most of them: identity and state only.
+
+    Loading every task run's outputs (and building a model instance for
+    each) on every pass made the executor O(N) heavy rows per pass, O(N²)
+    over a loop of N values. Flowable task runs, whose outputs drive their
+    decisions, are loaded in full (``_Plan.load``)."""
+
+    __slots__ = ("pk", "task_id", "parent_id", "value", "attempt", "state", "flowable")
+
+    def __init__(self, pk, task_id, parent_id, value, attempt, state, flowable):
+        self.pk = pk
+        self.task_id = task_id
+        self.parent_id = parent_id
+        self.value = value
+        self.attempt = attempt
+        self.state = state
+        self.flowable = flowable
+
+
 class _Plan:
-    def __init__(self, execution: Execution, spec: FlowSpec, taskruns: list[TaskRun]):
+    def __init__(self, execution: Execution, spec: FlowSpec, taskruns: list):
         self.execution = execution
         self.spec = spec
-        self.taskruns = taskruns
-        self.latest: dict[tuple, TaskRun] = {}
+        # The latest attempt of each (task, parent, value); full TaskRun
+        # instances for flowables and for what this pass creates, _Row
+        # otherwise.
+        self.latest: dict[tuple, Any] = {}
+        # Values started under each parent (ForEach: which iterations began).
+        self.values_under: dict[int | None, set] = {}
+        self.flowables: dict[int, TaskRun] = {}
         for tr in taskruns:
             self._index(tr)
         self.runnable: list[TaskRun] = []
@@ -45,21 +75,59 @@ class _Plan:
         self.pauses: list[tuple[TaskRun, Any]] = []
         self._context: dict[str, Any] | None = None
 
-    def _index(self, tr: TaskRun) -> None:
+    @classmethod
+    def load(cls, execution: Execution) -> _Plan:
+        """Two indexed queries whatever the flow: the flowable task runs in
+        full, then the identity and state of the others. Below a finished
+        flowable nothing is read (resolution stops at its state), so a loop
+        that has ended costs nothing to the passes after it."""
+        flowables = list(TaskRun.objects.filter(execution=execution, flowable=True))
+        ended = [tr.pk for tr in flowables if tr.state in TERMINAL]
+        rows = (
+            TaskRun.objects.filter(execution=execution, flowable=False)
+            .exclude(parent_id__in=ended)
+            .values_list(*_Row.__slots__)
+        )
+        return cls(execution, execution.spec, [*flowables, *(_Row(*r) for r in rows)])
+
+    def _index(self, tr) -> None:
         key = (tr.task_id, tr.parent_id, tr.value)
         current = self.latest.get(key)
         if current is None or (tr.attempt, tr.pk) > (current.attempt, current.pk):
             self.latest[key] = tr
+        self.values_under.setdefault(tr.parent_id, set()).add(tr.value)
+        if tr.flowable:
+            self.flowables[tr.pk] = tr
 
-    def context(self, parent: TaskRun | None, value: str | None) -> dict[str, Any]:
+    def ancestors(self, parent: TaskRun | None) -> list[TaskRun]:
+        """``parent`` and the task runs above it, closest first (only
+        flowables have children, and the plan holds those in full)."""
+        chain = []
+        while parent is not None:
+            chain.append(parent)
+            parent = self.flowables.get(parent.parent_id)
+        return chain
+
+    def outputs(self) -> ExecutionOutputs:
+        return ExecutionOutputs(self.execution.pk)
+
+    def context(
+        self, parent: TaskRun | None, value: str | None, taskrun: TaskRun | None = None
+    ) -> dict[str, Any]:
+        """Expression variables for a task under ``parent`` in iteration
+        ``value`` (or for ``taskrun`` itself). ``outputs`` is read lazily."""
+        if taskrun is not None:
+            return expression_context(
+                self.execution,
+                taskrun,
+                outputs=self.outputs(),
+                ancestors=self.ancestors(self.flowables.get(taskrun.parent_id)),
+            )
         if self._context is None:
-            self._context = expression_context(self.execution, self.taskruns)
+            self._context = expression_context(self.execution, outputs=self.outputs())
         ctx = dict(self._context)
         if parent is not None or value is not None:
-            probe = TaskRun(pk=None, task_id="", parent=parent, value=value, attempt=1)
-            probe.parent_id = parent.pk if parent else None
-            full = expression_context(self.execution, self.taskruns, probe)
-            ctx.update({k: full[k] for k in ("parents", "parent") if k in full})
+            ctx.update(parents_context(self.ancestors(parent)))
             ctx["taskrun"] = {"value": value}
         return ctx
 
@@ -100,7 +168,6 @@ class _Plan:
                 cause=Cause.EXECUTOR,
                 reason=fields.get("error", ""),
             )
-        self.taskruns.append(tr)
         self._index(tr)
         self._context = None
         return tr
@@ -148,6 +215,8 @@ class _Plan:
                     reason="restarted",
                     fields={"attempt": tr.attempt + 1, "ended_at": None, "error": ""},
                 )
+            elif node.flowable and waiting.restart_in_place(self, node, tr):
+                pass  # a Subflow/ForEachItem re-runs its failed children
             else:
                 attempt, tr = tr.attempt + 1, None
         if tr is None:
@@ -359,7 +428,7 @@ def _for_each(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> st
     tasks = [c for c in node.children.get("tasks", []) if not c.props.disabled]
     if not values or not tasks:
         return State.SUCCESS
-    started_values = {t.value for t in plan.taskruns if t.parent_id == tr.pk}
+    started_values = plan.values_under.get(tr.pk, set())
     items = [(v, v in started_values) for v in values]
     return _parallel_over(plan, items, limit, lambda v: plan.resolve_list(tasks, tr, v))
 
@@ -379,7 +448,7 @@ FLOWABLES = {
 
 def _flow_outputs(plan: _Plan) -> dict[str, Any]:
     outputs = {}
-    context = expression_context(plan.execution, plan.taskruns)
+    context = plan.context(None, None)
     for output in plan.spec.outputs:
         value = evaluate(output["value"], context)
         if output.get("type") and value is not None:
@@ -412,6 +481,8 @@ def advance(execution_id: int) -> list[TaskRun]:
             return []
         if execution.state == State.QUEUED:
             return []
+        if execution.state == State.CREATED and waiting.not_yet(execution):
+            return []
         if execution.state == State.PAUSED and not waiting.wake_due(execution):
             return []
         if execution.state in (State.CREATED, State.RESTARTED):
@@ -421,8 +492,7 @@ def advance(execution_id: int) -> list[TaskRun]:
                 cause=Cause.EXECUTOR,
                 reason="started" if execution.state == State.CREATED else "restarted",
             )
-        taskruns = list(execution.taskruns.all())
-        plan = _Plan(execution, execution.spec, taskruns)
+        plan = _Plan.load(execution)
         result = plan.resolve_root()
         if result != RUNNING:
             _finish_execution(plan, result)
@@ -430,7 +500,9 @@ def advance(execution_id: int) -> list[TaskRun]:
             waiting.enter_pause(plan)
         ready = [tr for tr in plan.runnable if tr.state == State.CREATED]
         for tr in ready:
-            tr.execution = execution  # a worker chaining into it needs no reload
+            # A worker chaining into it needs no reload of either.
+            tr.execution = execution
+            tr.ancestors = plan.ancestors(plan.flowables.get(tr.parent_id))
         return ready
 
 
@@ -451,14 +523,15 @@ def _finish_execution(plan: _Plan, result: str) -> None:
             result = State.FAILED
             reason = f"flow outputs: {exc.message}"
     if result == State.FAILED and not reason:
-        failed = [
-            t
-            for t in plan.taskruns
-            if t.state == State.FAILED and (not t.flowable or t.error)
-        ]
-        if failed:
-            last = max(failed, key=lambda t: t.pk)
-            reason = f"task '{last.task_id}' failed: {last.error}".strip()
+        last = (
+            TaskRun.objects.filter(execution=execution, state=State.FAILED)
+            .filter(Q(flowable=False) | ~Q(error=""))
+            .order_by("-pk")
+            .values_list("task_id", "error")
+            .first()
+        )
+        if last:
+            reason = f"task '{last[0]}' failed: {last[1]}".strip()
     fields["error"] = reason if result == State.FAILED else ""
     states.transition(
         execution, result, cause=Cause.EXECUTOR, reason=reason, fields=fields

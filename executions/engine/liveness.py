@@ -341,7 +341,8 @@ def sweep() -> dict[str, int]:
         result["recovered"] = recover_orphans()
     result["redispatched"] = redispatch_lost()
     result["forced_stops"] = force_killing()
-    from executions.engine.waiting import wake_paused
+    from executions.engine.waiting import start_scheduled, wake_paused
 
     result["woken"] = wake_paused()
+    result["scheduled_started"] = start_scheduled()
     return result

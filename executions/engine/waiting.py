@@ -34,6 +34,8 @@ from flows.tasks.context import TaskFailed
 log = logging.getLogger("orchestra.executor")
 
 RUNNING = "RUNNING"  # resolution result: something is still in flight
+SUBFLOW = "io.kestra.plugin.core.flow.Subflow"
+FOR_EACH_ITEM = "io.kestra.plugin.core.flow.ForEachItem"
 CHILD_FAILED = {State.FAILED, State.KILLED, State.CANCELLED}
 
 
@@ -50,7 +52,7 @@ class _Vars:
 
 
 def task_context(plan, tr: TaskRun, **taskrun_extra: Any) -> dict[str, Any]:
-    context = expression_context(plan.execution, plan.taskruns, tr)
+    context = plan.context(None, None, taskrun=tr)
     context["taskrun"] = {**context.get("taskrun", {}), **taskrun_extra}
     return context
 
@@ -150,6 +152,7 @@ def _start_child(
     revision,
     props,
     inputs: dict[str, Any],
+    scheduled_at=None,
     **trigger_extra: Any,
 ) -> Execution:
     from executions.actions import ActionError, create_execution
@@ -178,6 +181,7 @@ def _start_child(
             actor=f"execution {parent.pk}",
             parent=parent,
             parent_taskrun_id=tr.pk,
+            scheduled_at=scheduled_at,
         )
     except InputError as exc:
         raise TaskFailed(f"subflow {revision.flow}: {exc}") from None
@@ -199,12 +203,17 @@ def subflow(plan, node, tr: TaskRun, value: str | None) -> str:
     if "executionId" not in outputs:
         revision = _revision(props)
         _check_depth(plan, revision)
-        child = _start_child(plan, node, tr, revision, props, dict(props.inputs or {}))
+        when = schedule_date(props)
+        child = _start_child(
+            plan, node, tr, revision, props, dict(props.inputs or {}), when
+        )
         _save_outputs(tr, {"executionId": child.pk})
         plan._log(
             "INFO",
             f"{tr.task_id}: started execution {child.pk} of {revision.flow} "
-            f"(revision {revision.revision})" + ("" if props.wait else ", not waiting"),
+            f"(revision {revision.revision})"
+            + (f", scheduled for {when.isoformat()}" if when else "")
+            + ("" if props.wait else ", not waiting"),
             tr,
         )
         if not props.wait:
@@ -277,6 +286,7 @@ def _split(uri: str, props, tr: TaskRun, plan) -> list[str]:
         raise TaskFailed(
             f"batch.partitions must be a whole number ≥ 1, got {partitions!r}"
         )
+    limit = batch.bytes if batch else None
     try:
         if partitions:
             total = sum(1 for _ in _items(path, separator))
@@ -297,10 +307,22 @@ def _split(uri: str, props, tr: TaskRun, plan) -> list[str]:
             )
             chunk.clear()
 
-        for item in _items(path, separator):
-            chunk.append(item)
-            if len(chunk) == size:
-                flush()
+        if limit:
+            # batch.bytes: whole rows, as many as fit; a row larger than the
+            # limit makes a batch of its own.
+            used = 0
+            for item in _items(path, separator):
+                length = len(item.encode("utf-8")) + 1
+                if chunk and used + length > limit:
+                    flush()
+                    used = 0
+                chunk.append(item)
+                used += length
+        else:
+            for item in _items(path, separator):
+                chunk.append(item)
+                if len(chunk) == size:
+                    flush()
         if chunk:
             flush()
     except UnicodeDecodeError as exc:
@@ -310,37 +332,50 @@ def _split(uri: str, props, tr: TaskRun, plan) -> list[str]:
     return uris
 
 
+def _start_batch(
+    plan, node, tr: TaskRun, revision, props, iteration: int, uri: str, when=None
+) -> Execution:
+    from flows.expressions import render
+
+    context = task_context(plan, tr, items=uri, iteration=iteration)
+    inputs = render(node.raw.get("inputs") or {}, context)
+    if not isinstance(inputs, dict):
+        raise TaskFailed("inputs must be a mapping of input name to value")
+    return _start_child(
+        plan, node, tr, revision, props, inputs, when, iteration=iteration, items=uri
+    )
+
+
+def _batches(tr: TaskRun):
+    """The child executions of a ForEachItem task run, without those a
+    restart replaced by new ones (restartBehavior NEW_EXECUTION)."""
+    return Execution.objects.filter(
+        parent_id=tr.execution_id, parent_taskrun_id=tr.pk
+    ).exclude(pk__in=(tr.outputs or {}).get("replaced", []))
+
+
 def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
     outputs = tr.outputs or {}
     props = render_props(node, task_context(plan, tr), keep=("inputs",))
     if "numberOfBatches" not in outputs:
         revision = _revision(props)
         _check_depth(plan, revision)
+        when = schedule_date(props)
         batches = _split(props.items, props, tr, plan)
-        raw_inputs = node.raw.get("inputs") or {}
         for iteration, uri in enumerate(batches, start=1):
-            from flows.expressions import render
-
-            context = task_context(plan, tr, items=uri, iteration=iteration)
-            inputs = render(raw_inputs, context)
-            if not isinstance(inputs, dict):
-                raise TaskFailed("inputs must be a mapping of input name to value")
-            _start_child(
-                plan, node, tr, revision, props, inputs, iteration=iteration, items=uri
-            )
+            _start_batch(plan, node, tr, revision, props, iteration, uri, when)
         counts = {State.CREATED.value: len(batches)} if batches else {}
         _save_outputs(tr, {"numberOfBatches": len(batches), "iterations": counts})
         plan._log(
             "INFO",
             f"{tr.task_id}: {len(batches)} batch(es) of {revision.flow}"
+            + (f", scheduled for {when.isoformat()}" if when else "")
             + ("" if props.wait else ", not waiting"),
             tr,
         )
         if not props.wait:
             return _finish(plan, tr, State.SUCCESS, outputs=tr.outputs)
-    mine = Execution.objects.filter(
-        parent_id=plan.execution.pk, parent_taskrun_id=tr.pk
-    )
+    mine = _batches(tr)
     # Counted in the database: each child's end runs this pass, so it must not
     # load every child's outputs until the last one has ended.
     counts = dict(mine.order_by().values_list("state").annotate(n=Count("pk")))
@@ -350,7 +385,10 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
         return RUNNING
     from executions.storage import save
 
-    children = list(mine.order_by("pk").values("pk", "state", "outputs"))
+    children = sorted(
+        mine.values("pk", "state", "outputs", "trigger"),
+        key=lambda c: (_iteration(c["trigger"]), c["pk"]),
+    )
     merged = "".join(
         json.dumps(child["outputs"] or {}, ensure_ascii=False, default=str) + "\n"
         for child in children
@@ -374,6 +412,111 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
         )
     warned = props.transmitFailed and any(c["state"] == State.WARNING for c in children)
     return _finish(plan, tr, State.WARNING if warned else State.SUCCESS, outputs=result)
+
+
+def _iteration(trigger: dict | None) -> int:
+    iteration = ((trigger or {}).get("variables") or {}).get("iteration")
+    return iteration if isinstance(iteration, int) else 0
+
+
+# --- restart -------------------------------------------------------------------
+def restart_in_place(plan, node, tr: TaskRun) -> bool:
+    """A restart marked this Subflow or ForEachItem task run RESTARTED.
+
+    Subflow with RETRY_FAILED (the default) restarts its failed child
+    execution in place; ForEachItem keeps its batches and, per failed batch,
+    restarts the child (RETRY_FAILED) or starts a new one for the same items
+    (NEW_EXECUTION), so successful batches keep their outputs. Returns False
+    when the task should rather get a new attempt: a Subflow with
+    NEW_EXECUTION, a child that cannot be restarted, or a ForEachItem that
+    failed before splitting its items.
+    """
+    if node.type.name not in (SUBFLOW, FOR_EACH_ITEM):
+        return False
+    outputs = tr.outputs or {}
+    behavior = getattr(node.props, "restartBehavior", "RETRY_FAILED")
+    if node.type.name == SUBFLOW:
+        child_id = outputs.get("executionId")
+        if behavior != "RETRY_FAILED" or child_id is None:
+            return False
+        child = Execution.objects.filter(pk=child_id).only("pk", "state").first()
+        if child is None or child.state not in CHILD_FAILED:
+            return False
+        if not _restart_child(plan, child.pk):
+            return False
+        _run_again(plan, tr, {"executionId": child.pk})
+        plan._log("INFO", f"{tr.task_id}: restarted execution {child.pk}", tr)
+        return True
+    if "numberOfBatches" not in outputs:
+        return False
+    _run_again(plan, tr, {k: v for k, v in outputs.items() if k != "uri"})
+    failed = list(
+        _batches(tr)
+        .filter(state__in=CHILD_FAILED)
+        .order_by("pk")
+        .values_list("pk", "trigger")
+    )
+    again: list[tuple[int, dict]] = []
+    for pk, trigger in failed:
+        if behavior != "RETRY_FAILED" or not _restart_child(plan, pk):
+            again.append((pk, (trigger or {}).get("variables") or {}))
+    if again:
+        props = render_props(node, task_context(plan, tr), keep=("inputs",))
+        revision = _revision(props)
+        for _, variables in again:
+            _start_batch(
+                plan,
+                node,
+                tr,
+                revision,
+                props,
+                variables.get("iteration"),
+                variables.get("items"),
+            )
+        replaced = [*tr.outputs.get("replaced", []), *(pk for pk, _ in again)]
+        _save_outputs(tr, {**tr.outputs, "replaced": replaced})
+    plan._log(
+        "INFO",
+        f"{tr.task_id}: restart re-runs {len(failed)} failed batch(es) of "
+        f"{outputs['numberOfBatches']}"
+        + (f" ({len(again)} as new executions)" if again else ""),
+        tr,
+    )
+    return True
+
+
+def _run_again(plan, tr: TaskRun, outputs: dict[str, Any]) -> None:
+    states.transition_taskrun(
+        tr,
+        State.RUNNING,
+        cause=Cause.EXECUTOR,
+        reason="restarted",
+        fields={
+            "attempt": tr.attempt + 1,
+            "ended_at": None,
+            "error": "",
+            "outputs": outputs,
+        },
+    )
+    plan._context = None
+
+
+def _restart_child(plan, child_id: int) -> bool:
+    """Restart a failed child execution in place (its own failed branch
+    runs again). Lock order is parent then child, as in kill."""
+    from executions.actions import ActionError, restart
+
+    try:
+        restart(
+            child_id,
+            actor=f"execution {plan.execution.pk}",
+            reason=f"parent execution {plan.execution.pk} restarted",
+            cause=Cause.EXECUTOR,
+        )
+    except ActionError as exc:
+        log.warning("could not restart child execution %s: %s", child_id, exc)
+        return False
+    return True
 
 
 # --- Pause -----------------------------------------------------------------------
@@ -461,7 +604,7 @@ def wake_due(execution: Execution) -> bool:
         after, behavior = (None, "FAIL")
         if node is not None:
             try:
-                props = render_props(node, expression_context(execution, None, tr))
+                props = render_props(node, expression_context(execution, tr))
                 after, behavior = pause_plan(props)
             except Exception as exc:  # noqa: BLE001 — a broken property fails the pause
                 behavior = "FAIL"
@@ -528,9 +671,58 @@ def wake_paused(limit: int = 500) -> int:
     return len(ids)
 
 
+# --- scheduleDate ------------------------------------------------------------------
+def not_yet(execution: Execution) -> bool:
+    """A CREATED execution scheduled for later (under its lock): True, and
+    its start is sent again for the right time, when the message came early."""
+    when = execution.scheduled_at
+    if when is None:
+        return False
+    seconds = (when - timezone.now()).total_seconds()
+    if seconds <= 1:
+        return False
+    dispatch.get().advance(execution.pk, countdown=seconds)
+    return True
+
+
+def start_scheduled(limit: int = 500) -> int:
+    """Sweep: start CREATED executions whose scheduled date has passed (their
+    countdown message was lost). The ``ex_scheduled_start`` partial index
+    keeps it to the few executions that wait for a date."""
+    from executions.engine.worker import advance_and_dispatch
+
+    cutoff = timezone.now() - timedelta(seconds=1)
+    ids = list(
+        Execution.objects.filter(state=State.CREATED, scheduled_at__lt=cutoff)
+        .order_by("scheduled_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in ids:
+        advance_and_dispatch(pk)
+    return len(ids)
+
+
+def schedule_date(props) -> Any:
+    """The rendered ``scheduleDate`` as an aware datetime (None when unset);
+    TaskFailed with the accepted forms otherwise."""
+    from flows.expressions import ExpressionError, _to_datetime
+
+    value = getattr(props, "scheduleDate", None)
+    if value in (None, ""):
+        return None
+    try:
+        return _to_datetime(value)
+    except (ExpressionError, TypeError, ValueError, OverflowError, OSError):
+        raise TaskFailed(
+            f"scheduleDate: {str(value)[:80]!r} is not a date-time; use ISO 8601 "
+            "such as 2030-01-31T08:00:00Z or an expression such as "
+            "\"{{ now() | dateAdd(1, 'HOURS') }}\""
+        ) from None
+
+
 FLOWABLES = {
-    "io.kestra.plugin.core.flow.Subflow": subflow,
-    "io.kestra.plugin.core.flow.ForEachItem": for_each_item,
+    SUBFLOW: subflow,
+    FOR_EACH_ITEM: for_each_item,
     "io.kestra.plugin.core.flow.Pause": pause,
 }
 

@@ -168,9 +168,10 @@ def run_one(
     execution = tr.execution
     spec = execution.spec
     node = spec.task(tr.task_id)
-    taskruns = list(execution.taskruns.all())
+    # Outputs are read lazily, task by task, when an expression needs them:
+    # the cost of a task does not grow with the task runs before it.
     context = expression_context(
-        execution, taskruns, next(t for t in taskruns if t.pk == tr.pk)
+        execution, tr, ancestors=getattr(tr, "ancestors", None)
     )
     deadline = None
     timeout_text = ""

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
+from flows.expressions import is_dynamic
 from flows.tasks.fields import (
     BaseTask,
     DBool,
     DDict,
     DDuration,
     DInt,
+    DSize,
     DStr,
     Strict,
 )
 from flows.tasks.registry import REGISTRY, TaskType
 
 PAUSE_BEHAVIORS = ("RESUME", "WARN", "FAIL", "CANCEL")
+RESTART_BEHAVIORS = ("RETRY_FAILED", "NEW_EXECUTION")
 
 
 def _register(name: str, model, aliases=(), summary: str = "") -> None:
@@ -46,6 +49,38 @@ class _ChildFlow(BaseTask):
     inheritLabels: DBool = False
     wait: DBool = True
     transmitFailed: DBool = True
+    # When the parent is restarted: restart the failed child execution in
+    # place (RETRY_FAILED, Kestra's default) or start a new one.
+    restartBehavior: str = "RETRY_FAILED"
+    # Start the child(ren) at this date instead of now (ISO 8601 or an expression).
+    scheduleDate: DStr | None = None
+
+    @field_validator("restartBehavior", mode="before")
+    @classmethod
+    def _check_restart_behavior(cls, value: Any) -> str:
+        text = str(value).strip().upper()
+        if text not in RESTART_BEHAVIORS:
+            raise ValueError(
+                f"restartBehavior must be one of {', '.join(RESTART_BEHAVIORS)}, "
+                f"got {value!r}"
+            )
+        return text
+
+    @field_validator("scheduleDate")
+    @classmethod
+    def _check_schedule_date(cls, value: Any) -> Any:
+        from flows.expressions import ExpressionError, _to_datetime
+
+        if value is None or is_dynamic(value):
+            return value
+        try:
+            _to_datetime(value)
+        except (ExpressionError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a date-time; use ISO 8601 such "
+                "as 2030-01-31T08:00:00Z or an expression"
+            ) from None
+        return value
 
 
 # --- Subflow ---------------------------------------------------------------------
@@ -65,7 +100,17 @@ _register(
 class Batch(Strict):
     rows: DInt | None = None
     partitions: DInt | None = None
+    # At most this many bytes per batch (``10MB``); rows are never split.
+    bytes: DSize | None = None
     separator: DStr = "\n"
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Batch:
+        if self.bytes is not None and (self.rows is not None or self.partitions):
+            raise ValueError(
+                "give one of batch.rows, batch.partitions or batch.bytes, not several"
+            )
+        return self
 
 
 class ForEachItemTask(_ChildFlow):

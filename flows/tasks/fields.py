@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 
 from flows.expressions import is_dynamic
 from orchestra.lib.durations import parse_duration
+from orchestra.lib.sizes import parse_size
 
 
 def _dynamic(parse, schema: dict):
@@ -91,6 +92,7 @@ DDuration = _dynamic(_duration, {"type": "string", "format": "duration"})
 DStr = Annotated[Any, PlainValidator(_str), WithJsonSchema({"type": "string"})]
 DList = _dynamic(_list, {"type": "array"})
 DDict = _dynamic(_dict, {"type": "object"})
+DSize = _dynamic(parse_size, {"type": "string", "examples": ["10MB"]})
 
 # A list of child task definitions; validated task by task by the flow spec.
 TaskList = Annotated[list[dict[str, Any]], Field(min_length=1)]

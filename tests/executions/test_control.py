@@ -599,7 +599,12 @@ def test_restart_after_fixing_the_child_flow_starts_a_new_child(
     deploy, inprocess_engine
 ):
     deploy(CHILD)
-    parent = wait_state(actions.create_execution(deploy(PARENT), inputs={"n": -4}))
+    rev = deploy(
+        PARENT.replace(
+            "    wait: true\n", "    wait: true\n    restartBehavior: NEW_EXECUTION\n"
+        )
+    )
+    parent = wait_state(actions.create_execution(rev, inputs={"n": -4}))
     assert parent.state == State.FAILED
     first_child = Execution.objects.get(parent=parent)
     deploy(CHILD.replace("inputs.n < 0", "inputs.n < -100"))  # the fix: a new revision
@@ -714,3 +719,334 @@ def test_for_each_item_splits_into_partitions_and_skips_blank_lines(
     ]
     assert [b.count("\n") for b in batches] == [4, 4, 2]
     assert batches[2] == "row 8\nrow 9\n"
+
+
+# --- restart of child executions -----------------------------------------------------
+FLAKY_BATCH = BATCH_CHILD.replace(
+    "  - id: got",
+    "  - id: boom\n    type: Fail\n"
+    '    condition: "{{ inputs.iteration in [2, 3] and taskrun.attemptsCount == 0 }}"\n'
+    "  - id: got",
+)
+
+
+def _fan_out_failing_twice(deploy, behavior: str = "") -> Execution:
+    deploy(FLAKY_BATCH)
+    uri = save("tests/control/twelve.ion", b"".join(b"%d\n" % i for i in range(12)))
+    source = FOR_EACH
+    if behavior:
+        source = source.replace(
+            "    batch:", f"    restartBehavior: {behavior}\n    batch:"
+        )
+    parent = wait_state(actions.create_execution(deploy(source), inputs={"rows": uri}))
+    assert parent.state == State.FAILED
+    return parent
+
+
+def _merged_iterations(parent: Execution) -> list[int]:
+    import json
+
+    each = parent.taskruns.get(task_id="each")
+    return [
+        int(json.loads(line)["iteration"])
+        for line in read_uri(each.outputs["uri"]).decode().splitlines()
+    ]
+
+
+def test_restart_of_for_each_item_reruns_only_the_failed_batches(deploy, engine):
+    parent = _fan_out_failing_twice(deploy)
+    children = {
+        c.inputs["iteration"]: c for c in Execution.objects.filter(parent=parent)
+    }
+    assert {i: c.state for i, c in children.items()} == {
+        1: State.SUCCESS,
+        2: State.FAILED,
+        3: State.FAILED,
+        4: State.SUCCESS,
+    }
+    actions.restart(parent.pk, actor="bob")
+    parent = wait_state(parent)
+    assert parent.state == State.SUCCESS and parent.attempt == 2
+    # The same four child executions: the failed ones ran their failed
+    # branch again in place, the successful ones were not touched.
+    after = {c.inputs["iteration"]: c for c in Execution.objects.filter(parent=parent)}
+    assert {i: c.pk for i, c in after.items()} == {i: c.pk for i, c in children.items()}
+    assert {i: (c.state, c.attempt) for i, c in after.items()} == {
+        1: (State.SUCCESS, 1),
+        2: (State.SUCCESS, 2),
+        3: (State.SUCCESS, 2),
+        4: (State.SUCCESS, 1),
+    }
+    assert attempts(after[2], "boom") == [(1, "RESTARTED"), (2, "SUCCESS")]
+    assert attempts(after[1], "got") == [(1, "SUCCESS")]
+    assert not StateChange.objects.filter(
+        execution__in=[after[1], after[4]], to_state="RESTARTED"
+    ).exists()
+    each = parent.taskruns.get(task_id="each")
+    assert (each.state, each.attempt) == (State.SUCCESS, 2)
+    assert each.outputs["numberOfBatches"] == 4
+    assert each.outputs["iterations"] == {"SUCCESS": 4}
+    assert _merged_iterations(parent) == [1, 2, 3, 4]
+    assert parent.taskruns.get(task_id="count").outputs == {"value": "4"}
+
+
+def test_restart_of_for_each_item_with_new_execution_starts_new_children_for_failed_batches(
+    deploy, inprocess_engine
+):
+    parent = _fan_out_failing_twice(deploy, "NEW_EXECUTION")
+    before = dict(
+        Execution.objects.filter(parent=parent).values_list("inputs__iteration", "pk")
+    )
+    deploy(BATCH_CHILD)  # the fix: a new revision of the child flow
+    actions.restart(parent.pk, actor="bob")
+    parent = wait_state(parent)
+    assert parent.state == State.SUCCESS
+    rows = list(
+        Execution.objects.filter(parent=parent)
+        .order_by("pk")
+        .values_list("inputs__iteration", "state", "revision")
+    )
+    # Six children: the four first ones, then one new one per failed batch.
+    assert rows[4:] == [(2, State.SUCCESS, 2), (3, State.SUCCESS, 2)]
+    assert sorted(rows[:4]) == [
+        (1, State.SUCCESS, 1),
+        (2, State.FAILED, 1),
+        (3, State.FAILED, 1),
+        (4, State.SUCCESS, 1),
+    ]
+    each = parent.taskruns.get(task_id="each")
+    assert each.outputs["numberOfBatches"] == 4
+    assert each.outputs["iterations"] == {"SUCCESS": 4}
+    assert sorted(each.outputs["replaced"]) == [before[2], before[3]]
+    assert _merged_iterations(parent) == [1, 2, 3, 4]
+
+
+FLAKY_CHILD = f"""
+id: flaky_child
+namespace: {NS}
+tasks:
+  - id: once
+    type: Return
+    format: "ran once"
+  - id: boom
+    type: Fail
+    condition: "{{{{ taskrun.attemptsCount == 0 }}}}"
+  - id: done
+    type: Return
+    format: "fixed"
+outputs:
+  - id: said
+    type: STRING
+    value: "{{{{ outputs.done.value }}}}"
+"""
+
+
+def test_restart_of_a_subflow_restarts_its_failed_child_in_place(deploy, engine):
+    deploy(FLAKY_CHILD)
+    rev = deploy(
+        f"id: caller\nnamespace: {NS}\ntasks:\n  - id: call\n    type: Subflow\n"
+        f"    namespace: {NS}\n    flowId: flaky_child\n"
+    )
+    parent = wait_state(actions.create_execution(rev))
+    assert parent.state == State.FAILED
+    child = Execution.objects.get(parent=parent)
+    actions.restart(parent.pk, actor="bob")
+    parent = wait_state(parent)
+    assert parent.state == State.SUCCESS
+    # Still one child: restarted in place (Kestra's RETRY_FAILED default).
+    assert Execution.objects.get(parent=parent).pk == child.pk
+    child.refresh_from_db()
+    assert (child.state, child.attempt) == (State.SUCCESS, 2)
+    assert attempts(child, "once") == [(1, "SUCCESS")]
+    assert attempts(child, "boom") == [(1, "RESTARTED"), (2, "SUCCESS")]
+    change = StateChange.objects.get(
+        execution=child, taskrun=None, to_state="RESTARTED"
+    )
+    assert (change.cause, change.actor) == ("executor", f"execution {parent.pk}")
+    call = parent.taskruns.get(task_id="call")
+    assert (call.state, call.attempt) == (State.SUCCESS, 2)
+    assert call.outputs["executionId"] == child.pk
+    assert call.outputs["outputs"] == {"said": "fixed"}
+
+
+def test_a_bad_restart_behavior_is_refused_with_the_choices(deploy, db):
+    from flows.spec import FlowInvalid
+
+    with pytest.raises(
+        FlowInvalid, match="restartBehavior must be one of RETRY_FAILED, NEW_EXECUTION"
+    ):
+        deploy(
+            f"id: caller\nnamespace: {NS}\ntasks:\n  - id: call\n    type: Subflow\n"
+            f"    namespace: {NS}\n    flowId: x\n    restartBehavior: AGAIN\n"
+        )
+
+
+def test_restart_of_a_for_each_reruns_only_the_failed_iteration(deploy, engine):
+    rev = deploy(
+        f"""
+id: loop_restart
+namespace: {NS}
+tasks:
+  - id: loop
+    type: ForEach
+    values: ["a", "b", "c", "d"]
+    concurrencyLimit: 0
+    tasks:
+      - id: work
+        type: Return
+        format: "{{{{ taskrun.value }}}}"
+      - id: check
+        type: Fail
+        condition: "{{{{ taskrun.value == 'c' and taskrun.attemptsCount == 0 }}}}"
+"""
+    )
+    execution = wait_state(actions.create_execution(rev))
+    assert execution.state == State.FAILED
+    actions.restart(execution.pk, actor="bob")
+    done = wait_state(execution)
+    assert done.state == State.SUCCESS
+    checks = list(
+        done.taskruns.filter(task_id="check")
+        .order_by("value", "attempt")
+        .values_list("value", "attempt", "state")
+    )
+    assert checks == [
+        ("a", 1, "SUCCESS"),
+        ("b", 1, "SUCCESS"),
+        ("c", 1, "RESTARTED"),
+        ("c", 2, "SUCCESS"),
+        ("d", 1, "SUCCESS"),
+    ]
+    assert done.taskruns.filter(task_id="work").count() == 4
+
+
+# --- ForEachItem batch.bytes ------------------------------------------------------
+def test_for_each_item_batches_by_bytes_without_splitting_rows(
+    deploy, inprocess_engine
+):
+    deploy(BATCH_CHILD)
+    rows = ["aaaa", "bbbb", "cccc", "x" * 40, "dd"]
+    uri = save("tests/control/sized.ion", "".join(r + "\n" for r in rows).encode())
+    rev = deploy(FOR_EACH.replace("rows: 3", "bytes: 10B"))
+    parent = wait_state(actions.create_execution(rev, inputs={"rows": uri}))
+    assert parent.state == State.SUCCESS
+    batches = [
+        read_uri(c.inputs["items"]).decode().splitlines()
+        for c in Execution.objects.filter(parent=parent).order_by("pk")
+    ]
+    # At most 10 bytes each, whole rows only; a longer row goes alone.
+    assert batches == [["aaaa", "bbbb"], ["cccc"], ["x" * 40], ["dd"]]
+    assert parent.taskruns.get(task_id="each").outputs["numberOfBatches"] == 4
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        ("bytes: 10XB", "'10XB' is not a size; use a number of bytes or a number"),
+        ("bytes: 0", "a size must be at least 1 byte"),
+        ("bytes: 1MB\n      rows: 2", "give one of batch.rows, batch.partitions or"),
+    ],
+)
+def test_a_bad_batch_size_is_refused_with_the_reason(deploy, db, batch, message):
+    from flows.spec import FlowInvalid
+
+    with pytest.raises(FlowInvalid, match=message):
+        deploy(FOR_EACH.replace("rows: 3", batch))
+
+
+def test_a_batch_size_rendered_at_run_time_is_checked_too(deploy, run_inprocess):
+    deploy(BATCH_CHILD)
+    uri = save("tests/control/one.ion", b"1\n")
+    rev = deploy(
+        FOR_EACH.replace(
+            "rows: 3", "bytes: \"{{ inputs.rows | length > 0 and 'lots' }}\""
+        )
+    )
+    parent = run_inprocess(rev, inputs={"rows": uri})
+    assert parent.state == State.FAILED
+    each = parent.taskruns.get(task_id="each")
+    assert "batch.bytes" in each.error and "'lots' is not a size" in each.error
+    assert not Execution.objects.filter(parent=parent).exists()
+
+
+# --- Subflow / ForEachItem scheduleDate -------------------------------------------
+def test_a_subflow_with_a_schedule_date_starts_its_child_at_that_date(deploy, engine):
+    deploy(CHILD)
+    rev = deploy(
+        PARENT.replace(
+            "    wait: true\n",
+            "    wait: true\n"
+            "    scheduleDate: \"{{ now() | dateAdd(3, 'SECONDS') }}\"\n",
+        )
+    )
+    parent = actions.create_execution(rev, inputs={"n": 2})
+    child = wait_for(
+        lambda: Execution.objects.filter(parent=parent).first(), 15, interval=0.05
+    )
+    assert child.state == State.CREATED and child.scheduled_at is not None
+    from executions.presenters import execution_as_dict
+
+    shown = execution_as_dict(child, taskruns=False)
+    assert shown["scheduledDate"] and shown["startDate"] is None
+    time.sleep(1)
+    assert reload(child).state == State.CREATED  # not before its date
+    assert reload(parent).state == State.RUNNING  # waiting for it
+    parent = wait_state(parent, timeout=40)
+    assert parent.state == State.SUCCESS
+    child = reload(child)
+    assert child.state == State.SUCCESS and child.started_at >= child.scheduled_at
+    assert parent.taskruns.get(task_id="after").outputs == {"value": "child said 4"}
+    created = StateChange.objects.get(execution=child, to_state="CREATED")
+    assert "scheduled for" in created.reason
+
+
+def test_a_scheduled_child_whose_message_was_lost_is_started_by_the_sweep(
+    deploy, inprocess_engine
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from executions.engine.liveness import sweep
+    from executions.stuck import detect
+
+    rev = deploy(CHILD)
+    due = actions.create_execution(
+        rev, inputs={"n": 1}, start=False, scheduled_at=timezone.now()
+    )
+    later = actions.create_execution(
+        rev,
+        inputs={"n": 1},
+        start=False,
+        scheduled_at=timezone.now() + timedelta(hours=1),
+    )
+    Execution.objects.update(created_at=timezone.now() - timedelta(hours=2))
+    time.sleep(1.1)
+    # Waiting for its date is not stuck; a due one never started is lost.
+    found = detect(older_than_minutes=5, now=timezone.now() + timedelta(minutes=10))
+    assert [v.id for v in found.stuck] == [due.pk]
+    assert sweep()["scheduled_started"] == 1
+    assert wait_state(due).state == State.SUCCESS
+    assert reload(later).state == State.CREATED
+
+
+def test_a_bad_schedule_date_is_refused_or_fails_the_task_with_the_reason(
+    deploy, run_inprocess
+):
+    from flows.spec import FlowInvalid
+
+    deploy(CHILD)
+    with pytest.raises(FlowInvalid, match="scheduleDate: 'next tuesday' is not a"):
+        deploy(PARENT.replace("    wait: true\n", "    scheduleDate: next tuesday\n"))
+    rev = deploy(
+        PARENT.replace(
+            "    wait: true\n", "    scheduleDate: \"{{ 'soon' ~ inputs.n }}\"\n"
+        )
+    )
+    parent = run_inprocess(rev, inputs={"n": 1})
+    assert parent.state == State.FAILED
+    assert (
+        "scheduleDate: 'soon1' is not a date-time; use ISO 8601"
+        in parent.taskruns.get(task_id="call").error
+    )
+    assert not Execution.objects.filter(parent=parent).exists()

@@ -139,6 +139,38 @@ def test_foreach_runs_once_per_value_with_the_concurrency_limit(deploy, run_inpr
     assert execution.taskruns.get(task_id="after").outputs == {"value": "v=b"}
 
 
+def test_outputs_are_read_when_expressions_need_them_in_tasks_and_flowables(
+    deploy, run_inprocess
+):
+    # Outputs are loaded lazily, task by task: the executor's If inside a loop,
+    # a task reading the whole map and a retried task's latest attempt.
+    rev = deploy(
+        flow(
+            "  - id: loop\n    type: ForEach\n    values: [a, b]\n    tasks:\n"
+            "      - id: v\n        type: Return\n        format: '{{ taskrun.value }}'\n"
+            "      - id: check\n        type: If\n"
+            "        condition: \"{{ outputs.v[taskrun.value].value == 'b' }}\"\n"
+            "        then:\n          - id: seen\n            type: Return\n"
+            "            format: \"b after {{ outputs.v['a'].value }}\"\n"
+            "  - id: flaky\n    type: Fail\n"
+            "    condition: '{{ taskrun.attemptsCount == 0 }}'\n"
+            "    retry:\n      type: constant\n      interval: PT0.1S\n      maxAttempt: 2\n"
+            "  - id: all\n    type: Return\n"
+            "    format: \"{{ outputs | keys | sort | join(',') }} {{ outputs.v | json }}\"\n"
+            "  - id: missing\n    type: Return\n"
+            "    format: \"{{ 'nothing' in outputs }} {{ outputs.seen | length }}\"\n"
+        )
+    )
+    execution = run_inprocess(rev)
+    assert execution.state == State.SUCCESS
+    assert [tr.value for tr in execution.taskruns.filter(task_id="seen")] == ["b"]
+    assert execution.taskruns.get(task_id="seen").outputs == {"value": "b after a"}
+    assert execution.taskruns.get(task_id="all").outputs == {
+        "value": 'check,flaky,loop,seen,v {"a": {"value": "a"}, "b": {"value": "b"}}'
+    }
+    assert execution.taskruns.get(task_id="missing").outputs == {"value": "false 1"}
+
+
 def test_each_sequential_and_each_parallel_aliases(deploy, run_inprocess):
     rev = deploy(
         flow(
