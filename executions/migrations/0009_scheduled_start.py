@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('executions', '0007_paused_wake_index'),
+        ('executions', '0008_trigger_event_retention'),
         ('flows', '0001_initial'),
     ]
 
