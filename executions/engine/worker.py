@@ -120,6 +120,15 @@ def _claim(taskrun_id: int, worker_id: int) -> TaskRun | None:
             dispatch.get().run_taskrun(tr.pk, eta=tr.scheduled_at)
             return None
         execution = tr.execution
+        # The execution's row lock first, as kill, _finish and advance take
+        # it: a claim that locked the task run first and then touched the
+        # execution could deadlock with a kill arriving at the same moment.
+        execution.state = (
+            Execution.objects.select_for_update()
+            .filter(pk=execution.pk)
+            .values_list("state", flat=True)
+            .get()
+        )
         if execution.state in TERMINAL or execution.state == State.KILLING:
             states.transition_taskrun(
                 tr,

@@ -203,3 +203,55 @@ def test_a_lost_message_is_sent_again_by_the_sweep(
     wait_for(lambda: execution.__class__.objects.get(pk=execution.pk).is_terminal, 20)
     execution.refresh_from_db()
     assert execution.state == State.SUCCESS
+
+
+def test_a_kill_and_a_claim_at_the_same_moment_do_not_deadlock(
+    postgres, transactional_db
+):
+    """The kill holds the execution's row lock while a worker claims one of
+    its task runs: the claim waits for the kill, then sees it, instead of
+    locking the task run first and deadlocking with the kill's update of it."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from executions.engine.worker import _claim
+    from executions.models import Execution
+    from tests.executions.stuck_helpers import make_execution, make_taskrun
+
+    execution = make_execution(State.RUNNING)
+    tr = make_taskrun(execution, State.CREATED)
+    row = Worker.objects.create(name="w", hostname="h", pid=1, state="alive")
+    locked, errors, claimed = threading.Event(), [], []
+
+    def kill():
+        try:
+            with transaction.atomic():
+                Execution.objects.select_for_update().get(pk=execution.pk)
+                locked.set()
+                time.sleep(1.0)  # the claim runs meanwhile
+                actions.kill(execution.pk, cause="user", actor="alice")
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def claim():
+        locked.wait()
+        try:
+            claimed.append(_claim(tr.pk, row.pk))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=kill), threading.Thread(target=claim)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert errors == []
+    assert claimed == [None]
+    assert TaskRun.objects.get(pk=tr.pk).state == State.KILLED
+    assert Execution.objects.get(pk=execution.pk).state == State.KILLED
