@@ -9,12 +9,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from executions import states
+from executions import states, storage
 from executions.engine import dispatch
 from executions.models import TERMINAL, Cause, Execution, State, TaskRun
 from flows.models import Flow, FlowRevision
 from flows.spec import FlowSpec
-from flows.spec.inputs import resolve_inputs
+from flows.spec.inputs import InputError, resolve_inputs
 
 
 class ActionError(ValueError):
@@ -59,6 +59,7 @@ def create_execution(
     parent_taskrun_id: int | None = None,
     start: bool = True,
     scheduled_at: datetime | None = None,
+    user=None,
 ) -> Execution:
     """Validate inputs and create an execution (CREATED), then start it —
     at ``scheduled_at`` when that is in the future.
@@ -73,6 +74,13 @@ def create_execution(
     if spec.disabled and revision is not None:
         raise ActionError(f"flow {spec.namespace}.{spec.id} is disabled")
     values = resolve_inputs(spec.inputs, inputs or {})
+    # ``user``: the person starting it (API, UI); stored files they name must
+    # be theirs to see.
+    problems = storage.check_given_files(
+        spec.namespace, spec.id, values, user=user, parent=parent, trigger=trigger
+    )
+    if problems:
+        raise InputError(problems)
     all_labels = {**spec.labels, **(labels or {})}
     trigger = trigger or {}
     execution = Execution.objects.create(

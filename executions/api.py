@@ -514,6 +514,7 @@ def execute_flow(request, namespace: str, flow_id: str):
         trigger={"type": "api", "user": request.user.get_username()},
         cause=Cause.API,
         actor=request.user.get_username(),
+        user=request.user,
     )
     return Response(
         execution_as_dict(execution, taskruns=False), status=status.HTTP_201_CREATED

@@ -111,10 +111,19 @@ class ExecutionFiles:
 
     def _given_uris(self) -> set[str]:
         if self._given is None:
-            given = uris_in(self.execution.inputs or {}) | uris_in(
-                self.execution.trigger or {}
-            )
-            self._given = {path_of(u) for u in given if _valid(u)}
+            # Inputs were checked when the execution was created (see
+            # check_given_files); of the trigger's variables only the files
+            # of the execution whose end triggered this one count: a webhook
+            # body naming some other file gives no access to it.
+            given = {path_of(u) for u in uris_in(self.execution.inputs) if _valid(u)}
+            source = _trigger_source_folder(self.execution.trigger)
+            if source:
+                given |= {
+                    path
+                    for u in uris_in(self.execution.trigger)
+                    if _valid(u) and (path := path_of(u)).startswith(source)
+                }
+            self._given = given
         return self._given
 
     def check(self, uri: str) -> str:
@@ -153,6 +162,67 @@ class ExecutionFiles:
             self.execution.namespace, self.execution.flow_id, self.execution.pk
         )
         return save(f"{folder}tasks/{task_id}/{taskrun_id}/{name}", data)
+
+
+def _trigger_source_folder(trigger: Any) -> str | None:
+    """The folder of the execution a Flow trigger reacted to, if any."""
+    variables = (trigger or {}).get("variables") or {}
+    try:
+        return execution_folder(
+            str(variables["namespace"]),
+            str(variables["flowId"]),
+            int(variables["executionId"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def check_given_files(
+    namespace: str,
+    flow_id: str,
+    inputs: dict[str, Any],
+    *,
+    user=None,
+    parent=None,
+    trigger: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """Which inputs name a stored file the new execution may not be given;
+    {input: why}. Allowed: uploads made for this flow, files of its own
+    namespace, files its parent execution may open (subflows, ForEachItem),
+    files of the execution that triggered it, and files in namespaces the
+    user starting it can view. Anything else would let a run read another
+    team's data by naming its URI."""
+    from accounts import roles
+
+    uploads = f"{flow_folder(namespace, flow_id)}/inputs/"
+    own = namespace.replace(".", "/") + "/"  # its namespace's folder, children included
+    source = _trigger_source_folder(trigger)
+    parent_files = ExecutionFiles(parent) if parent is not None else None
+    problems: dict[str, str] = {}
+    for name, value in inputs.items():
+        for uri in sorted(uris_in(value)):
+            try:
+                path = path_of(uri)
+            except BadStorageURI as exc:
+                problems[name] = str(exc)
+                break
+            if path.startswith((uploads, own)) or (source and path.startswith(source)):
+                continue
+            if parent_files is not None:
+                try:
+                    parent_files.check(uri)
+                    continue
+                except StorageError:
+                    pass
+            owner = owner_namespace(path)
+            if owner and user is not None and roles.has_role(user, owner):
+                continue
+            problems[name] = (
+                f"{uri} is not a file this execution may use (upload it, or name a "
+                f"file of namespace {namespace} or of a namespace you can view)"
+            )
+            break
+    return problems
 
 
 def _valid(uri: str) -> bool:

@@ -395,6 +395,7 @@ def execute_flow(request, namespace: str, flow_id: str):
                 trigger={"type": "manual", "user": request.user.get_username()},
                 cause=Cause.USER,
                 actor=request.user.get_username(),
+                user=request.user,
             )
         except InputError as exc:
             for name, message in exc.errors.items():

@@ -268,11 +268,11 @@ def test_for_each_item_starts_one_child_per_batch_and_merges_their_outputs(
 def test_for_each_item_over_a_missing_file_fails_clearly(deploy, run_inprocess):
     deploy(BATCH_CHILD)
     execution = run_inprocess(
-        deploy(FOR_EACH), inputs={"rows": "kestra:///nothing/here.ion"}
+        deploy(FOR_EACH), inputs={"rows": "kestra:///tests/control/nothing/here.ion"}
     )
     assert execution.state == State.FAILED
     assert execution.taskruns.get(task_id="each").error == (
-        "items: no file stored at kestra:///nothing/here.ion"
+        "items: no file stored at kestra:///tests/control/nothing/here.ion"
     )
     assert not Execution.objects.filter(parent=execution).exists()
 
@@ -567,7 +567,7 @@ def test_the_fan_out_and_approval_examples_run_as_written(deploy, inprocess_engi
     folder = Path(__file__).resolve().parents[2] / "examples" / "flows"
     revisions = {path.stem: deploy(path.read_text()) for path in folder.glob("*.yml")}
     orders = "".join(f'{{"order": {i}, "amount": {i * 10}}}\n' for i in range(250))
-    uri = save("tests/control/orders.jsonl", orders.encode())
+    uri = save("company/team/orders.jsonl", orders.encode())
     fan_out = wait_state(
         actions.create_execution(revisions["orders_fan_out"], inputs={"orders": uri})
     )

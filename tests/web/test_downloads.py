@@ -122,3 +122,82 @@ def test_viewers_of_other_namespaces_get_nothing(
     client.force_login(bob)
     refused = client.get(f"/executions/{handed.pk}/file", {"path": foreign})
     assert refused.status_code == 404
+
+
+OTHER = """
+id: reader
+namespace: other
+inputs:
+  - id: data
+    type: FILE
+tasks:
+  - id: peek
+    type: Return
+    format: "{{ read(inputs.data) }}"
+"""
+
+
+def test_a_run_cannot_be_handed_another_teams_file_by_naming_its_uri(
+    client, token_for, deploy, ran
+):
+    """An operator of ``other`` names a file of ``company.data``, which she
+    cannot view: refused with 400 and nothing created; her own upload works."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Role
+    from executions.models import Execution
+
+    (_, upload, copy), _ = ran
+    deploy(OTHER)
+    dana = get_user_model().objects.create_user("dana", password="pw-dana-123")
+    Role.objects.create(user=dana, role="operator", namespace="other")
+    before = Execution.objects.count()
+    for uri in (copy, upload):
+        answer = client.post(
+            "/api/executions/other/reader",
+            {"inputs": {"data": uri}},
+            content_type="application/json",
+            headers=token_for(dana),
+        )
+        assert answer.status_code == 400, answer.content
+        assert "is not a file this execution may use" in answer.json()["detail"]
+    assert Execution.objects.count() == before
+    own = save_input_file("other", "reader", "mine.txt", b"mine")
+    answer = client.post(
+        "/api/executions/other/reader",
+        {"inputs": {"data": own}},
+        content_type="application/json",
+        headers=token_for(dana),
+    )
+    assert answer.status_code == 201
+
+
+def test_a_trigger_gives_only_the_files_of_the_execution_that_triggered_it(ran):
+    from executions.models import Execution
+    from executions.storage import ExecutionFiles, StorageError
+
+    (source, _, copy), (other_run, _, other_copy) = ran
+
+    def started_by(variables):
+        return Execution.objects.create(
+            namespace="other",
+            flow_id="reader",
+            trigger={"id": "t", "type": "x", "variables": variables},
+        )
+
+    webhook = ExecutionFiles(started_by({"body": {"f": copy}}))
+    with pytest.raises(StorageError):
+        webhook.read(copy)
+    flow_trigger = ExecutionFiles(
+        started_by(
+            {
+                "executionId": source.pk,
+                "namespace": source.namespace,
+                "flowId": source.flow_id,
+                "outputs": {"f": copy, "g": other_copy},
+            }
+        )
+    )
+    assert flow_trigger.read(copy) == b"HELLO, FILES\n"
+    with pytest.raises(StorageError):
+        flow_trigger.read(other_copy)
