@@ -62,8 +62,12 @@ def load(executions: int, open_deadlines: int) -> None:
     from django.db import connection
 
     with connection.cursor() as cur:
-        cur.execute("SELECT count(*) FROM executions_execution")
-        if cur.fetchone()[0] == executions:
+        cur.execute(
+            "SELECT (SELECT count(*) FROM executions_execution),"
+            " (SELECT count(*) FROM sla_deadline)"
+        )
+        # Reused only when a previous load finished (one deadline per execution).
+        if cur.fetchone() == (executions, executions):
             return
         print(f"loading {executions:,} executions ...", flush=True)
         cur.execute(
@@ -94,10 +98,10 @@ def load(executions: int, open_deadlines: int) -> None:
         # One closed deadline per finished execution (met), one open per running one.
         cur.execute("""
             INSERT INTO sla_deadline (execution_id, rule_id, key, kind, level, threshold,
-                assertion, behavior, labels, due_at, state)
+                assertion, behavior, labels, due_at, state, attempt)
             SELECT e.id, 1, 'rule', 'duration', 'SLA', interval '1 hour', '', 'NONE', '{}',
                    e.started_at + interval '1 hour',
-                   CASE WHEN e.state = 'RUNNING' THEN 'open' ELSE 'met' END
+                   CASE WHEN e.state = 'RUNNING' THEN 'open' ELSE 'met' END, 1
             FROM executions_execution e
         """)
         cur.execute("ANALYZE")
