@@ -34,6 +34,18 @@ def test_detail_shows_topology_inputs_and_revisions(client, alice, deploy):
     assert "/flows/company.data/etl/edit/" not in page  # but does not edit
 
 
+def test_triggers_read_as_written(client, alice, deploy):
+    deploy(
+        FLOW
+        + "triggers:\n  - id: nightly\n    type: Schedule\n"
+        + "    cron: '@daily'\n    timezone: Europe/Paris\n    disabled: true\n"
+    )
+    client.force_login(alice)
+    page = client.get("/flows/company.data/etl/").content.decode()
+    assert "cron: &#x27;@daily&#x27;\ntimezone: Europe/Paris\ndisabled: true" in page
+    assert "cron_normalized" not in page and "kind:" not in page
+
+
 def test_validation_as_you_type_shows_line_and_column(client, erin):
     client.force_login(erin)
     bad = client.post(
