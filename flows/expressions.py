@@ -68,26 +68,24 @@ def preprocess(template: str) -> str:
     return _BLOCK.sub(lambda m: _rewrite_hyphens(m.group(0)), template)
 
 
-_CLOSE = {"(": ")", "[": "]", "{": "}"}
+_OPENERS = "([{"
 
 
 def _skip_string(code: str, i: int) -> int:
     """Index just past the string literal that starts at ``code[i]``."""
-    quote, i = code[i], i + 1
-    while i < len(code) and code[i] != quote:
-        i += 2 if code[i] == "\\" else 1
-    return i + 1
+    match = _STRING.match(code, i)
+    return match.end() if match else len(code)
 
 
 def _skip_group(code: str, i: int) -> int:
     """Index just past the bracketed group that starts at ``code[i]``."""
-    depth, i = 0, i
+    depth = 0
     while i < len(code):
         ch = code[i]
         if ch in "'\"":
             i = _skip_string(code, i)
             continue
-        if ch in _CLOSE:
+        if ch in _OPENERS:
             depth += 1
         elif ch in ")]}":
             depth -= 1
@@ -111,7 +109,7 @@ def _operand_end(code: str, i: int) -> int:
         )
         if ch.isalnum() or ch in "_." or hyphen:
             i += 1
-        elif ch in _CLOSE:
+        elif ch in _OPENERS:
             i = _skip_group(code, i)
         else:
             break
