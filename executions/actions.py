@@ -77,7 +77,7 @@ def create_execution(
     # ``user``: the person starting it (API, UI); stored files they name must
     # be theirs to see.
     problems = storage.check_given_files(
-        spec.namespace, spec.id, values, user=user, parent=parent, trigger=trigger
+        spec.namespace, values, user=user, parent=parent, trigger=trigger
     )
     if problems:
         raise InputError(problems)

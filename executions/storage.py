@@ -55,8 +55,14 @@ def save(path: str, data: bytes | IO[bytes]) -> str:
     return f"{PREFIX}/{saved}"
 
 
+def namespace_folder(namespace: str) -> str:
+    """``company.team`` → ``company/team/``: every file of the namespace (and
+    of its child namespaces) is below it."""
+    return namespace.replace(".", "/") + "/"
+
+
 def flow_folder(namespace: str, flow_id: str) -> str:
-    return f"{namespace.replace('.', '/')}/{flow_id}"
+    return f"{namespace_folder(namespace)}{flow_id}"
 
 
 def execution_folder(namespace: str, flow_id: str, execution_id: int) -> str:
@@ -115,13 +121,11 @@ class ExecutionFiles:
             # check_given_files); of the trigger's variables only the files
             # of the execution whose end triggered this one count: a webhook
             # body naming some other file gives no access to it.
-            given = {path_of(u) for u in uris_in(self.execution.inputs) if _valid(u)}
+            given = _paths_in(self.execution.inputs)
             source = _trigger_source_folder(self.execution.trigger)
             if source:
                 given |= {
-                    path
-                    for u in uris_in(self.execution.trigger)
-                    if _valid(u) and (path := path_of(u)).startswith(source)
+                    p for p in _paths_in(self.execution.trigger) if p.startswith(source)
                 }
             self._given = given
         return self._given
@@ -179,7 +183,6 @@ def _trigger_source_folder(trigger: Any) -> str | None:
 
 def check_given_files(
     namespace: str,
-    flow_id: str,
     inputs: dict[str, Any],
     *,
     user=None,
@@ -194,8 +197,7 @@ def check_given_files(
     team's data by naming its URI."""
     from accounts import roles
 
-    uploads = f"{flow_folder(namespace, flow_id)}/inputs/"
-    own = namespace.replace(".", "/") + "/"  # its namespace's folder, children included
+    own = namespace_folder(namespace)  # uploads for the flow are below it too
     source = _trigger_source_folder(trigger)
     parent_files = ExecutionFiles(parent) if parent is not None else None
     problems: dict[str, str] = {}
@@ -206,7 +208,7 @@ def check_given_files(
             except BadStorageURI as exc:
                 problems[name] = str(exc)
                 break
-            if path.startswith((uploads, own)) or (source and path.startswith(source)):
+            if path.startswith(own) or (source and path.startswith(source)):
                 continue
             if parent_files is not None:
                 try:
@@ -225,12 +227,15 @@ def check_given_files(
     return problems
 
 
-def _valid(uri: str) -> bool:
-    try:
-        path_of(uri)
-        return True
-    except StorageError:
-        return False
+def _paths_in(value: Any) -> set[str]:
+    """Storage paths of the well-formed kestra:// URIs inside a JSON value."""
+    paths = set()
+    for uri in uris_in(value):
+        try:
+            paths.add(path_of(uri))
+        except StorageError:
+            pass
+    return paths
 
 
 def open_execution_file(execution, uri: str) -> IO[bytes]:
