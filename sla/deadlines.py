@@ -151,6 +151,12 @@ def _on_state_changed(
         _guarded(
             f"close deadlines of execution {execution.pk}", close_deadlines, execution
         )
+    elif old in TERMINAL:  # restarted: the one way back from an end
+        _guarded(
+            f"store deadlines of restarted execution {execution.pk}",
+            restart_deadlines,
+            execution,
+        )
 
 
 @receiver(executions_state_changed, dispatch_uid="sla.states_changed")
@@ -168,11 +174,6 @@ def _on_states_changed(
             _on_state_changed(sender, execution, olds[execution.pk], new)
 
 
-# --- Restarts ------------------------------------------------------------
-# Kept apart from the receivers above: a restart is the one way back from a
-# terminal state (states.ALLOWED), and it starts a new attempt.
-
-
 def restart_deadlines(execution: Execution) -> list[Deadline]:
     """A restarted execution is judged again, from the restart, by the rules
     in force now: users restart a failed run to get it done in time, and an
@@ -180,13 +181,3 @@ def restart_deadlines(execution: Execution) -> list[Deadline]:
     attempt's deadlines are left as they were: a late one still open gives
     that attempt's miss (once), and misses are unique per attempt."""
     return create_deadlines(execution, execution.spec, started=execution.progress_at)
-
-
-@receiver(execution_state_changed, dispatch_uid="sla.restarted")
-def _on_restarted(sender, execution: Execution, old: str, new: str, **kwargs) -> None:
-    if old in TERMINAL and new not in TERMINAL:
-        _guarded(
-            f"store deadlines of restarted execution {execution.pk}",
-            restart_deadlines,
-            execution,
-        )
