@@ -27,6 +27,12 @@ import sys
 import time
 from pathlib import Path
 
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.replay import replay
+from executions.lifecycle.restart import restart
+from executions.lifecycle.start import create_execution
+from executions.models import Cause
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -138,14 +144,15 @@ tasks:
 def for_each_scaling(sizes: list[int], limits: list[int], worker: bool) -> None:
     """ForEach over each size, per concurrencyLimit, in-process then with a
     real worker. Prints execution created → ended from the database."""
-    from executions import actions
     from executions.engine.inprocess import use_in_process
     from flows.models import save_flow
 
     revisions = {limit: save_flow(FOR_EACH.format(limit=limit))[1] for limit in limits}
 
     def one(limit: int, n: int, runner=None) -> None:
-        execution = actions.create_execution(revisions[limit], inputs={"n": n})
+        execution = create_execution(
+            revisions[limit], inputs={"n": n}, actor=Actor.system("test")
+        )
         wait_end(execution, runner or _Idle(), timeout=1800)
         execution.refresh_from_db()
         took = (execution.ended_at - execution.created_at).total_seconds()
@@ -220,7 +227,6 @@ def main() -> None:
         )
         return
 
-    from executions import actions
     from executions.engine.executor import advance
     from executions.engine.inprocess import use_in_process
     from executions.models import Execution
@@ -235,7 +241,9 @@ def main() -> None:
 
     print(f"ForEachItem over {args.batches} lines, batch.rows 1")
     with use_in_process() as runner:
-        parent = actions.create_execution(fan_out, inputs={"rows": uri}, start=False)
+        parent = create_execution(
+            fan_out, inputs={"rows": uri}, start=False, actor=Actor.system("test")
+        )
         started = time.perf_counter()
         advance(parent.pk)
         split = time.perf_counter() - started
@@ -253,7 +261,9 @@ def main() -> None:
         print(
             f"ForEach of {args.values} values (one iteration fails on its first attempt)"
         )
-        execution = actions.create_execution(loop, inputs={"n": args.values})
+        execution = create_execution(
+            loop, inputs={"n": args.values}, actor=Actor.system("test")
+        )
         took = wait_end(execution, runner)
         execution.refresh_from_db()
         print(
@@ -261,15 +271,17 @@ def main() -> None:
             f"{execution.taskruns.count()} task runs"
         )
         started = time.perf_counter()
-        replay = actions.replay(execution.pk, from_task="check", actor="bench")
+        replayed = replay(
+            execution.pk, from_task="check", actor=Actor(Cause.USER, "bench")
+        )
         copied = time.perf_counter() - started
         print(
-            f"  replay(from_task='check') copying {replay.taskruns.count()} task runs: "
+            f"  replay(from_task='check') copying {replayed.taskruns.count()} task runs: "
             f"{copied * 1000:.0f} ms"
         )
-        wait_end(replay, runner)
+        wait_end(replayed, runner)
         started = time.perf_counter()
-        actions.restart(execution.pk, actor="bench")
+        restart(execution.pk, actor=Actor(Cause.USER, "bench"))
         marked = time.perf_counter() - started
         took = wait_end(execution, runner)
         execution.refresh_from_db()

@@ -30,6 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/orchestra_bench"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/14"
@@ -330,7 +333,6 @@ def workload(
     """Per-task overhead of ``tasks`` sequential tasks. ``work`` is the
     seconds each task itself needs; None means each task reports it in its
     ``seconds`` output."""
-    from executions import actions
     from executions.models import Execution, TaskRun
     from flows.models import save_flow
 
@@ -344,7 +346,7 @@ def workload(
         "work": [],
     }
     for run in range(runs + 1):
-        execution = actions.create_execution(revision, cause="api", actor="bench")
+        execution = create_execution(revision, actor=Actor("api", "bench"))
         deadline = time.monotonic() + 120 + tasks * (work or 2) * 3
         while True:
             execution = Execution.objects.get(pk=execution.pk)

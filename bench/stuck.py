@@ -18,6 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from executions.lifecycle.actor import Actor
+from executions.models import Cause
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -146,10 +149,10 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from executions import cleanup
-    from executions.engine import dispatch
+    from executions import dispatch
     from executions.models import Execution, StateChange
-    from executions.stuck import detect
+    from executions.stuck import cleanup
+    from executions.stuck.detect import detect
 
     class NoBroker:  # the bench measures the database work, not a broker
         def revoke(self, ids):
@@ -184,7 +187,9 @@ def main() -> int:
     )
 
     t, c = time.perf_counter(), time.process_time()
-    run, _ = cleanup.preview(older_than_minutes=5, max_count=args.cancel, actor="bench")
+    run, _ = cleanup.preview(
+        older_than_minutes=5, max_count=args.cancel, actor=Actor(Cause.USER, "bench")
+    )
     preview_time, preview_cpu = time.perf_counter() - t, time.process_time() - c
     print(
         f"stored preview (detect + CleanupRun of {len(run.preview):,} ids): "
@@ -196,7 +201,7 @@ def main() -> int:
     t, c = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
-    run = cleanup.confirm(run, actor="bench")
+    run = cleanup.confirm(run, actor=Actor(Cause.USER, "bench"))
     if profiler:
         profiler.disable()
     cancel_time, cancel_cpu = time.perf_counter() - t, time.process_time() - c

@@ -20,18 +20,24 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from accounts import roles
-from executions import actions, bulk, storage
+from executions import storage
 from executions.filters import (
     ExecutionFilterSet,
     filter_executions,
     keyset_page,
     visible_executions,
 )
-from executions.models import Cause, Execution, LogEntry
+from executions.lifecycle import bulk
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.delete import delete_execution
+from executions.lifecycle.replay import replay
+from executions.lifecycle.restart import restart
+from executions.lifecycle.resume import resume
+from executions.lifecycle.start import create_execution
+from executions.lifecycle.stop import kill
+from executions.models import Execution, LogEntry
 from executions.presenters import execution_as_dict, log_as_dict
 from executions.serializers import (
-    BackfillIn,
-    BackfillOut,
     BulkIn,
     BulkOut,
     ExecuteIn,
@@ -42,8 +48,6 @@ from executions.serializers import (
     ReplayIn,
     ResumeIn,
 )
-from executions.triggers import schedule
-from flows.expressions import format_native
 from flows.views import get_flow_for_user
 
 MAX_PAGE = 100
@@ -147,10 +151,10 @@ def search_executions(request):
 def execution_detail(request, pk: int):
     if request.method == "DELETE":
         execution = get_execution_for_user(request, pk, roles.EDITOR)
-        actions.delete_execution(
+        delete_execution(
             execution.pk,
-            actor=request.user.get_username(),
             reason="deleted through the API",
+            actor=Actor.from_request(request, "api"),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
     execution = get_execution_for_user(request, pk)
@@ -338,11 +342,10 @@ def kill_execution(request, pk: int):
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     body = ReasonIn(data=request.data)
     body.is_valid(raise_exception=True)
-    actions.kill(
+    kill(
         execution.pk,
-        cause=Cause.API,
-        actor=request.user.get_username(),
         reason=_reason(body, "killed through the API"),
+        actor=Actor.from_request(request, "api"),
     )
     execution.refresh_from_db()
     return Response(execution_as_dict(execution))
@@ -358,10 +361,10 @@ def restart_execution(request, pk: int):
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     body = ReasonIn(data=request.data)
     body.is_valid(raise_exception=True)
-    result = actions.restart(
+    result = restart(
         execution.pk,
-        actor=request.user.get_username(),
         reason=_reason(body, "restarted through the API"),
+        actor=Actor.from_request(request, "api"),
     )
     return Response(execution_as_dict(result))
 
@@ -376,11 +379,11 @@ def replay_execution(request, pk: int):
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     body = ReplayIn(data=request.data)
     body.is_valid(raise_exception=True)
-    result = actions.replay(
+    result = replay(
         execution.pk,
         from_task=body.validated_data["from_task"],
-        actor=request.user.get_username(),
         reason=_reason(body, "replayed through the API"),
+        actor=Actor.from_request(request, "api"),
     )
     return Response(execution_as_dict(result), status=status.HTTP_201_CREATED)
 
@@ -395,11 +398,11 @@ def resume_execution(request, pk: int):
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     body = ResumeIn(data=request.data)
     body.is_valid(raise_exception=True)
-    result = actions.resume(
+    result = resume(
         execution.pk,
         inputs=body.validated_data["inputs"],
-        actor=request.user.get_username(),
         reason=_reason(body, "resumed through the API"),
+        actor=Actor.from_request(request, "api"),
     )
     return Response(execution_as_dict(result))
 
@@ -456,10 +459,9 @@ def bulk_executions(request):
         if pk not in {r.execution.pk for r in plan.rows}
     ]
     result = bulk.apply(
-        request.user,
+        Actor.from_request(request, "api"),
         action.name,
         ids,
-        cause=Cause.API,
         reason=data["reason"] or f"bulk {action.name} through the API",
     )
     return Response({**result.as_dict(), "dry_run": False})
@@ -507,59 +509,13 @@ def execute_flow(request, namespace: str, flow_id: str):
         body = ExecuteIn(data=request.data)
         body.is_valid(raise_exception=True)
         inputs, labels = body.validated_data["inputs"], body.validated_data["labels"]
-    execution = actions.create_execution(
+    execution = create_execution(
         flow.latest,
         inputs=inputs,
         labels=labels,
         trigger={"type": "api", "user": request.user.get_username()},
-        cause=Cause.API,
-        actor=request.user.get_username(),
-        user=request.user,
+        actor=Actor.from_request(request, "api"),
     )
     return Response(
         execution_as_dict(execution, taskruns=False), status=status.HTTP_201_CREATED
-    )
-
-
-# --- backfill ------------------------------------------------------------------
-@extend_schema(
-    summary="Backfill a Schedule trigger over a date range (operator)",
-    description="Starts one execution per cron date from 'start' to 'end' (inclusive). "
-    "Dates that fired already (on schedule or by an earlier backfill) are left alone, so "
-    "the same call can be repeated safely. With dryRun nothing starts: the answer lists "
-    "the dates and which of them fired already. At most "
-    f"{schedule.MAX_BACKFILL_HTTP} dates per call. 400 (with 'detail') for a date that "
-    "is not ISO-8601, an end before the start, an unknown trigger (the flow's schedules "
-    "are named) or too many dates.",
-    request=BackfillIn,
-    responses={200: BackfillOut},
-)
-@api_view(["POST"])
-def backfill_trigger(request, namespace: str, flow_id: str, trigger_id: str):
-    get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
-    body = BackfillIn(data=request.data)
-    body.is_valid(raise_exception=True)
-    data = body.validated_data
-    dry_run = data["dryRun"]
-    report = schedule.backfill(
-        namespace,
-        flow_id,
-        trigger_id,
-        data["start"],
-        data["end"],
-        inputs=data["inputs"],
-        labels=data["labels"],
-        actor=request.user.get_username(),
-        dry_run=dry_run,
-        max_dates=schedule.MAX_BACKFILL_HTTP,
-    )
-    return Response(
-        {
-            "dry_run": dry_run,
-            "trigger": trigger_id,
-            **report.as_dict(),
-            "to_fire": [format_native(d) for d in report.to_fire],
-            "execution_ids": [pk for _, pk in report.created],
-            "message": report.summary(dry_run),
-        }
     )

@@ -6,8 +6,8 @@ class ExecutionsConfig(AppConfig):
     verbose_name = "Executions"
 
     def ready(self) -> None:
-        # triggers and concurrency listen to flow saves and execution events;
+        # triggers and admission (concurrency) listen to flow saves and execution events;
         # liveness: worker signals; waiting: a child's end advances its parent.
-        from executions import concurrency  # noqa: F401
         from executions.engine import liveness, waiting  # noqa: F401
+        from executions.lifecycle import admission  # noqa: F401
         from executions.triggers import flow, registry  # noqa: F401

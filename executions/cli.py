@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 import time
@@ -13,10 +12,15 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from executions import actions
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.base import ActionError, FlowNotFound
+from executions.lifecycle.replay import replay
+from executions.lifecycle.restart import restart
+from executions.lifecycle.resume import resume
+from executions.lifecycle.start import create_execution, get_flow
+from executions.lifecycle.stop import kill
 from executions.models import (
     TERMINAL,
-    Cause,
     Execution,
     LogEntry,
     State,
@@ -105,7 +109,7 @@ def register(group) -> None:
     p.add_argument("id", type=int)
     p.add_argument("--reason", default="")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=kill)
+    p.set_defaults(func=kill_execution)
 
     p = ex.add_parser(
         "restart",
@@ -115,7 +119,7 @@ def register(group) -> None:
     p.add_argument("id", type=int)
     p.add_argument("--reason", default="")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=restart)
+    p.set_defaults(func=restart_execution)
 
     p = ex.add_parser(
         "replay",
@@ -130,7 +134,7 @@ def register(group) -> None:
     )
     p.add_argument("--reason", default="")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=replay)
+    p.set_defaults(func=replay_execution)
 
     p = ex.add_parser("resume", help="resume a PAUSED execution")
     p.add_argument("id", type=int)
@@ -143,14 +147,7 @@ def register(group) -> None:
     )
     p.add_argument("--reason", default="")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=resume)
-
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001
-        return "cli"
+    p.set_defaults(func=resume_execution)
 
 
 def _inputs(pairs: list[str] | None, spec: FlowSpec) -> dict[str, Any]:
@@ -181,24 +178,23 @@ def _report_input_error(exc: InputError) -> int:
 
 def execute(args: argparse.Namespace) -> int:
     try:
-        flow = actions.get_flow(args.namespace, args.flow)
-    except actions.FlowNotFound as exc:
+        flow = get_flow(args.namespace, args.flow)
+    except FlowNotFound as exc:
         print(f"✘ {exc}", file=sys.stderr)
         return 1
     revision = flow.latest
     labels = parse_pairs(args.label, "--label")
     try:
-        execution = actions.create_execution(
+        execution = create_execution(
             revision,
             inputs=_inputs(args.input, revision.spec),
             labels=labels,
             trigger={"type": "cli"},
-            cause=Cause.CLI,
-            actor=_actor(),
+            actor=Actor.cli(),
         )
     except InputError as exc:
         return _report_input_error(exc)
-    except actions.ActionError as exc:
+    except ActionError as exc:
         print(f"✘ {exc}", file=sys.stderr)
         return 1
     if not args.wait:
@@ -328,15 +324,14 @@ def test(args: argparse.Namespace) -> int:
 
     with use_in_process() as runner:
         try:
-            execution = actions.create_execution(
+            execution = create_execution(
                 None,
                 spec=spec,
                 source=spec.source,
                 inputs=_inputs(args.input, spec),
                 labels=parse_pairs(args.label, "--label"),
                 trigger={"type": "test"},
-                cause=Cause.CLI,
-                actor=_actor(),
+                actor=Actor.cli(),
             )
         except InputError as exc:
             return _report_input_error(exc)
@@ -521,18 +516,15 @@ def logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def kill(args: argparse.Namespace) -> int:
+def kill_execution(args: argparse.Namespace) -> int:
     try:
-        execution = actions.kill(
-            args.id,
-            cause=Cause.CLI,
-            actor=_actor(),
-            reason=args.reason or "killed from the CLI",
+        execution = kill(
+            args.id, reason=args.reason or "killed from the CLI", actor=Actor.cli()
         )
     except Execution.DoesNotExist:
         print(f"✘ execution {args.id} does not exist", file=sys.stderr)
         return 1
-    except actions.ActionError as exc:
+    except ActionError as exc:
         print(f"✘ {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -573,7 +565,7 @@ def _act(args: argparse.Namespace, call, done: str) -> int:
         execution = call()
     except InputError as exc:
         return _report_input_error(exc)
-    except actions.ActionError as exc:
+    except ActionError as exc:
         print(f"✘ {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -583,26 +575,20 @@ def _act(args: argparse.Namespace, call, done: str) -> int:
     return 0
 
 
-def restart(args: argparse.Namespace) -> int:
+def restart_execution(args: argparse.Namespace) -> int:
     return _act(
         args,
-        lambda: actions.restart(
-            args.id, actor=_actor(), reason=args.reason, cause=Cause.CLI
-        ),
+        lambda: restart(args.id, reason=args.reason, actor=Actor.cli()),
         "Execution {e.pk} restarted (attempt {e.attempt}); it is {e.state}.",
     )
 
 
-def replay(args: argparse.Namespace) -> int:
+def replay_execution(args: argparse.Namespace) -> int:
     start = f" from task '{args.from_task}'" if args.from_task else ""
     return _act(
         args,
-        lambda: actions.replay(
-            args.id,
-            from_task=args.from_task,
-            actor=_actor(),
-            reason=args.reason,
-            cause=Cause.CLI,
+        lambda: replay(
+            args.id, from_task=args.from_task, reason=args.reason, actor=Actor.cli()
         ),
         "Execution {e.pk} created as a replay of execution "
         + str(args.id)
@@ -611,12 +597,10 @@ def replay(args: argparse.Namespace) -> int:
     )
 
 
-def resume(args: argparse.Namespace) -> int:
+def resume_execution(args: argparse.Namespace) -> int:
     inputs = parse_pairs(args.input, "--input")
     return _act(
         args,
-        lambda: actions.resume(
-            args.id, inputs=inputs, actor=_actor(), reason=args.reason, cause=Cause.CLI
-        ),
+        lambda: resume(args.id, inputs=inputs, reason=args.reason, actor=Actor.cli()),
         "Execution {e.pk} resumed; it is {e.state}.",
     )

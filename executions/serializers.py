@@ -5,8 +5,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from executions.bulk import BULK_ACTIONS
 from executions.filters import parse_labels
+from executions.lifecycle.bulk import BULK_ACTIONS
 
 
 @extend_schema_field(

@@ -4,7 +4,7 @@ from django.dispatch import Signal
 # execution, old, new, cause. SLA code listens here (the engine never imports sla).
 execution_state_changed = Signal()
 
-# The bulk form, sent by ``states.transition_many`` (sweeps, stuck cleanup)
+# The bulk form, sent by ``lifecycle.machine.transition_many`` (sweeps, stuck cleanup)
 # instead of one ``execution_state_changed`` per row: executions (the moved
 # rows, reloaded), olds ({id: previous state}), new, cause. Every listener of
 # the single signal must also listen here, with set-based work: a cleanup of

@@ -30,7 +30,7 @@ def liveness_sweep() -> dict:
 
 @shared_task(name="orchestra.stuck_auto_cleanup", ignore_result=True)
 def stuck_auto_cleanup() -> dict:
-    from executions.cleanup import auto_cleanup
+    from executions.stuck.cleanup import auto_cleanup
 
     return auto_cleanup()
 
@@ -41,7 +41,7 @@ def evaluate_schedules() -> dict:
     events a crash left pending and queued executions whose slot is free."""
     from datetime import timedelta
 
-    from executions.concurrency import release_all
+    from executions.lifecycle.admission import release_all
     from executions.triggers.flow import process_pending
     from executions.triggers.schedule import evaluate_schedules as evaluate
 

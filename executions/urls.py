@@ -1,6 +1,7 @@
 from django.urls import path
 
 from executions import views
+from executions.triggers import views as triggers_views
 
 app_name = "executions"
 
@@ -23,7 +24,7 @@ urlpatterns = [
     ),
     path(
         "flows/<str:namespace>/<str:flow_id>/backfill/",
-        views.backfill_flow,
+        triggers_views.backfill_flow,
         name="backfill",
     ),
     path("namespaces/", views.list_namespaces, name="namespaces"),

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import roles
-from executions import actions, bulk, storage
+from executions import storage
 from executions.filters import (
     DEFAULT_WINDOW,
     EXECUTION_STATES,
@@ -27,11 +27,18 @@ from executions.filters import (
     keyset_page,
     visible_executions,
 )
-from executions.forms import BackfillForm, ExecuteForm, ReplayForm
-from executions.models import TERMINAL, Cause, LogEntry, StateChange
+from executions.forms import ExecuteForm, ReplayForm
+from executions.lifecycle import bulk, rules
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.base import ActionError
+from executions.lifecycle.machine import IllegalTransition, StaleState
+from executions.lifecycle.replay import replay
+from executions.lifecycle.restart import restart
+from executions.lifecycle.resume import resume
+from executions.lifecycle.start import create_execution
+from executions.lifecycle.stop import kill
+from executions.models import Cause, LogEntry, StateChange
 from executions.presenters import gantt
-from executions.states import IllegalTransition, StaleState
-from executions.triggers import schedule
 from flows.models import Flow, Namespace
 from flows.spec.inputs import InputError
 from flows.views import get_flow_for_user
@@ -47,20 +54,6 @@ def _get_execution_for_user(request, pk: int, role: str = roles.VIEWER):
         raise Http404(f"no execution {pk}")
     roles.require(request.user, execution.namespace, role)
     return execution
-
-
-def _actions_for(user, execution) -> dict[str, bool]:
-    """Which action buttons to show: allowed for this user in this state."""
-    can_operate = roles.has_role(user, execution.namespace, roles.OPERATOR)
-    state = execution.state
-    return {
-        "kill": can_operate and state not in TERMINAL and state != "KILLING",
-        "restart": can_operate and state in bulk.RESTARTABLE,
-        "replay": can_operate and state in TERMINAL,
-        "resume": can_operate and state == "PAUSED",
-        "delete": roles.has_role(user, execution.namespace, roles.EDITOR)
-        and state in TERMINAL,
-    }
 
 
 # --- list ----------------------------------------------------------------------
@@ -132,7 +125,7 @@ def _detail_context(request, execution) -> dict:
         "e": execution,
         "taskruns": taskruns,
         "gantt": gantt(execution, taskruns),
-        "allowed": _actions_for(request.user, execution),
+        "allowed": rules.allowed(request.user, execution),
         "task_ids": [tr.task_id for tr in taskruns if not tr.parent_id],
         "now": timezone.now(),
     }
@@ -244,7 +237,7 @@ def _run_action(request, pk: int, name: str, call):
     execution = _get_execution_for_user(request, pk, roles.OPERATOR)
     try:
         result = call(execution)
-    except (actions.ActionError, IllegalTransition, StaleState) as exc:
+    except (ActionError, IllegalTransition, StaleState) as exc:
         messages.error(request, f"Could not {name} execution {pk}: {exc}")
         return redirect("executions:show", pk=pk)
     messages.success(request, f"Execution {pk}: {name} requested.")
@@ -262,11 +255,10 @@ def kill_execution(request, pk: int):
         request,
         pk,
         "kill",
-        lambda e: actions.kill(
+        lambda e: kill(
             e.pk,
-            cause=Cause.USER,
-            actor=request.user.get_username(),
             reason=_reason(request) or "killed from the dashboard",
+            actor=Actor.from_request(request, "web"),
         ),
     )
 
@@ -277,10 +269,10 @@ def restart_execution(request, pk: int):
         request,
         pk,
         "restart",
-        lambda e: actions.restart(
+        lambda e: restart(
             e.pk,
-            actor=request.user.get_username(),
             reason=_reason(request) or "restarted from the dashboard",
+            actor=Actor.from_request(request, "web"),
         ),
     )
 
@@ -295,11 +287,11 @@ def replay_execution(request, pk: int):
         request,
         pk,
         "replay",
-        lambda e: actions.replay(
+        lambda e: replay(
             e.pk,
             from_task=form.cleaned_data["from_task"] or None,
-            actor=request.user.get_username(),
             reason=_reason(request) or "replayed from the dashboard",
+            actor=Actor.from_request(request, "web"),
         ),
     )
 
@@ -310,10 +302,10 @@ def resume_execution(request, pk: int):
         request,
         pk,
         "resume",
-        lambda e: actions.resume(
+        lambda e: resume(
             e.pk,
-            actor=request.user.get_username(),
             reason=_reason(request) or "resumed from the dashboard",
+            actor=Actor.from_request(request, "web"),
         ),
     )
 
@@ -335,16 +327,15 @@ def bulk_executions(request):
     name = request.POST.get("action", "")
     try:
         action = bulk.get_action(name)
-    except actions.ActionError as exc:
+    except ActionError as exc:
         messages.error(request, str(exc))
         return redirect("executions:list")
     back = reverse("executions:list") + "?" + request.POST.get("query", "")
     if request.POST.get("confirm") == "yes":
         result = bulk.apply(
-            request.user,
+            Actor.from_request(request, "web"),
             action.name,
             _ids(request.POST.getlist("ids")),
-            cause=Cause.USER,
             reason=_reason(request) or f"bulk {action.name} from the dashboard",
         )
         messages.success(request, result.message + ".")
@@ -388,21 +379,19 @@ def execute_flow(request, namespace: str, flow_id: str):
     form = ExecuteForm(spec, request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            execution = actions.create_execution(
+            execution = create_execution(
                 revision,
                 inputs=form.input_values(),
                 labels=form.cleaned_data["labels"],
                 trigger={"type": "manual", "user": request.user.get_username()},
-                cause=Cause.USER,
-                actor=request.user.get_username(),
-                user=request.user,
+                actor=Actor.from_request(request, "web"),
             )
         except InputError as exc:
             for name, message in exc.errors.items():
                 form.add_error(
                     f"input_{name}" if f"input_{name}" in form.fields else None, message
                 )
-        except actions.ActionError as exc:
+        except ActionError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Execution {execution.pk} created.")
@@ -418,59 +407,6 @@ def execute_flow(request, namespace: str, flow_id: str):
         },
         status=400 if form.is_bound and form.errors else 200,
     )
-
-
-# --- backfill ------------------------------------------------------------------
-@require_http_methods(["GET", "POST"])
-def backfill_flow(request, namespace: str, flow_id: str):
-    """Backfill a Schedule trigger: POST 1 previews the dates (marking those
-    that fired already), POST 2 with confirm=yes starts the others. The form
-    also sits on the flow page, which posts here with htmx into ``#backfill``."""
-    flow = get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
-    schedules = schedule.schedule_ids(flow.latest.spec)
-    form = BackfillForm(
-        schedules,
-        request.POST or None,
-        initial={"trigger": request.GET.get("trigger")},
-    )
-    context = {"nav": "flows", "flow": flow, "form": form, "schedules": schedules}
-    status = 200
-    if request.method == "POST" and not form.is_valid():
-        status = 400
-    elif request.method == "POST":
-        data = form.cleaned_data
-        confirm = request.POST.get("confirm") == "yes"
-        previewed = data["revision"]
-        if confirm and previewed is not None and previewed != flow.revision:
-            # The cron or the inputs may differ from what was previewed.
-            context["changed"] = previewed
-            confirm = False
-        try:
-            report = schedule.backfill(
-                namespace,
-                flow_id,
-                data["trigger"],
-                data["start"],
-                data["end"],
-                labels=data["labels"],
-                actor=request.user.get_username(),
-                dry_run=not confirm,
-                max_dates=schedule.MAX_BACKFILL_HTTP,
-            )
-        except actions.ActionError as exc:
-            form.add_error(None, str(exc))
-            status = 400
-        else:
-            context.update(
-                report=report,
-                dry_run=not confirm,
-                already=set(report.existing),
-                message=report.summary(not confirm),
-            )
-    template = "executions/backfill.html"
-    if request.htmx:
-        template += "#panel"
-    return render(request, template, context, status=status)
 
 
 # --- namespaces and audit ------------------------------------------------------

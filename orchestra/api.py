@@ -59,9 +59,9 @@ def _flatten(errors, prefix: str = "") -> list[str]:
 
 def api_exception_handler(exc, context):
     """DRF's handler, plus our domain errors, always answering ``{"detail": ...}``."""
-    from executions.actions import ActionError
     from executions.filters import BadCursor
-    from executions.states import IllegalTransition, StaleState
+    from executions.lifecycle.base import ActionError
+    from executions.lifecycle.machine import IllegalTransition, StaleState
     from flows.spec import FlowInvalid
     from flows.spec.inputs import InputError
 

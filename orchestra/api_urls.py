@@ -4,6 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from executions import api as executions_api
+from executions.triggers import api as triggers_api
 from flows import api as flows_api
 
 urlpatterns = [
@@ -21,7 +22,7 @@ urlpatterns = [
     ),
     path(
         "flows/<str:namespace>/<str:flow_id>/triggers/<str:trigger_id>/backfill",
-        executions_api.backfill_trigger,
+        triggers_api.backfill_trigger,
         name="api-flow-backfill",
     ),
     path("executions", executions_api.search_executions, name="api-executions"),

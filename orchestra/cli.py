@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     flows_cli.register(group)
     executions_cli.register(group)
     for module in (
-        "executions.cleanup_cli",
+        "executions.stuck.cli",
         "sla.cli",
         "accounts.cli",
         "executions.triggers.cli",

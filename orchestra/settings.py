@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "accounts",
     "flows",
     "executions",
+    "executions.stuck",
     "sla",
 ]
 

@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
 from accounts import views as account_views
-from executions import cleanup_views
+from executions.stuck import api as stuck_api
 from executions.triggers import webhook
 from orchestra import views
 
@@ -19,8 +19,8 @@ urlpatterns = [
     path("account/", account_views.account, name="account"),
     path("api/health", login_not_required(views.health), name="health"),
     path("api/me", account_views.me, name="api-me"),
-    path("stuck/", include("executions.cleanup_urls")),
-    path("api/executions/cleanup", cleanup_views.cleanup_api, name="api-cleanup"),
+    path("stuck/", include("executions.stuck.urls")),
+    path("api/executions/cleanup", stuck_api.cleanup_api, name="api-cleanup"),
     path(
         "api/executions/webhook/<str:namespace>/<str:flow_id>/<str:key>",
         webhook.webhook,

@@ -106,7 +106,7 @@ def overview(request):
         FieldError,
     ):  # no SLA model yet, or one without an execution link
         pass
-    from executions.stuck import stuck_count
+    from executions.stuck.detect import stuck_count
 
     context["stuck"] = stuck_count(request.user)  # cached 30 s per user scope
     return render(request, "home.html", context)

@@ -19,7 +19,9 @@ from croniter import croniter
 from django.db import connection, transaction
 from django.utils import timezone
 
-from executions import actions
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.labels import set_labels
+from executions.lifecycle.stop import stop
 from executions.models import TERMINAL, Cause, Execution, State
 from orchestra.lib.durations import format_duration
 from sla.models import (
@@ -379,13 +381,13 @@ def _apply(miss: SlaMiss) -> str:
         if miss.kind == Kind.DURATION
         else f"SLA assertion failed ({who})"
     )
-    actor = f"sla-rule:{miss.rule_id}" if miss.rule_id else f"sla:{miss.key}"
+    actor = Actor.system(
+        f"sla-rule:{miss.rule_id}" if miss.rule_id else f"sla:{miss.key}", Cause.SLA
+    )
     details = {"sla_miss_id": miss.pk, "sla_rule_id": miss.rule_id, "key": miss.key}
     done = []
     if miss.labels:
-        actions.set_labels(
-            execution.pk, miss.labels, cause=Cause.SLA, actor=actor, reason=reason
-        )
+        set_labels(execution.pk, miss.labels, reason=reason, actor=actor)
         done.append(
             "labels added: " + ", ".join(f"{k}={v}" for k, v in miss.labels.items())
         )
@@ -404,20 +406,13 @@ def _apply(miss: SlaMiss) -> str:
                 f"(attempt {execution.attempt})"
             )
         else:
-            actions.stop_execution(
-                execution.pk,
-                final=final,
-                cause=Cause.SLA,
-                actor=actor,
-                reason=reason,
-                details=details,
-            )
+            stop(execution.pk, final=final, reason=reason, details=details, actor=actor)
             done.append("cancelled" if final == State.CANCELLED else "failed")
     return "; ".join(done)
 
 
 def apply_actions(limit: int = 500) -> int:
-    """Breach actions (labels, cancel, fail) through executions.actions, so
+    """Breach actions (labels, cancel, fail) through executions.lifecycle, so
     the state history names the rule as the cause. A failing action is
     rolled back and retried by the next sweep."""
     count = 0

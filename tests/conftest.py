@@ -15,6 +15,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE = os.environ.get("ORCHESTRA_REQUIRE_SERVICES") == "1"
 
@@ -174,12 +177,11 @@ def deploy():
 @pytest.fixture
 def run_inprocess(transactional_db):
     """Run a flow's execution inside the test process; returns the finished execution."""
-    from executions import actions
     from executions.engine.inprocess import use_in_process
 
     def run(revision, timeout: float = 30, **kwargs):
         with use_in_process() as runner:
-            execution = actions.create_execution(revision, **kwargs)
+            execution = create_execution(revision, **kwargs, actor=Actor.system("test"))
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 execution.refresh_from_db()

@@ -13,7 +13,9 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from executions.models import TERMINAL, Execution, LogEntry, State, TaskRun
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.labels import set_labels
+from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
 from executions.storage import ExecutionFiles
 from flows.expressions import FILES_KEY, FileAccess, evaluate, format_native, render
 from flows.tasks.context import TaskKilled
@@ -304,13 +306,10 @@ class EngineContext:
 
     # execution
     def set_labels(self, labels: dict[str, str]) -> None:
-        from executions.actions import set_labels
-
         set_labels(
             self.execution_id,
             labels,
-            cause="worker",
-            actor=self.task_id,
+            actor=Actor.system(self.task_id, Cause.WORKER),
             reason=f"Labels task '{self.task_id}'",
         )
         self.variables["labels"] = {**self.variables.get("labels", {}), **labels}

@@ -17,14 +17,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from executions import states
 from executions.engine import waiting
 from executions.engine.context import (
     ExecutionOutputs,
     expression_context,
     parents_context,
 )
-from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
+from executions.lifecycle import machine, stop
+from executions.lifecycle.actor import EXECUTOR
+from executions.models import TERMINAL, Execution, LogEntry, State, TaskRun
 from flows.expressions import ExpressionError, evaluate, render, truthy
 from flows.spec import FlowSpec, TaskNode
 from flows.spec.inputs import convert
@@ -158,23 +159,24 @@ class _Plan:
             **fields,
         )
         if state != State.CREATED:
-            from executions.models import StateChange
-
-            StateChange.objects.create(
-                execution_id=self.execution.pk,
-                taskrun=tr,
-                from_state="",
-                to_state=state,
-                cause=Cause.EXECUTOR,
-                reason=fields.get("error", ""),
+            machine.record_history(
+                [
+                    machine.Entry(
+                        self.execution.pk,
+                        state,
+                        taskrun_id=tr.pk,
+                        reason=fields.get("error", ""),
+                    )
+                ],
+                actor=EXECUTOR,
             )
         self._index(tr)
         self._context = None
         return tr
 
     def _finish(self, tr: TaskRun, state: str, reason: str = "", **fields: Any) -> None:
-        states.transition_taskrun(
-            tr, state, cause=Cause.EXECUTOR, reason=reason, fields=fields
+        machine.transition_taskrun(
+            tr, state, reason=reason, fields=fields, actor=EXECUTOR
         )
         self._context = None
 
@@ -208,12 +210,12 @@ class _Plan:
             # (their successful children keep their outputs); anything else
             # gets a new attempt.
             if node.flowable and node.type.children:
-                states.transition_taskrun(
+                machine.transition_taskrun(
                     tr,
                     State.RUNNING,
-                    cause=Cause.EXECUTOR,
                     reason="restarted",
                     fields={"attempt": tr.attempt + 1, "ended_at": None, "error": ""},
+                    actor=EXECUTOR,
                 )
             elif node.flowable and waiting.restart_in_place(self, node, tr):
                 pass  # a Subflow/ForEachItem re-runs its failed children
@@ -477,7 +479,7 @@ def advance(execution_id: int) -> list[TaskRun]:
         if execution is None or execution.state in TERMINAL:
             return []
         if execution.state == State.KILLING:
-            _settle_killing(execution)
+            stop.settle(execution, actor=EXECUTOR, reason="all task runs stopped")
             return []
         if execution.state == State.QUEUED:
             return []
@@ -486,11 +488,11 @@ def advance(execution_id: int) -> list[TaskRun]:
         if execution.state == State.PAUSED and not waiting.wake_due(execution):
             return []
         if execution.state in (State.CREATED, State.RESTARTED):
-            states.transition(
+            machine.transition(
                 execution,
                 State.RUNNING,
-                cause=Cause.EXECUTOR,
                 reason="started" if execution.state == State.CREATED else "restarted",
+                actor=EXECUTOR,
             )
         plan = _Plan.load(execution)
         result = plan.resolve_root()
@@ -533,25 +535,4 @@ def _finish_execution(plan: _Plan, result: str) -> None:
         if last:
             reason = f"task '{last[0]}' failed: {last[1]}".strip()
     fields["error"] = reason if result == State.FAILED else ""
-    states.transition(
-        execution, result, cause=Cause.EXECUTOR, reason=reason, fields=fields
-    )
-
-
-def _settle_killing(execution: Execution) -> None:
-    """A KILLING execution ends once none of its task runs is still running."""
-    still = TaskRun.objects.filter(
-        execution=execution, state=State.RUNNING, flowable=False
-    )
-    if still.exists():
-        return
-    for tr in TaskRun.objects.filter(
-        execution=execution, state__in=[State.CREATED, State.RUNNING, State.PAUSED]
-    ):
-        states.transition_taskrun(
-            tr, State.KILLED, cause=Cause.EXECUTOR, reason="execution stopped"
-        )
-    final = execution.stop_state or State.KILLED
-    states.transition(
-        execution, final, cause=Cause.EXECUTOR, reason="all task runs stopped"
-    )
+    machine.transition(execution, result, reason=reason, fields=fields, actor=EXECUTOR)

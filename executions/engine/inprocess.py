@@ -15,7 +15,7 @@ from datetime import datetime
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from executions.engine import dispatch
+from executions import dispatch
 
 
 class InProcessDispatcher:

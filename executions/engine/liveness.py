@@ -22,9 +22,13 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from executions.lifecycle import machine, stop
+from executions.lifecycle.actor import Actor
 from executions.models import Cause, Execution, State, TaskRun, Worker, WorkerState
 
 log = logging.getLogger("orchestra.liveness")
+
+LIVENESS = Actor.system("liveness", Cause.SWEEP)
 
 _local = threading.local()
 _process: dict[str, object] = {}
@@ -183,8 +187,7 @@ def declare_dead_workers() -> list[Worker]:
 
 def recover_orphans(limit: int = 500) -> int:
     """Re-queue or fail the task runs held by dead workers. Returns how many."""
-    from executions import states
-    from executions.engine import dispatch
+    from executions import dispatch
     from executions.engine.worker import advance_and_dispatch, schedule_retry
 
     recovered = 0
@@ -209,14 +212,13 @@ def recover_orphans(limit: int = 500) -> int:
             reason = f"worker lost: {tr.worker.name} stopped sending heartbeats"
         with transaction.atomic():
             execution = Execution.objects.select_for_update().get(pk=tr.execution_id)
-            if not states.transition_taskrun(
+            if not machine.transition_taskrun(
                 tr,
                 State.FAILED,
-                cause=Cause.SWEEP,
-                actor="liveness",
                 reason=reason,
                 fields={"error": reason},
                 only_if={"worker_id": tr.worker_id},
+                actor=LIVENESS,
             ):
                 continue
             node = execution.spec.task(tr.task_id)
@@ -234,7 +236,7 @@ def redispatch_lost(age: timedelta | None = None, limit: int = 500) -> int:
     """Send again what a lost message left waiting (a broker restart without
     persistence, a crash between commit and send). Claims are conditional,
     so a duplicate is harmless."""
-    from executions.engine import dispatch
+    from executions import dispatch
     from executions.engine.worker import advance_and_dispatch
 
     age = age or liveness_timeout() * 2
@@ -287,7 +289,6 @@ def force_killing(limit: int = 500) -> int:
     from django.db.models import Subquery
     from django.db.models.functions import Coalesce
 
-    from executions import states
     from executions.models import StateChange
 
     grace = timedelta(seconds=settings.ORCHESTRA_KILL_GRACE_SECONDS)
@@ -310,26 +311,14 @@ def force_killing(limit: int = 500) -> int:
     ):
         with transaction.atomic():
             execution = Execution.objects.select_for_update().get(pk=execution_id)
-            if execution.state != State.KILLING:
-                continue
-            for tr in TaskRun.objects.filter(
-                execution=execution,
-                state__in=[State.CREATED, State.RUNNING, State.PAUSED],
-            ):
-                states.transition_taskrun(
-                    tr,
-                    State.KILLED,
-                    cause=Cause.SWEEP,
-                    actor="liveness",
-                    reason=f"worker did not confirm the stop within {grace.total_seconds():g}s",
-                )
-            states.transition(
+            if not stop.settle(
                 execution,
-                execution.stop_state or State.KILLED,
-                cause=Cause.SWEEP,
-                actor="liveness",
-                reason=f"stop forced after a grace of {grace.total_seconds():g}s",
-            )
+                actor=LIVENESS,
+                reason=f"stop forced after a grace of {grace.total_seconds():g}s: "
+                "the worker did not confirm it",
+                force=True,
+            ):
+                continue
         count += 1
     return count
 

@@ -5,7 +5,7 @@ its child runs; when the child ends, ``_child_ended`` (a receiver of the
 state-change signal, inside the child's transaction) sends the parent's
 ``advance`` after commit, and the parent reads the child's final state. A
 Pause moves its task run to PAUSED and the execution to PAUSED; it ends
-through ``actions.resume`` or, for a delay or timeout, through an ``advance``
+through ``lifecycle.resume`` or, for a delay or timeout, through an ``advance``
 sent with a Celery countdown (``wake_paused`` in the liveness sweep is the net
 for a lost message).
 
@@ -24,11 +24,16 @@ from django.core.files.storage import default_storage
 from django.db.models import Count
 from django.utils import timezone
 
-from executions import states
-from executions.engine import dispatch
+from executions import dispatch
 from executions.engine.context import expression_context
+from executions.lifecycle import machine, stop
+from executions.lifecycle.actor import EXECUTOR, Actor
+from executions.lifecycle.base import ActionError
+from executions.lifecycle.restart import restart
+from executions.lifecycle.start import create_execution, get_flow
 from executions.models import TERMINAL, Cause, Execution, State, TaskRun
 from executions.signals import execution_state_changed, executions_state_changed
+from flows.spec.inputs import InputError
 from flows.tasks.context import TaskFailed
 
 log = logging.getLogger("orchestra.executor")
@@ -84,9 +89,7 @@ class _KeepType:
 
 
 def _finish(plan, tr: TaskRun, state: str, reason: str = "", **fields: Any) -> str:
-    states.transition_taskrun(
-        tr, state, cause=Cause.EXECUTOR, reason=reason, fields=fields
-    )
+    machine.transition_taskrun(tr, state, reason=reason, fields=fields, actor=EXECUTOR)
     plan._context = None
     return state
 
@@ -110,8 +113,6 @@ def _labels(plan, props) -> dict[str, str]:
 
 
 def _revision(props):
-    from executions.actions import ActionError, get_flow
-
     try:
         flow = get_flow(str(props.namespace), str(props.flowId))
     except ActionError as exc:
@@ -155,9 +156,6 @@ def _start_child(
     scheduled_at=None,
     **trigger_extra: Any,
 ) -> Execution:
-    from executions.actions import ActionError, create_execution
-    from flows.spec.inputs import InputError
-
     parent = plan.execution
     trigger = {
         "type": node.type.name,
@@ -177,8 +175,7 @@ def _start_child(
             inputs=inputs,
             labels=_labels(plan, props),
             trigger=trigger,
-            cause=Cause.EXECUTOR,
-            actor=f"execution {parent.pk}",
+            actor=Actor.system(f"execution {parent.pk}", Cause.EXECUTOR),
             parent=parent,
             parent_taskrun_id=tr.pk,
             scheduled_at=scheduled_at,
@@ -486,10 +483,9 @@ def restart_in_place(plan, node, tr: TaskRun) -> bool:
 
 
 def _run_again(plan, tr: TaskRun, outputs: dict[str, Any]) -> None:
-    states.transition_taskrun(
+    machine.transition_taskrun(
         tr,
         State.RUNNING,
-        cause=Cause.EXECUTOR,
         reason="restarted",
         fields={
             "attempt": tr.attempt + 1,
@@ -497,6 +493,7 @@ def _run_again(plan, tr: TaskRun, outputs: dict[str, Any]) -> None:
             "error": "",
             "outputs": outputs,
         },
+        actor=EXECUTOR,
     )
     plan._context = None
 
@@ -504,14 +501,11 @@ def _run_again(plan, tr: TaskRun, outputs: dict[str, Any]) -> None:
 def _restart_child(plan, child_id: int) -> bool:
     """Restart a failed child execution in place (its own failed branch
     runs again). Lock order is parent then child, as in kill."""
-    from executions.actions import ActionError, restart
-
     try:
         restart(
             child_id,
-            actor=f"execution {plan.execution.pk}",
+            actor=Actor.system(f"execution {plan.execution.pk}", Cause.EXECUTOR),
             reason=f"parent execution {plan.execution.pk} restarted",
-            cause=Cause.EXECUTOR,
         )
     except ActionError as exc:
         log.warning("could not restart child execution %s: %s", child_id, exc)
@@ -549,12 +543,12 @@ def pause(plan, node, tr: TaskRun, value: str | None) -> str:
         if after is not None
         else "; waiting for a resume"
     )
-    states.transition_taskrun(
+    machine.transition_taskrun(
         tr,
         State.PAUSED,
-        cause=Cause.EXECUTOR,
         reason=f"paused{how}",
         fields={"scheduled_at": wake},
+        actor=EXECUTOR,
     )
     plan.pauses.append((tr, wake))
     return RUNNING
@@ -564,8 +558,8 @@ def enter_pause(plan) -> None:
     """After a pass that reached a Pause: the execution waits as PAUSED."""
     execution = plan.execution
     names = ", ".join(sorted({tr.task_id for tr, _ in plan.pauses}))
-    states.transition(
-        execution, State.PAUSED, cause=Cause.EXECUTOR, reason=f"paused by task {names}"
+    machine.transition(
+        execution, State.PAUSED, reason=f"paused by task {names}", actor=EXECUTOR
     )
     wakes = [wake for _, wake in plan.pauses if wake is not None]
     if wakes:
@@ -576,8 +570,6 @@ def enter_pause(plan) -> None:
 def wake_due(execution: Execution) -> bool:
     """End the pauses whose time has come (under the execution's lock).
     Returns True when the execution is RUNNING again."""
-    from executions.actions import stop_execution
-
     now = timezone.now()
     paused = list(TaskRun.objects.filter(execution=execution, state=State.PAUSED))
     due = [
@@ -586,9 +578,7 @@ def wake_due(execution: Execution) -> bool:
     if not paused:
         # Nothing is paused (a resume raced with this wake-up, or a crash
         # between the two updates): the execution goes on.
-        states.transition(
-            execution, State.RUNNING, cause=Cause.EXECUTOR, reason="resumed"
-        )
+        machine.transition(execution, State.RUNNING, reason="resumed", actor=EXECUTOR)
         return True
     if not due:
         future = [tr.scheduled_at for tr in paused if tr.scheduled_at is not None]
@@ -613,42 +603,40 @@ def wake_due(execution: Execution) -> bool:
                 )
         waited = f"{after.total_seconds():g}s" if after is not None else "its time"
         if behavior == "CANCEL":
-            stop_execution(
+            stop.stop(
                 execution.pk,
                 final=State.CANCELLED,
-                cause=Cause.EXECUTOR,
+                actor=EXECUTOR,
                 reason=f"pause '{tr.task_id}' ended after {waited} (behavior CANCEL)",
             )
             execution.refresh_from_db()
             return False
         if behavior == "RESUME":
             reason = f"resumed after {waited}"
-            states.transition_taskrun(
-                tr, State.SUCCESS, cause=Cause.EXECUTOR, reason=reason
-            )
+            machine.transition_taskrun(tr, State.SUCCESS, reason=reason, actor=EXECUTOR)
         elif behavior == "WARN":
             reason = f"not resumed within {waited}"
-            states.transition_taskrun(
+            machine.transition_taskrun(
                 tr,
                 State.WARNING,
-                cause=Cause.EXECUTOR,
                 reason=reason,
                 fields={"error": reason},
+                actor=EXECUTOR,
             )
         else:
             reason = f"not resumed within {waited}"
-            states.transition_taskrun(
+            machine.transition_taskrun(
                 tr,
                 State.FAILED,
-                cause=Cause.EXECUTOR,
                 reason=reason,
                 fields={"error": reason},
+                actor=EXECUTOR,
             )
         reasons.append(f"{tr.task_id} {reason}")
     if len(due) < len(paused):
         return False
-    states.transition(
-        execution, State.RUNNING, cause=Cause.EXECUTOR, reason="; ".join(reasons)
+    machine.transition(
+        execution, State.RUNNING, reason="; ".join(reasons), actor=EXECUTOR
     )
     return True
 

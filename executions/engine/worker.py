@@ -17,11 +17,12 @@ from django.db import transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
-from executions import states
-from executions.engine import dispatch
+from executions import dispatch
 from executions.engine.context import EngineContext, expression_context
 from executions.engine.executor import advance
 from executions.engine.liveness import current_worker
+from executions.lifecycle import machine
+from executions.lifecycle.actor import Actor
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
 from flows.expressions import ExpressionError
 from flows.tasks.context import TaskFailed, TaskKilled, warn_in_logs
@@ -93,13 +94,12 @@ def _finish_and_continue(
         # Just created under the execution's lock, by this transaction: no
         # other process can have claimed it, and the execution is running.
         # Finishing the previous task run touched progress_at a moment ago.
-        if states.transition_taskrun(
+        if machine.transition_taskrun(
             kept,
             State.RUNNING,
-            cause=Cause.WORKER,
-            actor=worker.name,
             fields={"worker_id": worker.pk},
             touch_execution=False,
+            actor=Actor(Cause.WORKER, worker.name),
         ):
             return kept
         dispatch.get().run_taskrun(kept.pk)
@@ -130,20 +130,19 @@ def _claim(taskrun_id: int, worker_id: int) -> TaskRun | None:
             .get()
         )
         if execution.state in TERMINAL or execution.state == State.KILLING:
-            states.transition_taskrun(
+            machine.transition_taskrun(
                 tr,
                 State.KILLED,
-                cause=Cause.WORKER,
                 reason=f"execution is {execution.state}",
+                actor=Actor(Cause.WORKER, ""),
             )
             dispatch.get().advance(execution.pk)
             return None
-        claimed = states.transition_taskrun(
+        claimed = machine.transition_taskrun(
             tr,
             State.RUNNING,
-            cause=Cause.WORKER,
-            actor=_worker_name(worker_id),
             fields={"worker_id": worker_id},
+            actor=Actor(Cause.WORKER, _worker_name(worker_id)),
         )
         return tr if claimed else None
 
@@ -254,13 +253,13 @@ def _finish(
 ) -> None:
     with transaction.atomic(savepoint=False):
         execution = Execution.objects.select_for_update().get(pk=tr.execution_id)
-        done = states.transition_taskrun(
+        done = machine.transition_taskrun(
             tr,
             state,
-            cause=Cause.WORKER,
             reason=error,
             fields={"outputs": _jsonable(outputs), "error": error},
             only_if={"worker_id": worker_id},
+            actor=Actor(Cause.WORKER, ""),
         )
         if not done:
             # The liveness sweep or a kill moved this task run meanwhile; its

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 
 from django.db.models import Q
 
-from executions.actions import ActionError
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.base import ActionError
 from executions.models import Trigger
 from executions.triggers.schedule import backfill as run_backfill
 from flows.expressions import format_native
@@ -54,13 +54,6 @@ def register(group, groups=None) -> None:
     p.set_defaults(func=list_triggers)
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001
-        return "cli"
-
-
 def backfill(args: argparse.Namespace) -> int:
     try:
         report = run_backfill(
@@ -71,7 +64,7 @@ def backfill(args: argparse.Namespace) -> int:
             args.end,
             inputs=parse_pairs(args.input, "--input"),
             labels=parse_pairs(args.label, "--label"),
-            actor=_actor(),
+            actor=Actor.cli(),
             dry_run=args.dry_run,
         )
     except ActionError as exc:

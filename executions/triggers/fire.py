@@ -7,7 +7,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from executions.actions import ActionError, create_execution
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.base import ActionError
+from executions.lifecycle.start import create_execution
 from executions.models import Cause, Execution, TriggerEvent
 from flows.expressions import ExpressionError, render
 from flows.models import FlowRevision
@@ -26,7 +28,7 @@ def execution_for_trigger(
     decl: dict[str, Any],
     variables: dict[str, Any],
     *,
-    actor: str,
+    actor: Actor,
     labels: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Execution:
@@ -64,13 +66,18 @@ def execution_for_trigger(
             inputs=inputs,
             labels=all_labels,
             trigger=trigger,
-            cause=Cause.TRIGGER,
             actor=actor,
         )
     except InputError as exc:
         raise TriggerError(f"trigger '{decl['id']}' gives bad inputs: {exc}") from None
     except ActionError as exc:
         raise TriggerError(str(exc)) from None
+
+
+def trigger_actor(name: str) -> Actor:
+    """The trigger itself as the actor: ``schedule:<id>``, ``webhook:<id>``,
+    ``flow:<namespace>.<flow>``."""
+    return Actor.system(name, Cause.TRIGGER)
 
 
 def latest_revision(namespace: str, flow_id: str) -> FlowRevision | None:

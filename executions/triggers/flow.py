@@ -37,6 +37,7 @@ from executions.triggers.fire import (
     TriggerError,
     execution_for_trigger,
     latest_revision,
+    trigger_actor,
 )
 from executions.triggers.registry import trigger_decl
 from flows.expressions import ExpressionError
@@ -233,7 +234,7 @@ def _process_one(pk: int) -> int:
                 revision,
                 decl,
                 source_variables(source),
-                actor=event.actor,
+                actor=trigger_actor(event.actor),
                 extra={
                     "chain": [*_chain(source), f"{source.namespace}.{source.flow_id}"]
                 },

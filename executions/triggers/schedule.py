@@ -25,13 +25,16 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from executions.actions import ActionError, get_flow
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.base import ActionError
+from executions.lifecycle.start import get_flow
 from executions.models import Trigger, TriggerEvent, TriggerKind
 from executions.triggers.fire import (
     TriggerError,
     claim,
     execution_for_trigger,
     latest_revision,
+    trigger_actor,
 )
 from executions.triggers.registry import cron_after, cron_before, trigger_decl
 from flows.expressions import ExpressionError, format_native
@@ -195,7 +198,7 @@ def _fire_due(pk: int, now: datetime, result: Pass) -> None:
                     decl,
                     date,
                     result,
-                    actor=f"schedule:{row.trigger_id}",
+                    actor=trigger_actor(f"schedule:{row.trigger_id}"),
                 )
             else:
                 result.skipped += 1
@@ -216,7 +219,7 @@ def _fire_date(
     date: datetime,
     result: Pass,
     *,
-    actor: str,
+    actor: Actor,
     backfill: bool = False,
     inputs: dict | None = None,
     labels: dict | None = None,
@@ -228,7 +231,7 @@ def _fire_date(
         kind=TriggerKind.SCHEDULE,
         scheduled_at=date,
         backfill=backfill,
-        actor=actor,
+        actor=actor.name,
         status=TriggerEvent.Status.PENDING,
     )
     if event is None:
@@ -314,7 +317,7 @@ def backfill(
     *,
     inputs: dict | None = None,
     labels: dict | None = None,
-    actor: str = "",
+    actor: Actor,
     dry_run: bool = False,
     max_dates: int = MAX_BACKFILL,
 ) -> Backfill:
@@ -376,7 +379,7 @@ def backfill(
                 decl,
                 date,
                 result,
-                actor=actor or "backfill",
+                actor=actor,
                 backfill=True,
                 inputs=inputs,
                 labels=labels,

@@ -25,11 +25,12 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from executions.concurrency import lock_gate
+from executions.lifecycle.admission import lock_gate
 from executions.triggers.fire import (
     TriggerError,
     execution_for_trigger,
     latest_revision,
+    trigger_actor,
 )
 from flows.expressions import ExpressionError, is_dynamic, render
 from flows.triggers import expression_conditions_hold
@@ -150,7 +151,7 @@ def webhook(
         return HttpResponse(status=204)
     try:
         execution = execution_for_trigger(
-            revision, decl, variables, actor=f"webhook:{decl['id']}"
+            revision, decl, variables, actor=trigger_actor(f"webhook:{decl['id']}")
         )
     except TriggerError as exc:
         return JsonResponse({"message": str(exc)}, status=400)

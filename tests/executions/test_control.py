@@ -8,8 +8,15 @@ import time
 
 import pytest
 
-from executions import actions
-from executions.models import Execution, State, StateChange, TaskRun
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.base import ActionError
+from executions.lifecycle.labels import set_labels
+from executions.lifecycle.replay import replay
+from executions.lifecycle.restart import restart
+from executions.lifecycle.resume import resume
+from executions.lifecycle.start import create_execution
+from executions.lifecycle.stop import kill
+from executions.models import Cause, Execution, State, StateChange, TaskRun
 from executions.storage import read_uri, save
 from flows.spec.inputs import InputError
 from tests.conftest import wait_for
@@ -113,7 +120,9 @@ def attempts(execution: Execution, task_id: str) -> list[tuple[int, str]]:
 # --- Subflow -----------------------------------------------------------------------
 def test_subflow_waits_for_its_child_and_passes_its_outputs(deploy, engine):
     deploy(CHILD)
-    parent = actions.create_execution(deploy(PARENT), inputs={"n": 21})
+    parent = create_execution(
+        deploy(PARENT), inputs={"n": 21}, actor=Actor.system("test")
+    )
     parent = wait_state(parent)
     assert parent.state == State.SUCCESS
     child = Execution.objects.get(parent=parent)
@@ -137,7 +146,9 @@ def test_subflow_waits_for_its_child_and_passes_its_outputs(deploy, engine):
 def test_a_failed_child_fails_the_parent_only_with_transmit_failed(deploy, engine):
     deploy(CHILD)
     rev = deploy(PARENT)
-    failing = wait_state(actions.create_execution(rev, inputs={"n": -1}))
+    failing = wait_state(
+        create_execution(rev, inputs={"n": -1}, actor=Actor.system("test"))
+    )
     assert failing.state == State.FAILED
     child = Execution.objects.get(parent=failing)
     assert child.state == State.FAILED
@@ -148,7 +159,9 @@ def test_a_failed_child_fails_the_parent_only_with_transmit_failed(deploy, engin
     assert not failing.taskruns.filter(task_id="after").exists()
 
     tolerant = wait_state(
-        actions.create_execution(rev, inputs={"n": -1, "transmit": False})
+        create_execution(
+            rev, inputs={"n": -1, "transmit": False}, actor=Actor.system("test")
+        )
     )
     assert tolerant.state == State.SUCCESS
     assert tolerant.taskruns.get(task_id="call").outputs["state"] == "FAILED"
@@ -243,7 +256,9 @@ def test_for_each_item_starts_one_child_per_batch_and_merges_their_outputs(
     lines = "".join(f'{{"row": {i}}}\n' for i in range(10))
     uri = save("tests/control/rows.ion", lines.encode())
     parent = wait_state(
-        actions.create_execution(deploy(FOR_EACH), inputs={"rows": uri})
+        create_execution(
+            deploy(FOR_EACH), inputs={"rows": uri}, actor=Actor.system("test")
+        )
     )
     assert parent.state == State.SUCCESS
     children = list(Execution.objects.filter(parent=parent).order_by("pk"))
@@ -309,7 +324,7 @@ tasks:
 
 
 def test_a_pause_with_a_delay_resumes_by_itself(deploy, engine):
-    execution = actions.create_execution(deploy(DELAYED))
+    execution = create_execution(deploy(DELAYED), actor=Actor.system("test"))
     paused = wait_state(execution, State.PAUSED, timeout=10)
     assert paused.taskruns.get(task_id="nap").state == State.PAUSED
     assert not paused.taskruns.filter(task_id="after").exists()
@@ -330,22 +345,24 @@ def test_a_pause_with_a_delay_resumes_by_itself(deploy, engine):
 
 
 def test_a_pause_is_resumed_by_an_action_with_typed_on_resume_inputs(deploy, engine):
-    execution = actions.create_execution(deploy(APPROVAL))
+    execution = create_execution(deploy(APPROVAL), actor=Actor.system("test"))
     wait_state(execution, State.PAUSED, timeout=10)
     with pytest.raises(InputError) as bad:
-        actions.resume(
-            execution.pk, inputs={"approved": "maybe", "colour": "red"}, actor="alice"
+        resume(
+            execution.pk,
+            inputs={"approved": "maybe", "colour": "red"},
+            actor=Actor(Cause.USER, "alice"),
         )
     assert bad.value.errors == {
         "approved": "expected true or false, got 'maybe'",
         "colour": "the paused task does not ask for this input (onResume: approved, comment)",
     }
     assert reload(execution).state == State.PAUSED  # a bad resume changes nothing
-    actions.resume(
+    resume(
         execution.pk,
         inputs={"approved": "true", "comment": "lgtm"},
-        actor="alice",
         reason="checked the numbers",
+        actor=Actor(Cause.USER, "alice"),
     )
     done = wait_state(execution)
     assert done.state == State.SUCCESS
@@ -361,8 +378,8 @@ def test_a_pause_is_resumed_by_an_action_with_typed_on_resume_inputs(deploy, eng
         "alice",
         "checked the numbers",
     )
-    with pytest.raises(actions.ActionError, match="is SUCCESS, not PAUSED"):
-        actions.resume(execution.pk, actor="alice")
+    with pytest.raises(ActionError, match="is SUCCESS, not PAUSED"):
+        resume(execution.pk, actor=Actor(Cause.USER, "alice"))
 
 
 def test_a_pause_timeout_fails_the_task_and_runs_errors(deploy, run_inprocess):
@@ -416,13 +433,13 @@ errors:
 
 
 def test_restart_reruns_the_failed_branch_in_the_same_execution(deploy, engine):
-    execution = wait_state(actions.create_execution(deploy(FLAKY)))
+    execution = wait_state(create_execution(deploy(FLAKY), actor=Actor.system("test")))
     assert execution.state == State.FAILED
     kept = {
         tr.task_id: tr.pk
         for tr in execution.taskruns.filter(task_id__in=["first", "ok"])
     }
-    actions.restart(execution.pk, actor="bob", reason="fixed upstream")
+    restart(execution.pk, reason="fixed upstream", actor=Actor(Cause.USER, "bob"))
     done = wait_state(execution)
     assert done.state == State.SUCCESS and done.attempt == 2 and done.error == ""
     assert attempts(done, "check") == [(1, "RESTARTED"), (2, "SUCCESS")]
@@ -446,8 +463,8 @@ def test_restart_reruns_the_failed_branch_in_the_same_execution(deploy, engine):
         "bob",
         "fixed upstream",
     )
-    with pytest.raises(actions.ActionError, match="only FAILED, KILLED or CANCELLED"):
-        actions.restart(execution.pk, actor="bob")
+    with pytest.raises(ActionError, match="only FAILED, KILLED or CANCELLED"):
+        restart(execution.pk, actor=Actor(Cause.USER, "bob"))
 
 
 # --- replay ------------------------------------------------------------------------
@@ -472,40 +489,40 @@ tasks:
 
 
 def test_replay_from_a_task_copies_what_ran_before_and_runs_the_rest(deploy, engine):
-    original = wait_state(actions.create_execution(deploy(STEPS)))
+    original = wait_state(create_execution(deploy(STEPS), actor=Actor.system("test")))
     assert original.state == State.SUCCESS
-    replay = actions.replay(original.pk, from_task="c", actor="carol")
-    assert replay.original_id == original.pk and replay.pk != original.pk
-    replay = wait_state(replay)
-    assert replay.state == State.SUCCESS
+    replayed = replay(original.pk, from_task="c", actor=Actor(Cause.USER, "carol"))
+    assert replayed.original_id == original.pk and replayed.pk != original.pk
+    replayed = wait_state(replayed)
+    assert replayed.state == State.SUCCESS
     outputs = {
         (tr.task_id, tr.value): tr.outputs.get("value")
-        for tr in replay.taskruns.filter(flowable=False)
+        for tr in replayed.taskruns.filter(flowable=False)
     }
     assert outputs == {
         ("a", None): f"a of {original.pk}",  # copied
         ("b", "x"): f"bx of {original.pk}",
         ("b", "y"): f"by of {original.pk}",  # copied
-        ("c", "x"): f"cx after a of {original.pk}",  # ran again in the replay
+        ("c", "x"): f"cx after a of {original.pk}",  # ran again in the replayed
         ("c", "y"): f"cy after a of {original.pk}",
     }
-    ran_again = replay.taskruns.filter(task_id="c").exclude(
+    ran_again = replayed.taskruns.filter(task_id="c").exclude(
         history__reason__startswith="copied"
     )
     assert ran_again.count() == 2
-    created = StateChange.objects.get(execution=replay, taskrun=None, from_state="")
+    created = StateChange.objects.get(execution=replayed, taskrun=None, from_state="")
     assert (created.actor, created.reason) == (
         "carol",
         f"replay of execution {original.pk} from task 'c'",
     )
-    full = wait_state(actions.replay(original.pk, actor="carol"))
+    full = wait_state(replay(original.pk, actor=Actor(Cause.USER, "carol")))
     assert full.taskruns.get(task_id="a").outputs == {"value": f"a of {full.pk}"}
 
 
 def test_replay_refuses_a_task_that_is_not_in_the_flow(deploy, run_inprocess):
     original = run_inprocess(deploy(STEPS))
-    with pytest.raises(actions.ActionError, match="task 'nope' is not among the tasks"):
-        actions.replay(original.pk, from_task="nope", actor="carol")
+    with pytest.raises(ActionError, match="task 'nope' is not among the tasks"):
+        replay(original.pk, from_task="nope", actor=Actor(Cause.USER, "carol"))
     assert Execution.objects.count() == 1
 
 
@@ -526,7 +543,7 @@ def test_killing_a_parent_kills_its_running_child(deploy, engine):
         f"id: caller\nnamespace: {NS}\ntasks:\n  - id: call\n    type: Subflow\n"
         f"    namespace: {NS}\n    flowId: sleepy_child\n"
     )
-    parent = actions.create_execution(rev)
+    parent = create_execution(rev, actor=Actor.system("test"))
     nap = wait_for(
         lambda: TaskRun.objects.filter(
             execution__parent=parent, task_id="nap", state=State.RUNNING
@@ -535,7 +552,7 @@ def test_killing_a_parent_kills_its_running_child(deploy, engine):
         what="the child's task to run",
     )
     started = time.monotonic()
-    actions.kill(parent.pk, cause="user", actor="alice", reason="wrong day")
+    kill(parent.pk, reason="wrong day", actor=Actor("user", "alice"))
     assert wait_state(parent, timeout=10).state == State.KILLED
     child = wait_state(Execution.objects.get(parent=parent), timeout=10)
     assert time.monotonic() - started < 10  # not the 30 s sleep
@@ -552,9 +569,9 @@ def test_killing_a_parent_kills_its_running_child(deploy, engine):
 
 
 def test_killing_a_paused_execution_ends_it(deploy, engine):
-    execution = actions.create_execution(deploy(APPROVAL))
+    execution = create_execution(deploy(APPROVAL), actor=Actor.system("test"))
     wait_state(execution, State.PAUSED, timeout=10)
-    actions.kill(execution.pk, cause="user", actor="alice")
+    kill(execution.pk, actor=Actor("user", "alice"))
     done = wait_state(execution, timeout=10)
     assert done.state == State.KILLED
     assert done.taskruns.get(task_id="approve").state == State.KILLED
@@ -569,7 +586,11 @@ def test_the_fan_out_and_approval_examples_run_as_written(deploy, inprocess_engi
     orders = "".join(f'{{"order": {i}, "amount": {i * 10}}}\n' for i in range(250))
     uri = save("company/team/orders.jsonl", orders.encode())
     fan_out = wait_state(
-        actions.create_execution(revisions["orders_fan_out"], inputs={"orders": uri})
+        create_execution(
+            revisions["orders_fan_out"],
+            inputs={"orders": uri},
+            actor=Actor.system("test"),
+        )
     )
     assert fan_out.state == State.SUCCESS, fan_out.error
     assert fan_out.outputs == {
@@ -583,12 +604,12 @@ def test_the_fan_out_and_approval_examples_run_as_written(deploy, inprocess_engi
         "batch 3 done",
     ]
 
-    approval = actions.create_execution(revisions["approval"])
+    approval = create_execution(revisions["approval"], actor=Actor.system("test"))
     wait_state(approval, State.PAUSED, timeout=10)
-    actions.resume(
+    resume(
         approval.pk,
         inputs={"approved": "false", "reason": "numbers are off"},
-        actor="alice",
+        actor=Actor(Cause.USER, "alice"),
     )
     rejected = wait_state(approval)
     assert rejected.state == State.FAILED
@@ -604,11 +625,13 @@ def test_restart_after_fixing_the_child_flow_starts_a_new_child(
             "    wait: true\n", "    wait: true\n    restartBehavior: NEW_EXECUTION\n"
         )
     )
-    parent = wait_state(actions.create_execution(rev, inputs={"n": -4}))
+    parent = wait_state(
+        create_execution(rev, inputs={"n": -4}, actor=Actor.system("test"))
+    )
     assert parent.state == State.FAILED
     first_child = Execution.objects.get(parent=parent)
     deploy(CHILD.replace("inputs.n < 0", "inputs.n < -100"))  # the fix: a new revision
-    actions.restart(parent.pk, actor="bob")
+    restart(parent.pk, actor=Actor(Cause.USER, "bob"))
     parent = wait_state(parent)
     assert parent.state == State.SUCCESS
     assert attempts(parent, "call") == [(1, "RESTARTED"), (2, "SUCCESS")]
@@ -636,7 +659,7 @@ def test_a_flow_that_starts_itself_stops_at_the_nesting_limit(deploy, inprocess_
         f"id: loop\nnamespace: {NS}\ntasks:\n  - id: again\n    type: Subflow\n"
         f"    namespace: {NS}\n    flowId: loop\n"
     )
-    top = wait_state(actions.create_execution(rev), timeout=60)
+    top = wait_state(create_execution(rev, actor=Actor.system("test")), timeout=60)
     assert top.state == State.FAILED
     assert Execution.objects.count() == MAX_DEPTH
     deepest = Execution.objects.order_by("-pk").first()
@@ -655,7 +678,9 @@ def test_for_each_item_fails_when_a_batch_fails(deploy, inprocess_engine):
     )
     uri = save("tests/control/six.ion", b"1\n2\n3\n4\n5\n6\n")
     parent = wait_state(
-        actions.create_execution(deploy(FOR_EACH), inputs={"rows": uri})
+        create_execution(
+            deploy(FOR_EACH), inputs={"rows": uri}, actor=Actor.system("test")
+        )
     )
     assert parent.state == State.FAILED
     failed = Execution.objects.get(parent=parent, state=State.FAILED)
@@ -672,16 +697,16 @@ def test_restart_of_a_killed_execution_runs_the_killed_task_again(
         "    format: x\n  - id: nap\n    type: Sleep\n"
         "    duration: \"{{ taskrun.attemptsCount == 0 and 'PT30S' or 'PT0.1S' }}\"\n"
     )
-    execution = actions.create_execution(rev)
+    execution = create_execution(rev, actor=Actor.system("test"))
     wait_for(
         lambda: TaskRun.objects.filter(
             execution=execution, task_id="nap", state=State.RUNNING
         ).exists(),
         10,
     )
-    actions.kill(execution.pk, cause="user", actor="alice")
+    kill(execution.pk, actor=Actor("user", "alice"))
     assert wait_state(execution, timeout=10).state == State.KILLED
-    actions.restart(execution.pk, actor="alice")
+    restart(execution.pk, actor=Actor(Cause.USER, "alice"))
     done = wait_state(execution, timeout=10)
     assert done.state == State.SUCCESS
     assert attempts(done, "nap") == [(1, "RESTARTED"), (2, "SUCCESS")]
@@ -690,7 +715,7 @@ def test_restart_of_a_killed_execution_runs_the_killed_task_again(
 
 def test_set_labels_is_recorded_with_its_actor(deploy, run_inprocess):
     execution = run_inprocess(deploy(STEPS))
-    actions.set_labels(execution.pk, {"reviewed": "yes"}, cause="api", actor="dana")
+    set_labels(execution.pk, {"reviewed": "yes"}, actor=Actor("api", "dana"))
     assert reload(execution).labels == {"reviewed": "yes"}
     change = StateChange.objects.filter(execution=execution).order_by("-id").first()
     assert (
@@ -699,7 +724,7 @@ def test_set_labels_is_recorded_with_its_actor(deploy, run_inprocess):
         change.cause,
         change.actor,
         change.reason,
-    ) == ("SUCCESS", "SUCCESS", "api", "dana", "labels set: reviewed=yes")
+    ) == ("SUCCESS", "SUCCESS", "api", "dana", "labels set: reviewed:yes")
 
 
 def test_for_each_item_splits_into_partitions_and_skips_blank_lines(
@@ -711,7 +736,9 @@ def test_for_each_item_splits_into_partitions_and_skips_blank_lines(
         b"".join(b"row %d\r\n" % i for i in range(10)) + b"\r\n",
     )
     rev = deploy(FOR_EACH.replace("rows: 3", "partitions: 3"))
-    parent = wait_state(actions.create_execution(rev, inputs={"rows": uri}))
+    parent = wait_state(
+        create_execution(rev, inputs={"rows": uri}, actor=Actor.system("test"))
+    )
     assert parent.state == State.SUCCESS
     batches = [
         read_uri(c.inputs["items"]).decode()
@@ -738,7 +765,11 @@ def _fan_out_failing_twice(deploy, behavior: str = "") -> Execution:
         source = source.replace(
             "    batch:", f"    restartBehavior: {behavior}\n    batch:"
         )
-    parent = wait_state(actions.create_execution(deploy(source), inputs={"rows": uri}))
+    parent = wait_state(
+        create_execution(
+            deploy(source), inputs={"rows": uri}, actor=Actor.system("test")
+        )
+    )
     assert parent.state == State.FAILED
     return parent
 
@@ -764,7 +795,7 @@ def test_restart_of_for_each_item_reruns_only_the_failed_batches(deploy, engine)
         3: State.FAILED,
         4: State.SUCCESS,
     }
-    actions.restart(parent.pk, actor="bob")
+    restart(parent.pk, actor=Actor(Cause.USER, "bob"))
     parent = wait_state(parent)
     assert parent.state == State.SUCCESS and parent.attempt == 2
     # The same four child executions: the failed ones ran their failed
@@ -798,7 +829,7 @@ def test_restart_of_for_each_item_with_new_execution_starts_new_children_for_fai
         Execution.objects.filter(parent=parent).values_list("inputs__iteration", "pk")
     )
     deploy(BATCH_CHILD)  # the fix: a new revision of the child flow
-    actions.restart(parent.pk, actor="bob")
+    restart(parent.pk, actor=Actor(Cause.USER, "bob"))
     parent = wait_state(parent)
     assert parent.state == State.SUCCESS
     rows = list(
@@ -847,10 +878,10 @@ def test_restart_of_a_subflow_restarts_its_failed_child_in_place(deploy, engine)
         f"id: caller\nnamespace: {NS}\ntasks:\n  - id: call\n    type: Subflow\n"
         f"    namespace: {NS}\n    flowId: flaky_child\n"
     )
-    parent = wait_state(actions.create_execution(rev))
+    parent = wait_state(create_execution(rev, actor=Actor.system("test")))
     assert parent.state == State.FAILED
     child = Execution.objects.get(parent=parent)
-    actions.restart(parent.pk, actor="bob")
+    restart(parent.pk, actor=Actor(Cause.USER, "bob"))
     parent = wait_state(parent)
     assert parent.state == State.SUCCESS
     # Still one child: restarted in place (Kestra's RETRY_FAILED default).
@@ -900,9 +931,9 @@ tasks:
         condition: "{{{{ taskrun.value == 'c' and taskrun.attemptsCount == 0 }}}}"
 """
     )
-    execution = wait_state(actions.create_execution(rev))
+    execution = wait_state(create_execution(rev, actor=Actor.system("test")))
     assert execution.state == State.FAILED
-    actions.restart(execution.pk, actor="bob")
+    restart(execution.pk, actor=Actor(Cause.USER, "bob"))
     done = wait_state(execution)
     assert done.state == State.SUCCESS
     checks = list(
@@ -928,7 +959,9 @@ def test_for_each_item_batches_by_bytes_without_splitting_rows(
     rows = ["aaaa", "bbbb", "cccc", "x" * 40, "dd"]
     uri = save("tests/control/sized.ion", "".join(r + "\n" for r in rows).encode())
     rev = deploy(FOR_EACH.replace("rows: 3", "bytes: 10B"))
-    parent = wait_state(actions.create_execution(rev, inputs={"rows": uri}))
+    parent = wait_state(
+        create_execution(rev, inputs={"rows": uri}, actor=Actor.system("test"))
+    )
     assert parent.state == State.SUCCESS
     batches = [
         read_uri(c.inputs["items"]).decode().splitlines()
@@ -979,7 +1012,7 @@ def test_a_subflow_with_a_schedule_date_starts_its_child_at_that_date(deploy, en
             "    scheduleDate: \"{{ now() | dateAdd(3, 'SECONDS') }}\"\n",
         )
     )
-    parent = actions.create_execution(rev, inputs={"n": 2})
+    parent = create_execution(rev, inputs={"n": 2}, actor=Actor.system("test"))
     child = wait_for(
         lambda: Execution.objects.filter(parent=parent).first(), 15, interval=0.05
     )
@@ -1008,17 +1041,22 @@ def test_a_scheduled_child_whose_message_was_lost_is_started_by_the_sweep(
     from django.utils import timezone
 
     from executions.engine.liveness import sweep
-    from executions.stuck import detect
+    from executions.stuck.detect import detect
 
     rev = deploy(CHILD)
-    due = actions.create_execution(
-        rev, inputs={"n": 1}, start=False, scheduled_at=timezone.now()
+    due = create_execution(
+        rev,
+        inputs={"n": 1},
+        start=False,
+        scheduled_at=timezone.now(),
+        actor=Actor.system("test"),
     )
-    later = actions.create_execution(
+    later = create_execution(
         rev,
         inputs={"n": 1},
         start=False,
         scheduled_at=timezone.now() + timedelta(hours=1),
+        actor=Actor.system("test"),
     )
     Execution.objects.update(created_at=timezone.now() - timedelta(hours=2))
     time.sleep(1.1)

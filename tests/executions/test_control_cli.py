@@ -9,8 +9,17 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from executions import actions
-from executions.models import Execution, State, StateChange, TaskRun
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
+from executions.lifecycle.stop import kill
+from executions.models import (
+    Execution,
+    State,
+    StateChange,
+    TaskRun,
+    Worker,
+    WorkerState,
+)
 from orchestra.cli import main
 from tests.executions.test_control import (
     APPROVAL,
@@ -33,7 +42,9 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.mark.usefixtures("inprocess_engine")
 def test_get_shows_parent_and_child_links_both_ways(deploy, capsys):
     deploy(CHILD)
-    parent = wait_state(actions.create_execution(deploy(PARENT), inputs={"n": 2}))
+    parent = wait_state(
+        create_execution(deploy(PARENT), inputs={"n": 2}, actor=Actor.system("test"))
+    )
     child = Execution.objects.get(parent=parent)
     code, out, _ = cli(capsys, "executions", "get", str(parent.pk))
     assert code == 0
@@ -48,7 +59,7 @@ def test_get_shows_parent_and_child_links_both_ways(deploy, capsys):
 
 @pytest.mark.usefixtures("inprocess_engine")
 def test_resume_from_the_cli_checks_the_inputs(deploy, capsys):
-    execution = actions.create_execution(deploy(APPROVAL))
+    execution = create_execution(deploy(APPROVAL), actor=Actor.system("test"))
     wait_state(execution, State.PAUSED, timeout=10)
     code, _, err = cli(
         capsys, "executions", "resume", str(execution.pk), "--input", "approved=perhaps"
@@ -79,7 +90,7 @@ def test_resume_from_the_cli_checks_the_inputs(deploy, capsys):
 
 @pytest.mark.usefixtures("inprocess_engine")
 def test_restart_and_replay_from_the_cli(deploy, capsys):
-    failed = wait_state(actions.create_execution(deploy(FLAKY)))
+    failed = wait_state(create_execution(deploy(FLAKY), actor=Actor.system("test")))
     code, out, _ = cli(
         capsys, "executions", "replay", str(failed.pk), "--from-task", "nope"
     )
@@ -91,7 +102,7 @@ def test_restart_and_replay_from_the_cli(deploy, capsys):
     code, out, err = cli(capsys, "executions", "restart", str(failed.pk))
     assert code == 1 and "only FAILED, KILLED or CANCELLED" in err
 
-    original = wait_state(actions.create_execution(deploy(STEPS)))
+    original = wait_state(create_execution(deploy(STEPS), actor=Actor.system("test")))
     code, out, err = cli(
         capsys, "executions", "replay", str(original.pk), "-t", "loop", "--json"
     )
@@ -111,7 +122,9 @@ def test_the_sweep_wakes_a_pause_whose_countdown_was_lost(deploy, transactional_
     from executions.engine.executor import advance
     from executions.engine.liveness import sweep
 
-    execution = actions.create_execution(deploy(DELAYED), start=False)
+    execution = create_execution(
+        deploy(DELAYED), start=False, actor=Actor.system("test")
+    )
     advance(execution.pk)
     nap = TaskRun.objects.get(execution=execution, task_id="nap")
     assert (nap.state, Execution.objects.get(pk=execution.pk).state) == (
@@ -145,15 +158,19 @@ def test_a_killing_parent_waiting_on_a_child_still_ends(deploy, transactional_db
             "  - id: nap\n    type: Sleep\n    duration: PT30S\n  - id: check",
         )
     )
-    parent = actions.create_execution(deploy(PARENT), inputs={"n": 1}, start=False)
+    parent = create_execution(
+        deploy(PARENT), inputs={"n": 1}, start=False, actor=Actor.system("test")
+    )
     advance(parent.pk)
     child = Execution.objects.get(parent=parent)
     advance(child.pk)
     nap = TaskRun.objects.get(execution=child, task_id="nap")
-    TaskRun.objects.filter(pk=nap.pk).update(
-        state=State.RUNNING
-    )  # as if a worker held it
-    actions.kill(parent.pk, cause="user", actor="alice")
+    # As if a live worker held it: the stop waits for that worker.
+    worker = Worker.objects.create(
+        name="w", hostname="h", pid=1, state=WorkerState.ALIVE
+    )
+    TaskRun.objects.filter(pk=nap.pk).update(state=State.RUNNING, worker=worker)
+    kill(parent.pk, actor=Actor("user", "alice"))
     assert Execution.objects.get(pk=parent.pk).state == State.KILLED
     assert Execution.objects.get(pk=child.pk).state == State.KILLING
     assert force_killing() == 0  # within the grace period

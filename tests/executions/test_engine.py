@@ -3,7 +3,9 @@
 import threading
 import time
 
-from executions import actions
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
+from executions.lifecycle.stop import kill
 from executions.models import Cause, State, StateChange
 
 
@@ -303,14 +305,12 @@ def test_kill_stops_a_sleeping_execution_and_records_who(deploy, transactional_d
         )
     )
     with use_in_process() as runner:
-        execution = actions.create_execution(rev)
+        execution = create_execution(rev, actor=Actor.system("test"))
         deadline = time.monotonic() + 10
         while not execution.taskruns.filter(state=State.RUNNING).exists():
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        actions.kill(
-            execution.pk, cause=Cause.USER, actor="alice", reason="wrong input"
-        )
+        kill(execution.pk, reason="wrong input", actor=Actor(Cause.USER, "alice"))
         while True:
             execution.refresh_from_db()
             if execution.is_terminal and runner.idle():
@@ -339,7 +339,7 @@ def test_every_execution_state_change_has_a_history_row(deploy, run_inprocess):
         )
     )
     assert rows == [
-        ("", "CREATED", "api"),
+        ("", "CREATED", "system"),
         ("CREATED", "RUNNING", "executor"),
         ("RUNNING", "SUCCESS", "executor"),
     ]
@@ -349,7 +349,7 @@ def test_advance_is_idempotent(deploy, transactional_db):
     from executions.engine.executor import advance
 
     rev = deploy(flow("  - id: a\n    type: Return\n    format: x\n"))
-    execution = actions.create_execution(rev, start=False)
+    execution = create_execution(rev, start=False, actor=Actor.system("test"))
     first = advance(execution.pk)
     second = advance(execution.pk)
     assert len(first) == 1 and second == []
@@ -370,7 +370,7 @@ def test_concurrent_advances_never_duplicate_task_runs(deploy, transactional_db)
             )
         )
     )
-    execution = actions.create_execution(rev, start=False)
+    execution = create_execution(rev, start=False, actor=Actor.system("test"))
 
     def go():
         try:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from executions import actions
-from executions.engine import dispatch
+from executions import dispatch
 from executions.engine.liveness import recover_orphans
 from executions.engine.worker import advance_and_dispatch
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
 from executions.models import State, TaskRun
 from tests.executions.stuck_helpers import make_worker
 
@@ -49,7 +50,7 @@ def recorder():
 
 
 def _running(deploy, worker):
-    execution = actions.create_execution(deploy(FLOW))
+    execution = create_execution(deploy(FLOW), actor=Actor.system("test"))
     advance_and_dispatch(execution.pk)
     tr = TaskRun.objects.get(execution=execution, task_id="work")
     TaskRun.objects.filter(pk=tr.pk).update(state=State.RUNNING, worker=worker)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from executions.models import State
-from executions.stuck import detect, stuck_count
+from executions.stuck.detect import detect, stuck_count
 from tests.executions.stuck_helpers import make_execution, make_taskrun, make_worker
 
 pytestmark = pytest.mark.django_db

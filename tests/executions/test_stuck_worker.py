@@ -7,11 +7,12 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from executions import actions
-from executions.cleanup import run_cleanup
 from executions.engine.liveness import declare_dead_workers, sweep
-from executions.models import Execution, State, StateChange, TaskRun, Worker
-from executions.stuck import detect
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
+from executions.models import Cause, Execution, State, StateChange, TaskRun, Worker
+from executions.stuck.cleanup import run_cleanup
+from executions.stuck.detect import detect
 from tests.conftest import wait_for
 
 SLEEPY = """
@@ -51,7 +52,7 @@ def test_a_sigkilled_worker_orphans_its_execution_which_cleanup_cancels(
 ):
     settings.ORCHESTRA_AUTO_RECOVER = False
     w1 = start_worker("w1")
-    execution = actions.create_execution(deploy(SLEEPY))
+    execution = create_execution(deploy(SLEEPY), actor=Actor.system("test"))
     tr = _running_on(execution, w1)
     w1.sigkill()
     wait_for(
@@ -78,7 +79,7 @@ def test_a_sigkilled_worker_orphans_its_execution_which_cleanup_cancels(
     # Automatic recovery is off: the task run still waits for a human.
     assert TaskRun.objects.get(pk=tr.pk).state == State.RUNNING
 
-    result = run_cleanup(older_than_minutes=1, actor="ops", cause="cli")
+    result = run_cleanup(older_than_minutes=1, actor=Actor(Cause.CLI, "ops"))
     assert result["execution_ids"] == [execution.pk]
     execution.refresh_from_db()
     assert execution.state == State.CANCELLED
@@ -91,7 +92,9 @@ def test_a_sigkilled_worker_orphans_its_execution_which_cleanup_cancels(
 
 
 def test_a_healthy_long_task_on_a_live_worker_is_never_stuck(deploy, celery_worker):
-    execution = actions.create_execution(deploy(SLEEPY.replace("PT30S", "PT4S")))
+    execution = create_execution(
+        deploy(SLEEPY.replace("PT30S", "PT4S")), actor=Actor.system("test")
+    )
     _running_on(execution, celery_worker)
     # Days old and silent for days, as far as the rows tell: its worker beats.
     _backdate(execution, 60 * 24 * 3)
@@ -100,7 +103,12 @@ def test_a_healthy_long_task_on_a_live_worker_is_never_stuck(deploy, celery_work
         found = detect(older_than_minutes=1)
         assert found.stuck == []
         assert found.by_id[execution.pk].kind == "running"
-        assert run_cleanup(older_than_minutes=1)["execution_ids"] == []
+        assert (
+            run_cleanup(older_than_minutes=1, actor=Actor(Cause.CLI, "ops"))[
+                "execution_ids"
+            ]
+            == []
+        )
         time.sleep(0.4)
     wait_for(
         lambda: Execution.objects.get(pk=execution.pk).is_terminal,
@@ -112,9 +120,11 @@ def test_a_healthy_long_task_on_a_live_worker_is_never_stuck(deploy, celery_work
 
 def test_cancelling_a_lost_execution_stops_its_queued_work(deploy, start_worker):
     # No worker yet: the start message waits in the broker.
-    execution = actions.create_execution(deploy(SLEEPY.replace("PT30S", "PT0.1S")))
+    execution = create_execution(
+        deploy(SLEEPY.replace("PT30S", "PT0.1S")), actor=Actor.system("test")
+    )
     _backdate(execution, 10)
-    result = run_cleanup(older_than_minutes=5, actor="ops")
+    result = run_cleanup(older_than_minutes=5, actor=Actor(Cause.API, "ops"))
     assert result["execution_ids"] == [execution.pk]
     assert result["reasons"][str(execution.pk)].startswith("lost: created")
     w1 = start_worker("w1")

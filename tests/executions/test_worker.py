@@ -2,8 +2,10 @@
 
 from django.conf import settings
 
-from executions import actions
 from executions.engine.liveness import sweep
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
+from executions.lifecycle.stop import kill
 from executions.models import State, StateChange, TaskRun, Worker
 from tests.conftest import wait_for
 
@@ -52,7 +54,7 @@ def test_a_flow_runs_to_success_on_a_real_worker(deploy, celery_worker):
         "inputs:\n  - id: n\n    type: INT\n"
         "outputs:\n  - id: o\n    type: STRING\n    value: '{{ outputs.c.value }}'\n"
     )
-    execution = actions.create_execution(rev, inputs={"n": "5"})
+    execution = create_execution(rev, inputs={"n": "5"}, actor=Actor.system("test"))
     wait_for(
         lambda: execution.__class__.objects.get(pk=execution.pk).is_terminal,
         30,
@@ -85,7 +87,7 @@ def test_a_worker_killed_mid_task_fails_its_task_run_and_runs_errors(
 ):
     w1 = start_worker("w1")
     rev = deploy(SLEEPY)
-    execution = actions.create_execution(rev)
+    execution = create_execution(rev, actor=Actor.system("test"))
     tr = _wait_running(execution, w1)
     w1.sigkill()
     start_worker("w2")  # runs the errors branch
@@ -121,7 +123,7 @@ def test_a_worker_killed_mid_task_is_retried_when_its_policy_allows(
 ):
     w1 = start_worker("w1")
     rev = deploy(RETRYING)
-    execution = actions.create_execution(rev)
+    execution = create_execution(rev, actor=Actor.system("test"))
     _wait_running(execution, w1)
     w1.sigkill()
     start_worker("w2")
@@ -149,7 +151,7 @@ def test_a_worker_killed_mid_task_is_retried_when_its_policy_allows(
 
 def test_a_healthy_long_task_is_never_recovered(deploy, celery_worker):
     rev = deploy(SLEEPY.replace("PT30S", "PT4S"))
-    execution = actions.create_execution(rev)
+    execution = create_execution(rev, actor=Actor.system("test"))
     _wait_running(execution, celery_worker)
     # Several liveness timeouts pass while the sweep runs: the worker beats.
     for _ in range(8):
@@ -168,9 +170,9 @@ def test_a_healthy_long_task_is_never_recovered(deploy, celery_worker):
 
 def test_kill_reaches_the_task_on_its_worker(deploy, celery_worker):
     rev = deploy(SLEEPY)
-    execution = actions.create_execution(rev)
+    execution = create_execution(rev, actor=Actor.system("test"))
     _wait_running(execution, celery_worker)
-    actions.kill(execution.pk, cause="user", actor="alice", reason="test")
+    kill(execution.pk, reason="test", actor=Actor("user", "alice"))
     wait_for(
         lambda: execution.__class__.objects.get(pk=execution.pk).is_terminal,
         10,
@@ -194,7 +196,7 @@ def test_a_lost_message_is_sent_again_by_the_sweep(
         "id: lost\nnamespace: tests.worker\ntasks:\n  - id: a\n    type: Return\n    format: x\n"
     )
     # Created but never sent: as if the broker lost the message.
-    execution = actions.create_execution(rev, start=False)
+    execution = create_execution(rev, start=False, actor=Actor.system("test"))
     execution.__class__.objects.filter(pk=execution.pk).update(
         progress_at=timezone.now() - timedelta(minutes=5)
     )
@@ -225,13 +227,13 @@ def test_a_kill_and_a_claim_at_the_same_moment_do_not_deadlock(
     row = Worker.objects.create(name="w", hostname="h", pid=1, state="alive")
     locked, errors, claimed = threading.Event(), [], []
 
-    def kill():
+    def kill_holding_the_lock():
         try:
             with transaction.atomic():
                 Execution.objects.select_for_update().get(pk=execution.pk)
                 locked.set()
                 time.sleep(1.0)  # the claim runs meanwhile
-                actions.kill(execution.pk, cause="user", actor="alice")
+                kill(execution.pk, actor=Actor("user", "alice"))
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
         finally:
@@ -246,7 +248,10 @@ def test_a_kill_and_a_claim_at_the_same_moment_do_not_deadlock(
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=kill), threading.Thread(target=claim)]
+    threads = [
+        threading.Thread(target=kill_holding_the_lock),
+        threading.Thread(target=claim),
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from executions import actions
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
 from executions.models import Execution, State
 from executions.storage import read_uri
 
@@ -39,12 +40,13 @@ def _execution(
     labels=None,
     minutes=30,
 ):
-    execution = actions.create_execution(
+    execution = create_execution(
         revision,
         start=False,
         inputs=inputs,
         labels=labels,
         trigger={"id": trigger, "type": "Schedule"} if trigger else None,
+        actor=Actor.system("test"),
     )
     created = timezone.now() - timedelta(hours=hours_ago)
     Execution.objects.filter(pk=execution.pk).update(

@@ -8,6 +8,10 @@ from email import message_from_bytes, policy
 import pytest
 from aiosmtpd.controller import Controller
 
+from executions.lifecycle import machine
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
+
 
 class Inbox:
     """Collects what the SMTP server accepted."""
@@ -72,12 +76,13 @@ def smtp(settings):
 def started(db):
     """Create an execution of a deployed revision and mark it RUNNING as the
     engine would (no task runs: the sweep only looks at the execution)."""
-    from executions import actions, states
     from executions.models import Cause, State
 
     def start(revision, **kwargs):
-        execution = actions.create_execution(revision, start=False, **kwargs)
-        states.transition(execution, State.RUNNING, cause=Cause.EXECUTOR)
+        execution = create_execution(
+            revision, start=False, **kwargs, actor=Actor.system("test")
+        )
+        machine.transition(execution, State.RUNNING, actor=Actor(Cause.EXECUTOR, ""))
         return execution
 
     return start

@@ -3,8 +3,9 @@ the real engine in this process, the real sweep, a real SMTP server."""
 
 import time
 
-from executions import actions
 from executions.engine.inprocess import use_in_process
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
 from executions.models import Cause, State, StateChange
 from sla import sweep
 from sla.models import Behavior, SlaMiss
@@ -35,7 +36,7 @@ def test_a_running_execution_past_its_sla_is_reported_before_it_ends(
     )
     revision = deploy(FLOW)
     with use_in_process() as runner:
-        execution = actions.create_execution(revision)
+        execution = create_execution(revision, actor=Actor.system("test"))
         wait_for(
             lambda: execution.taskruns.filter(state=State.RUNNING).exists(),
             what="the task to start",

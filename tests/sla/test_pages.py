@@ -8,7 +8,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from accounts.models import ApiToken, Role
-from executions import states
+from executions.lifecycle import machine
+from executions.lifecycle.actor import Actor
 from executions.models import Cause, State
 from sla import sweep
 from sla.models import SlaMiss, SlaRule
@@ -187,11 +188,11 @@ def test_compliance_report(client, alice, deploy, started):
     fast, slow = started(revision), started(revision)
     for execution, minutes in ((fast, 10), (slow, 90)):
         execution.started_at = timezone.now() - timedelta(minutes=minutes)
-        states.transition(
+        machine.transition(
             execution,
             State.SUCCESS,
-            cause=Cause.EXECUTOR,
             fields={"started_at": execution.started_at},
+            actor=Actor(Cause.EXECUTOR, ""),
         )
     from sla.models import Deadline
 

@@ -6,8 +6,10 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from executions import actions, states
 from executions.engine.inprocess import use_in_process
+from executions.lifecycle import machine
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.restart import restart
 from executions.models import Cause, State
 from sla import sweep
 from sla.models import Behavior, Deadline, DeadlineState, SlaMiss
@@ -31,7 +33,7 @@ tasks:
 
 def _restart(execution):
     with use_in_process() as runner:
-        actions.restart(execution.pk, actor="alice")
+        restart(execution.pk, actor=Actor(Cause.USER, "alice"))
         wait_for(
             lambda: (
                 (execution.refresh_from_db(), execution.is_terminal)[1]
@@ -80,9 +82,9 @@ def test_a_restart_is_not_late_because_the_first_attempt_started_long_ago(
     rule(namespace="company", sla="1h")
     execution = started(deploy(NIGHTLY))
     two_hours_later = timezone.now() + timedelta(hours=2)
-    states.transition(execution, State.FAILED, cause=Cause.WORKER)
-    states.transition(
-        execution, State.RESTARTED, cause=Cause.USER, fields={"attempt": 2}
+    machine.transition(execution, State.FAILED, actor=Actor(Cause.WORKER, ""))
+    machine.transition(
+        execution, State.RESTARTED, fields={"attempt": 2}, actor=Actor(Cause.USER, "")
     )
 
     restart = Deadline.objects.get(execution=execution, attempt=2)
@@ -103,12 +105,12 @@ def test_a_late_attempt_swept_after_a_restart_does_not_stop_the_new_one(
     Deadline.objects.filter(execution=execution).update(
         due_at=timezone.now() - timedelta(minutes=5)
     )
-    states.transition(execution, State.FAILED, cause=Cause.WORKER)
+    machine.transition(execution, State.FAILED, actor=Actor(Cause.WORKER, ""))
     # ... and was restarted at once.
-    states.transition(
-        execution, State.RESTARTED, cause=Cause.USER, fields={"attempt": 2}
+    machine.transition(
+        execution, State.RESTARTED, fields={"attempt": 2}, actor=Actor(Cause.USER, "")
     )
-    states.transition(execution, State.RUNNING, cause=Cause.EXECUTOR)
+    machine.transition(execution, State.RUNNING, actor=Actor(Cause.EXECUTOR, ""))
 
     assert sweep.run().misses == 1
     miss = SlaMiss.objects.get()

@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from executions.lifecycle import machine
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
 from sla.models import Behavior, Deadline, Level
 from sla.rules import applying_rule
 
@@ -46,7 +49,6 @@ def test_label_selectors_and_disabled_rules(rule):
 
 @pytest.mark.django_db
 def test_deadlines_are_stored_at_creation_and_due_when_started(deploy, rule, started):
-    from executions import actions
 
     r = rule(
         namespace="company.data",
@@ -56,7 +58,7 @@ def test_deadlines_are_stored_at_creation_and_due_when_started(deploy, rule, sta
         add_labels={"sla": "breached"},
     )
     revision = deploy(FLOW)
-    created = actions.create_execution(revision, start=False)
+    created = create_execution(revision, start=False, actor=Actor.system("test"))
     rows = {d.level: d for d in Deadline.objects.filter(execution=created)}
     assert set(rows) == {Level.SLO, Level.SLA}
     assert rows[Level.SLA].due_at is None  # not started yet
@@ -91,13 +93,12 @@ def test_sla_slo_inputs_and_the_flow_sla_list_give_thresholds(deploy, started):
 
 @pytest.mark.django_db
 def test_an_execution_that_ends_in_time_closes_its_deadlines(deploy, rule, started):
-    from executions import states
     from executions.models import Cause, State
     from sla.models import DeadlineState
 
     rule(namespace="company", sla="1h")
     execution = started(deploy(FLOW))
-    states.transition(execution, State.SUCCESS, cause=Cause.EXECUTOR)
+    machine.transition(execution, State.SUCCESS, actor=Actor(Cause.EXECUTOR, ""))
     assert list(
         Deadline.objects.filter(execution=execution).values_list("state", flat=True)
     ) == [DeadlineState.MET]

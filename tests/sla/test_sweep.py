@@ -1,4 +1,4 @@
-"""The sweep: misses recorded once, breach actions through executions.actions,
+"""The sweep: misses recorded once, breach actions through executions.lifecycle,
 missed runs, and the batched email through a real SMTP server."""
 
 from datetime import UTC, datetime, timedelta
@@ -7,7 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from executions import states
+from executions.lifecycle import machine
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
 from executions.models import Cause, Execution, State, StateChange
 from sla import sweep
 from sla.models import (
@@ -224,7 +226,7 @@ def test_a_late_execution_that_already_ended_is_still_a_miss(deploy, rule, start
         due_at=execution.started_at - timedelta(hours=1)
     )
     execution.refresh_from_db()
-    states.transition(execution, State.SUCCESS, cause=Cause.EXECUTOR)
+    machine.transition(execution, State.SUCCESS, actor=Actor(Cause.EXECUTOR, ""))
     assert (
         Deadline.objects.get().state == DeadlineState.OPEN
     )  # late: left for the sweep
@@ -250,7 +252,6 @@ def test_concurrent_or_repeated_sweeps_record_one_miss(deploy, rule, started):
 
 @pytest.mark.django_db
 def test_a_missed_daily_run_is_reported(deploy, rule, smtp):
-    from executions import actions
 
     created = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
     r = rule(
@@ -264,11 +265,11 @@ def test_a_missed_daily_run_is_reported(deploy, rule, smtp):
     )
     revision = deploy(NIGHTLY)
     # 2 March: one successful run. 3 March: none. 4 March: one that failed.
-    ok = actions.create_execution(revision, start=False)
+    ok = create_execution(revision, start=False, actor=Actor.system("test"))
     Execution.objects.filter(pk=ok.pk).update(
         state=State.SUCCESS, created_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     )
-    bad = actions.create_execution(revision, start=False)
+    bad = create_execution(revision, start=False, actor=Actor.system("test"))
     Execution.objects.filter(pk=bad.pk).update(
         state=State.FAILED, created_at=datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
     )
@@ -326,7 +327,7 @@ def test_an_execution_assertion_is_checked_when_the_execution_ends(deploy, start
     full = started(revision, inputs={"rows": 5})
     assert sweep.run().assertion_misses == 0  # nothing is judged before the end
     for execution in (empty, full):
-        states.transition(execution, State.SUCCESS, cause=Cause.EXECUTOR)
+        machine.transition(execution, State.SUCCESS, actor=Actor(Cause.EXECUTOR, ""))
 
     assert sweep.run().assertion_misses == 1
     miss = SlaMiss.objects.get()

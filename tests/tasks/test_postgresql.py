@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
+from executions.lifecycle.stop import kill
 from executions.models import State
 from executions.storage import read_uri
 from tests.tasks.helpers import flow, indent
@@ -226,7 +229,6 @@ def test_a_copy_with_bad_rows_loads_nothing(
 def test_a_kill_cancels_the_statement_on_the_server(
     deploy, transactional_db, pg_scratch
 ):
-    from executions import actions
     from executions.engine.inprocess import use_in_process
     from executions.models import Cause, Execution, TaskRun
     from tests.conftest import wait_for
@@ -237,13 +239,13 @@ def test_a_kill_cancels_the_statement_on_the_server(
         " AND state = 'active' AND pid <> pg_backend_pid()"
     )
     with use_in_process() as runner:
-        execution = actions.create_execution(rev)
+        execution = create_execution(rev, actor=Actor.system("test"))
         wait_for(
             lambda: pg_scratch["conn"].execute(active).fetchone()[0] == 1,
             15,
             what="the statement to run",
         )
-        actions.kill(execution.pk, cause=Cause.USER, actor="alice", reason="test")
+        kill(execution.pk, reason="test", actor=Actor(Cause.USER, "alice"))
         wait_for(
             lambda: (
                 Execution.objects.get(pk=execution.pk).is_terminal and runner.idle()

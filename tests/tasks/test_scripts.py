@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import signal
 
-from executions import actions
 from executions.engine.inprocess import use_in_process
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
+from executions.lifecycle.stop import kill
 from executions.models import Cause, Execution, LogEntry, State
 from executions.storage import read_uri
 from flows.spec import parse_flow
@@ -79,7 +81,7 @@ def test_lines_reach_the_logs_while_the_process_still_runs(
         )
     )
     with use_in_process():
-        execution = actions.create_execution(rev)
+        execution = create_execution(rev, actor=Actor.system("test"))
         wait_for(
             lambda: LogEntry.objects.filter(
                 execution=execution, message="first"
@@ -162,7 +164,7 @@ def test_a_kill_ends_the_whole_process_group(deploy, transactional_db, tmp_path)
     pidfile = tmp_path / "pid"
     rev = deploy(_grandchild_flow(pidfile))
     with use_in_process() as runner:
-        execution = actions.create_execution(rev)
+        execution = create_execution(rev, actor=Actor.system("test"))
         wait_for(
             lambda: LogEntry.objects.filter(
                 execution=execution, message="started"
@@ -171,7 +173,7 @@ def test_a_kill_ends_the_whole_process_group(deploy, transactional_db, tmp_path)
             what="the script to start",
         )
         pid = int(pidfile.read_text())
-        actions.kill(execution.pk, cause=Cause.USER, actor="alice", reason="test")
+        kill(execution.pk, reason="test", actor=Actor(Cause.USER, "alice"))
         wait_for(
             lambda: (
                 Execution.objects.get(pk=execution.pk).is_terminal and runner.idle()
@@ -239,7 +241,7 @@ def test_a_kill_reaches_a_script_on_a_real_worker_process(
 ):
     pidfile = tmp_path / "pid"
     rev = deploy(_grandchild_flow(pidfile))
-    execution = actions.create_execution(rev)
+    execution = create_execution(rev, actor=Actor.system("test"))
     wait_for(
         lambda: LogEntry.objects.filter(
             execution=execution, message="started"
@@ -248,7 +250,7 @@ def test_a_kill_reaches_a_script_on_a_real_worker_process(
         what="the script to start on the worker",
     )
     pid = int(pidfile.read_text())
-    actions.kill(execution.pk, cause=Cause.USER, actor="alice", reason="test")
+    kill(execution.pk, reason="test", actor=Actor(Cause.USER, "alice"))
     wait_for(
         lambda: Execution.objects.get(pk=execution.pk).is_terminal,
         30,
@@ -304,7 +306,7 @@ def test_a_script_does_not_outlive_a_worker_that_dies(deploy, start_worker, tmp_
     pidfile = tmp_path / "pid"
     worker = start_worker("w1")
     rev = deploy(_grandchild_flow(pidfile))
-    execution = actions.create_execution(rev)
+    execution = create_execution(rev, actor=Actor.system("test"))
     wait_for(
         lambda: LogEntry.objects.filter(
             execution=execution, message="started"

@@ -7,8 +7,13 @@ import threading
 import pytest
 from django.db import connection
 
-from executions import actions
-from executions.concurrency import release_all
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.admission import release_all
+from executions.lifecycle.base import ActionError
+from executions.lifecycle.replay import replay
+from executions.lifecycle.restart import restart
+from executions.lifecycle.start import create_execution
+from executions.lifecycle.stop import kill, stop
 from executions.models import Cause, Execution, State, StateChange
 from flows.models import save_flow
 from tests.conftest import wait_for
@@ -39,7 +44,7 @@ def states(*executions) -> list[str]:
 
 def test_over_the_limit_executions_queue_and_start_in_creation_order(db):
     rev = deploy(limit=2)
-    a, b, c, d = (actions.create_execution(rev) for _ in range(4))
+    a, b, c, d = (create_execution(rev, actor=Actor.system("test")) for _ in range(4))
     assert states(a, b, c, d) == ["CREATED", "CREATED", "QUEUED", "QUEUED"]
     change = StateChange.objects.get(execution=c, to_state="QUEUED")
     assert (
@@ -47,22 +52,20 @@ def test_over_the_limit_executions_queue_and_start_in_creation_order(db):
     )
     assert change.details == {"limit": 2, "running": 2, "behavior": "QUEUE"}
     # A kill frees its slot in the same transaction: the oldest queued one starts.
-    actions.kill(a.pk, cause=Cause.USER, actor="alice")
+    kill(a.pk, actor=Actor(Cause.USER, "alice"))
     assert states(a, b, c, d) == ["KILLED", "CREATED", "CREATED", "QUEUED"]
     assert StateChange.objects.get(execution=c, from_state="QUEUED").reason == (
         "a concurrency slot was freed"
     )
     # Cancelling (e.g. stuck cleanup) frees it too.
-    actions.stop_execution(
-        b.pk, final=State.CANCELLED, cause=Cause.SWEEP, reason="cleanup"
-    )
+    stop(b.pk, final=State.CANCELLED, reason="cleanup", actor=Actor(Cause.SWEEP, ""))
     assert states(c, d) == ["CREATED", "CREATED"]
 
 
 def test_killing_a_queued_execution_gives_nobody_its_slot(db):
     rev = deploy(limit=1)
-    a, b, c = (actions.create_execution(rev) for _ in range(3))
-    actions.kill(b.pk, cause=Cause.USER)
+    a, b, c = (create_execution(rev, actor=Actor.system("test")) for _ in range(3))
+    kill(b.pk, actor=Actor(Cause.USER, ""))
     assert states(a, b, c) == ["CREATED", "KILLED", "QUEUED"]
 
 
@@ -71,7 +74,10 @@ def test_killing_a_queued_execution_gives_nobody_its_slot(db):
 )
 def test_cancel_and_fail_behaviors_end_the_new_execution_at_once(db, behavior, state):
     rev = deploy(limit=1, behavior=behavior)
-    a, b = actions.create_execution(rev), actions.create_execution(rev)
+    a, b = (
+        create_execution(rev, actor=Actor.system("test")),
+        create_execution(rev, actor=Actor.system("test")),
+    )
     assert states(a, b) == ["CREATED", state]
     change = StateChange.objects.get(execution=b, to_state=state)
     assert (change.cause, change.actor) == ("system", "concurrency")
@@ -84,7 +90,7 @@ def test_cancel_and_fail_behaviors_end_the_new_execution_at_once(db, behavior, s
 
 def test_raising_the_limit_lets_the_sweep_start_queued_ones(db):
     rev = deploy(limit=1)
-    a, b, c = (actions.create_execution(rev) for _ in range(3))
+    a, b, c = (create_execution(rev, actor=Actor.system("test")) for _ in range(3))
     deploy(limit=3)
     assert release_all() == 2
     assert states(a, b, c) == ["CREATED", "CREATED", "CREATED"]
@@ -100,7 +106,7 @@ def test_two_processes_creating_at_once_never_exceed_the_limit(
     def create():
         try:
             barrier.wait()
-            created.append(actions.create_execution(rev).pk)
+            created.append(create_execution(rev, actor=Actor.system("test")).pk)
         finally:
             connection.close()
 
@@ -119,7 +125,7 @@ def test_real_workers_keep_the_limit_and_drain_the_queue_in_order(
     rev = deploy(limit=2, duration="PT0.5S")
     start_worker("w1", concurrency=2)
     start_worker("w2", concurrency=2)
-    executions = [actions.create_execution(rev) for _ in range(6)]
+    executions = [create_execution(rev, actor=Actor.system("test")) for _ in range(6)]
     wait_for(
         lambda: all(s == "SUCCESS" for s in states(*executions)),
         60,
@@ -144,16 +150,16 @@ def test_real_workers_keep_the_limit_and_drain_the_queue_in_order(
 def test_kill_on_a_real_worker_frees_the_slot_at_once(postgres, start_worker):
     rev = deploy(limit=1, duration="PT30S")
     start_worker("w1")
-    first = actions.create_execution(rev)
+    first = create_execution(rev, actor=Actor.system("test"))
     wait_for(lambda: states(first) == ["RUNNING"], 20, what="first to run")
-    second = actions.create_execution(rev)
+    second = create_execution(rev, actor=Actor.system("test"))
     assert states(second) == ["QUEUED"]
-    actions.kill(first.pk, cause=Cause.USER, actor="alice")
+    kill(first.pk, actor=Actor(Cause.USER, "alice"))
     # The first one may still be KILLING while its task stops: its slot is free.
     assert states(second) != ["QUEUED"]
     wait_for(lambda: states(second) == ["RUNNING"], 20, what="second to run")
     wait_for(lambda: states(first) == ["KILLED"], 20, what="first to be killed")
-    actions.kill(second.pk, cause=Cause.USER)  # (so the worker stops quickly)
+    kill(second.pk, actor=Actor(Cause.USER, ""))  # (so the worker stops quickly)
     wait_for(lambda: states(second) == ["KILLED"], 20, what="second to be killed")
 
 
@@ -184,25 +190,25 @@ def running(execution) -> bool:
 def test_replay_and_restart_wait_for_a_slot_like_new_executions(postgres, start_worker):
     _, rev, _ = save_flow(GATED.format(behavior="QUEUE"), actor="test")
     start_worker("w1", concurrency=2)
-    done = actions.create_execution(rev)
+    done = create_execution(rev, actor=Actor.system("test"))
     wait_for(lambda: states(done) == ["SUCCESS"], 30, what="first run to succeed")
-    long = actions.create_execution(rev, inputs={"nap": "PT30S"})
+    long = create_execution(rev, inputs={"nap": "PT30S"}, actor=Actor.system("test"))
     wait_for(lambda: running(long), 20, what="long run to start")
 
-    replayed = actions.replay(done.pk, actor="alice")
+    replayed = replay(done.pk, actor=Actor(Cause.USER, "alice"))
     assert states(replayed) == ["QUEUED"]
     queued = StateChange.objects.get(execution=replayed, to_state="QUEUED")
     assert queued.reason == (
         "flow concurrency limit 1 reached (1 running); behavior QUEUE"
     )
     # The slot frees when the long run is killed: the replay runs to the end.
-    actions.kill(long.pk, cause=Cause.USER, actor="alice")
+    kill(long.pk, actor=Actor(Cause.USER, "alice"))
     wait_for(lambda: states(replayed) == ["SUCCESS"], 30, what="the replay to run")
     wait_for(lambda: states(long) == ["KILLED"], 20, what="the long run to end")
 
-    blocker = actions.create_execution(rev, inputs={"nap": "PT30S"})
+    blocker = create_execution(rev, inputs={"nap": "PT30S"}, actor=Actor.system("test"))
     wait_for(lambda: running(blocker), 20, what="blocker to start")
-    actions.restart(long.pk, actor="alice")
+    restart(long.pk, actor=Actor(Cause.USER, "alice"))
     assert states(long) == ["QUEUED"]
     steps = list(
         StateChange.objects.filter(execution=long, taskrun=None)
@@ -214,7 +220,7 @@ def test_replay_and_restart_wait_for_a_slot_like_new_executions(postgres, start_
         ("RESTARTED", "QUEUED", "concurrency"),
     ]
     assert Execution.objects.get(pk=long.pk).attempt == 2
-    actions.kill(blocker.pk, cause=Cause.USER, actor="alice")
+    kill(blocker.pk, actor=Actor(Cause.USER, "alice"))
     wait_for(lambda: running(long), 20, what="the restart to run")
     assert (
         Execution.objects.filter(
@@ -222,7 +228,7 @@ def test_replay_and_restart_wait_for_a_slot_like_new_executions(postgres, start_
         ).count()
         == 1
     )
-    actions.kill(long.pk, cause=Cause.USER)
+    kill(long.pk, actor=Actor(Cause.USER, ""))
     wait_for(lambda: states(long, blocker) == ["KILLED", "KILLED"], 20, what="end")
 
 
@@ -233,16 +239,16 @@ def test_at_the_limit_a_replay_ends_per_behavior_and_a_restart_is_refused(
     db, behavior, state
 ):
     _, rev, _ = save_flow(GATED.format(behavior=behavior), actor="test")
-    ended = actions.create_execution(rev)
-    actions.kill(ended.pk, cause=Cause.USER, actor="alice")
-    holder = actions.create_execution(rev)
+    ended = create_execution(rev, actor=Actor.system("test"))
+    kill(ended.pk, actor=Actor(Cause.USER, "alice"))
+    holder = create_execution(rev, actor=Actor.system("test"))
     assert states(ended, holder) == ["KILLED", "CREATED"]
-    replayed = actions.replay(ended.pk, actor="alice")
+    replayed = replay(ended.pk, actor=Actor(Cause.USER, "alice"))
     assert states(replayed) == [state]
     assert replayed.taskruns.count() == 0
     history = StateChange.objects.filter(execution=ended).count()
-    with pytest.raises(actions.ActionError) as refused:
-        actions.restart(ended.pk, actor="alice")
+    with pytest.raises(ActionError) as refused:
+        restart(ended.pk, actor=Actor(Cause.USER, "alice"))
     assert str(refused.value) == (
         f"execution {ended.pk} cannot restart now: flow concurrency limit 1 reached "
         f"(1 running); behavior {behavior}; restart it when a slot is free"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from executions import actions
 from executions.engine.inprocess import use_in_process
+from executions.lifecycle import machine
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.start import create_execution
 from executions.models import Cause, Execution, LogEntry, State, TriggerEvent
 from executions.triggers.flow import on_execution_end, process_pending
 from flows.models import save_flow
@@ -57,7 +59,7 @@ ON_SUCCESS = """    conditions:
 
 def run_until_idle(revision, **kwargs) -> Execution:
     with use_in_process() as runner:
-        execution = actions.create_execution(revision, **kwargs)
+        execution = create_execution(revision, **kwargs, actor=Actor.system("test"))
         wait_for(
             lambda: (
                 Execution.objects.get(pk=execution.pk).is_terminal
@@ -227,13 +229,12 @@ def test_the_same_end_never_fires_twice(transactional_db):
 def test_events_a_crash_left_pending_are_started_by_the_sweep(transactional_db):
     save_flow(DOWNSTREAM.replace("{conditions}", ON_SUCCESS), actor="test")
     _, up_rev, _ = save_flow(UPSTREAM, actor="test")
-    execution = actions.create_execution(up_rev, start=False)
+    execution = create_execution(up_rev, start=False, actor=Actor.system("test"))
     # The process died right after the end committed, before it started the
     # downstream: the event is there, pending.
-    from executions import states
 
-    states.transition(execution, State.RUNNING, cause=Cause.EXECUTOR)
-    states.transition(execution, State.SUCCESS, cause=Cause.EXECUTOR)
+    machine.transition(execution, State.RUNNING, actor=Actor(Cause.EXECUTOR, ""))
+    machine.transition(execution, State.SUCCESS, actor=Actor(Cause.EXECUTOR, ""))
     TriggerEvent.objects.filter(kind="flow").update(status="pending", execution=None)
     Execution.objects.filter(flow_id="load").delete()
     assert process_pending() == 1

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from executions.models import Execution, State, Trigger, TriggerEvent
+from executions.lifecycle.actor import Actor
+from executions.models import Cause, Execution, State, Trigger, TriggerEvent
 from executions.triggers.schedule import backfill, evaluate_schedules
 from flows.models import save_flow
 from orchestra.cli import main as cli
@@ -222,7 +223,7 @@ def test_backfill_fires_each_date_of_a_range_once(db, capsys):
         "every5",
         "2024-01-01",
         "2024-01-03T23:59:59Z",
-        actor="alice",
+        actor=Actor(Cause.USER, "alice"),
     )
     assert [d.isoformat() for d in report.dates] == [
         "2024-01-01T02:00:00+00:00",

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from executions import actions
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.stop import kill
 from executions.models import LogEntry, StateChange
 
 pytestmark = pytest.mark.django_db
@@ -62,7 +63,7 @@ def test_audit_log_shows_people_and_sweeps_not_the_engine(
     client, alice, carol, make_execution
 ):
     running = make_execution(state="RUNNING")
-    actions.kill(running.pk, cause="user", actor="alice", reason="wrong input")
+    kill(running.pk, reason="wrong input", actor=Actor("user", "alice"))
     StateChange.objects.create(
         execution=running,
         from_state="RUNNING",
@@ -100,7 +101,7 @@ def test_running_rows_and_logs_refresh_until_the_execution_ends(
     LogEntry.objects.create(execution=running, message="second")
     more = client.get(f"/executions/{running.pk}/logs/?after={last}").content.decode()
     assert "second" in more and "first" not in more and "every 1s" in more
-    actions.kill(running.pk, cause="user", actor="alice")
+    kill(running.pk, actor=Actor("user", "alice"))
     ended = client.get(
         f"/executions/{running.pk}/logs/?after={last + 1}"
     ).content.decode()

@@ -1,7 +1,9 @@
-"""How the engine hands work on: Celery messages sent after commit.
+"""How work is handed on: Celery messages, sent by task name after commit.
 
-``flows test`` swaps in an in-process dispatcher (a thread pool) so a flow runs
-with no broker and no worker process.
+It imports nothing of the engine or of the tasks it names, so every layer
+may hand work on without an import circle. ``flows test`` and tests swap in
+an in-process dispatcher (``engine.inprocess``): a thread pool, no broker
+and no worker process.
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from orchestra.celery import app
+
 log = logging.getLogger("orchestra.dispatch")
 
+RUN_TASK = "orchestra.run_task"
+ADVANCE = "orchestra.advance"
 
-def _send(task, args: tuple, options: dict) -> None:
+
+def _send(name: str, args: tuple, options: dict) -> None:
     try:
-        task.apply_async(args, **options)
+        app.send_task(name, args, **options)
     except Exception as exc:  # noqa: BLE001 — the row is committed; the sweep resends
         log.warning(
             "could not send %s%s to the broker (%s); the liveness sweep will send it again",
-            task.name,
+            name,
             args,
             exc,
         )
@@ -29,23 +36,18 @@ def _send(task, args: tuple, options: dict) -> None:
 
 class CeleryDispatcher:
     def run_taskrun(self, taskrun_id: int, eta: datetime | None = None) -> None:
-        from executions.tasks import run_task
-
         options = {"task_id": f"orchestra-taskrun-{taskrun_id}"}
         if eta and eta > timezone.now():
             options["countdown"] = (eta - timezone.now()).total_seconds()
-        transaction.on_commit(lambda: _send(run_task, (taskrun_id,), options))
+        transaction.on_commit(lambda: _send(RUN_TASK, (taskrun_id,), options))
 
     def advance(self, execution_id: int, countdown: float | None = None) -> None:
-        from executions.tasks import advance_task
-
         options = {"countdown": countdown} if countdown else {}
-        transaction.on_commit(lambda: _send(advance_task, (execution_id,), options))
+        transaction.on_commit(lambda: _send(ADVANCE, (execution_id,), options))
 
     def revoke(self, celery_ids: list[str]) -> None:
         if not celery_ids:
             return
-        from orchestra.celery import app
 
         def send() -> None:
             try:

@@ -1,26 +1,26 @@
-"""The only way an execution or a task run changes state.
+"""The only way an execution or a task run changes state, and the only
+writer of ``StateChange`` history rows.
 
 Each change is a conditional UPDATE (``WHERE state = <old>``) that must touch
 exactly one row, plus a StateChange row in the same transaction: two
 processes can never both move the same row, and the history never misses a
-step.
+step. Rows born in a state (a new execution, a task run created SKIPPED, a
+replay's copies, a labels change) get their history from ``record_history``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from executions.models import (
-    TERMINAL,
-    Cause,
-    Execution,
-    State,
-    StateChange,
-    TaskRun,
-)
+from executions.lifecycle.actor import Actor
+from executions.models import TERMINAL, Execution, State, StateChange, TaskRun
+from executions.signals import execution_state_changed, executions_state_changed
 
 S = State
 _STOP = {S.KILLING, S.KILLED, S.CANCELLED}
@@ -80,8 +80,7 @@ def transition(
     execution: Execution,
     to: str,
     *,
-    cause: str,
-    actor: str = "",
+    actor: Actor,
     reason: str = "",
     details: dict[str, Any] | None = None,
     fields: dict[str, Any] | None = None,
@@ -106,20 +105,11 @@ def transition(
         raise StaleState(f"execution {execution.pk} is no longer {old}")
     for key, value in values.items():
         setattr(execution, key, value)
-    StateChange.objects.create(
-        execution_id=execution.pk,
-        from_state=old,
-        to_state=to,
-        at=now,
-        cause=cause,
-        actor=actor,
-        reason=reason,
-        details=details or {},
+    record_history(
+        [Entry(execution.pk, to, None, old, reason, details or {}, now)], actor=actor
     )
-    from executions.signals import execution_state_changed
-
     execution_state_changed.send(
-        sender=Execution, execution=execution, old=old, new=to, cause=cause
+        sender=Execution, execution=execution, old=old, new=to, cause=actor.cause
     )
     return execution
 
@@ -131,8 +121,7 @@ def transition_taskrun(
     taskrun: TaskRun,
     to: str,
     *,
-    cause: str,
-    actor: str = "",
+    actor: Actor,
     reason: str = "",
     fields: dict[str, Any] | None = None,
     only_if: dict[str, Any] | None = None,
@@ -158,15 +147,9 @@ def transition_taskrun(
         return False
     for key, value in values.items():
         setattr(taskrun, key, value)
-    StateChange.objects.create(
-        execution_id=taskrun.execution_id,
-        taskrun_id=taskrun.pk,
-        from_state=old,
-        to_state=to,
-        at=now,
-        cause=cause,
+    record_history(
+        [Entry(taskrun.execution_id, to, taskrun.pk, old, reason, {}, now)],
         actor=actor,
-        reason=reason,
     )
     if touch_execution:
         Execution.objects.filter(pk=taskrun.execution_id).update(progress_at=now)
@@ -178,8 +161,7 @@ def transition_many(
     rows: list[tuple[int, str]],
     to: str,
     *,
-    cause: str,
-    actor: str = "",
+    actor: Actor,
     reasons: dict[int, str] | None = None,
     details: dict[int, dict[str, Any]] | None = None,
     fields: dict[str, Any] | None = None,
@@ -209,24 +191,13 @@ def transition_many(
             raise StaleState(
                 f"{len(pks) - updated} of {len(pks)} executions are no longer {old}"
             )
-    StateChange.objects.bulk_create(
+    record_history(
         [
-            StateChange(
-                execution_id=pk,
-                from_state=old,
-                to_state=to,
-                at=now,
-                cause=cause,
-                actor=actor,
-                reason=reasons.get(pk, ""),
-                details=details.get(pk, {}),
-            )
+            Entry(pk, to, None, old, reasons.get(pk, ""), details.get(pk, {}), now)
             for pk, old in rows
         ],
-        batch_size=2000,
+        actor=actor,
     )
-    from executions.signals import executions_state_changed
-
     if executions_state_changed.has_listeners(Execution):
         olds = dict(rows)
         executions_state_changed.send(
@@ -234,7 +205,7 @@ def transition_many(
             executions=list(Execution.objects.filter(pk__in=list(olds))),
             olds=olds,
             new=to,
-            cause=cause,
+            cause=actor.cause,
         )
     return len(rows)
 
@@ -244,8 +215,7 @@ def transition_taskruns_many(
     rows: list[tuple[int, int, str]],
     to: str,
     *,
-    cause: str,
-    actor: str = "",
+    actor: Actor,
     reason: str = "",
 ) -> int:
     """Move many task runs, given as (id, execution id, current state), to
@@ -273,54 +243,83 @@ def transition_taskruns_many(
         )
         TaskRun.objects.filter(pk__in=ids).update(**values)
         moved.update(ids)
-    StateChange.objects.bulk_create(
+    record_history(
         [
-            StateChange(
-                execution_id=execution_id,
-                taskrun_id=pk,
-                from_state=old,
-                to_state=to,
-                at=now,
-                cause=cause,
-                actor=actor,
-                reason=reason,
-            )
+            Entry(execution_id, to, pk, old, reason, {}, now)
             for pk, execution_id, old in rows
             if pk in moved
         ],
-        batch_size=2000,
+        actor=actor,
     )
     return len(moved)
+
+
+@dataclass
+class Entry:
+    """A history row for a row born in a state (``from_state`` empty), or for
+    an action that changes no state (``from_state`` equal to ``state``)."""
+
+    execution_id: int
+    state: str
+    taskrun_id: int | None = None
+    from_state: str = ""
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+
+
+def record_history(entries: Iterable[Entry], *, actor: Actor) -> None:
+    """Write the history rows of ``entries`` (in one INSERT)."""
+    now = timezone.now()
+    StateChange.objects.bulk_create(
+        [
+            StateChange(
+                execution_id=e.execution_id,
+                taskrun_id=e.taskrun_id,
+                from_state=e.from_state,
+                to_state=e.state,
+                at=e.at or now,
+                cause=actor.cause,
+                actor=actor.name,
+                reason=e.reason,
+                details=e.details or {},
+            )
+            for e in entries
+        ],
+        batch_size=2000,
+    )
 
 
 def record_created(
     execution: Execution,
     *,
-    cause: str,
-    actor: str = "",
+    actor: Actor,
     reason: str = "",
     details: dict[str, Any] | None = None,
 ) -> None:
     """History row for a new execution (from nothing to its first state)."""
-    StateChange.objects.create(
-        execution_id=execution.pk,
-        from_state="",
-        to_state=execution.state,
-        at=execution.created_at,
-        cause=cause,
+    record_history(
+        [
+            Entry(
+                execution.pk,
+                execution.state,
+                reason=reason,
+                details=details or {},
+                at=execution.created_at,
+            )
+        ],
         actor=actor,
-        reason=reason,
-        details=details or {},
     )
 
 
 __all__ = [
     "ALLOWED",
     "TASKRUN_ALLOWED",
-    "Cause",
+    "Entry",
     "IllegalTransition",
     "StaleState",
     "record_created",
+    "record_history",
     "transition",
     "transition_many",
     "transition_taskrun",

@@ -1,4 +1,4 @@
-"""Flow concurrency: ``concurrency: {limit, behavior: QUEUE|CANCEL|FAIL}``.
+"""Admission: flow concurrency, ``concurrency: {limit, behavior: QUEUE|CANCEL|FAIL}``.
 
 An execution holds a slot of its flow while it is CREATED, RUNNING, PAUSED,
 RETRYING or RESTARTED. A stopping (KILLING) execution has given its slot
@@ -22,16 +22,20 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.dispatch import receiver
 
-from executions import states
-from executions.engine import dispatch
-from executions.models import Cause, Execution, FlowGate, State
+from executions import dispatch
+from executions.lifecycle import machine
+from executions.lifecycle.actor import Actor
+from executions.models import Execution, FlowGate, State
 from executions.signals import (
     execution_created,
     execution_state_changed,
     executions_state_changed,
 )
+from flows.models import Flow
 
 log = logging.getLogger("orchestra.concurrency")
+
+ADMISSION = Actor.system("concurrency")
 
 HOLDING = frozenset(
     {State.CREATED, State.RUNNING, State.PAUSED, State.RETRYING, State.RESTARTED}
@@ -56,8 +60,6 @@ def slots_in_use(namespace: str, flow_id: str, exclude: int | None = None) -> in
 
 
 def _limit_of(namespace: str, flow_id: str) -> dict | None:
-    from flows.models import Flow
-
     flow = Flow.objects.filter(
         namespace=namespace, flow_id=flow_id, deleted=False
     ).first()
@@ -100,11 +102,10 @@ def over_limit(execution: Execution, spec) -> OverLimit | None:
 
 def hold_back(execution: Execution, over: OverLimit) -> None:
     """Move an execution over the limit to QUEUED, CANCELLED or FAILED."""
-    states.transition(
+    machine.transition(
         execution,
         over.state,
-        cause=Cause.SYSTEM,
-        actor="concurrency",
+        actor=ADMISSION,
         reason=over.reason,
         details=over.details,
         fields={"error": over.reason} if over.state == State.FAILED else None,
@@ -188,11 +189,10 @@ def release(namespace: str, flow_id: str) -> list[int]:
                 if concurrency
                 else "the flow has no concurrency limit any more"
             )
-            states.transition(
+            machine.transition(
                 execution,
                 State.CREATED,
-                cause=Cause.SYSTEM,
-                actor="concurrency",
+                actor=ADMISSION,
                 reason=reason,
             )
             dispatch.get().advance(execution.pk)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from executions.cleanup import MAX_MINUTES, run_cleanup
-from executions.models import Cause
+from executions.lifecycle.actor import Actor
+from executions.stuck.cleanup import MAX_MINUTES, run_cleanup
 from orchestra.lib.output import print_json
 
 RULE = "=" * 60
@@ -68,16 +68,13 @@ def register(group, groups) -> None:
 
 
 def cleanup(args: argparse.Namespace) -> int:
-    from executions.cli import _actor
-
     result = run_cleanup(
         older_than_minutes=args.older_than_minutes,
         dry_run=args.dry_run,
         namespace=args.namespace,
         flow=args.flow,
         max_count=args.max,
-        actor=_actor(),
-        cause=Cause.CLI,
+        actor=Actor.cli(),
     )
     if args.json:
         print_json(result)

@@ -1,40 +1,38 @@
 """Cleanup of stuck executions: preview, then cancel exactly what was previewed.
 
-``preview`` stores a CleanupRun with the verdicts of ``stuck.detect``;
-``confirm`` cancels those ids only, in batches: each batch locks its rows,
-judges them again with the same function, and skips (with the reason) any
-execution that ended, moved or progressed since the preview. The CLI, the
-REST API, the web page and the automatic sweep all go through here.
+``preview`` stores a CleanupRun with the verdicts of ``detect``; ``confirm``
+cancels those ids only, in batches: each batch locks its rows, judges them
+again with the same function, and skips (with the reason) any execution that
+ended, moved or progressed since the preview. The CLI, the REST API, the web
+page and the automatic sweep all go through here.
 
-Cancelling stops the work: waiting task runs are cancelled and their queued
-Celery messages revoked (deterministic ids), task runs held by dead workers
-are cancelled (a worker that comes back sees its task run moved and stops),
-child executions are cancelled through the kill path, and an execution whose
-worker only went silent goes KILLING with stop state CANCELLED, so the
-worker stops it if it wakes, and the liveness sweep forces CANCELLED after
-ORCHESTRA_KILL_GRACE_SECONDS if it does not.
-"""
+Cancelling goes through ``lifecycle.stop``, the path every kill takes:
+waiting task runs are cancelled and their queued messages revoked, task runs
+held by dead workers are cancelled, children go with their parent, and an
+execution whose worker only went silent goes KILLING with stop state
+CANCELLED, so the worker stops it if it wakes, and the liveness sweep forces
+CANCELLED after ORCHESTRA_KILL_GRACE_SECONDS if it does not."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from executions import states
+from executions.lifecycle import stop
+from executions.lifecycle.actor import Actor
 from executions.models import (
     TERMINAL,
+    AutoCleanup,
     Cause,
     CleanupRun,
     Execution,
     State,
-    TaskRun,
-    WorkerState,
+    StateChange,
 )
-from executions.stuck import Detection, Verdict, detect
+from executions.stuck.detect import Detection, Verdict, detect
 
 BATCH = 1000
 # Spared executions listed in a CLI/REST answer (all are counted).
@@ -69,9 +67,7 @@ def preview(
     namespace: str = "",
     flow: str = "",
     max_count: int | None = None,
-    user=None,
-    actor: str = "",
-    cause: str = Cause.USER,
+    actor: Actor,
     dry_run: bool = False,
     exclude_namespaces: tuple[str, ...] = (),
 ) -> tuple[CleanupRun, Detection]:
@@ -84,19 +80,19 @@ def preview(
         older_than_minutes=older_than_minutes,
         namespace=namespace,
         flow=flow,
-        user=user,
+        user=actor.user,
         exclude_namespaces=exclude_namespaces,
     )
     planned = found.stuck if max_count is None else found.stuck[:max_count]
     run = CleanupRun.objects.create(
-        created_by=actor,
-        cause=cause,
+        created_by=actor.name,
+        cause=actor.cause,
         older_than_minutes=older_than_minutes,
         namespace=namespace,
         flow_id=flow,
         max_count=max_count,
         dry_run=dry_run,
-        user=user if getattr(user, "pk", None) else None,
+        user=actor.user if getattr(actor.user, "pk", None) else None,
         preview=[_row(v) for v in planned],
         spared_count=len(found.spared),
         spared=[_row(v) for v in found.spared[:SPARED_LISTED]],
@@ -106,9 +102,7 @@ def preview(
     return run, found
 
 
-def confirm(
-    run: CleanupRun, *, user=None, actor: str = "", cause: str = Cause.USER
-) -> CleanupRun:
+def confirm(run: CleanupRun, *, actor: Actor) -> CleanupRun:
     """Cancel the previewed executions that are still stuck and unchanged.
 
     Runs once per preview: a second confirm (double click, replayed form)
@@ -123,7 +117,9 @@ def confirm(
         )
     claimed = CleanupRun.objects.filter(
         pk=run.pk, status=CleanupRun.Status.PREVIEWED
-    ).update(status=CleanupRun.Status.RUNNING, confirmed_at=now, confirmed_by=actor)
+    ).update(
+        status=CleanupRun.Status.RUNNING, confirmed_at=now, confirmed_by=actor.name
+    )
     if not claimed:
         raise CleanupError(f"cleanup #{run.pk} was already confirmed")
     run.refresh_from_db()
@@ -131,9 +127,7 @@ def confirm(
     cancelled: list[int] = []
     skipped: list[dict[str, Any]] = []
     for start in range(0, len(rows), BATCH):
-        done, left = _cancel_batch(
-            run, rows[start : start + BATCH], user=user, actor=actor, cause=cause
-        )
+        done, left = _cancel_batch(run, rows[start : start + BATCH], actor=actor)
         cancelled += done
         skipped += left
         # Each batch commits on its own; the run records it as it goes, so a
@@ -166,7 +160,7 @@ def _moved(row: dict[str, Any], state: str, progress_at: datetime) -> str:
 
 @transaction.atomic
 def _cancel_batch(
-    run: CleanupRun, rows: list[dict[str, Any]], *, user, actor: str, cause: str
+    run: CleanupRun, rows: list[dict[str, Any]], *, actor: Actor
 ) -> tuple[list[int], list[dict[str, Any]]]:
     ids = [row["id"] for row in rows]
     # Lock in id order (every cleanup does), so two confirms never deadlock.
@@ -179,7 +173,7 @@ def _cancel_batch(
     }
     now = timezone.now()
     found = detect(
-        older_than_minutes=run.older_than_minutes, ids=ids, user=user, now=now
+        older_than_minutes=run.older_than_minutes, ids=ids, user=actor.user, now=now
     )
     verdicts = found.by_id
     go: list[Verdict] = []
@@ -210,21 +204,20 @@ def _cancel_batch(
             )
         else:
             go.append(verdict)
-    cancel_verdicts(go, cause=cause, actor=actor, run=run)
+    cancel_verdicts(go, actor=actor, run=run)
     return [v.id for v in go], skipped
 
 
 def cancel_verdicts(
-    verdicts: list[Verdict], *, cause: str, actor: str, run: CleanupRun | None = None
+    verdicts: list[Verdict], *, actor: Actor, run: CleanupRun | None = None
 ) -> None:
-    """Cancel stuck executions (rows already locked by the caller), in bulk,
-    and their active descendants."""
+    """Cancel stuck executions (rows already locked by the caller) and their
+    active descendants, through the one stop path."""
     if not verdicts:
         return
-    run_id = run.pk if run else None
     details = {
         v.id: {
-            "cleanup_run": run_id,
+            "cleanup_run": run.pk if run else None,
             "kind": v.kind,
             "worker": v.worker,
             "older_than_minutes": run.older_than_minutes if run else None,
@@ -232,143 +225,18 @@ def cancel_verdicts(
         for v in verdicts
     }
     reasons = {v.id: f"stuck ({v.kind}): {v.reason}" for v in verdicts}
-    _bulk_cancel(verdicts, reasons, details, cause=cause, actor=actor)
-    _cancel_descendants([v.id for v in verdicts], run, cause=cause, actor=actor)
-
-
-def _bulk_cancel(
-    verdicts: list[Verdict],
-    reasons: dict[int, str],
-    details: dict[int, dict[str, Any]],
-    *,
-    cause: str,
-    actor: str,
-) -> None:
-    from executions.engine import dispatch
-
-    ids = [v.id for v in verdicts]
-    trs = list(
-        TaskRun.objects.filter(
-            execution_id__in=ids, state__in=[State.CREATED, State.RUNNING]
-        ).values_list("pk", "execution_id", "state", "flowable", "worker__state")
-    )
-    # A RUNNING task run whose worker is silent but not declared dead may
-    # still be running: leave it to that worker (it sees KILLING and stops)
-    # or to the forced stop after the kill grace.
-    silent = {
-        ex
-        for _, ex, state, flowable, w_state in trs
-        if state == State.RUNNING and not flowable and w_state == WorkerState.ALIVE
-    }
-    grace = settings.ORCHESTRA_KILL_GRACE_SECONDS
-    now_ids = [
-        (pk, ex, state)
-        for pk, ex, state, _, _ in trs
-        if not (ex in silent and state == State.RUNNING)
-    ]
-    states.transition_taskruns_many(
-        now_ids,
-        State.CANCELLED,
-        cause=cause,
+    stop.stop_many(
+        [(v.id, v.state) for v in verdicts if v.state != State.KILLING],
         actor=actor,
-        reason="cleanup of stuck executions",
-    )
-    dispatch.get().revoke(
-        [f"orchestra-taskrun-{pk}" for pk, _, _, flowable, _ in trs if not flowable]
-    )
-    for pk in silent:
-        reasons[pk] += f"; its worker is silent, forced to CANCELLED after {grace:g}s"
-    states.transition_many(
-        [
-            (v.id, v.state)
-            for v in verdicts
-            if v.id not in silent and v.state != State.KILLING
-        ],
-        State.CANCELLED,
-        cause=cause,
-        actor=actor,
+        final=State.CANCELLED,
         reasons=reasons,
         details=details,
-        fields={"stop_state": State.CANCELLED},
     )
-    # KILLING already (a stop nobody confirmed): end it as its stop asked.
-    for v in verdicts:
-        if v.state == State.KILLING and v.id not in silent:
-            execution = Execution.objects.get(pk=v.id)
-            states.transition(
-                execution,
-                execution.stop_state or State.CANCELLED,
-                cause=cause,
-                actor=actor,
-                reason=reasons[v.id],
-                details=details[v.id],
-            )
-    states.transition_many(
-        [
-            (v.id, v.state)
-            for v in verdicts
-            if v.id in silent and v.state != State.KILLING
-        ],
-        State.KILLING,
-        cause=cause,
-        actor=actor,
-        reasons=reasons,
-        details=details,
-        fields={"stop_state": State.CANCELLED},
-    )
-
-
-def _cancel_descendants(
-    ids: list[int], run: CleanupRun | None, *, cause: str, actor: str
-) -> None:
-    """Child executions go with their parent: the stuck ones in bulk, the
-    ones with live work through the kill path, which reaches their worker."""
-    from executions.actions import ActionError, stop_execution
-
-    seen = set(ids)
-    found: list[int] = []
-    frontier = ids
-    while frontier:
-        nxt = list(
-            Execution.objects.filter(parent_id__in=frontier)
-            .exclude(state__in=TERMINAL)
-            .exclude(pk__in=seen)
-            .values_list("pk", flat=True)
-        )
-        seen.update(nxt)
-        found += nxt
-        frontier = nxt
-    if not found:
-        return
-    list(
-        Execution.objects.select_for_update()
-        .filter(pk__in=found)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    threshold = run.older_than_minutes if run else 1
-    judged = detect(older_than_minutes=threshold, min_age_minutes=0, ids=found)
-    reason = "parent execution cancelled by the stuck cleanup"
-    detail = {"cleanup_run": run.pk if run else None}
-    _bulk_cancel(
-        judged.stuck,
-        {v.id: reason for v in judged.stuck},
-        {v.id: detail for v in judged.stuck},
-        cause=cause,
-        actor=actor,
-    )
-    for v in judged.spared:
-        try:
-            stop_execution(
-                v.id,
-                final=State.CANCELLED,
-                cause=cause,
-                actor=actor,
-                reason=reason,
-                details=detail,
-            )
-        except ActionError:
-            pass  # ended meanwhile, or stopped with its own parent
+    # KILLING already: a stop nobody confirmed ends now, as its stop asked.
+    for execution in Execution.objects.filter(
+        pk__in=[v.id for v in verdicts if v.state == State.KILLING]
+    ):
+        stop.settle(execution, actor=actor, reason=reasons[execution.pk], force=True)
 
 
 def message(count: int, older_than_minutes: int, dry_run: bool) -> str:
@@ -384,13 +252,11 @@ def run_cleanup(
     namespace: str = "",
     flow: str = "",
     max_count: int | None = None,
-    user=None,
-    actor: str = "",
-    cause: str = Cause.API,
+    actor: Actor,
 ) -> dict[str, Any]:
     """Preview and, unless ``dry_run``, confirm at once (CLI and REST).
 
-    Returns the seed's response (``cancelled_count``, ``execution_ids``,
+    Returns ``cancelled_count``, ``execution_ids``,
     ``message``) plus the reasons, what was spared, skipped or not permitted.
     """
     run, found = preview(
@@ -398,13 +264,11 @@ def run_cleanup(
         namespace=namespace,
         flow=flow,
         max_count=max_count,
-        user=user,
         actor=actor,
-        cause=cause,
         dry_run=dry_run,
     )
     if not dry_run:
-        run = confirm(run, user=user, actor=actor, cause=cause)
+        run = confirm(run, actor=actor)
         ids = list(run.cancelled_ids)
     else:
         ids = run.preview_ids
@@ -446,8 +310,6 @@ def auto_cleanup() -> dict[str, int]:
     past its threshold, within its daily cap. A more specific enabled prefix
     owns its namespaces. Safe on several machines at once: each prefix is
     locked while it runs, and each execution is re-checked under its lock."""
-    from executions.models import AutoCleanup, StateChange
-
     done: dict[str, int] = {}
     prefixes = list(
         AutoCleanup.objects.filter(enabled=True).values_list("namespace", flat=True)
@@ -478,16 +340,16 @@ def auto_cleanup() -> dict[str, int]:
             if left <= 0:
                 done[prefix or "*"] = 0
                 continue
+            actor = Actor.system(policy.actor, Cause.SWEEP)
             run, _ = preview(
                 older_than_minutes=policy.older_than_minutes,
                 namespace=prefix,
                 max_count=left,
-                actor=policy.actor,
-                cause=Cause.SWEEP,
+                actor=actor,
                 exclude_namespaces=more_specific,
             )
             if run.preview:
-                run = confirm(run, actor=policy.actor, cause=Cause.SWEEP)
+                run = confirm(run, actor=actor)
             else:
                 CleanupRun.objects.filter(pk=run.pk).delete()  # nothing to keep
                 run.cancelled_ids = []

@@ -1,57 +1,55 @@
 """Bulk kill / restart / delete: preview what would happen, then do exactly that.
 
 The web confirmation page and ``POST /api/executions/bulk`` both call
-``preview`` and ``apply``. ``apply`` acts only on the ids it is given (the
-ones the preview listed), re-checks each one, and reports every id it
-skipped and why — a row that finished or moved since the preview is
-skipped, never acted on blindly.
+``preview`` and ``apply``; both judge each execution with ``rules``, the
+same table the buttons and the verbs read, so the preview's "will be
+restarted" is what the restart then does. ``apply`` acts only on the ids it
+is given (the ones the preview listed), re-checks each one, and reports
+every id it skipped and why — a row that finished or moved since the
+preview is skipped, never acted on blindly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ObjectDoesNotExist
 
-from accounts import roles
-from executions import actions
 from executions.filters import visible_executions
-from executions.models import TERMINAL, Execution, State
-from executions.states import IllegalTransition, StaleState
+from executions.lifecycle import delete, restart, rules, stop
+from executions.lifecycle.actor import Actor
+from executions.lifecycle.base import ActionError
+from executions.lifecycle.machine import IllegalTransition, StaleState
+from executions.models import Execution
 
 # At most this many executions in one bulk action ("all matching" included).
 MAX_BULK = 500
-
-RESTARTABLE = frozenset({State.FAILED, State.KILLED, State.CANCELLED, State.WARNING})
 
 
 @dataclass(frozen=True)
 class BulkAction:
     name: str
-    role: str
-    verb: str  # "will be <verb>" / "<verb>"
+    call: Callable[..., object]
+
+    @property
+    def rule(self) -> rules.Rule:
+        return rules.rule(self.name)
+
+    @property
+    def verb(self) -> str:
+        """'will be <verb>', '3 execution(s) <verb>'."""
+        return self.rule.done
 
     def refusal(self, user, execution: Execution) -> str:
         """Why this action cannot apply to ``execution`` ('' when it can)."""
-        if not roles.has_role(user, execution.namespace, self.role):
-            return f"you need the {self.role} role on namespace {execution.namespace}"
-        state = execution.state
-        if self.name == "kill" and state in TERMINAL:
-            return f"already ended ({state})"
-        if self.name == "kill" and state == State.KILLING:
-            return "already being killed"
-        if self.name == "restart" and state not in RESTARTABLE:
-            return f"only failed, killed, cancelled or warning executions restart (this one is {state})"
-        if self.name == "delete" and state not in TERMINAL:
-            return f"still {state}; kill it first"
-        return ""
+        return rules.refusal(self.name, execution, user)
 
 
-ACTION_FUNCTIONS = {"kill": "kill", "restart": "restart", "delete": "delete_execution"}
 BULK_ACTIONS = {
-    "kill": BulkAction("kill", roles.OPERATOR, "killed"),
-    "restart": BulkAction("restart", roles.OPERATOR, "restarted"),
-    "delete": BulkAction("delete", roles.EDITOR, "deleted"),
+    "kill": BulkAction("kill", stop.kill),
+    "restart": BulkAction("restart", restart.restart),
+    "delete": BulkAction("delete", delete.delete_execution),
 }
 
 
@@ -108,7 +106,7 @@ def get_action(name: str) -> BulkAction:
     action = BULK_ACTIONS.get(name)
     if action is None:
         known = ", ".join(BULK_ACTIONS)
-        raise actions.ActionError(f"unknown bulk action {name!r}; use one of: {known}")
+        raise ActionError(f"unknown bulk action {name!r}; use one of: {known}")
     return action
 
 
@@ -127,34 +125,25 @@ def preview_ids(user, name: str, ids: list[int]) -> Preview:
     return preview(user, name, visible_executions(user).filter(pk__in=ids[:MAX_BULK]))
 
 
-def apply(user, name: str, ids: list[int], *, cause: str, reason: str = "") -> Result:
-    """Carry out ``name`` on exactly ``ids``, re-checking each one first."""
+def apply(actor: Actor, name: str, ids: list[int], *, reason: str = "") -> Result:
+    """Carry out ``name`` on exactly ``ids``, re-checking each one first
+    (the verb checks again under the row lock)."""
     action = get_action(name)
-    function = getattr(actions, ACTION_FUNCTIONS[name])
-    actor = user.get_username()
     result = Result(name)
     wanted = list(dict.fromkeys(ids))[:MAX_BULK]
-    found = {e.pk: e for e in visible_executions(user).filter(pk__in=wanted)}
+    found = {e.pk: e for e in visible_executions(actor.user).filter(pk__in=wanted)}
     for pk in wanted:
         execution = found.get(pk)
         if execution is None:
             result.skipped[pk] = "not found"
             continue
-        refusal = action.refusal(user, execution)
+        refusal = action.refusal(actor.user, execution)
         if refusal:
             result.skipped[pk] = refusal
             continue
         try:
-            if name == "kill":
-                function(pk, cause=cause, actor=actor, reason=reason or "bulk kill")
-            else:
-                function(pk, actor=actor, reason=reason or f"bulk {name}")
-        except (
-            actions.ActionError,
-            IllegalTransition,
-            StaleState,
-            ObjectDoesNotExist,
-        ) as exc:
+            action.call(pk, actor=actor, reason=reason or f"bulk {name}")
+        except (ActionError, IllegalTransition, StaleState, ObjectDoesNotExist) as exc:
             result.skipped[pk] = str(exc)
             continue
         result.done.append(pk)

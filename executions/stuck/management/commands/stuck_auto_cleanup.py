@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from executions.cleanup import auto_cleanup
+from executions.stuck.cleanup import auto_cleanup
 
 
 class Command(BaseCommand):
