@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import secrets
 import sys
 from datetime import timedelta
@@ -15,6 +14,7 @@ from django.utils import timezone
 from accounts.models import ApiToken, Role, RoleName
 from orchestra.cli import UsageError
 from orchestra.lib.output import print_json, table
+from orchestra.lib.users import os_username
 
 ROLE_NAMES = [r.value for r in RoleName]
 
@@ -115,7 +115,7 @@ def create(args: argparse.Namespace) -> int:
             Role.objects.update_or_create(
                 user=user,
                 namespace=namespace,
-                defaults={"role": role, "granted_by": getpass.getuser()},
+                defaults={"role": role, "granted_by": os_username()},
             )
     print(f"Created user {user.username}" + (" (superuser)" if args.superuser else ""))
     if generated:
@@ -134,7 +134,7 @@ def grant(args: argparse.Namespace) -> int:
     Role.objects.update_or_create(
         user=user,
         namespace=args.namespace,
-        defaults={"role": args.role, "granted_by": getpass.getuser()},
+        defaults={"role": args.role, "granted_by": os_username()},
     )
     print(f"{user.username} is now {args.role} on {args.namespace or 'all namespaces'}")
     return 0

@@ -11,6 +11,7 @@ from django.db.models import Count
 from flows.models import Flow, Namespace, save_flow
 from flows.spec import FlowInvalid, parse_flow
 from orchestra.lib.output import print_json, table
+from orchestra.lib.users import os_username
 
 
 def register(group) -> None:
@@ -242,7 +243,7 @@ def deploy(args: argparse.Namespace) -> int:
     results = []
     with transaction.atomic():
         for path, source in parsed:
-            flow, revision, changed = save_flow(source, actor="cli")
+            flow, revision, changed = save_flow(source, actor=os_username())
             results.append(
                 {
                     "file": str(path),

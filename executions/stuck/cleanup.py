@@ -256,8 +256,8 @@ def run_cleanup(
 ) -> dict[str, Any]:
     """Preview and, unless ``dry_run``, confirm at once (CLI and REST).
 
-    Returns ``cancelled_count``, ``execution_ids``,
-    ``message``) plus the reasons, what was spared, skipped or not permitted.
+    Returns ``cancelled_count``, ``execution_ids`` and ``message``, plus the
+    reasons and what was spared, skipped or not permitted.
     """
     run, found = preview(
         older_than_minutes=older_than_minutes,
