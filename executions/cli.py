@@ -28,6 +28,7 @@ from executions.presenters import execution_as_dict, log_as_dict
 from flows.spec import FlowInvalid, FlowSpec, parse_flow
 from flows.spec.inputs import InputError
 from orchestra.cli import UsageError
+from orchestra.lib import levels
 from orchestra.lib.durations import format_duration
 from orchestra.lib.output import parse_pairs, print_json, table
 
@@ -485,22 +486,20 @@ def get(args: argparse.Namespace) -> int:
     return 0
 
 
-LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
-
-
 def logs(args: argparse.Namespace) -> int:
     execution = _get_execution(args.id)
     if execution is None:
         return 1
-    if args.level not in LEVELS:
-        raise UsageError(f"unknown level {args.level}; use one of {', '.join(LEVELS)}")
-    levels = LEVELS[LEVELS.index(args.level) :]
+    try:
+        wanted = levels.at_least(args.level)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     last = 0
     while True:
         execution.refresh_from_db()
         batch = list(
             LogEntry.objects.filter(
-                execution_id=args.id, id__gt=last, level__in=levels
+                execution_id=args.id, id__gt=last, level__in=wanted
             ).order_by("id")[:1000]
         )
         for entry in batch:

@@ -72,14 +72,6 @@ class ExecutionQuerySet(models.QuerySet):
             )
         return self.filter(namespace=prefix)
 
-    def stuck(self, older_than_minutes: int = 5):
-        """The stuck executions among these (see executions/stuck.py). For a
-        cheap count on a dashboard use ``executions.stuck.stuck_count``."""
-        from executions.stuck import detect
-
-        found = detect(older_than_minutes=older_than_minutes, within=self)
-        return self.filter(pk__in=[v.id for v in found.stuck])
-
     def with_labels(self, labels: dict[str, str]):
         # JSON containment uses the GIN index on PostgreSQL.
         if not labels:

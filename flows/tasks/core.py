@@ -19,17 +19,11 @@ from flows.tasks.fields import (
     TaskList,
 )
 from flows.tasks.registry import REGISTRY, TaskType
-
-LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+from orchestra.lib import levels
 
 
 def _level(value: Any) -> str:
-    level = str(value or "INFO").upper()
-    if level == "WARNING":
-        level = "WARN"
-    if level not in LEVELS:
-        raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LEVELS)}")
-    return level
+    return levels.normalize(value or "INFO")
 
 
 def _task(

@@ -19,6 +19,7 @@ from flows.expressions import evaluate, truthy
 from flows.tasks.context import RunContext, TaskFailed
 from flows.tasks.fields import BaseTask, DDict, DDuration, DList, DStr, Strict
 from flows.tasks.registry import REGISTRY, TaskType
+from orchestra.lib.dates import parse_datetime
 
 # Kestra's execution states (the engine's State names).
 STATES = (
@@ -66,17 +67,13 @@ def _labels(value: Any) -> dict[str, str] | None:
 def _datetime(value: Any, what: str) -> datetime | None:
     if value in (None, ""):
         return None
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise TaskFailed(
-                f"{what}: {value!r} is not a date-time; use ISO-8601 such as "
-                "2026-03-01T09:00:00Z or an expression like {{ execution.startDate }}"
-            ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        raise TaskFailed(
+            f"{what}: {value!r} is not a date-time; use ISO-8601 such as "
+            "2026-03-01T09:00:00Z or an expression like {{ execution.startDate }}"
+        ) from None
 
 
 def _query(ctx: RunContext, method: str, **filters: Any) -> Any:

@@ -34,6 +34,7 @@ from flows.tasks.context import RunContext, TaskFailed, warn_in_logs
 from flows.tasks.fields import BaseTask, DBool, DDict, DList, DStr
 from flows.tasks.registry import REGISTRY, TaskType
 from orchestra.lib import procguard
+from orchestra.lib.durations import format_duration
 
 OUTPUT_LINE = re.compile(r"^::(\{.*\})::$")
 # What a script inherits from the worker's environment. Everything else (the
@@ -400,7 +401,7 @@ def _run(
         output_files = collect_output_files(ctx, folder, props.outputFiles)
         ctx.log(
             "DEBUG",
-            f"command ended with code 0 after {time.monotonic() - started:.2f}s",
+            f"command ended with code 0 after {format_duration(time.monotonic() - started)}",
         )
         return {
             "exitCode": code,
