@@ -21,11 +21,11 @@ from rest_framework.response import Response
 
 from accounts import roles
 from executions import actions, bulk, storage
+from executions.access import get_execution_for_user
 from executions.filters import (
     ExecutionFilterSet,
     filter_executions,
     keyset_page,
-    visible_executions,
 )
 from executions.models import Cause, Execution, LogEntry
 from executions.presenters import execution_as_dict, log_as_dict
@@ -43,19 +43,11 @@ from executions.serializers import (
     ResumeIn,
 )
 from executions.triggers import schedule
+from flows.access import get_flow_for_user
 from flows.expressions import format_native
-from flows.views import get_flow_for_user
 from orchestra.lib import levels
 
 MAX_PAGE = 100
-
-
-def get_execution_for_user(request, pk: int, role: str = roles.VIEWER) -> Execution:
-    execution = visible_executions(request.user).filter(pk=pk).first()
-    if execution is None:
-        raise Http404(f"no execution {pk}")
-    roles.require(request.user, execution.namespace, role)
-    return execution
 
 
 def _int_param(request, name: str, default: int, low: int, high: int) -> int:

@@ -30,7 +30,14 @@ from flows.spec.inputs import InputError
 from orchestra.cli import UsageError
 from orchestra.lib import levels
 from orchestra.lib.durations import format_duration
-from orchestra.lib.output import parse_pairs, print_json, table
+from orchestra.lib.labels import format_labels
+from orchestra.lib.output import (
+    add_label_option,
+    label_options,
+    parse_pairs,
+    print_json,
+    table,
+)
 
 SYMBOLS = {
     State.SUCCESS: "✔",
@@ -55,7 +62,7 @@ def register(group) -> None:
         metavar="KEY=VALUE",
         help="an input; JSON for JSON/ARRAY inputs, a local path for FILE inputs",
     )
-    p.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
+    add_label_option(p)
     p.add_argument(
         "--wait", "-w", action="store_true", help="follow task progress until it ends"
     )
@@ -67,7 +74,7 @@ def register(group) -> None:
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--input", "-i", action="append", metavar="KEY=VALUE")
-    p.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
+    add_label_option(p)
     p.add_argument(
         "--json", action="store_true", help="print the final execution as JSON"
     )
@@ -187,7 +194,7 @@ def execute(args: argparse.Namespace) -> int:
         print(f"✘ {exc}", file=sys.stderr)
         return 1
     revision = flow.latest
-    labels = parse_pairs(args.label, "--label")
+    labels = label_options(args.label)
     try:
         execution = actions.create_execution(
             revision,
@@ -334,7 +341,7 @@ def test(args: argparse.Namespace) -> int:
                 spec=spec,
                 source=spec.source,
                 inputs=_inputs(args.input, spec),
-                labels=parse_pairs(args.label, "--label"),
+                labels=label_options(args.label),
                 trigger={"type": "test"},
                 cause=Cause.CLI,
                 actor=_actor(),
@@ -456,9 +463,7 @@ def get(args: argparse.Namespace) -> int:
         f"duration: {format_duration(execution.duration())}"
     )
     if execution.labels:
-        print(
-            "  labels:  " + ", ".join(f"{k}={v}" for k, v in execution.labels.items())
-        )
+        print("  labels:  " + format_labels(execution.labels))
     if execution.inputs:
         print("  inputs:  " + json.dumps(execution.inputs))
     if execution.outputs:

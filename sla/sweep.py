@@ -22,6 +22,7 @@ from django.utils import timezone
 from executions import actions
 from executions.models import TERMINAL, Cause, Execution, State
 from orchestra.lib.durations import format_duration
+from orchestra.lib.labels import format_labels
 from sla.models import (
     Behavior,
     Deadline,
@@ -386,9 +387,7 @@ def _apply(miss: SlaMiss) -> str:
         actions.set_labels(
             execution.pk, miss.labels, cause=Cause.SLA, actor=actor, reason=reason
         )
-        done.append(
-            "labels added: " + ", ".join(f"{k}={v}" for k, v in miss.labels.items())
-        )
+        done.append("labels added: " + format_labels(miss.labels))
     if miss.behavior in (Behavior.CANCEL, Behavior.FAIL):
         final = State.CANCELLED if miss.behavior == Behavior.CANCEL else State.FAILED
         execution.refresh_from_db(fields=["state", "attempt"])

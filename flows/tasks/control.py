@@ -22,22 +22,10 @@ from flows.tasks.fields import (
     DStr,
     Strict,
 )
-from flows.tasks.registry import REGISTRY, TaskType
+from flows.tasks.registry import register
 
 PAUSE_BEHAVIORS = ("RESUME", "WARN", "FAIL", "CANCEL")
 RESTART_BEHAVIORS = ("RETRY_FAILED", "NEW_EXECUTION")
-
-
-def _register(name: str, model, aliases=(), summary: str = "") -> None:
-    REGISTRY.register(
-        TaskType(
-            name=name,
-            model=model,
-            kind="flowable",
-            aliases=tuple(aliases),
-            summary=summary,
-        )
-    )
 
 
 class _ChildFlow(BaseTask):
@@ -88,9 +76,10 @@ class SubflowTask(_ChildFlow):
     pass
 
 
-_register(
+register(
     "io.kestra.plugin.core.flow.Subflow",
     SubflowTask,
+    kind="flowable",
     aliases=["io.kestra.core.tasks.flows.Subflow", "io.kestra.core.tasks.flows.Flow"],
     summary="Start an execution of another flow, optionally waiting for its end",
 )
@@ -118,9 +107,10 @@ class ForEachItemTask(_ChildFlow):
     batch: Batch | None = None
 
 
-_register(
+register(
     "io.kestra.plugin.core.flow.ForEachItem",
     ForEachItemTask,
+    kind="flowable",
     aliases=["io.kestra.core.tasks.flows.ForEachItem"],
     summary="Split a file of items into batches and start one subflow execution per batch",
 )
@@ -182,9 +172,10 @@ class PauseTask(BaseTask):
         return check_on_resume(value)
 
 
-_register(
+register(
     "io.kestra.plugin.core.flow.Pause",
     PauseTask,
+    kind="flowable",
     aliases=["io.kestra.core.tasks.flows.Pause"],
     summary="Pause the execution until resumed (with onResume inputs) or a delay elapses",
 )

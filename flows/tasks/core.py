@@ -18,28 +18,13 @@ from flows.tasks.fields import (
     DStr,
     TaskList,
 )
-from flows.tasks.registry import REGISTRY, TaskType
+from flows.tasks.registry import register
 from orchestra.lib import levels
+from orchestra.lib.labels import label_map
 
 
 def _level(value: Any) -> str:
     return levels.normalize(value or "INFO")
-
-
-def _task(
-    name, model, kind="runnable", run=None, aliases=(), children=None, summary=""
-):
-    return REGISTRY.register(
-        TaskType(
-            name=name,
-            model=model,
-            kind=kind,
-            run=run,
-            aliases=tuple(aliases),
-            children=children or {},
-            summary=summary,
-        )
-    )
 
 
 # --- Log -------------------------------------------------------------------------
@@ -60,7 +45,7 @@ def run_log(ctx: RunContext, props: LogTask) -> dict:
     return {}
 
 
-_task(
+register(
     "io.kestra.plugin.core.log.Log",
     LogTask,
     run=run_log,
@@ -78,7 +63,7 @@ def run_return(ctx: RunContext, props: ReturnTask) -> dict:
     return {"value": props.format}
 
 
-_task(
+register(
     "io.kestra.plugin.core.debug.Return",
     ReturnTask,
     run=run_return,
@@ -102,7 +87,7 @@ def run_echo(ctx: RunContext, props: EchoTask) -> dict:
     return {}
 
 
-_task(
+register(
     "io.kestra.plugin.core.debug.Echo",
     EchoTask,
     run=run_echo,
@@ -120,7 +105,7 @@ def run_output_values(ctx: RunContext, props: OutputValuesTask) -> dict:
     return {"values": props.values}
 
 
-_task(
+register(
     "io.kestra.plugin.core.output.OutputValues",
     OutputValuesTask,
     run=run_output_values,
@@ -140,7 +125,7 @@ def run_sleep(ctx: RunContext, props: SleepTask) -> dict:
     return {}
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.Sleep",
     SleepTask,
     run=run_sleep,
@@ -161,7 +146,7 @@ def run_fail(ctx: RunContext, props: FailTask) -> dict:
     return {}
 
 
-_task(
+register(
     "io.kestra.plugin.core.execution.Fail",
     FailTask,
     run=run_fail,
@@ -175,28 +160,17 @@ class LabelsTask(BaseTask):
     labels: DDict | list[dict[str, Any]]
 
 
-def normalize_labels(value: Any) -> dict[str, str]:
-    if isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(value, list):
-        out = {}
-        for item in value:
-            if not isinstance(item, dict) or "key" not in item:
-                raise ValueError(
-                    "labels given as a list need items with 'key' and 'value'"
-                )
-            out[str(item["key"])] = str(item.get("value", ""))
-        return out
-    raise ValueError(f"labels must be a mapping, got {type(value).__name__}")
+# Kept under this name while the engine imports it from here.
+normalize_labels = label_map
 
 
 def run_labels(ctx: RunContext, props: LabelsTask) -> dict:
-    labels = normalize_labels(props.labels)
+    labels = label_map(props.labels)
     ctx.set_labels(labels)
     return {}
 
 
-_task(
+register(
     "io.kestra.plugin.core.execution.Labels",
     LabelsTask,
     run=run_labels,
@@ -210,7 +184,7 @@ class SequentialTask(BaseTask):
     tasks: TaskList
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.Sequential",
     SequentialTask,
     kind="flowable",
@@ -225,7 +199,7 @@ class ParallelTask(BaseTask):
     concurrent: DInt = 0
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.Parallel",
     ParallelTask,
     kind="flowable",
@@ -239,7 +213,7 @@ class AllowFailureTask(BaseTask):
     tasks: TaskList
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.AllowFailure",
     AllowFailureTask,
     kind="flowable",
@@ -255,7 +229,7 @@ class IfTask(BaseTask):
     else_: list[dict[str, Any]] | None = Field(default=None, alias="else")
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.If",
     IfTask,
     kind="flowable",
@@ -271,7 +245,7 @@ class SwitchTask(BaseTask):
     defaults: list[dict[str, Any]] | None = None
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.Switch",
     SwitchTask,
     kind="flowable",
@@ -287,7 +261,7 @@ class ForEachTask(BaseTask):
     tasks: TaskList
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.ForEach",
     ForEachTask,
     kind="flowable",
@@ -301,7 +275,7 @@ class EachSequentialTask(BaseTask):
     tasks: TaskList
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.EachSequential",
     EachSequentialTask,
     kind="flowable",
@@ -317,7 +291,7 @@ class EachParallelTask(BaseTask):
     tasks: TaskList
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.EachParallel",
     EachParallelTask,
     kind="flowable",

@@ -18,8 +18,9 @@ from pydantic import Field, field_validator
 from flows.expressions import evaluate, truthy
 from flows.tasks.context import RunContext, TaskFailed
 from flows.tasks.fields import BaseTask, DDict, DDuration, DList, DStr, Strict
-from flows.tasks.registry import REGISTRY, TaskType
+from flows.tasks.registry import register
 from orchestra.lib.dates import parse_datetime
+from orchestra.lib.labels import LabelError, label_map
 
 # Kestra's execution states (the engine's State names).
 STATES = (
@@ -53,15 +54,10 @@ def _states(value: Any) -> Any:
 
 
 def _labels(value: Any) -> dict[str, str] | None:
-    if value is None or value == {}:
-        return None
-    if isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(value, list):  # Kestra's [{key, value}] form
-        return {
-            str(i["key"]): str(i.get("value", "")) for i in value if isinstance(i, dict)
-        }
-    raise TaskFailed(f"labels must be a mapping, got {type(value).__name__}")
+    try:
+        return label_map(value) or None
+    except LabelError as exc:
+        raise TaskFailed(str(exc)) from None
 
 
 def _datetime(value: Any, what: str) -> datetime | None:
@@ -132,16 +128,13 @@ def run_lookup(ctx: RunContext, props: LookupTask) -> dict:
     return {"uri": uri, "size": len(rows)}
 
 
-REGISTRY.register(
-    TaskType(
-        name="io.kestra.plugin.core.execution.Lookup",
-        model=LookupTask,
-        kind="runnable",
-        run=run_lookup,
-        aliases=("io.kestra.core.tasks.executions.Query",),
-        summary="Find executions (namespace, flowId, triggerId, last, since, labels, states, "
-        "revision, inputs) and write them to an .ion file, one per line",
-    )
+register(
+    "io.kestra.plugin.core.execution.Lookup",
+    LookupTask,
+    run=run_lookup,
+    aliases=("io.kestra.core.tasks.executions.Query",),
+    summary="Find executions (namespace, flowId, triggerId, last, since, labels, states, "
+    "revision, inputs) and write them to an .ion file, one per line",
 )
 
 
@@ -193,14 +186,11 @@ def run_count(ctx: RunContext, props: CountTask) -> dict:
     return {"results": results, "total": total, "count": total}
 
 
-REGISTRY.register(
-    TaskType(
-        name="io.kestra.plugin.core.execution.Count",
-        model=CountTask,
-        kind="runnable",
-        run=run_count,
-        aliases=("io.kestra.core.tasks.executions.Counts",),
-        raw_properties=("expression",),
-        summary="Count executions per flow; 'expression' (with count) keeps matching flows",
-    )
+register(
+    "io.kestra.plugin.core.execution.Count",
+    CountTask,
+    run=run_count,
+    aliases=("io.kestra.core.tasks.executions.Counts",),
+    raw_properties=("expression",),
+    summary="Count executions per flow; 'expression' (with count) keeps matching flows",
 )

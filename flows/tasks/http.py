@@ -22,7 +22,7 @@ from flows.tasks.fields import (
     DStr,
     Strict,
 )
-from flows.tasks.registry import REGISTRY, TaskType
+from flows.tasks.registry import register
 
 DEFAULT_TIMEOUT = 60.0  # seconds, when neither options nor the task set one
 MAX_BODY = 10 * 1024 * 1024  # bytes kept in the ``body`` output
@@ -322,30 +322,17 @@ def _copy_body(
     return size
 
 
-def _register(name, model, run, aliases, summary):
-    REGISTRY.register(
-        TaskType(
-            name=name,
-            model=model,
-            kind="runnable",
-            run=run,
-            aliases=tuple(aliases),
-            summary=summary,
-        )
-    )
-
-
-_register(
+register(
     "io.kestra.plugin.core.http.Request",
     RequestTask,
-    run_request,
-    ["io.kestra.plugin.fs.http.Request"],
-    "Send an HTTP request; outputs code, headers, body",
+    run=run_request,
+    aliases=["io.kestra.plugin.fs.http.Request"],
+    summary="Send an HTTP request; outputs code, headers, body",
 )
-_register(
+register(
     "io.kestra.plugin.core.http.Download",
     DownloadTask,
-    run_download,
-    ["io.kestra.plugin.fs.http.Download"],
-    "Download a file over HTTP into internal storage; outputs uri, code, length",
+    run=run_download,
+    aliases=["io.kestra.plugin.fs.http.Download"],
+    summary="Download a file over HTTP into internal storage; outputs uri, code, length",
 )

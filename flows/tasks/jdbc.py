@@ -28,7 +28,7 @@ from pydantic import Field, field_validator
 from flows.expressions import format_native
 from flows.tasks.context import RunContext, TaskFailed, TaskKilled
 from flows.tasks.fields import BaseTask, DBool, DDict, DInt, DList, DStr
-from flows.tasks.registry import REGISTRY, TaskType
+from flows.tasks.registry import register
 
 FETCH_TYPES = ("NONE", "FETCH_ONE", "FETCH", "STORE")
 COPY_FORMATS = ("TEXT", "CSV", "BINARY")
@@ -479,37 +479,21 @@ def run_copy_in(ctx: RunContext, props: CopyInTask) -> dict[str, Any]:
     return {"rowCount": count}
 
 
-def _register(name, model, run, aliases, summary):
-    REGISTRY.register(
-        TaskType(
-            name=name,
-            model=model,
-            kind="runnable",
-            run=run,
-            aliases=tuple(aliases),
-            summary=summary,
-        )
-    )
-
-
-_register(
+register(
     "io.kestra.plugin.jdbc.postgresql.Query",
     QueryTask,
-    run_query,
-    [],
-    "Run SQL on PostgreSQL; fetchType NONE, FETCH_ONE, FETCH or STORE",
+    run=run_query,
+    summary="Run SQL on PostgreSQL; fetchType NONE, FETCH_ONE, FETCH or STORE",
 )
-_register(
+register(
     "io.kestra.plugin.jdbc.postgresql.CopyIn",
     CopyInTask,
-    run_copy_in,
-    [],
-    "Load a file from internal storage into a PostgreSQL table with COPY",
+    run=run_copy_in,
+    summary="Load a file from internal storage into a PostgreSQL table with COPY",
 )
-_register(
+register(
     "io.kestra.plugin.jdbc.postgresql.Load",
     LoadTask,
-    run_copy_in,
-    [],
-    "Load a CSV file (with a header row) into a PostgreSQL table with COPY",
+    run=run_copy_in,
+    summary="Load a CSV file (with a header row) into a PostgreSQL table with COPY",
 )

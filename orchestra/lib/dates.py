@@ -8,9 +8,7 @@ from typing import Any
 EXAMPLE = "2026-01-31T09:30:00Z"
 
 
-def parse_datetime(
-    value: Any, *, naive: tzinfo = UTC, epoch: bool = False
-) -> datetime:
+def parse_datetime(value: Any, *, naive: tzinfo = UTC, epoch: bool = False) -> datetime:
     """An aware datetime from a datetime, a date (its midnight) or ISO-8601
     text (``Z`` allowed, a bare date is its midnight). A moment without a
     zone is taken in ``naive``. With ``epoch``, numbers are epoch seconds (or

@@ -7,6 +7,7 @@ import json
 from django import template
 
 from orchestra.lib.durations import format_duration
+from orchestra.lib.labels import format_labels
 
 register = template.Library()
 
@@ -15,6 +16,12 @@ register = template.Library()
 def duration(value) -> str:
     """A timedelta (or seconds) as everywhere else: ``4.2s``, ``3m 05s``, ``—``."""
     return format_duration(value)
+
+
+@register.filter
+def labels(value) -> str:
+    """A label mapping as everywhere else: ``env:prod, team:data``."""
+    return format_labels(value)
 
 
 @register.filter

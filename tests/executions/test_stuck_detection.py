@@ -166,4 +166,3 @@ def test_stuck_count_matches_the_preview_for_the_user():
     Role.objects.create(user=alice, role="viewer", namespace="team")
     assert stuck_count(alice) == 2
     assert stuck_count() == 3
-
