@@ -580,6 +580,19 @@ def _explain(exc: Exception, template: str) -> ExpressionError:
     return ExpressionError(f"cannot render {template.strip()!r}: {message}", template)
 
 
+# What a failing expression raises, explained to the user by ``_explain``.
+_RENDER_ERRORS = (
+    UndefinedError,
+    SecurityError,
+    TypeError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    ZeroDivisionError,
+    OverflowError,
+)
+
+
 def render(template: Any, context: Mapping[str, Any]) -> Any:
     """Render strings (recursively through lists and dicts) to strings."""
     if isinstance(template, str):
@@ -590,16 +603,7 @@ def render(template: Any, context: Mapping[str, Any]) -> Any:
             return compiled.render(context)
         except ExpressionError:
             raise
-        except (
-            UndefinedError,
-            SecurityError,
-            TypeError,
-            ValueError,
-            KeyError,
-            AttributeError,
-            ZeroDivisionError,
-            OverflowError,
-        ) as exc:
+        except _RENDER_ERRORS as exc:
             raise _explain(exc, template) from None
     if isinstance(template, list):
         return [render(item, context) for item in template]
@@ -632,16 +636,7 @@ def evaluate(template: Any, context: Mapping[str, Any]) -> Any:
                 return value
             except ExpressionError:
                 raise
-            except (
-                UndefinedError,
-                SecurityError,
-                TypeError,
-                ValueError,
-                KeyError,
-                AttributeError,
-                ZeroDivisionError,
-                OverflowError,
-            ) as exc:
+            except _RENDER_ERRORS as exc:
                 raise _explain(exc, template) from None
         return render(template, context)
     if isinstance(template, list):

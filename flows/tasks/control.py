@@ -21,6 +21,7 @@ from flows.tasks.fields import (
     DSize,
     DStr,
     Strict,
+    one_of,
 )
 from flows.tasks.registry import register
 
@@ -46,13 +47,7 @@ class _ChildFlow(BaseTask):
     @field_validator("restartBehavior", mode="before")
     @classmethod
     def _check_restart_behavior(cls, value: Any) -> str:
-        text = str(value).strip().upper()
-        if text not in RESTART_BEHAVIORS:
-            raise ValueError(
-                f"restartBehavior must be one of {', '.join(RESTART_BEHAVIORS)}, "
-                f"got {value!r}"
-            )
-        return text
+        return one_of(value, RESTART_BEHAVIORS, "restartBehavior")
 
     @field_validator("scheduleDate")
     @classmethod
@@ -161,10 +156,7 @@ class PauseTask(BaseTask):
     def _check_behavior(cls, value: Any) -> str | None:
         if value is None:
             return None
-        text = str(value).strip().upper()
-        if text not in PAUSE_BEHAVIORS:
-            raise ValueError(f"behavior must be one of {', '.join(PAUSE_BEHAVIORS)}")
-        return text
+        return one_of(value, PAUSE_BEHAVIORS, "behavior")
 
     @field_validator("onResume", mode="before")
     @classmethod

@@ -23,19 +23,20 @@ from orchestra.lib import levels
 from orchestra.lib.labels import label_map
 
 
-def _level(value: Any) -> str:
-    return levels.normalize(value or "INFO")
+class _LeveledTask(BaseTask):
+    """A task that writes at a ``level`` (INFO unless given; WARNING means WARN)."""
 
-
-# --- Log -------------------------------------------------------------------------
-class LogTask(BaseTask):
-    message: DStr | list[DStr]
     level: str = "INFO"
 
     @field_validator("level", mode="before")
     @classmethod
     def _check_level(cls, value: Any) -> str:
-        return _level(value)
+        return levels.normalize(value or "INFO")
+
+
+# --- Log -------------------------------------------------------------------------
+class LogTask(_LeveledTask):
+    message: DStr | list[DStr]
 
 
 def run_log(ctx: RunContext, props: LogTask) -> dict:
@@ -72,14 +73,8 @@ register(
 )
 
 
-class EchoTask(BaseTask):
+class EchoTask(_LeveledTask):
     format: DStr
-    level: str = "INFO"
-
-    @field_validator("level", mode="before")
-    @classmethod
-    def _check_level(cls, value: Any) -> str:
-        return _level(value)
 
 
 def run_echo(ctx: RunContext, props: EchoTask) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import tempfile
 from datetime import timedelta
@@ -209,22 +210,9 @@ def _limit(props: RequestBase) -> int:
 
 
 def _read_body(ctx: RunContext, response: httpx.Response, limit: int) -> bytes:
-    chunks, size = [], 0
-    try:
-        for chunk in response.iter_bytes(CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise TaskFailed(
-                    f"the response is larger than {limit} bytes "
-                    "(options.maxContentLength); use Download to store it"
-                )
-            chunks.append(chunk)
-            ctx.check_alive()
-    except httpx.HTTPError as exc:
-        raise TaskFailed(
-            f"reading the answer of {response.request.url}: {exc}"
-        ) from None
-    return b"".join(chunks)
+    body = io.BytesIO()
+    _copy_body(ctx, response, body, limit, "; use Download to store it")
+    return body.getvalue()
 
 
 def run_request(ctx: RunContext, props: RequestTask) -> dict[str, Any]:
@@ -303,15 +291,21 @@ def run_download(ctx: RunContext, props: DownloadTask) -> dict[str, Any]:
 
 
 def _copy_body(
-    ctx: RunContext, response: httpx.Response, target, limit: int | None
+    ctx: RunContext,
+    response: httpx.Response,
+    target,
+    limit: int | None,
+    hint: str = "",
 ) -> int:
+    """Stream the body into ``target``, failing once it passes ``limit``."""
     size = 0
     try:
         for chunk in response.iter_bytes(CHUNK):
             size += len(chunk)
             if limit is not None and size > limit:
                 raise TaskFailed(
-                    f"the file is larger than {limit} bytes (options.maxContentLength)"
+                    f"the response is larger than {limit} bytes "
+                    f"(options.maxContentLength){hint}"
                 )
             target.write(chunk)
             ctx.check_alive()

@@ -27,7 +27,7 @@ from pydantic import Field, field_validator
 
 from flows.expressions import format_native
 from flows.tasks.context import RunContext, TaskFailed, TaskKilled
-from flows.tasks.fields import BaseTask, DBool, DDict, DInt, DList, DStr
+from flows.tasks.fields import BaseTask, DBool, DDict, DInt, DList, DStr, one_of
 from flows.tasks.registry import register
 
 FETCH_TYPES = ("NONE", "FETCH_ONE", "FETCH", "STORE")
@@ -70,12 +70,7 @@ class QueryTask(Connection):
     @field_validator("fetchType", mode="before")
     @classmethod
     def _check_fetch_type(cls, value: Any) -> str:
-        text = str(value).upper()
-        if text not in FETCH_TYPES:
-            raise ValueError(
-                f"fetchType must be one of {', '.join(FETCH_TYPES)}, got {value!r}"
-            )
-        return text
+        return one_of(value, FETCH_TYPES, "fetchType")
 
     def fetch_mode(self) -> str:
         if self.fetchType != "NONE":
@@ -108,12 +103,7 @@ class CopyInTask(Connection):
     @field_validator("format", mode="before")
     @classmethod
     def _check_format(cls, value: Any) -> str:
-        text = str(value).upper()
-        if text not in COPY_FORMATS:
-            raise ValueError(
-                f"format must be one of {', '.join(COPY_FORMATS)}, got {value!r}"
-            )
-        return text
+        return one_of(value, COPY_FORMATS, "format")
 
 
 class LoadTask(CopyInTask):
