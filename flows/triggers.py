@@ -11,6 +11,7 @@ from croniter import croniter
 from flows.expressions import ExpressionError, check_syntax, evaluate, truthy
 from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration
+from orchestra.lib.labels import LabelError, label_map
 
 TRIGGER_TYPES = {
     "schedule": (
@@ -271,13 +272,11 @@ def _states(value: Any, checker, path: tuple) -> list[str]:
 
 
 def _labels_map(value: Any) -> dict[str, str] | None:
-    if isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(value, list) and all(
-        isinstance(i, dict) and "key" in i for i in value
-    ):
-        return {str(i["key"]): str(i.get("value", "")) for i in value}
-    return None
+    """The labels, or None when they cannot be read (the caller says where)."""
+    try:
+        return label_map(value)
+    except LabelError:
+        return None
 
 
 def _conditions(value: Any, kind: str, checker, path: tuple) -> list[dict[str, Any]]:
