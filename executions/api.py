@@ -21,11 +21,11 @@ from rest_framework.response import Response
 
 from accounts import roles
 from executions import storage
+from executions.access import get_execution_for_user
 from executions.filters import (
     ExecutionFilterSet,
     filter_executions,
     keyset_page,
-    visible_executions,
 )
 from executions.lifecycle import bulk
 from executions.lifecycle.actor import Actor
@@ -48,17 +48,10 @@ from executions.serializers import (
     ReplayIn,
     ResumeIn,
 )
-from flows.views import get_flow_for_user
+from flows.access import get_flow_for_user
+from orchestra.lib import levels
 
 MAX_PAGE = 100
-
-
-def get_execution_for_user(request, pk: int, role: str = roles.VIEWER) -> Execution:
-    execution = visible_executions(request.user).filter(pk=pk).first()
-    if execution is None:
-        raise Http404(f"no execution {pk}")
-    roles.require(request.user, execution.namespace, role)
-    return execution
 
 
 def _int_param(request, name: str, default: int, low: int, high: int) -> int:
@@ -161,23 +154,21 @@ def execution_detail(request, pk: int):
     return Response(execution_as_dict(execution))
 
 
-LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
-
-
 def _levels(request) -> list[str] | None:
-    level = (request.query_params.get("level") or "").upper()
+    level = request.query_params.get("level") or ""
     if not level:
         return None
-    if level not in LEVELS:
-        raise ValidationError({"level": f"one of {', '.join(LEVELS)}"})
-    return LEVELS[LEVELS.index(level) :] + (["WARNING"] if level != "ERROR" else [])
+    try:
+        return levels.at_least(level)
+    except ValueError as exc:
+        raise ValidationError({"level": str(exc)}) from None
 
 
 @extend_schema(
     summary="Log lines of an execution, oldest first",
     parameters=[
         OpenApiParameter("after", int, description="only lines with a larger id"),
-        OpenApiParameter("level", str, enum=LEVELS, description="minimum level"),
+        OpenApiParameter("level", str, enum=levels.LEVELS, description="minimum level"),
         OpenApiParameter("task", str, description="only this task id"),
         OpenApiParameter("size", int, description="1 to 5000 (default 1000)"),
     ],
@@ -189,9 +180,9 @@ def execution_logs(request, pk: int):
     after = _int_param(request, "after", 0, 0, 2**63 - 1)
     size = _int_param(request, "size", 1000, 1, 5000)
     qs = LogEntry.objects.filter(execution=execution, id__gt=after)
-    levels = _levels(request)
-    if levels:
-        qs = qs.filter(level__in=levels)
+    wanted = _levels(request)
+    if wanted:
+        qs = qs.filter(level__in=wanted)
     if request.query_params.get("task"):
         qs = qs.filter(task_id=request.query_params["task"])
     rows = list(qs.order_by("id")[: size + 1])

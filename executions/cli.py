@@ -32,8 +32,16 @@ from executions.presenters import execution_as_dict, log_as_dict
 from flows.spec import FlowInvalid, FlowSpec, parse_flow
 from flows.spec.inputs import InputError
 from orchestra.cli import UsageError
+from orchestra.lib import levels
 from orchestra.lib.durations import format_duration
-from orchestra.lib.output import parse_pairs, print_json, table
+from orchestra.lib.labels import format_labels
+from orchestra.lib.output import (
+    add_label_option,
+    label_options,
+    parse_pairs,
+    print_json,
+    table,
+)
 
 SYMBOLS = {
     State.SUCCESS: "✔",
@@ -58,7 +66,7 @@ def register(group) -> None:
         metavar="KEY=VALUE",
         help="an input; JSON for JSON/ARRAY inputs, a local path for FILE inputs",
     )
-    p.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
+    add_label_option(p)
     p.add_argument(
         "--wait", "-w", action="store_true", help="follow task progress until it ends"
     )
@@ -70,7 +78,7 @@ def register(group) -> None:
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--input", "-i", action="append", metavar="KEY=VALUE")
-    p.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
+    add_label_option(p)
     p.add_argument(
         "--json", action="store_true", help="print the final execution as JSON"
     )
@@ -183,7 +191,7 @@ def execute(args: argparse.Namespace) -> int:
         print(f"✘ {exc}", file=sys.stderr)
         return 1
     revision = flow.latest
-    labels = parse_pairs(args.label, "--label")
+    labels = label_options(args.label)
     try:
         execution = create_execution(
             revision,
@@ -329,7 +337,7 @@ def test(args: argparse.Namespace) -> int:
                 spec=spec,
                 source=spec.source,
                 inputs=_inputs(args.input, spec),
-                labels=parse_pairs(args.label, "--label"),
+                labels=label_options(args.label),
                 trigger={"type": "test"},
                 actor=Actor.cli(),
             )
@@ -450,9 +458,7 @@ def get(args: argparse.Namespace) -> int:
         f"duration: {format_duration(execution.duration())}"
     )
     if execution.labels:
-        print(
-            "  labels:  " + ", ".join(f"{k}={v}" for k, v in execution.labels.items())
-        )
+        print("  labels:  " + format_labels(execution.labels))
     if execution.inputs:
         print("  inputs:  " + json.dumps(execution.inputs))
     if execution.outputs:
@@ -480,22 +486,20 @@ def get(args: argparse.Namespace) -> int:
     return 0
 
 
-LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
-
-
 def logs(args: argparse.Namespace) -> int:
     execution = _get_execution(args.id)
     if execution is None:
         return 1
-    if args.level not in LEVELS:
-        raise UsageError(f"unknown level {args.level}; use one of {', '.join(LEVELS)}")
-    levels = LEVELS[LEVELS.index(args.level) :]
+    try:
+        wanted = levels.at_least(args.level)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     last = 0
     while True:
         execution.refresh_from_db()
         batch = list(
             LogEntry.objects.filter(
-                execution_id=args.id, id__gt=last, level__in=levels
+                execution_id=args.id, id__gt=last, level__in=wanted
             ).order_by("id")[:1000]
         )
         for entry in batch:

@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts import roles
 from executions.models import Execution, State
+from orchestra.lib.labels import LabelError, parse_labels
 
 WINDOWS = {
     "1h": ("Last hour", timedelta(hours=1)),
@@ -35,25 +36,9 @@ DEFAULT_WINDOW = "7d"
 EXECUTION_STATES = [(s.value, s.label) for s in State if s != State.SKIPPED]
 
 
-def parse_labels(values: list[str]) -> dict[str, str]:
-    """``["env:prod", "team:data"]`` → ``{"env": "prod", "team": "data"}``."""
-    labels: dict[str, str] = {}
-    for raw in values:
-        for item in str(raw).split(","):
-            item = item.strip()
-            if not item:
-                continue
-            key, sep, value = item.partition(":")
-            if not sep or not key.strip():
-                raise ValidationError(
-                    f"label filter {item!r} must be key:value, e.g. env:prod"
-                )
-            labels[key.strip()] = value.strip()
-    return labels
-
-
 class LabelField(forms.Field):
-    """Repeated ``labels=key:value`` parameters (or one comma-separated)."""
+    """Repeated ``labels=key:value`` parameters (or one comma-separated;
+    ``key=value`` is read too)."""
 
     widget = forms.MultipleHiddenInput
     default_validators = [ProhibitNullCharactersValidator()]
@@ -61,9 +46,10 @@ class LabelField(forms.Field):
     def to_python(self, value):
         if not value:
             return {}
-        if isinstance(value, str):
-            value = [value]
-        return parse_labels(value)
+        try:
+            return parse_labels(value)
+        except LabelError as exc:
+            raise ValidationError(str(exc)) from None
 
     def validate(self, value):
         super().validate(value)

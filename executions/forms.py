@@ -7,19 +7,27 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from executions.filters import parse_labels
 from executions.storage import save_input_file
 from flows.spec import FlowSpec
+from orchestra.lib.labels import LabelError, format_labels, parse_labels
 
 MAX_UPLOAD = 100 * 1024 * 1024
 
 
 class LabelsField(forms.CharField):
-    """``key:value`` pairs, one per line or comma-separated."""
+    """``key:value`` pairs (``key=value`` is read too), one per line or
+    comma-separated; a mapping is shown back as ``key:value, ...``."""
+
+    def prepare_value(self, value):
+        return format_labels(value) if isinstance(value, dict) else value
 
     def to_python(self, value):
-        text = super().to_python(value) or ""
-        return parse_labels(text.replace("\n", ",").split(","))
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        try:
+            return parse_labels(super().to_python(value) or "")
+        except LabelError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 def _field_for(decl: dict[str, Any]) -> forms.Field:

@@ -72,14 +72,6 @@ class ExecutionQuerySet(models.QuerySet):
             )
         return self.filter(namespace=prefix)
 
-    def stuck(self, older_than_minutes: int = 5):
-        """The stuck executions among these (see executions/stuck.py). For a
-        cheap count on a dashboard use ``executions.stuck.stuck_count``."""
-        from executions.stuck.detect import detect
-
-        found = detect(older_than_minutes=older_than_minutes, within=self)
-        return self.filter(pk__in=[v.id for v in found.stuck])
-
     def with_labels(self, labels: dict[str, str]):
         # JSON containment uses the GIN index on PostgreSQL.
         if not labels:
@@ -92,7 +84,21 @@ class ExecutionQuerySet(models.QuerySet):
         return qs
 
 
-class Execution(models.Model):
+class _Timed:
+    """What executions and task runs both answer: ended yet, and for how long
+    (up to now while running)."""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    def duration(self) -> timedelta | None:
+        if not self.started_at:
+            return None
+        return (self.ended_at or timezone.now()) - self.started_at
+
+
+class Execution(_Timed, models.Model):
     namespace = models.CharField(max_length=255)
     flow_id = models.CharField(max_length=255)
     flow_revision = models.ForeignKey(
@@ -218,15 +224,6 @@ class Execution(models.Model):
         return f"/executions/{self.pk}/"
 
     @property
-    def is_terminal(self) -> bool:
-        return self.state in TERMINAL
-
-    def duration(self) -> timedelta | None:
-        if not self.started_at:
-            return None
-        return (self.ended_at or timezone.now()) - self.started_at
-
-    @property
     def spec(self):
         from flows.models import spec_for_source
 
@@ -235,7 +232,7 @@ class Execution(models.Model):
         return spec_for_source(self.source)
 
 
-class TaskRun(models.Model):
+class TaskRun(_Timed, models.Model):
     execution = models.ForeignKey(
         Execution, on_delete=models.CASCADE, related_name="taskruns"
     )
@@ -295,15 +292,6 @@ class TaskRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id} #{self.pk} {self.state}"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.state in TERMINAL
-
-    def duration(self) -> timedelta | None:
-        if not self.started_at:
-            return None
-        return (self.ended_at or timezone.now()) - self.started_at
 
     @property
     def celery_id(self) -> str:

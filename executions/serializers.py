@@ -5,8 +5,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from executions.filters import parse_labels
 from executions.lifecycle.bulk import BULK_ACTIONS
+from orchestra.lib.labels import LabelError, parse_labels
 
 
 @extend_schema_field(
@@ -28,15 +28,13 @@ class LabelsField(serializers.Field):
             ):
                 raise serializers.ValidationError("labels map names to text values")
             return {k: str(v) for k, v in data.items()}
-        if isinstance(data, str):
-            data = [data]
-        if isinstance(data, list) and all(isinstance(i, str) for i in data):
+        if isinstance(data, str) or (
+            isinstance(data, list) and all(isinstance(i, str) for i in data)
+        ):
             try:
                 return parse_labels(data)
-            except Exception as exc:  # django ValidationError
-                raise serializers.ValidationError(
-                    getattr(exc, "messages", [str(exc)])
-                ) from None
+            except LabelError as exc:
+                raise serializers.ValidationError(str(exc)) from None
         raise serializers.ValidationError(
             'expected {"key": "value"} or ["key:value", ...]'
         )

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import roles
 from executions import storage
+from executions.access import get_execution_for_user
 from executions.filters import (
     DEFAULT_WINDOW,
     EXECUTION_STATES,
@@ -39,21 +40,12 @@ from executions.lifecycle.start import create_execution
 from executions.lifecycle.stop import kill
 from executions.models import Cause, LogEntry, StateChange
 from executions.presenters import gantt
+from flows.access import get_flow_for_user
 from flows.models import Flow, Namespace
 from flows.spec.inputs import InputError
-from flows.views import get_flow_for_user
 
 PAGE_SIZE = 25
 LOG_BATCH = 500
-
-
-def _get_execution_for_user(request, pk: int, role: str = roles.VIEWER):
-    """The execution if the user may see it (404 otherwise, so names don't leak)."""
-    execution = visible_executions(request.user).filter(pk=pk).first()
-    if execution is None:
-        raise Http404(f"no execution {pk}")
-    roles.require(request.user, execution.namespace, role)
-    return execution
 
 
 # --- list ----------------------------------------------------------------------
@@ -113,7 +105,7 @@ def _visible_namespaces(user) -> list[str]:
 @require_GET
 def execution_status(request, pk: int):
     """The state and duration cells of one list row (polled while it runs)."""
-    execution = _get_execution_for_user(request, pk)
+    execution = get_execution_for_user(request, pk)
     return render(request, "executions/list.html#status", {"e": execution})
 
 
@@ -133,7 +125,7 @@ def _detail_context(request, execution) -> dict:
 
 @require_GET
 def show_execution(request, pk: int):
-    execution = _get_execution_for_user(request, pk)
+    execution = get_execution_for_user(request, pk)
     context = _detail_context(request, execution)
     logs = list(LogEntry.objects.filter(execution=execution).order_by("id")[:LOG_BATCH])
     context.update(
@@ -180,7 +172,7 @@ def _history(request, execution) -> dict:
 @require_GET
 def execution_live(request, pk: int):
     """State, actions and Gantt; re-polled by the page until the execution ends."""
-    execution = _get_execution_for_user(request, pk)
+    execution = get_execution_for_user(request, pk)
     return render(
         request, "executions/detail.html#live", _detail_context(request, execution)
     )
@@ -189,7 +181,7 @@ def execution_live(request, pk: int):
 @require_GET
 def execution_logs(request, pk: int):
     """Log lines after ``after`` plus the poller that fetches the next ones."""
-    execution = _get_execution_for_user(request, pk)
+    execution = get_execution_for_user(request, pk)
     try:
         after = max(int(request.GET.get("after", 0)), 0)
     except ValueError:
@@ -215,7 +207,7 @@ def execution_logs(request, pk: int):
 @require_GET
 def download_file(request, pk: int):
     """A file of the execution (``?path=kestra:///...``) as an attachment."""
-    execution = _get_execution_for_user(request, pk)
+    execution = get_execution_for_user(request, pk)
     uri = request.GET.get("path", "")
     if not uri:
         return HttpResponseBadRequest(
@@ -234,7 +226,7 @@ def download_file(request, pk: int):
 
 # --- single actions ------------------------------------------------------------
 def _run_action(request, pk: int, name: str, call):
-    execution = _get_execution_for_user(request, pk, roles.OPERATOR)
+    execution = get_execution_for_user(request, pk, roles.OPERATOR)
     try:
         result = call(execution)
     except (ActionError, IllegalTransition, StaleState) as exc:

@@ -14,6 +14,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts import roles
+from flows.access import get_flow_for_user
 from flows.expressions import format_native
 from flows.models import Flow, delete_flow, save_flow
 from flows.serializers import FlowOut, FlowSourceIn, RevisionOut, ValidationOut
@@ -34,20 +35,6 @@ def flow_as_dict(flow: Flow, source: str | None = None) -> dict:
     if source is not None:
         data["source"] = source
     return data
-
-
-def get_flow_for_user(
-    request, namespace: str, flow_id: str, role: str = roles.VIEWER
-) -> Flow:
-    flow = (
-        Flow.objects.live()
-        .filter(roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id)
-        .first()
-    )
-    if flow is None:
-        raise Http404(f"no flow {namespace}.{flow_id}")
-    roles.require(request.user, namespace, role)
-    return flow
 
 
 def _source(request) -> str:

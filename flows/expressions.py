@@ -32,6 +32,7 @@ from jinja2 import (
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration, to_iso
 
 
@@ -205,24 +206,14 @@ def java_to_strftime(pattern: str) -> str:
 
 
 def _to_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, int | float):
-        # Kestra accepts epoch seconds (and millis when large).
-        seconds = value / 1000 if value > 10**11 else value
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    if isinstance(value, str):
-        text = value.strip().replace("Z", "+00:00")
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise ExpressionError(
-                f"date: {value!r} is not an ISO-8601 date or datetime"
-            ) from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise ExpressionError(f"date: cannot read a date from {type(value).__name__}")
+    """A date filter's operand; numbers are epoch seconds (or millis when
+    large), as in Kestra."""
+    if not isinstance(value, str | int | float | date):
+        raise ExpressionError(f"date: cannot read a date from {type(value).__name__}")
+    try:
+        return parse_datetime(value, epoch=True)
+    except ValueError as exc:
+        raise ExpressionError(f"date: {exc}") from None
 
 
 def _tz(name: str | None):
@@ -589,6 +580,19 @@ def _explain(exc: Exception, template: str) -> ExpressionError:
     return ExpressionError(f"cannot render {template.strip()!r}: {message}", template)
 
 
+# What a failing expression raises, explained to the user by ``_explain``.
+_RENDER_ERRORS = (
+    UndefinedError,
+    SecurityError,
+    TypeError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    ZeroDivisionError,
+    OverflowError,
+)
+
+
 def render(template: Any, context: Mapping[str, Any]) -> Any:
     """Render strings (recursively through lists and dicts) to strings."""
     if isinstance(template, str):
@@ -599,16 +603,7 @@ def render(template: Any, context: Mapping[str, Any]) -> Any:
             return compiled.render(context)
         except ExpressionError:
             raise
-        except (
-            UndefinedError,
-            SecurityError,
-            TypeError,
-            ValueError,
-            KeyError,
-            AttributeError,
-            ZeroDivisionError,
-            OverflowError,
-        ) as exc:
+        except _RENDER_ERRORS as exc:
             raise _explain(exc, template) from None
     if isinstance(template, list):
         return [render(item, context) for item in template]
@@ -641,16 +636,7 @@ def evaluate(template: Any, context: Mapping[str, Any]) -> Any:
                 return value
             except ExpressionError:
                 raise
-            except (
-                UndefinedError,
-                SecurityError,
-                TypeError,
-                ValueError,
-                KeyError,
-                AttributeError,
-                ZeroDivisionError,
-                OverflowError,
-            ) as exc:
+            except _RENDER_ERRORS as exc:
                 raise _explain(exc, template) from None
         return render(template, context)
     if isinstance(template, list):

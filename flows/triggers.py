@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import difflib
-from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
 from flows.expressions import ExpressionError, check_syntax, evaluate, truthy
+from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration
+from orchestra.lib.labels import LabelError, label_map
 
 TRIGGER_TYPES = {
     "schedule": (
@@ -163,7 +164,7 @@ def check_triggers(value: Any, checker) -> list[dict[str, Any]]:
                     else None
                 )
                 try:
-                    entry["backfill_start"] = parse_date(start)
+                    entry["backfill_start"] = parse_datetime(start)
                 except ValueError as exc:
                     checker.error((*path, "backfill", "start"), str(exc))
         elif kind == "webhook":
@@ -195,21 +196,6 @@ def check_triggers(value: Any, checker) -> list[dict[str, Any]]:
             entry["labels"] = labels or {}
         out.append(entry)
     return out
-
-
-def parse_date(value: Any) -> datetime:
-    """An ISO-8601 date or datetime (naive means UTC) or raise ValueError."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    try:
-        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not an ISO-8601 date such as 2024-01-01T00:00:00Z"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 TERMINAL_STATES = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
@@ -286,13 +272,11 @@ def _states(value: Any, checker, path: tuple) -> list[str]:
 
 
 def _labels_map(value: Any) -> dict[str, str] | None:
-    if isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(value, list) and all(
-        isinstance(i, dict) and "key" in i for i in value
-    ):
-        return {str(i["key"]): str(i.get("value", "")) for i in value}
-    return None
+    """The labels, or None when they cannot be read (the caller says where)."""
+    try:
+        return label_map(value)
+    except LabelError:
+        return None
 
 
 def _conditions(value: Any, kind: str, checker, path: tuple) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import roles
+from flows.access import get_flow_for_user
 from flows.models import Flow, delete_flow, save_flow
 from flows.spec import FlowInvalid, parse_flow
 
@@ -27,23 +28,6 @@ tasks:
     type: io.kestra.plugin.core.log.Log
     message: "Hello {{ inputs.name }}"
 """
-
-
-def get_flow_for_user(
-    request, namespace: str, flow_id: str, role: str = roles.VIEWER
-) -> Flow:
-    """The live flow if the user sees its namespace (404 otherwise, so names
-    don't leak), and PermissionDenied when ``role`` is missing. Pages and the
-    REST API of flows and executions all ask here."""
-    flow = (
-        Flow.objects.live()
-        .filter(roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id)
-        .first()
-    )
-    if flow is None:
-        raise Http404(f"no flow {namespace}.{flow_id}")
-    roles.require(request.user, namespace, role)
-    return flow
 
 
 @require_GET

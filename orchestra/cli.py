@@ -23,9 +23,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from accounts import cli as accounts_cli
     from executions import cli as executions_cli
+    from executions.stuck import cli as cleanup_cli
+    from executions.triggers import cli as triggers_cli
     from flows import cli as flows_cli
     from orchestra import server
+    from sla import cli as sla_cli
 
     parser = Parser(
         prog="orchestra",
@@ -47,19 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.register(group)
     flows_cli.register(group)
     executions_cli.register(group)
-    for module in (
-        "executions.stuck.cli",
-        "sla.cli",
-        "accounts.cli",
-        "executions.triggers.cli",
-    ):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.register(group, groups)
+    for module in (cleanup_cli, sla_cli, accounts_cli, triggers_cli):
+        module.register(group, groups)
     manage = groups.add_parser(
         "manage", help="run a Django management command (migrate, shell, ...)"
     )

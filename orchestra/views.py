@@ -26,14 +26,15 @@ def overview(request):
     """Counts by state, executions over time, recent failures, SLA and stuck links."""
     from datetime import timedelta
 
-    from django.apps import apps
-    from django.core.exceptions import FieldError
     from django.db.models import Count
     from django.db.models.functions import TruncDay, TruncHour
     from django.shortcuts import render
     from django.utils import timezone
 
+    from accounts import roles
     from executions.filters import visible_executions
+    from executions.stuck.detect import stuck_count
+    from sla.models import SlaMiss
 
     window = request.GET.get("window", "24h")
     if window not in OVERVIEW_WINDOWS:
@@ -91,22 +92,9 @@ def overview(request):
             .order_by("-created_at", "-id")[:10]
         ),
     }
-    # SLA misses and stuck executions are counted only where those features exist.
-    context["sla_misses"] = context["stuck"] = None
-    try:
-        SlaMiss = apps.get_model("sla", "SlaMiss")
-        from accounts import roles
-
-        context["sla_misses"] = SlaMiss.objects.filter(
-            roles.namespace_q(request.user, field="execution__namespace"),
-            execution__created_at__gte=first,
-        ).count()
-    except (
-        LookupError,
-        FieldError,
-    ):  # no SLA model yet, or one without an execution link
-        pass
-    from executions.stuck.detect import stuck_count
-
+    context["sla_misses"] = SlaMiss.objects.filter(
+        roles.namespace_q(request.user, field="execution__namespace"),
+        execution__created_at__gte=first,
+    ).count()
     context["stuck"] = stuck_count(request.user)  # cached 30 s per user scope
     return render(request, "home.html", context)

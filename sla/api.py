@@ -9,18 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from accounts import roles
-from sla.forms import MissFilterForm, SlaRuleForm, format_labels
+from sla.forms import MissFilterForm, SlaRuleForm
 from sla.models import SlaRule
 from sla.presenters import miss_as_dict, rule_as_dict
 from sla.rules import applying_rule
-from sla.views import visible_misses, visible_rules
+from sla.views import get_rule_for_user, visible_misses, visible_rules
 
 # API name → form field.
 FIELDS = {
@@ -68,8 +67,6 @@ def _form_data(body: Any, rule: SlaRule | None) -> tuple[dict | None, Response |
             continue
         if api == "recipients" and isinstance(value, list):
             value = ", ".join(str(v) for v in value)
-        if api in ("labels", "addLabels") and isinstance(value, dict):
-            value = format_labels(value)
         if api == "enabled":
             if not isinstance(value, bool):
                 return None, _error(
@@ -125,15 +122,11 @@ def rules(request):
 @api_view(["GET", "PUT", "PATCH", "DELETE"])
 def rule(request, pk: int):
     """One rule; PUT/PATCH change the fields sent, DELETE removes it (past misses stay)."""
-    found = get_object_or_404(visible_rules(request.user), pk=pk)
+    need = roles.EDITOR if request.method == "DELETE" else roles.VIEWER
+    found = get_rule_for_user(request, pk, need, hide=True)
     if request.method == "GET":
         return Response(rule_as_dict(found))
     if request.method == "DELETE":
-        if not roles.has_role(request.user, found.namespace, roles.EDITOR):
-            return _error(
-                f"you need the editor role on namespace {found.namespace!r}",
-                status.HTTP_403_FORBIDDEN,
-            )
         found.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
     return _save(request, found)

@@ -3,7 +3,6 @@ with the same form, so a rule is checked the same way wherever it is made."""
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -14,33 +13,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
 
+from executions.forms import LabelsField
 from flows.spec import FLOW_ID_RE, NAMESPACE_RE
 from orchestra.lib.durations import HELP, parse_duration, to_iso
 from sla.models import Behavior, Level, SlaRule, normalize_recipients
-
-LABEL_RE = re.compile(r"^[^=,\s]+$")
-
-
-def parse_labels(text: str, what: str = "labels") -> dict[str, str]:
-    """``"env=prod, team=data"`` → ``{"env": "prod", "team": "data"}``."""
-    out: dict[str, str] = {}
-    for part in (text or "").replace("\n", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key or not LABEL_RE.match(key):
-            raise ValidationError(
-                f"{part!r} is not a label; write key=value pairs separated by commas, "
-                "such as env=prod, team=data"
-            )
-        out[key] = value
-    return out
-
-
-def format_labels(labels: dict[str, str] | None) -> str:
-    return ", ".join(f"{k}={v}" for k, v in (labels or {}).items())
 
 
 class DurationField(forms.CharField):
@@ -66,16 +42,6 @@ class DurationField(forms.CharField):
         return delta
 
 
-class LabelsField(forms.CharField):
-    def prepare_value(self, value: Any) -> Any:
-        return format_labels(value) if isinstance(value, dict) else value
-
-    def to_python(self, value: Any) -> dict[str, str]:
-        if isinstance(value, dict):
-            return {str(k): str(v) for k, v in value.items()}
-        return parse_labels(value or "")
-
-
 class SlaRuleForm(forms.ModelForm):
     slo = DurationField(
         required=False,
@@ -90,12 +56,12 @@ class SlaRuleForm(forms.ModelForm):
     labels = LabelsField(
         required=False,
         label="Label selector",
-        help_text="Only executions with all these labels: env=prod, team=data.",
+        help_text="Only executions with all these labels: env:prod, team:data.",
     )
     add_labels = LabelsField(
         required=False,
         label="Add labels on breach",
-        help_text="sla=breached",
+        help_text="sla:breached",
     )
     recipients = forms.CharField(
         required=False,

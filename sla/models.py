@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from executions.models import TERMINAL
 from orchestra.lib.durations import format_duration
+from orchestra.lib.labels import format_labels
 
 
 class Level(models.TextChoices):
@@ -115,7 +116,7 @@ class SlaRule(models.Model):
             else f"{self.namespace}.*"
         )
         if self.labels:
-            where += " " + ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
+            where += " " + format_labels(dict(sorted(self.labels.items())))
         return where
 
     @property

@@ -24,6 +24,7 @@ from executions.lifecycle.labels import set_labels
 from executions.lifecycle.stop import stop
 from executions.models import TERMINAL, Cause, Execution, State
 from orchestra.lib.durations import format_duration
+from orchestra.lib.labels import format_labels
 from sla.models import (
     Behavior,
     Deadline,
@@ -388,9 +389,7 @@ def _apply(miss: SlaMiss) -> str:
     done = []
     if miss.labels:
         set_labels(execution.pk, miss.labels, reason=reason, actor=actor)
-        done.append(
-            "labels added: " + ", ".join(f"{k}={v}" for k, v in miss.labels.items())
-        )
+        done.append("labels added: " + format_labels(miss.labels))
     if miss.behavior in (Behavior.CANCEL, Behavior.FAIL):
         final = State.CANCELLED if miss.behavior == Behavior.CANCEL else State.FAILED
         execution.refresh_from_db(fields=["state", "attempt"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -39,12 +38,17 @@ def visible_misses(user):
     return SlaMiss.objects.filter(roles.namespace_q(user))
 
 
-def _get_rule_for_user(request, pk: int, role: str = roles.VIEWER) -> SlaRule:
-    rule = get_object_or_404(SlaRule, pk=pk)
-    if not roles.has_role(request.user, rule.namespace, roles.VIEWER):
-        raise PermissionDenied(
-            f"you need the viewer role on namespace {rule.namespace!r}"
-        )
+def get_rule_for_user(
+    request, pk: int, role: str = roles.VIEWER, *, hide: bool = False
+) -> SlaRule:
+    """The rule for this user; 403 when they see it but lack ``role``. A rule
+    in a namespace they cannot see is a 404 with ``hide`` (the REST API, so
+    names don't leak) and a 403 naming the viewer role without it (what the
+    pages have always answered)."""
+    rule = get_object_or_404(
+        visible_rules(request.user) if hide else SlaRule.objects, pk=pk
+    )
+    roles.require(request.user, rule.namespace, roles.VIEWER)
     roles.require(request.user, rule.namespace, role)
     return rule
 
@@ -110,7 +114,7 @@ def rule_create(request):
 
 @require_http_methods(["GET", "POST"])
 def rule_edit(request, pk: int):
-    rule = _get_rule_for_user(request, pk, roles.EDITOR)
+    rule = get_rule_for_user(request, pk, roles.EDITOR)
     old_namespace = rule.namespace
     form = SlaRuleForm(request.POST or None, instance=rule)
     context = {"nav": "sla", "form": form, "rule": rule}
@@ -130,7 +134,7 @@ def rule_validate(request):
     """Inline validation while the user types: the form fragment with its errors."""
     instance = None
     if request.POST.get("rule_id"):
-        instance = _get_rule_for_user(
+        instance = get_rule_for_user(
             request, int(request.POST["rule_id"]), roles.EDITOR
         )
     form = SlaRuleForm(request.POST, instance=instance)
@@ -143,7 +147,7 @@ def rule_validate(request):
 
 @require_http_methods(["GET", "POST"])
 def rule_delete(request, pk: int):
-    rule = _get_rule_for_user(request, pk, roles.EDITOR)
+    rule = get_rule_for_user(request, pk, roles.EDITOR)
     if request.method == "POST" and request.POST.get("confirm") == "yes":
         name = rule.name
         rule.delete()
@@ -219,16 +223,11 @@ def digest_preview(request):
     )
 
 
-def _require_viewer(user, namespace: str) -> None:
-    if not roles.has_role(user, namespace, roles.VIEWER):
-        raise PermissionDenied(f"you need the viewer role on namespace {namespace!r}")
-
-
 @require_GET
 def flow_sla(request, namespace: str, flow_id: str):
     """What judges a flow's executions: the rules covering it (which one
     wins) and the flow's own thresholds. Loaded into the flow page by htmx."""
-    _require_viewer(request.user, namespace)
+    roles.require(request.user, namespace)
     flow = Flow.objects.filter(namespace=namespace, flow_id=flow_id).first()
     try:
         own = flow_thresholds(flow.latest.spec) if flow else []
@@ -252,7 +251,7 @@ def execution_sla(request, pk: int):
     """An execution's SLA: the thresholds it got (per attempt), their
     deadlines and its misses. Loaded into the execution page by htmx."""
     execution = get_object_or_404(Execution, pk=pk)
-    _require_viewer(request.user, execution.namespace)
+    roles.require(request.user, execution.namespace)
     deadlines = list(
         execution.sla_deadlines.select_related("rule").order_by(
             "-attempt", "level", "key"

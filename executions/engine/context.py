@@ -19,10 +19,8 @@ from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskR
 from executions.storage import ExecutionFiles
 from flows.expressions import FILES_KEY, FileAccess, evaluate, format_native, render
 from flows.tasks.context import TaskKilled
+from orchestra.lib import levels
 from orchestra.lib.secrets import mask
-
-LEVEL_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "ERROR": 4}
-
 
 OUTPUT_STATES = (State.SUCCESS, State.WARNING, State.FAILED)
 
@@ -221,7 +219,7 @@ class EngineContext:
         self.deadline = deadline
         self.timeout_text = ""
         self.warnings: list[str] = []
-        self.min_level = LEVEL_ORDER.get(min_level, 0)
+        self.min_level = levels.rank(min_level, default=0)
         self._buffer: list[LogEntry] = []
         self._lock = threading.Lock()
         # The claim has just checked the execution under its lock: the first
@@ -237,10 +235,11 @@ class EngineContext:
 
     # logs
     def log(self, level: str, message: str) -> None:
-        level = level.upper()
-        if level == "WARNING":
-            level = "WARN"
-        if LEVEL_ORDER.get(level, 2) < self.min_level:
+        try:
+            level = levels.normalize(level)
+        except ValueError:
+            level = level.upper()
+        if levels.rank(level) < self.min_level:
             return
         if level == "WARN":
             self.warnings.append(message)

@@ -35,6 +35,8 @@ from executions.models import TERMINAL, Cause, Execution, State, TaskRun
 from executions.signals import execution_state_changed, executions_state_changed
 from flows.spec.inputs import InputError
 from flows.tasks.context import TaskFailed
+from orchestra.lib.dates import parse_datetime
+from orchestra.lib.labels import label_map
 
 log = logging.getLogger("orchestra.executor")
 
@@ -101,12 +103,10 @@ def _save_outputs(tr: TaskRun, outputs: dict[str, Any]) -> None:
 
 # --- child executions ------------------------------------------------------------
 def _labels(plan, props) -> dict[str, str]:
-    from flows.tasks.core import normalize_labels
-
     labels = dict(plan.execution.labels or {}) if props.inheritLabels else {}
     if props.labels:
         try:
-            labels.update(normalize_labels(props.labels))
+            labels.update(label_map(props.labels))
         except ValueError as exc:
             raise TaskFailed(f"labels: {exc}") from None
     return labels
@@ -693,14 +693,12 @@ def start_scheduled(limit: int = 500) -> int:
 def schedule_date(props) -> Any:
     """The rendered ``scheduleDate`` as an aware datetime (None when unset);
     TaskFailed with the accepted forms otherwise."""
-    from flows.expressions import ExpressionError, _to_datetime
-
     value = getattr(props, "scheduleDate", None)
     if value in (None, ""):
         return None
     try:
-        return _to_datetime(value)
-    except (ExpressionError, TypeError, ValueError, OverflowError, OSError):
+        return parse_datetime(value, epoch=True)
+    except (TypeError, ValueError, OverflowError, OSError):
         raise TaskFailed(
             f"scheduleDate: {str(value)[:80]!r} is not a date-time; use ISO 8601 "
             "such as 2030-01-31T08:00:00Z or an expression such as "

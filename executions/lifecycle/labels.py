@@ -9,6 +9,7 @@ from executions.lifecycle import machine, rules
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.base import locked
 from executions.models import Execution
+from orchestra.lib.labels import format_labels
 
 
 @transaction.atomic
@@ -19,7 +20,7 @@ def set_labels(
     rules.check("labels", execution, actor)
     # Not a state change, but an action on the execution: its history row
     # (same state both sides) keeps who changed which labels.
-    shown = ", ".join(f"{k}:{v}" for k, v in labels.items())
+    shown = format_labels(labels)
     machine.record_history(
         [
             machine.Entry(

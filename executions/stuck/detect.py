@@ -150,17 +150,14 @@ def candidates(
     ids: list[int] | None = None,
     user=None,
     now: datetime | None = None,
-    within=None,
 ):
     """The executions ``detect`` judges: not terminal, older than the
-    threshold, inside the filters and the user's visible namespaces
-    (and inside the ``within`` queryset when given)."""
+    threshold, inside the filters and the user's visible namespaces."""
     now = now or timezone.now()
     if min_age_minutes is None:
         min_age_minutes = older_than_minutes
     qs = (
-        (Execution.objects.all() if within is None else within)
-        .filter(
+        Execution.objects.filter(
             state__in=sorted(ACTIVE),
             created_at__lte=now - timedelta(minutes=min_age_minutes),
         )
@@ -255,7 +252,6 @@ def detect(
     ids: list[int] | None = None,
     user=None,
     now: datetime | None = None,
-    within=None,
 ) -> Detection:
     """Judge every candidate execution: stuck (with why) or spared (with why).
 
@@ -275,7 +271,6 @@ def detect(
         ids=ids,
         user=user,
         now=now,
-        within=within,
     )
     rows = {r[0]: r for r in _fetch(qs, _ROW)}
     result = Detection(older_than_minutes=older_than_minutes, now=now)

@@ -10,8 +10,8 @@ from accounts import roles
 from executions.lifecycle.actor import Actor
 from executions.serializers import BackfillIn, BackfillOut
 from executions.triggers import schedule
+from flows.access import get_flow_for_user
 from flows.expressions import format_native
-from flows.views import get_flow_for_user
 
 
 @extend_schema(

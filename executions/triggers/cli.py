@@ -12,7 +12,13 @@ from executions.lifecycle.base import ActionError
 from executions.models import Trigger
 from executions.triggers.schedule import backfill as run_backfill
 from flows.expressions import format_native
-from orchestra.lib.output import parse_pairs, print_json, table
+from orchestra.lib.output import (
+    add_label_option,
+    label_options,
+    parse_pairs,
+    print_json,
+    table,
+)
 
 
 def register(group, groups=None) -> None:
@@ -39,7 +45,7 @@ def register(group, groups=None) -> None:
         metavar="KEY=VALUE",
         help="override an input of the trigger",
     )
-    p.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
+    add_label_option(p)
     p.add_argument(
         "--dry-run", action="store_true", help="list the dates, start nothing"
     )
@@ -63,7 +69,7 @@ def backfill(args: argparse.Namespace) -> int:
             args.start,
             args.end,
             inputs=parse_pairs(args.input, "--input"),
-            labels=parse_pairs(args.label, "--label"),
+            labels=label_options(args.label),
             actor=Actor.cli(),
             dry_run=args.dry_run,
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,7 +39,8 @@ from executions.triggers.fire import (
 from executions.triggers.registry import cron_after, cron_before, trigger_decl
 from flows.expressions import ExpressionError, format_native
 from flows.models import Flow
-from flows.triggers import expression_conditions_hold, parse_date
+from flows.triggers import expression_conditions_hold
+from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration
 
 log = logging.getLogger("orchestra.schedule")
@@ -394,14 +395,6 @@ def backfill(
 
 
 def _local(value: Any, tz: str) -> datetime:
-    if not isinstance(value, str):
-        return parse_date(value)
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not an ISO-8601 date such as 2024-01-31 "
-            "or 2024-01-31T06:00:00"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(tz))
+    """Typed text without a zone is in the trigger's zone; datetime objects
+    without one are UTC."""
+    return parse_datetime(value, naive=ZoneInfo(tz) if isinstance(value, str) else UTC)

@@ -14,7 +14,7 @@ from executions.forms import BackfillForm
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.base import ActionError
 from executions.triggers import schedule
-from flows.views import get_flow_for_user
+from flows.access import get_flow_for_user
 
 
 @require_http_methods(["GET", "POST"])

@@ -18,6 +18,7 @@ from flows.expressions import ExpressionError, check_syntax, is_dynamic
 from flows.spec.inputs import INPUT_TYPES
 from flows.tasks import REGISTRY, TaskType, resolve_type
 from orchestra.lib.durations import parse_duration
+from orchestra.lib.labels import LabelError, label_map
 from orchestra.lib.yamlmarks import Located, YamlSyntaxError, format_path, load_located
 
 ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
@@ -369,22 +370,12 @@ def _apply_defaults(item: dict, task_type: TaskType, defaults: list[dict]) -> di
 
 
 def _labels(value: Any, checker: _Checker, path: tuple) -> dict[str, str]:
-    if value is None:
+    try:
+        return label_map(value)
+    except LabelError as exc:
+        where = path if exc.index is None else (*path, exc.index)
+        checker.error(where, str(exc))
         return {}
-    if isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(value, list):
-        out = {}
-        for index, item in enumerate(value):
-            if isinstance(item, dict) and "key" in item:
-                out[str(item["key"])] = str(item.get("value", ""))
-            else:
-                checker.error(
-                    (*path, index), "a label in a list needs 'key' and 'value'"
-                )
-        return out
-    checker.error(path, "labels must be a mapping of key: value")
-    return {}
 
 
 def _inputs(value: Any, checker: _Checker) -> list[dict[str, Any]]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import urlparse
 
+from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration, to_iso
 
 INPUT_TYPES = (
@@ -48,19 +49,6 @@ def _parse_json(value: Any, what: str) -> Any:
                 f"not valid JSON for {what} ({exc.msg}, char {exc.pos})"
             ) from None
     return value
-
-
-def _to_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = str(value).strip().replace("Z", "+00:00")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not an ISO-8601 datetime such as 2026-01-31T09:30:00Z"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def convert(decl: dict[str, Any], value: Any) -> Any:
@@ -114,7 +102,7 @@ def convert(decl: dict[str, Any], value: Any) -> Any:
         except ValueError:
             raise ValueError(f"{value!r} is not a date such as 2026-01-31") from None
     if kind == "DATETIME":
-        return _to_datetime(value).isoformat().replace("+00:00", "Z")
+        return parse_datetime(value).isoformat().replace("+00:00", "Z")
     if kind == "TIME":
         try:
             return time.fromisoformat(str(value).strip()).isoformat()

@@ -1,4 +1,4 @@
-"""Task types. Each module defines types and registers them in ``registry``."""
+"""Task types. Each module declares its types with ``registry.register``;
+``resolve_type`` loads them all on first use."""
 
-from flows.tasks import control  # noqa: F401  (registers Subflow, ForEachItem, Pause)
 from flows.tasks.registry import REGISTRY, TaskType, resolve_type  # noqa: F401

@@ -13,7 +13,7 @@ from typing import Any
 from flows.expressions import truthy
 from flows.tasks.context import RunContext
 from flows.tasks.fields import BaseTask
-from flows.tasks.registry import REGISTRY, TaskType
+from flows.tasks.registry import register
 
 
 class ExpressionTask(BaseTask):
@@ -26,13 +26,10 @@ def run_expression(ctx: RunContext, props: ExpressionTask) -> dict[str, Any]:
     return {"value": value}
 
 
-REGISTRY.register(
-    TaskType(
-        name="io.kestra.plugin.core.condition.Expression",
-        model=ExpressionTask,
-        kind="runnable",
-        run=run_expression,
-        aliases=("io.kestra.core.models.conditions.types.ExpressionCondition",),
-        summary="Evaluate an expression; output 'value' is true or false",
-    )
+register(
+    "io.kestra.plugin.core.condition.Expression",
+    ExpressionTask,
+    run=run_expression,
+    aliases=("io.kestra.core.models.conditions.types.ExpressionCondition",),
+    summary="Evaluate an expression; output 'value' is true or false",
 )

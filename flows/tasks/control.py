@@ -21,23 +21,12 @@ from flows.tasks.fields import (
     DSize,
     DStr,
     Strict,
+    one_of,
 )
-from flows.tasks.registry import REGISTRY, TaskType
+from flows.tasks.registry import register
 
 PAUSE_BEHAVIORS = ("RESUME", "WARN", "FAIL", "CANCEL")
 RESTART_BEHAVIORS = ("RETRY_FAILED", "NEW_EXECUTION")
-
-
-def _register(name: str, model, aliases=(), summary: str = "") -> None:
-    REGISTRY.register(
-        TaskType(
-            name=name,
-            model=model,
-            kind="flowable",
-            aliases=tuple(aliases),
-            summary=summary,
-        )
-    )
 
 
 class _ChildFlow(BaseTask):
@@ -58,13 +47,7 @@ class _ChildFlow(BaseTask):
     @field_validator("restartBehavior", mode="before")
     @classmethod
     def _check_restart_behavior(cls, value: Any) -> str:
-        text = str(value).strip().upper()
-        if text not in RESTART_BEHAVIORS:
-            raise ValueError(
-                f"restartBehavior must be one of {', '.join(RESTART_BEHAVIORS)}, "
-                f"got {value!r}"
-            )
-        return text
+        return one_of(value, RESTART_BEHAVIORS, "restartBehavior")
 
     @field_validator("scheduleDate")
     @classmethod
@@ -88,9 +71,10 @@ class SubflowTask(_ChildFlow):
     pass
 
 
-_register(
+register(
     "io.kestra.plugin.core.flow.Subflow",
     SubflowTask,
+    kind="flowable",
     aliases=["io.kestra.core.tasks.flows.Subflow", "io.kestra.core.tasks.flows.Flow"],
     summary="Start an execution of another flow, optionally waiting for its end",
 )
@@ -118,9 +102,10 @@ class ForEachItemTask(_ChildFlow):
     batch: Batch | None = None
 
 
-_register(
+register(
     "io.kestra.plugin.core.flow.ForEachItem",
     ForEachItemTask,
+    kind="flowable",
     aliases=["io.kestra.core.tasks.flows.ForEachItem"],
     summary="Split a file of items into batches and start one subflow execution per batch",
 )
@@ -171,10 +156,7 @@ class PauseTask(BaseTask):
     def _check_behavior(cls, value: Any) -> str | None:
         if value is None:
             return None
-        text = str(value).strip().upper()
-        if text not in PAUSE_BEHAVIORS:
-            raise ValueError(f"behavior must be one of {', '.join(PAUSE_BEHAVIORS)}")
-        return text
+        return one_of(value, PAUSE_BEHAVIORS, "behavior")
 
     @field_validator("onResume", mode="before")
     @classmethod
@@ -182,9 +164,10 @@ class PauseTask(BaseTask):
         return check_on_resume(value)
 
 
-_register(
+register(
     "io.kestra.plugin.core.flow.Pause",
     PauseTask,
+    kind="flowable",
     aliases=["io.kestra.core.tasks.flows.Pause"],
     summary="Pause the execution until resumed (with onResume inputs) or a delay elapses",
 )

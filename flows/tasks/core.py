@@ -18,45 +18,25 @@ from flows.tasks.fields import (
     DStr,
     TaskList,
 )
-from flows.tasks.registry import REGISTRY, TaskType
-
-LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
-
-
-def _level(value: Any) -> str:
-    level = str(value or "INFO").upper()
-    if level == "WARNING":
-        level = "WARN"
-    if level not in LEVELS:
-        raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LEVELS)}")
-    return level
+from flows.tasks.registry import register
+from orchestra.lib import levels
+from orchestra.lib.labels import label_map
 
 
-def _task(
-    name, model, kind="runnable", run=None, aliases=(), children=None, summary=""
-):
-    return REGISTRY.register(
-        TaskType(
-            name=name,
-            model=model,
-            kind=kind,
-            run=run,
-            aliases=tuple(aliases),
-            children=children or {},
-            summary=summary,
-        )
-    )
+class _LeveledTask(BaseTask):
+    """A task that writes at a ``level`` (INFO unless given; WARNING means WARN)."""
 
-
-# --- Log -------------------------------------------------------------------------
-class LogTask(BaseTask):
-    message: DStr | list[DStr]
     level: str = "INFO"
 
     @field_validator("level", mode="before")
     @classmethod
     def _check_level(cls, value: Any) -> str:
-        return _level(value)
+        return levels.normalize(value or "INFO")
+
+
+# --- Log -------------------------------------------------------------------------
+class LogTask(_LeveledTask):
+    message: DStr | list[DStr]
 
 
 def run_log(ctx: RunContext, props: LogTask) -> dict:
@@ -66,7 +46,7 @@ def run_log(ctx: RunContext, props: LogTask) -> dict:
     return {}
 
 
-_task(
+register(
     "io.kestra.plugin.core.log.Log",
     LogTask,
     run=run_log,
@@ -84,7 +64,7 @@ def run_return(ctx: RunContext, props: ReturnTask) -> dict:
     return {"value": props.format}
 
 
-_task(
+register(
     "io.kestra.plugin.core.debug.Return",
     ReturnTask,
     run=run_return,
@@ -93,14 +73,8 @@ _task(
 )
 
 
-class EchoTask(BaseTask):
+class EchoTask(_LeveledTask):
     format: DStr
-    level: str = "INFO"
-
-    @field_validator("level", mode="before")
-    @classmethod
-    def _check_level(cls, value: Any) -> str:
-        return _level(value)
 
 
 def run_echo(ctx: RunContext, props: EchoTask) -> dict:
@@ -108,7 +82,7 @@ def run_echo(ctx: RunContext, props: EchoTask) -> dict:
     return {}
 
 
-_task(
+register(
     "io.kestra.plugin.core.debug.Echo",
     EchoTask,
     run=run_echo,
@@ -126,7 +100,7 @@ def run_output_values(ctx: RunContext, props: OutputValuesTask) -> dict:
     return {"values": props.values}
 
 
-_task(
+register(
     "io.kestra.plugin.core.output.OutputValues",
     OutputValuesTask,
     run=run_output_values,
@@ -146,7 +120,7 @@ def run_sleep(ctx: RunContext, props: SleepTask) -> dict:
     return {}
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.Sleep",
     SleepTask,
     run=run_sleep,
@@ -167,7 +141,7 @@ def run_fail(ctx: RunContext, props: FailTask) -> dict:
     return {}
 
 
-_task(
+register(
     "io.kestra.plugin.core.execution.Fail",
     FailTask,
     run=run_fail,
@@ -181,28 +155,13 @@ class LabelsTask(BaseTask):
     labels: DDict | list[dict[str, Any]]
 
 
-def normalize_labels(value: Any) -> dict[str, str]:
-    if isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(value, list):
-        out = {}
-        for item in value:
-            if not isinstance(item, dict) or "key" not in item:
-                raise ValueError(
-                    "labels given as a list need items with 'key' and 'value'"
-                )
-            out[str(item["key"])] = str(item.get("value", ""))
-        return out
-    raise ValueError(f"labels must be a mapping, got {type(value).__name__}")
-
-
 def run_labels(ctx: RunContext, props: LabelsTask) -> dict:
-    labels = normalize_labels(props.labels)
+    labels = label_map(props.labels)
     ctx.set_labels(labels)
     return {}
 
 
-_task(
+register(
     "io.kestra.plugin.core.execution.Labels",
     LabelsTask,
     run=run_labels,
@@ -216,7 +175,7 @@ class SequentialTask(BaseTask):
     tasks: TaskList
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.Sequential",
     SequentialTask,
     kind="flowable",
@@ -231,7 +190,7 @@ class ParallelTask(BaseTask):
     concurrent: DInt = 0
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.Parallel",
     ParallelTask,
     kind="flowable",
@@ -245,7 +204,7 @@ class AllowFailureTask(BaseTask):
     tasks: TaskList
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.AllowFailure",
     AllowFailureTask,
     kind="flowable",
@@ -261,7 +220,7 @@ class IfTask(BaseTask):
     else_: list[dict[str, Any]] | None = Field(default=None, alias="else")
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.If",
     IfTask,
     kind="flowable",
@@ -277,7 +236,7 @@ class SwitchTask(BaseTask):
     defaults: list[dict[str, Any]] | None = None
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.Switch",
     SwitchTask,
     kind="flowable",
@@ -293,7 +252,7 @@ class ForEachTask(BaseTask):
     tasks: TaskList
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.ForEach",
     ForEachTask,
     kind="flowable",
@@ -307,7 +266,7 @@ class EachSequentialTask(BaseTask):
     tasks: TaskList
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.EachSequential",
     EachSequentialTask,
     kind="flowable",
@@ -323,7 +282,7 @@ class EachParallelTask(BaseTask):
     tasks: TaskList
 
 
-_task(
+register(
     "io.kestra.plugin.core.flow.EachParallel",
     EachParallelTask,
     kind="flowable",

@@ -18,7 +18,9 @@ from pydantic import Field, field_validator
 from flows.expressions import evaluate, truthy
 from flows.tasks.context import RunContext, TaskFailed
 from flows.tasks.fields import BaseTask, DDict, DDuration, DList, DStr, Strict
-from flows.tasks.registry import REGISTRY, TaskType
+from flows.tasks.registry import register
+from orchestra.lib.dates import parse_datetime
+from orchestra.lib.labels import LabelError, label_map
 
 # Kestra's execution states (the engine's State names).
 STATES = (
@@ -52,31 +54,22 @@ def _states(value: Any) -> Any:
 
 
 def _labels(value: Any) -> dict[str, str] | None:
-    if value is None or value == {}:
-        return None
-    if isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(value, list):  # Kestra's [{key, value}] form
-        return {
-            str(i["key"]): str(i.get("value", "")) for i in value if isinstance(i, dict)
-        }
-    raise TaskFailed(f"labels must be a mapping, got {type(value).__name__}")
+    try:
+        return label_map(value) or None
+    except LabelError as exc:
+        raise TaskFailed(str(exc)) from None
 
 
 def _datetime(value: Any, what: str) -> datetime | None:
     if value in (None, ""):
         return None
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise TaskFailed(
-                f"{what}: {value!r} is not a date-time; use ISO-8601 such as "
-                "2026-03-01T09:00:00Z or an expression like {{ execution.startDate }}"
-            ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        raise TaskFailed(
+            f"{what}: {value!r} is not a date-time; use ISO-8601 such as "
+            "2026-03-01T09:00:00Z or an expression like {{ execution.startDate }}"
+        ) from None
 
 
 def _query(ctx: RunContext, method: str, **filters: Any) -> Any:
@@ -135,16 +128,13 @@ def run_lookup(ctx: RunContext, props: LookupTask) -> dict:
     return {"uri": uri, "size": len(rows)}
 
 
-REGISTRY.register(
-    TaskType(
-        name="io.kestra.plugin.core.execution.Lookup",
-        model=LookupTask,
-        kind="runnable",
-        run=run_lookup,
-        aliases=("io.kestra.core.tasks.executions.Query",),
-        summary="Find executions (namespace, flowId, triggerId, last, since, labels, states, "
-        "revision, inputs) and write them to an .ion file, one per line",
-    )
+register(
+    "io.kestra.plugin.core.execution.Lookup",
+    LookupTask,
+    run=run_lookup,
+    aliases=("io.kestra.core.tasks.executions.Query",),
+    summary="Find executions (namespace, flowId, triggerId, last, since, labels, states, "
+    "revision, inputs) and write them to an .ion file, one per line",
 )
 
 
@@ -196,14 +186,11 @@ def run_count(ctx: RunContext, props: CountTask) -> dict:
     return {"results": results, "total": total, "count": total}
 
 
-REGISTRY.register(
-    TaskType(
-        name="io.kestra.plugin.core.execution.Count",
-        model=CountTask,
-        kind="runnable",
-        run=run_count,
-        aliases=("io.kestra.core.tasks.executions.Counts",),
-        raw_properties=("expression",),
-        summary="Count executions per flow; 'expression' (with count) keeps matching flows",
-    )
+register(
+    "io.kestra.plugin.core.execution.Count",
+    CountTask,
+    run=run_count,
+    aliases=("io.kestra.core.tasks.executions.Counts",),
+    raw_properties=("expression",),
+    summary="Count executions per flow; 'expression' (with count) keeps matching flows",
 )

@@ -98,6 +98,15 @@ DSize = _dynamic(parse_size, {"type": "string", "examples": ["10MB"]})
 TaskList = Annotated[list[dict[str, Any]], Field(min_length=1)]
 
 
+def one_of(value: Any, choices: tuple[str, ...], what: str) -> str:
+    """``value`` in capitals when it is one of ``choices``; ValueError naming
+    them otherwise (for the enumerated properties: fetchType, behavior, ...)."""
+    text = str(value).strip().upper()
+    if text not in choices:
+        raise ValueError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+    return text
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(
         extra="forbid", populate_by_name=True, arbitrary_types_allowed=True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import tempfile
 from datetime import timedelta
@@ -22,7 +23,7 @@ from flows.tasks.fields import (
     DStr,
     Strict,
 )
-from flows.tasks.registry import REGISTRY, TaskType
+from flows.tasks.registry import register
 
 DEFAULT_TIMEOUT = 60.0  # seconds, when neither options nor the task set one
 MAX_BODY = 10 * 1024 * 1024  # bytes kept in the ``body`` output
@@ -209,22 +210,9 @@ def _limit(props: RequestBase) -> int:
 
 
 def _read_body(ctx: RunContext, response: httpx.Response, limit: int) -> bytes:
-    chunks, size = [], 0
-    try:
-        for chunk in response.iter_bytes(CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise TaskFailed(
-                    f"the response is larger than {limit} bytes "
-                    "(options.maxContentLength); use Download to store it"
-                )
-            chunks.append(chunk)
-            ctx.check_alive()
-    except httpx.HTTPError as exc:
-        raise TaskFailed(
-            f"reading the answer of {response.request.url}: {exc}"
-        ) from None
-    return b"".join(chunks)
+    body = io.BytesIO()
+    _copy_body(ctx, response, body, limit, "; use Download to store it")
+    return body.getvalue()
 
 
 def run_request(ctx: RunContext, props: RequestTask) -> dict[str, Any]:
@@ -303,15 +291,21 @@ def run_download(ctx: RunContext, props: DownloadTask) -> dict[str, Any]:
 
 
 def _copy_body(
-    ctx: RunContext, response: httpx.Response, target, limit: int | None
+    ctx: RunContext,
+    response: httpx.Response,
+    target,
+    limit: int | None,
+    hint: str = "",
 ) -> int:
+    """Stream the body into ``target``, failing once it passes ``limit``."""
     size = 0
     try:
         for chunk in response.iter_bytes(CHUNK):
             size += len(chunk)
             if limit is not None and size > limit:
                 raise TaskFailed(
-                    f"the file is larger than {limit} bytes (options.maxContentLength)"
+                    f"the response is larger than {limit} bytes "
+                    f"(options.maxContentLength){hint}"
                 )
             target.write(chunk)
             ctx.check_alive()
@@ -322,30 +316,17 @@ def _copy_body(
     return size
 
 
-def _register(name, model, run, aliases, summary):
-    REGISTRY.register(
-        TaskType(
-            name=name,
-            model=model,
-            kind="runnable",
-            run=run,
-            aliases=tuple(aliases),
-            summary=summary,
-        )
-    )
-
-
-_register(
+register(
     "io.kestra.plugin.core.http.Request",
     RequestTask,
-    run_request,
-    ["io.kestra.plugin.fs.http.Request"],
-    "Send an HTTP request; outputs code, headers, body",
+    run=run_request,
+    aliases=["io.kestra.plugin.fs.http.Request"],
+    summary="Send an HTTP request; outputs code, headers, body",
 )
-_register(
+register(
     "io.kestra.plugin.core.http.Download",
     DownloadTask,
-    run_download,
-    ["io.kestra.plugin.fs.http.Download"],
-    "Download a file over HTTP into internal storage; outputs uri, code, length",
+    run=run_download,
+    aliases=["io.kestra.plugin.fs.http.Download"],
+    summary="Download a file over HTTP into internal storage; outputs uri, code, length",
 )

@@ -27,8 +27,8 @@ from pydantic import Field, field_validator
 
 from flows.expressions import format_native
 from flows.tasks.context import RunContext, TaskFailed, TaskKilled
-from flows.tasks.fields import BaseTask, DBool, DDict, DInt, DList, DStr
-from flows.tasks.registry import REGISTRY, TaskType
+from flows.tasks.fields import BaseTask, DBool, DDict, DInt, DList, DStr, one_of
+from flows.tasks.registry import register
 
 FETCH_TYPES = ("NONE", "FETCH_ONE", "FETCH", "STORE")
 COPY_FORMATS = ("TEXT", "CSV", "BINARY")
@@ -70,12 +70,7 @@ class QueryTask(Connection):
     @field_validator("fetchType", mode="before")
     @classmethod
     def _check_fetch_type(cls, value: Any) -> str:
-        text = str(value).upper()
-        if text not in FETCH_TYPES:
-            raise ValueError(
-                f"fetchType must be one of {', '.join(FETCH_TYPES)}, got {value!r}"
-            )
-        return text
+        return one_of(value, FETCH_TYPES, "fetchType")
 
     def fetch_mode(self) -> str:
         if self.fetchType != "NONE":
@@ -108,12 +103,7 @@ class CopyInTask(Connection):
     @field_validator("format", mode="before")
     @classmethod
     def _check_format(cls, value: Any) -> str:
-        text = str(value).upper()
-        if text not in COPY_FORMATS:
-            raise ValueError(
-                f"format must be one of {', '.join(COPY_FORMATS)}, got {value!r}"
-            )
-        return text
+        return one_of(value, COPY_FORMATS, "format")
 
 
 class LoadTask(CopyInTask):
@@ -479,37 +469,21 @@ def run_copy_in(ctx: RunContext, props: CopyInTask) -> dict[str, Any]:
     return {"rowCount": count}
 
 
-def _register(name, model, run, aliases, summary):
-    REGISTRY.register(
-        TaskType(
-            name=name,
-            model=model,
-            kind="runnable",
-            run=run,
-            aliases=tuple(aliases),
-            summary=summary,
-        )
-    )
-
-
-_register(
+register(
     "io.kestra.plugin.jdbc.postgresql.Query",
     QueryTask,
-    run_query,
-    [],
-    "Run SQL on PostgreSQL; fetchType NONE, FETCH_ONE, FETCH or STORE",
+    run=run_query,
+    summary="Run SQL on PostgreSQL; fetchType NONE, FETCH_ONE, FETCH or STORE",
 )
-_register(
+register(
     "io.kestra.plugin.jdbc.postgresql.CopyIn",
     CopyInTask,
-    run_copy_in,
-    [],
-    "Load a file from internal storage into a PostgreSQL table with COPY",
+    run=run_copy_in,
+    summary="Load a file from internal storage into a PostgreSQL table with COPY",
 )
-_register(
+register(
     "io.kestra.plugin.jdbc.postgresql.Load",
     LoadTask,
-    run_copy_in,
-    [],
-    "Load a CSV file (with a header row) into a PostgreSQL table with COPY",
+    run=run_copy_in,
+    summary="Load a CSV file (with a header row) into a PostgreSQL table with COPY",
 )

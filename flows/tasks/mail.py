@@ -19,7 +19,7 @@ from pydantic import Field
 
 from flows.tasks.context import RunContext, TaskFailed
 from flows.tasks.fields import BaseTask, DDuration, DInt, DList, DStr
-from flows.tasks.registry import REGISTRY, TaskType
+from flows.tasks.registry import register
 
 TRANSPORTS = ("SMTP", "SMTPS", "SMTP_TLS", "SMTP_OAUTH2")
 ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
@@ -164,13 +164,10 @@ def run_mail_send(ctx: RunContext, props: MailSendTask) -> dict[str, Any]:
     return {}
 
 
-REGISTRY.register(
-    TaskType(
-        name="io.kestra.plugin.notifications.mail.MailSend",
-        model=MailSendTask,
-        kind="runnable",
-        run=run_mail_send,
-        aliases=("io.kestra.plugin.notifications.email.MailSend",),
-        summary="Send an email (to, cc, subject, html/text body, attachments from storage)",
-    )
+register(
+    "io.kestra.plugin.notifications.mail.MailSend",
+    MailSendTask,
+    run=run_mail_send,
+    aliases=("io.kestra.plugin.notifications.email.MailSend",),
+    summary="Send an email (to, cc, subject, html/text body, attachments from storage)",
 )

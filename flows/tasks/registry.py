@@ -86,10 +86,38 @@ class Registry:
 REGISTRY = Registry()
 
 
+def register(
+    name: str,
+    model: type[BaseModel],
+    *,
+    run: Callable[..., dict[str, Any] | None] | None = None,
+    kind: str = "runnable",
+    aliases: tuple[str, ...] | list[str] = (),
+    children: dict[str, str] | None = None,
+    raw_properties: tuple[str, ...] = (),
+    summary: str = "",
+) -> TaskType:
+    """The one way a module declares a task type: its Kestra name, older
+    names in ``aliases`` (short names come from both)."""
+    return REGISTRY.register(
+        TaskType(
+            name=name,
+            model=model,
+            kind=kind,
+            run=run,
+            aliases=tuple(aliases),
+            children=dict(children or {}),
+            summary=summary,
+            raw_properties=tuple(raw_properties),
+        )
+    )
+
+
 def resolve_type(name: str) -> TaskType | None:
-    from flows.tasks import (  # noqa: F401
+    from flows.tasks import (  # noqa: F401  (each registers its built-in types)
         conditions,
-        core,  # noqa: F401  (registers the built-in types)
+        control,
+        core,
         execution,
         http,
         jdbc,

@@ -32,8 +32,9 @@ from typing import Any
 from flows.expressions import ExpressionError
 from flows.tasks.context import RunContext, TaskFailed, warn_in_logs
 from flows.tasks.fields import BaseTask, DBool, DDict, DList, DStr
-from flows.tasks.registry import REGISTRY, TaskType
+from flows.tasks.registry import register
 from orchestra.lib import procguard
+from orchestra.lib.durations import format_duration
 
 OUTPUT_LINE = re.compile(r"^::(\{.*\})::$")
 # What a script inherits from the worker's environment. Everything else (the
@@ -400,7 +401,7 @@ def _run(
         output_files = collect_output_files(ctx, folder, props.outputFiles)
         ctx.log(
             "DEBUG",
-            f"command ended with code 0 after {time.monotonic() - started:.2f}s",
+            f"command ended with code 0 after {format_duration(time.monotonic() - started)}",
         )
         return {
             "exitCode": code,
@@ -434,44 +435,27 @@ def run_shell_commands(ctx: RunContext, props: ScriptWithCommands) -> dict[str, 
     return _run(ctx, props, _lines(props.commands), {}, python=False)
 
 
-def _register(name, model, run, aliases, summary):
-    REGISTRY.register(
-        TaskType(
-            name=name,
-            model=model,
-            kind="runnable",
-            run=run,
-            aliases=tuple(aliases),
-            summary=summary,
-        )
-    )
-
-
-_register(
+register(
     "io.kestra.plugin.scripts.python.Script",
     ScriptWithBody,
-    run_python_script,
-    [],
-    "Run a Python script in a temporary working folder",
+    run=run_python_script,
+    summary="Run a Python script in a temporary working folder",
 )
-_register(
+register(
     "io.kestra.plugin.scripts.python.Commands",
     ScriptWithCommands,
-    run_python_commands,
-    [],
-    "Run shell commands with the worker's Python on the PATH",
+    run=run_python_commands,
+    summary="Run shell commands with the worker's Python on the PATH",
 )
-_register(
+register(
     "io.kestra.plugin.scripts.shell.Script",
     ScriptWithBody,
-    run_shell_script,
-    [],
-    "Run a shell script in a temporary working folder",
+    run=run_shell_script,
+    summary="Run a shell script in a temporary working folder",
 )
-_register(
+register(
     "io.kestra.plugin.scripts.shell.Commands",
     ScriptWithCommands,
-    run_shell_commands,
-    [],
-    "Run shell commands in a temporary working folder",
+    run=run_shell_commands,
+    summary="Run shell commands in a temporary working folder",
 )

@@ -55,17 +55,21 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     raise ValueError(f"{raw!r} is not a duration; {HELP}")
 
 
-def format_duration(delta: timedelta | float | None) -> str:
-    """Short human form: ``1h 02m``, ``3m 05s``, ``4.2s``, ``120ms``."""
-    if delta is None:
+def format_duration(delta: timedelta | float | str | None) -> str:
+    """The one way a duration is shown, in the CLI, the pages and the emails:
+    ``120ms``, ``4.2s``, ``42s``, ``3m 05s``, ``2h 01m``, ``3d 04h``. Seconds
+    may be given as a number; a missing duration is ``—``."""
+    if delta is None or delta == "":
         return "—"
     seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
     if seconds < 0:
         seconds = 0
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
+    if seconds < 10:
         return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{int(seconds)}s"
     minutes, sec = divmod(int(seconds), 60)
     if minutes < 60:
         return f"{minutes}m {sec:02d}s"

@@ -28,6 +28,27 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
+LABEL_HELP = "a label, key:value (key=value is read too); repeat for several"
+
+
+def add_label_option(parser) -> None:
+    """The ``--label`` option of the commands that start executions."""
+    parser.add_argument(
+        "--label", "-l", action="append", metavar="KEY:VALUE", help=LABEL_HELP
+    )
+
+
+def label_options(values: list[str] | None) -> dict[str, str]:
+    """The ``--label`` values: one label each, so a value may hold commas."""
+    from orchestra.cli import UsageError
+    from orchestra.lib.labels import LabelError, parse_labels
+
+    try:
+        return parse_labels(values, split=False)
+    except LabelError as exc:
+        raise UsageError(f"--label: {exc}") from None
+
+
 def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
     """``["a=1", "b=x=y"]`` → ``{"a": "1", "b": "x=y"}``; UsageError on bad items."""
     from orchestra.cli import UsageError

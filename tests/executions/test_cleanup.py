@@ -312,7 +312,7 @@ def test_rest_takes_the_seed_body_and_answers_the_seed_shape(client, alice, reco
         "message": "Would cancel 1 stuck execution older than 5 minutes",
     }
     assert Execution.objects.get(pk=ex.pk).state == State.RUNNING
-    # Both fields optional: an empty body cancels with the defaults, like the seed.
+    # Both fields are optional: an empty body cancels with the defaults.
     response = _post(client, key, "")
     data = response.json()
     assert data["execution_ids"] == [ex.pk] and data["cancelled_count"] == 1

@@ -138,7 +138,7 @@ def test_a_cleanup_cancel_of_a_silent_worker_ends_like_a_kill_but_cancelled(call
 
 
 def test_work_on_a_dead_worker_ends_at_once_whichever_path_stops_it(calls):
-    killed, k_tr = make_execution(), None
+    killed = make_execution()
     k_tr = make_taskrun(killed, worker=make_worker(alive=False))
     stop.kill(killed.pk, actor=ALICE)
     cancelled = make_execution(age=60)
@@ -150,6 +150,7 @@ def test_work_on_a_dead_worker_ends_at_once_whichever_path_stops_it(calls):
     ):
         execution.refresh_from_db()
         assert execution.state == final
+        assert TaskRun.objects.get(pk=tr.pk).state == final
         assert history(execution)[-2:] == [
             ("work", State.RUNNING, final, Cause.USER),
             (None, State.RUNNING, final, Cause.USER),

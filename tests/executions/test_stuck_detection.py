@@ -166,14 +166,3 @@ def test_stuck_count_matches_the_preview_for_the_user():
     Role.objects.create(user=alice, role="viewer", namespace="team")
     assert stuck_count(alice) == 2
     assert stuck_count() == 3
-
-
-def test_the_queryset_method_keeps_the_queryset_scope():
-    from executions.models import Execution
-
-    a = make_execution(ns="team.a")
-    make_execution(ns="team.b")
-    healthy = make_execution(ns="team.a")
-    make_taskrun(healthy, worker=make_worker())
-    assert list(Execution.objects.in_namespace("team.a").stuck()) == [a]
-    assert Execution.objects.stuck(older_than_minutes=60).count() == 0

@@ -1,4 +1,5 @@
-"""Lookup (alias Query) and Count: the seed's check_sla system flow, run by the engine."""
+"""Lookup (alias Query) and Count, and the shipped check_sla system flow that
+uses them, run by the engine."""
 
 import json
 from datetime import timedelta
@@ -11,7 +12,7 @@ from executions.lifecycle.start import create_execution
 from executions.models import Execution, State
 from executions.storage import read_uri
 
-# The seed's flow, as shipped in the examples.
+# The system flow that checks SLAs, as shipped in the examples.
 SLA_FLOW = (
     Path(__file__).resolve().parents[2] / "examples/flows/sla_flow.yml"
 ).read_text()
@@ -218,10 +219,10 @@ tasks:
 """
 
 
-def test_the_seed_check_sla_flow_runs_lookup_then_a_script_then_fans_out(
+def test_the_check_sla_flow_runs_lookup_then_a_script_then_fans_out(
     deploy, run_inprocess
 ):
-    """The seed's system flow end to end: the Lookup file feeds a Python script
+    """The check_sla system flow end to end: the Lookup file feeds a Python script
     (one alert for several misses) and ForEachItem (one subflow per execution)."""
     revision = deploy(SLA_FLOW)
     late = _execution(revision, hours_ago=2, inputs={"SLA": "PT30M"}, minutes=50)

@@ -114,3 +114,18 @@ def test_it_accepts_hyphenated_task_ids_in_expressions():
         "  - id: use\n    type: Log\n    message: '{{ outputs.set-vars.value }}'\n"
     )
     assert spec.task("use") is not None
+
+
+def test_flow_labels_read_as_a_mapping_or_a_list_and_name_a_bad_item():
+    tasks = "tasks:\n  - id: a\n    type: Log\n    message: hi\n"
+    spec = parse_flow(
+        "id: x\nnamespace: a\nlabels:\n  - key: team\n    value: data\n"
+        "  - env:prod\n" + tasks
+    )
+    assert spec.labels == {"team": "data", "env": "prod"}
+    errors = errors_of(
+        "id: x\nnamespace: a\nlabels:\n  - key: team\n    value: data\n  - 3\n" + tasks
+    )
+    assert [(e.path, e.message) for e in errors] == [
+        ("labels[1]", "a label in a list needs 'key' and 'value'")
+    ]

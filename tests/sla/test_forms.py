@@ -40,11 +40,12 @@ def test_it_accepts_iso_and_short_durations_labels_and_recipients():
     assert rule.labels == {"env": "prod", "team": "data"}
     assert rule.add_labels == {"sla": "breached"}
     assert rule.recipients == "data@example.com, oncall@example.com"
-    # Shown back in the edit form as ISO-8601 and key=value text.
+    # Typed as key=value, shown back in the edit form as ISO-8601 and the
+    # key:value text every other label field uses.
     edit = SlaRuleForm(instance=SlaRule.objects.get())
     assert 'value="PT1H30M"' in str(
         edit["sla"]
-    ) and 'value="env=prod, team=data"' in str(edit["labels"])
+    ) and 'value="env:prod, team:data"' in str(edit["labels"])
 
 
 @pytest.mark.django_db
@@ -91,8 +92,7 @@ def test_it_accepts_iso_and_short_durations_labels_and_recipients():
         (
             {"labels": "env"},
             "labels",
-            "'env' is not a label; write key=value pairs separated by commas, such as env=prod, "
-            "team=data",
+            "label 'env' must be key:value, e.g. env:prod",
         ),
         (
             {"slo": "", "sla": ""},

@@ -71,7 +71,7 @@ def test_deadlines_are_stored_at_creation_and_due_when_started(deploy, rule, sta
     assert rows[Level.SLO].behavior == Behavior.NONE  # warnings never act
 
 
-SEED_FLOW = (
+SLA_FLOW_WITH_LIST = (
     Path(__file__).resolve().parents[2] / "examples/flows/sla_flow.yml"
 ).read_text() + (
     "sla:\n  - id: too-long\n    type: MAX_DURATION\n    duration: PT2H\n    behavior: FAIL\n"
@@ -81,7 +81,7 @@ SEED_FLOW = (
 
 @pytest.mark.django_db
 def test_sla_slo_inputs_and_the_flow_sla_list_give_thresholds(deploy, started):
-    execution = started(deploy(SEED_FLOW), inputs={"SLA": "30m"})
+    execution = started(deploy(SLA_FLOW_WITH_LIST), inputs={"SLA": "30m"})
     rows = {(d.key, d.level): d for d in Deadline.objects.filter(execution=execution)}
     assert rows[("input", Level.SLA)].threshold == timedelta(minutes=30)
     assert rows[("input", Level.SLO)].threshold == timedelta(minutes=45)

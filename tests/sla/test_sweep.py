@@ -212,7 +212,7 @@ def test_cancel_and_fail_go_through_actions_with_the_rule_as_cause(
     assert "SLA breached (rule 'strict')" in change.reason
     assert change.details["sla_rule_id"] == r.pk
     miss = SlaMiss.objects.get()
-    assert miss.action == "labels added: sla=breached; failed"
+    assert miss.action == "labels added: sla:breached; failed"
 
 
 @pytest.mark.django_db

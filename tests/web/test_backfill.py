@@ -121,7 +121,7 @@ def test_api_dry_run_lists_the_dates_then_a_run_starts_them_once(
         (
             {"start": "2024-01-01", "end": "2024-01-02", "labels": "nolabel"},
             URL,
-            "labels: label filter 'nolabel' must be key:value",
+            "labels: label 'nolabel' must be key:value",
         ),
     ],
 )

@@ -1,4 +1,4 @@
-"""The issue's "done when", as a user meets it in the dashboard: find yesterday's
+"""The dashboard's main errand, end to end as a user meets it: find yesterday's
 failed execution by filters, read its logs, restart it, bulk-kill the running
 executions of one flow after seeing the confirmation list — and a viewer of
 another namespace can do none of it (page, API or direct POST)."""
