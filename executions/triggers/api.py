@@ -3,15 +3,90 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from accounts import roles
 from executions.lifecycle.actor import Actor
-from executions.serializers import BackfillIn, BackfillOut
+from executions.serializers import LabelsField, reject_nul
 from executions.triggers import schedule
 from flows.access import get_flow_for_user
 from flows.expressions import format_native
+
+
+class BackfillIn(serializers.Serializer):
+    start = serializers.CharField(
+        max_length=64,
+        help_text="ISO date or datetime (2024-01-31, 2024-01-31T06:00:00); "
+        "without an offset it is in the trigger's time zone",
+    )
+    end = serializers.CharField(
+        max_length=64, help_text="ISO date or datetime, inclusive"
+    )
+    inputs = serializers.DictField(
+        required=False, default=dict, help_text="overrides of the trigger's inputs"
+    )
+    labels = LabelsField(required=False, default=dict)
+    dryRun = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="List the dates (and which fired already); start nothing.",
+    )
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            allowed = set(self.fields) | {"dry_run"}
+            unknown = sorted(set(data) - allowed)
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        "non_field_errors": [
+                            f"unknown field(s) {', '.join(unknown)}; allowed: "
+                            + ", ".join(sorted(self.fields))
+                        ]
+                    }
+                )
+            if "dry_run" in data and "dryRun" not in data:  # the bulk API's spelling
+                data = {**data, "dryRun": data["dry_run"]}
+                data.pop("dry_run")
+        return super().to_internal_value(data)
+
+    def validate_inputs(self, value):
+        return reject_nul(value, "inputs")
+
+    def validate_labels(self, value):
+        return reject_nul(value, "labels")
+
+
+class BackfillDateOut(serializers.Serializer):
+    date = serializers.CharField()
+    execution_id = serializers.IntegerField()
+
+
+class BackfillFailedOut(serializers.Serializer):
+    date = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class BackfillOut(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    trigger = serializers.CharField()
+    dates = serializers.ListField(
+        child=serializers.CharField(), help_text="every cron date of the range"
+    )
+    already_fired = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="dates that fired before; they are left alone",
+    )
+    to_fire = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="dates that start (or, in a dry run, would start) an execution",
+    )
+    created = BackfillDateOut(many=True)
+    execution_ids = serializers.ListField(child=serializers.IntegerField())
+    failed = BackfillFailedOut(many=True)
+    message = serializers.CharField()
 
 
 @extend_schema(

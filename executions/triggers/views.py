@@ -6,15 +6,44 @@ the same ``schedule.backfill`` serves the REST API and the CLI.
 
 from __future__ import annotations
 
+from django import forms
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from accounts import roles
-from executions.forms import BackfillForm
+from executions.forms import LabelsField
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.base import ActionError
 from executions.triggers import schedule
 from flows.access import get_flow_for_user
+
+
+class BackfillForm(forms.Form):
+    """A Schedule trigger and a date range; the dates themselves are checked
+    by executions.triggers.schedule.backfill, as for the API and the CLI."""
+
+    trigger = forms.ChoiceField(label="Schedule trigger")
+    start = forms.CharField(
+        max_length=64,
+        widget=forms.TextInput(attrs={"placeholder": "2024-01-01"}),
+        help_text="ISO date or datetime, in the trigger's time zone unless it has an offset.",
+    )
+    end = forms.CharField(
+        max_length=64,
+        widget=forms.TextInput(attrs={"placeholder": "2024-01-31T23:59"}),
+        help_text="Inclusive.",
+    )
+    labels = LabelsField(
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "reason:reload"}),
+        help_text="Extra labels for the executions, key:value, comma-separated.",
+    )
+    # The flow revision the preview was made with (confirm only).
+    revision = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, schedules: list[str], *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["trigger"].choices = [(s, s) for s in schedules]
 
 
 @require_http_methods(["GET", "POST"])
