@@ -319,8 +319,20 @@ def execution_file(request, pk: int):
 
 
 # --- actions -------------------------------------------------------------------
-def _reason(serializer, default: str) -> str:
-    return serializer.validated_data.get("reason") or default
+def _act(request, pk: int, body_class, verb, done: str, **answer) -> Response:
+    """One execution's verb: the operator role, a valid body, the verb with
+    the caller as the actor (via api); the answer is the execution after."""
+    execution = get_execution_for_user(request, pk, roles.OPERATOR)
+    body = body_class(data=request.data)
+    body.is_valid(raise_exception=True)
+    data = dict(body.validated_data)
+    result = verb(
+        execution.pk,
+        actor=Actor.from_request(request, "api"),
+        reason=data.pop("reason", "") or f"{done} through the API",
+        **data,
+    )
+    return Response(execution_as_dict(result), **answer)
 
 
 @extend_schema(
@@ -330,34 +342,17 @@ def _reason(serializer, default: str) -> str:
 )
 @api_view(["POST"])
 def kill_execution(request, pk: int):
-    execution = get_execution_for_user(request, pk, roles.OPERATOR)
-    body = ReasonIn(data=request.data)
-    body.is_valid(raise_exception=True)
-    kill(
-        execution.pk,
-        reason=_reason(body, "killed through the API"),
-        actor=Actor.from_request(request, "api"),
-    )
-    execution.refresh_from_db()
-    return Response(execution_as_dict(execution))
+    return _act(request, pk, ReasonIn, kill, "killed")
 
 
 @extend_schema(
-    summary="Restart a failed or killed execution (operator)",
+    summary="Restart a failed, killed or cancelled execution (operator)",
     request=ReasonIn,
     responses=ExecutionOut,
 )
 @api_view(["POST"])
 def restart_execution(request, pk: int):
-    execution = get_execution_for_user(request, pk, roles.OPERATOR)
-    body = ReasonIn(data=request.data)
-    body.is_valid(raise_exception=True)
-    result = restart(
-        execution.pk,
-        reason=_reason(body, "restarted through the API"),
-        actor=Actor.from_request(request, "api"),
-    )
-    return Response(execution_as_dict(result))
+    return _act(request, pk, ReasonIn, restart, "restarted")
 
 
 @extend_schema(
@@ -367,16 +362,9 @@ def restart_execution(request, pk: int):
 )
 @api_view(["POST"])
 def replay_execution(request, pk: int):
-    execution = get_execution_for_user(request, pk, roles.OPERATOR)
-    body = ReplayIn(data=request.data)
-    body.is_valid(raise_exception=True)
-    result = replay(
-        execution.pk,
-        from_task=body.validated_data["from_task"],
-        reason=_reason(body, "replayed through the API"),
-        actor=Actor.from_request(request, "api"),
+    return _act(
+        request, pk, ReplayIn, replay, "replayed", status=status.HTTP_201_CREATED
     )
-    return Response(execution_as_dict(result), status=status.HTTP_201_CREATED)
 
 
 @extend_schema(
@@ -386,16 +374,7 @@ def replay_execution(request, pk: int):
 )
 @api_view(["POST"])
 def resume_execution(request, pk: int):
-    execution = get_execution_for_user(request, pk, roles.OPERATOR)
-    body = ResumeIn(data=request.data)
-    body.is_valid(raise_exception=True)
-    result = resume(
-        execution.pk,
-        inputs=body.validated_data["inputs"],
-        reason=_reason(body, "resumed through the API"),
-        actor=Actor.from_request(request, "api"),
-    )
-    return Response(execution_as_dict(result))
+    return _act(request, pk, ResumeIn, resume, "resumed")
 
 
 @extend_schema(
