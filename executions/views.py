@@ -229,7 +229,9 @@ def _run_action(request, pk: int, name: str, call):
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     try:
         result = call(execution)
-    except (ActionError, IllegalTransition, StaleState) as exc:
+    # InputError: a Pause whose onResume inputs are required (the button
+    # sends none); the message names them instead of a server error.
+    except (ActionError, IllegalTransition, StaleState, InputError) as exc:
         messages.error(request, f"Could not {name} execution {pk}: {exc}")
         return redirect("executions:show", pk=pk)
     messages.success(request, f"Execution {pk}: {name} requested.")

@@ -210,6 +210,36 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+class Recorder:
+    """Stands in for the Celery dispatcher: records what would reach the broker."""
+
+    def __init__(self):
+        self.sent: list[int] = []  # task runs handed to workers
+        self.advanced: list[int] = []  # executions handed to the executor
+        self.revoked: list[str] = []
+
+    def run_taskrun(self, pk, eta=None):
+        self.sent.append(pk)
+
+    def advance(self, pk, countdown=None):
+        self.advanced.append(pk)
+
+    def revoke(self, ids):
+        self.revoked += ids
+
+
+@pytest.fixture
+def recorder():
+    """Nothing reaches a broker or runs; the test reads what was handed on."""
+    from executions import dispatch
+
+    before = dispatch.get()
+    rec = Recorder()
+    dispatch.use(rec)
+    yield rec
+    dispatch.use(before)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_worker_identity():
     """Tests flush tables; the in-process worker must register again."""

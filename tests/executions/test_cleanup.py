@@ -9,7 +9,6 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from accounts.models import ApiToken, Role
-from executions import dispatch
 from executions.engine.liveness import force_killing
 from executions.lifecycle import machine
 from executions.lifecycle.actor import Actor
@@ -34,32 +33,6 @@ def _no_cached_counts():
     from django.core.cache import cache
 
     cache.clear()
-
-
-class Recorder:
-    """Our dispatcher seam: records what would reach the broker."""
-
-    def __init__(self):
-        self.revoked: list[str] = []
-        self.sent: list[int] = []
-
-    def revoke(self, ids):
-        self.revoked += ids
-
-    def run_taskrun(self, pk, eta=None):
-        self.sent.append(pk)
-
-    def advance(self, pk, countdown=None):
-        pass
-
-
-@pytest.fixture
-def recorder():
-    before = dispatch.get()
-    rec = Recorder()
-    dispatch.use(rec)
-    yield rec
-    dispatch.use(before)
 
 
 @pytest.fixture

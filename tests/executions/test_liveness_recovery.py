@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from executions import dispatch
 from executions.engine.liveness import recover_orphans
 from executions.engine.worker import advance_and_dispatch
 from executions.lifecycle.actor import Actor
@@ -24,29 +23,6 @@ errors:
     type: Log
     message: recovering
 """
-
-
-class Recorder:
-    def __init__(self):
-        self.sent = []
-
-    def run_taskrun(self, pk, eta=None):
-        self.sent.append(pk)
-
-    def advance(self, pk, countdown=None):
-        pass
-
-    def revoke(self, ids):
-        pass
-
-
-@pytest.fixture
-def recorder():
-    before = dispatch.get()
-    rec = Recorder()
-    dispatch.use(rec)
-    yield rec
-    dispatch.use(before)
 
 
 def _running(deploy, worker):

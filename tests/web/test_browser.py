@@ -50,6 +50,14 @@ def browser():
         browser.close()
 
 
+def log_in(page, username: str, password: str, then: str = r"/$") -> None:
+    """Fill in the login form the page shows and wait for where it leads."""
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(then))
+
+
 @pytest.fixture
 def shots() -> Path:
     folder = os.environ.get("ORCHESTRA_SCREENSHOTS")
@@ -102,10 +110,7 @@ def test_it_logs_in_filters_reads_logs_kills_and_validates_a_flow(
     page.set_default_timeout(10_000)
     page.goto(f"{live_server.url}/executions/")
     assert "/login/" in page.url
-    page.fill("input[name=username]", "dana")
-    page.fill("input[name=password]", "pw-dana-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/executions/$"))
+    log_in(page, "dana", "pw-dana-123", then=r"/executions/$")
 
     page.goto(f"{live_server.url}/")
     page.wait_for_selector(".barchart")
