@@ -181,6 +181,10 @@ if CELERY_BROKER_URL.startswith(("redis", "rediss")):
     CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = envint(
         "ORCHESTRA_VISIBILITY_TIMEOUT", 3600, minimum=10
     )
+    # Installations sharing one Redis database keep apart by a key prefix (the
+    # test suite gives each parallel test process its own).
+    if _keyprefix := envstr("ORCHESTRA_BROKER_KEY_PREFIX", ""):
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = _keyprefix
 
 # --- Engine ---------------------------------------------------------------
 ORCHESTRA_HEARTBEAT_SECONDS = envfloat("ORCHESTRA_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
@@ -338,6 +342,7 @@ CRONTAB_COMMAND_PREFIX = " ".join(
         "ORCHESTRA_HOME",
         "DATABASE_URL",
         "CELERY_BROKER_URL",
+        "ORCHESTRA_BROKER_KEY_PREFIX",
         "ORCHESTRA_BASE_URL",
         "EMAIL_HOST",
         "EMAIL_PORT",

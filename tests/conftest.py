@@ -22,6 +22,26 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIRE = os.environ.get("ORCHESTRA_REQUIRE_SERVICES") == "1"
 
 
+# A test gets the marker of the kind of process it starts from the fixtures it
+# uses (directly or through other fixtures), so a new test cannot forget it:
+# `-m "not worker"`, `-m "not subprocess and not browser"` pick the fast ones.
+MARKER_OF_FIXTURE = {
+    "start_worker": "worker",  # a real Celery worker process
+    "cli": "subprocess",  # the `orchestra` console script
+    "cli_on_test_db": "subprocess",
+    "local_server": "subprocess",  # `orchestra server local` and its children
+    "browser": "browser",  # Chromium through Playwright
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads xdist_group marks
+def pytest_collection_modifyitems(items):
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        for marker in sorted({m for f, m in MARKER_OF_FIXTURE.items() if f in names}):
+            item.add_marker(marker)
+
+
 def need(condition: bool, reason: str) -> None:
     """Skip with a one-line reason — or fail when CI requires every service."""
     if condition:

@@ -69,7 +69,7 @@ tasks:
 """
 
 
-@pytest.fixture(params=["inprocess", "worker"])
+@pytest.fixture(params=["inprocess", pytest.param("worker", marks=pytest.mark.worker)])
 def engine(request, transactional_db):
     """The engine the test drives: this process, or a real Celery worker."""
     if request.param == "inprocess":

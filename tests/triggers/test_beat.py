@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 from executions.models import Execution, TriggerEvent
@@ -30,6 +31,9 @@ triggers:
     cron: "*/2 * * * * *"
     recoverMissedSchedules: ALL
 """
+
+# Celery beat is started here, not through a fixture (the worker comes from one).
+pytestmark = pytest.mark.subprocess
 
 
 def start_beat(name: str) -> subprocess.Popen:
