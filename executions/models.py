@@ -1,4 +1,9 @@
-"""Executions, task runs, logs, state history and workers."""
+"""Executions, task runs, logs, state history and workers.
+
+Over 500 lines on purpose: Django finds an app's models in ``models.py`` and
+its migrations name them there; the tables stay in one module rather than a
+models package whose only gain would be shorter files.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from flows.models import spec_for_source
 
 
 class State(models.TextChoices):
@@ -71,14 +78,6 @@ class ExecutionQuerySet(models.QuerySet):
                 Q(namespace=prefix) | Q(namespace__startswith=prefix + ".")
             )
         return self.filter(namespace=prefix)
-
-    def stuck(self, older_than_minutes: int = 5):
-        """The stuck executions among these (see executions/stuck.py). For a
-        cheap count on a dashboard use ``executions.stuck.stuck_count``."""
-        from executions.stuck.detect import detect
-
-        found = detect(older_than_minutes=older_than_minutes, within=self)
-        return self.filter(pk__in=[v.id for v in found.stuck])
 
     def with_labels(self, labels: dict[str, str]):
         # JSON containment uses the GIN index on PostgreSQL.
@@ -228,8 +227,6 @@ class Execution(models.Model):
 
     @property
     def spec(self):
-        from flows.models import spec_for_source
-
         if self.flow_revision_id:
             return self.flow_revision.spec
         return spec_for_source(self.source)

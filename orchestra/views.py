@@ -2,6 +2,10 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+from accounts import roles
+from executions.filters import visible_executions
+from executions.stuck.detect import stuck_count
+
 
 @require_GET
 def health(request):
@@ -32,8 +36,6 @@ def overview(request):
     from django.db.models.functions import TruncDay, TruncHour
     from django.shortcuts import render
     from django.utils import timezone
-
-    from executions.filters import visible_executions
 
     window = request.GET.get("window", "24h")
     if window not in OVERVIEW_WINDOWS:
@@ -95,7 +97,6 @@ def overview(request):
     context["sla_misses"] = context["stuck"] = None
     try:
         SlaMiss = apps.get_model("sla", "SlaMiss")
-        from accounts import roles
 
         context["sla_misses"] = SlaMiss.objects.filter(
             roles.namespace_q(request.user, field="execution__namespace"),
@@ -106,7 +107,6 @@ def overview(request):
         FieldError,
     ):  # no SLA model yet, or one without an execution link
         pass
-    from executions.stuck.detect import stuck_count
 
     context["stuck"] = stuck_count(request.user)  # cached 30 s per user scope
     return render(request, "home.html", context)

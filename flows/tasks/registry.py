@@ -84,17 +84,3 @@ class Registry:
 
 
 REGISTRY = Registry()
-
-
-def resolve_type(name: str) -> TaskType | None:
-    from flows.tasks import (  # noqa: F401
-        conditions,
-        core,  # noqa: F401  (registers the built-in types)
-        execution,
-        http,
-        jdbc,
-        mail,
-        scripts,
-    )
-
-    return REGISTRY.get(name)

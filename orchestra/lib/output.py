@@ -7,6 +7,10 @@ import sys
 from typing import Any
 
 
+class UsageError(Exception):
+    """Bad command-line usage: printed, exit code 2 (``orchestra.cli.main``)."""
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(
         json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n"
@@ -30,8 +34,6 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
 
 def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
     """``["a=1", "b=x=y"]`` → ``{"a": "1", "b": "x=y"}``; UsageError on bad items."""
-    from orchestra.cli import UsageError
-
     out: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")

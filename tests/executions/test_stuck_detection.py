@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from executions.models import State
-from executions.stuck.detect import detect, stuck_count
+from executions.stuck.detect import detect, stuck_among, stuck_count
 from tests.executions.stuck_helpers import make_execution, make_taskrun, make_worker
 
 pytestmark = pytest.mark.django_db
@@ -168,12 +168,12 @@ def test_stuck_count_matches_the_preview_for_the_user():
     assert stuck_count() == 3
 
 
-def test_the_queryset_method_keeps_the_queryset_scope():
+def test_stuck_among_keeps_the_queryset_scope():
     from executions.models import Execution
 
     a = make_execution(ns="team.a")
     make_execution(ns="team.b")
     healthy = make_execution(ns="team.a")
     make_taskrun(healthy, worker=make_worker())
-    assert list(Execution.objects.in_namespace("team.a").stuck()) == [a]
-    assert Execution.objects.stuck(older_than_minutes=60).count() == 0
+    assert list(stuck_among(Execution.objects.in_namespace("team.a"))) == [a]
+    assert stuck_among(Execution.objects.all(), older_than_minutes=60).count() == 0
