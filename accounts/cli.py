@@ -12,8 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken, Role, RoleName
-from orchestra.cli import UsageError
-from orchestra.lib.output import print_json, table
+from orchestra.lib.output import UsageError, print_json, table
 from orchestra.lib.users import os_username
 
 ROLE_NAMES = [r.value for r in RoleName]

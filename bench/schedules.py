@@ -26,7 +26,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from executions.engine import dispatch  # noqa: E402
+from executions import dispatch  # noqa: E402
 from executions.models import Execution, Trigger, TriggerEvent  # noqa: E402
 from executions.triggers.schedule import evaluate_schedules  # noqa: E402
 from flows.models import Flow, save_flow  # noqa: E402

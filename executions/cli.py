@@ -1,4 +1,9 @@
-"""CLI verbs that start, watch and stop executions."""
+"""CLI verbs that start, watch and stop executions.
+
+Over 500 lines: the verbs of one CLI group (execute, test, list, logs, kill,
+restart, replay, resume, workers) share the follow loop, the tables and the
+argument helpers; each verb is a thin call into ``executions.lifecycle``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from executions.engine.inprocess import use_in_process
+from executions.engine.liveness import stop_current_worker
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.base import ActionError, FlowNotFound
 from executions.lifecycle.replay import replay
@@ -29,13 +36,14 @@ from executions.models import (
     WorkerState,
 )
 from executions.presenters import execution_as_dict, log_as_dict
+from executions.storage import save_input_file
 from flows.spec import FlowInvalid, FlowSpec, parse_flow
 from flows.spec.inputs import InputError
-from orchestra.cli import UsageError
 from orchestra.lib import levels
 from orchestra.lib.durations import format_duration
 from orchestra.lib.labels import format_labels
 from orchestra.lib.output import (
+    UsageError,
     add_label_option,
     label_options,
     parse_pairs,
@@ -168,7 +176,6 @@ def _inputs(pairs: list[str] | None, spec: FlowSpec) -> dict[str, Any]:
             path = Path(value).expanduser()
             if not path.is_file():
                 raise UsageError(f"--input {key}: no such file {value!r}")
-            from executions.storage import save_input_file
 
             out[key] = save_input_file(
                 spec.namespace, spec.id, path.name, path.read_bytes()
@@ -327,8 +334,6 @@ def test(args: argparse.Namespace) -> int:
             where = f":{e.line}:{e.column}" if e.line else ""
             print(f"✘ {path}{where}: {e.path}: {e.message}", file=sys.stderr)
         return 1
-    from executions.engine.inprocess import use_in_process
-    from executions.engine.liveness import stop_current_worker
 
     with use_in_process() as runner:
         try:

@@ -1,4 +1,9 @@
-"""Executions, task runs, logs, state history and workers."""
+"""Executions, task runs, logs, state history and workers.
+
+Over 500 lines on purpose: Django finds an app's models in ``models.py`` and
+its migrations name them there; the tables stay in one module rather than a
+models package whose only gain would be shorter files.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from flows.models import spec_for_source
 
 
 class State(models.TextChoices):
@@ -225,8 +232,6 @@ class Execution(_Timed, models.Model):
 
     @property
     def spec(self):
-        from flows.models import spec_for_source
-
         if self.flow_revision_id:
             return self.flow_revision.spec
         return spec_for_source(self.source)

@@ -20,6 +20,9 @@ from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 
+from accounts import roles
+from executions.models import Execution
+
 PREFIX = "kestra://"
 
 
@@ -195,8 +198,6 @@ def check_given_files(
     files of the execution that triggered it, and files in namespaces the
     user starting it can view. Anything else would let a run read another
     team's data by naming its URI."""
-    from accounts import roles
-
     own = namespace_folder(namespace)  # uploads for the flow are below it too
     source = _trigger_source_folder(trigger)
     parent_files = ExecutionFiles(parent) if parent is not None else None
@@ -250,8 +251,6 @@ _EXECUTION_ID = re.compile(r"(?:^|/)executions/(\d+)/")
 def owner_namespace(path: str) -> str | None:
     """The namespace whose folder holds ``path``: the execution whose folder it
     is in, or the flow an upload was made for. None when it is neither."""
-    from executions.models import Execution
-
     ids = {int(m) for m in _EXECUTION_ID.findall(path) if len(m) < 19}
     for row in Execution.objects.filter(pk__in=ids).only("pk", "namespace", "flow_id"):
         if path.startswith(execution_folder(row.namespace, row.flow_id, row.pk)):

@@ -2,36 +2,39 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
+
+from executions.engine.executor import advance_and_dispatch
+from executions.engine.liveness import sweep
+from executions.engine.worker import run_chain
+from executions.lifecycle.admission import release_all
+from executions.stuck.cleanup import auto_cleanup
+from executions.triggers.flow import process_pending
+from executions.triggers.retention import purge_trigger_events as purge
+from executions.triggers.schedule import evaluate_schedules as evaluate
 
 COMMON = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
 
 @shared_task(name="orchestra.advance", **COMMON)
 def advance_task(execution_id: int) -> None:
-    from executions.engine.worker import advance_and_dispatch
-
     advance_and_dispatch(execution_id)
 
 
 @shared_task(name="orchestra.run_task", **COMMON)
 def run_task(taskrun_id: int) -> int:
-    from executions.engine.worker import run_chain
-
     return run_chain(taskrun_id)
 
 
 @shared_task(name="orchestra.liveness_sweep", ignore_result=True)
 def liveness_sweep() -> dict:
-    from executions.engine.liveness import sweep
-
     return sweep()
 
 
 @shared_task(name="orchestra.stuck_auto_cleanup", ignore_result=True)
 def stuck_auto_cleanup() -> dict:
-    from executions.stuck.cleanup import auto_cleanup
-
     return auto_cleanup()
 
 
@@ -39,12 +42,6 @@ def stuck_auto_cleanup() -> dict:
 def evaluate_schedules() -> dict:
     """Beat: fire due schedules; then, as safety nets, start Flow-trigger
     events a crash left pending and queued executions whose slot is free."""
-    from datetime import timedelta
-
-    from executions.lifecycle.admission import release_all
-    from executions.triggers.flow import process_pending
-    from executions.triggers.schedule import evaluate_schedules as evaluate
-
     result = evaluate().as_dict()
     result["flow_triggers"] = process_pending(older_than=timedelta(seconds=10))
     result["dequeued"] = release_all()
@@ -55,8 +52,6 @@ def evaluate_schedules() -> dict:
 def purge_trigger_events(self) -> dict:
     """Beat (hourly): delete old trigger events in bounded batches; when more
     are left, enqueue the next pass instead of running long."""
-    from executions.triggers.retention import purge_trigger_events as purge
-
     result = purge()
     if result.more:
         self.apply_async(countdown=1)

@@ -8,6 +8,11 @@ Pebble-isms handled here:
 - the null-coalescing operator ``a ?? b`` (``b`` when ``a`` is null or undefined,
   however deep the missing part of ``a`` is);
 - datetimes print as ISO-8601 (``2026-01-02T03:04:05Z``), as Kestra prints them.
+
+Over 500 lines: the Pebble-compatible filters and functions are registered on
+the one sandboxed environment built here (``_make_env``), and several other
+modules import this module's date and JSON helpers; moving the filters to a
+module of their own is a possible later split, not needed for the layering.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration, to_iso
+from orchestra.lib.secrets import SecretError, read_secret
 
 
 class ExpressionError(ValueError):
@@ -371,8 +377,6 @@ def filter_duration_seconds(value: Any) -> float:
 def secret(name: str) -> str:
     """``secret('NAME')``: the base64-decoded ``SECRET_NAME`` environment
     variable (Kestra's convention; see orchestra/lib/secrets.py)."""
-    from orchestra.lib.secrets import SecretError, read_secret
-
     try:
         return read_secret(name)
     except SecretError as exc:

@@ -8,6 +8,7 @@ from functools import lru_cache
 from django.db import models, transaction
 from django.utils import timezone
 
+from flows.signals import flow_saved
 from flows.spec import FlowSpec, parse_flow
 
 
@@ -146,7 +147,6 @@ def save_flow(source: str, actor: str = "") -> tuple[Flow, FlowRevision, bool]:
         checksum=digest,
         created_by=actor,
     )
-    from flows.signals import flow_saved
 
     flow_saved.send(sender=Flow, flow=flow, revision=revision, spec=spec)
     return flow, revision, True

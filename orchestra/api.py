@@ -14,6 +14,12 @@ from rest_framework import exceptions, parsers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from executions.filters import BadCursor
+from executions.lifecycle.base import ActionError
+from executions.lifecycle.machine import IllegalTransition, StaleState
+from flows.spec import FlowInvalid
+from flows.spec.inputs import InputError
+
 
 class YAMLTextParser(parsers.BaseParser):
     """A raw YAML document (``Content-Type: text/yaml``) becomes ``{"source": text}``."""
@@ -59,12 +65,6 @@ def _flatten(errors, prefix: str = "") -> list[str]:
 
 def api_exception_handler(exc, context):
     """DRF's handler, plus our domain errors, always answering ``{"detail": ...}``."""
-    from executions.filters import BadCursor
-    from executions.lifecycle.base import ActionError
-    from executions.lifecycle.machine import IllegalTransition, StaleState
-    from flows.spec import FlowInvalid
-    from flows.spec.inputs import InputError
-
     if isinstance(exc, FlowInvalid):
         return Response(
             {

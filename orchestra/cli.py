@@ -11,9 +11,8 @@ import argparse
 import os
 import sys
 
-
-class UsageError(Exception):
-    """Bad command-line usage: printed, exit code 2."""
+from orchestra.lib.env import hide_password
+from orchestra.lib.output import UsageError
 
 
 class Parser(argparse.ArgumentParser):
@@ -23,6 +22,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here, not at the top: these modules import models, which needs
+    # django.setup() (main() runs it first, then builds the parser).
     from accounts import cli as accounts_cli
     from executions import cli as executions_cli
     from executions.stuck import cli as cleanup_cli
@@ -116,8 +117,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _database_label() -> str:
     from django.conf import settings
-
-    from orchestra.lib.env import hide_password
 
     url = settings.DATABASE_URL
     if "DATABASE_URL" not in os.environ:

@@ -19,6 +19,9 @@ from pathlib import Path
 
 from django.conf import settings
 
+from executions.models import Worker, WorkerState
+from flows.models import save_flow
+
 
 def register(group) -> None:
     server = group("server", "run Orchestra's processes")
@@ -81,8 +84,6 @@ def ensure_admin() -> tuple[str, str | None]:
 
 
 def deploy_examples() -> int:
-    from flows.models import save_flow
-
     folder = Path(settings.BASE_DIR) / "examples" / "flows"
     count = 0
     for path in sorted(folder.glob("*.y*ml")):
@@ -218,8 +219,6 @@ def _wait_for_worker(
     right after start is then picked up, and a worker that cannot start is
     reported instead of leaving the web server up with nobody to run tasks."""
     from datetime import UTC, datetime
-
-    from executions.models import Worker, WorkerState
 
     since_at = datetime.fromtimestamp(since - 1, tz=UTC)
     deadline = time.monotonic() + timeout

@@ -2,6 +2,11 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+from accounts import roles
+from executions.filters import visible_executions
+from executions.stuck.detect import stuck_count
+from sla.models import SlaMiss
+
 
 @require_GET
 def health(request):
@@ -30,11 +35,6 @@ def overview(request):
     from django.db.models.functions import TruncDay, TruncHour
     from django.shortcuts import render
     from django.utils import timezone
-
-    from accounts import roles
-    from executions.filters import visible_executions
-    from executions.stuck.detect import stuck_count
-    from sla.models import SlaMiss
 
     window = request.GET.get("window", "24h")
     if window not in OVERVIEW_WINDOWS:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 
 from orchestra.lib.durations import format_duration
-from orchestra.lib.output import print_json, table
+from orchestra.lib.output import UsageError, print_json, table
+from sla.models import SlaMiss, SlaRule
+from sla.presenters import miss_as_dict, rule_as_dict
+from sla.sweep import run
 
 
 def register(group, groups) -> None:
@@ -76,10 +79,6 @@ MISS_HEADERS = [
 def check(args: argparse.Namespace) -> int:
     from django.utils import timezone
 
-    from sla.models import SlaMiss
-    from sla.presenters import miss_as_dict
-    from sla.sweep import run
-
     now = timezone.now()
     result = run(now=now, send=not args.no_email)
     new = list(SlaMiss.objects.filter(detected_at=now).order_by("id"))
@@ -93,9 +92,6 @@ def check(args: argparse.Namespace) -> int:
 
 
 def rules(args: argparse.Namespace) -> int:
-    from sla.models import SlaRule
-    from sla.presenters import rule_as_dict
-
     items = list(SlaRule.objects.all())
     if _json_or_empty(
         args,
@@ -139,10 +135,6 @@ def rules(args: argparse.Namespace) -> int:
 
 
 def misses(args: argparse.Namespace) -> int:
-    from orchestra.cli import UsageError
-    from sla.models import SlaMiss
-    from sla.presenters import miss_as_dict
-
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
     qs = SlaMiss.objects.select_related("rule")

@@ -3,8 +3,8 @@ without Celery beat: ``orchestra manage crontab add`` installs it."""
 
 from __future__ import annotations
 
+from sla.sweep import run
+
 
 def check() -> None:
-    from sla.sweep import run
-
     print(run())

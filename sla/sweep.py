@@ -19,12 +19,15 @@ from croniter import croniter
 from django.db import connection, transaction
 from django.utils import timezone
 
+from executions.engine.context import expression_context
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.labels import set_labels
 from executions.lifecycle.stop import stop
 from executions.models import TERMINAL, Cause, Execution, State
+from flows.expressions import ExpressionError, evaluate, truthy
 from orchestra.lib.durations import format_duration
 from orchestra.lib.labels import format_labels
+from sla import digest
 from sla.models import (
     Behavior,
     Deadline,
@@ -231,9 +234,6 @@ def queue_alerts(new_misses) -> int:
 
 def check_assertions(now: datetime, limit: int = 500) -> int:
     """EXECUTION_ASSERTION of the flow's sla: list, once the execution ended."""
-    from executions.engine.context import expression_context
-    from flows.expressions import ExpressionError, evaluate, truthy
-
     found = 0
     with transaction.atomic():
         for deadline in _due(now, Kind.ASSERTION, limit).select_related(
@@ -468,8 +468,6 @@ def run(now: datetime | None = None, send: bool = True) -> SweepResult:
 
 
 def _run(now: datetime | None, send: bool) -> SweepResult:
-    from sla import digest
-
     now = now or timezone.now()
     result = SweepResult()
     result.misses = record_duration_misses(now)

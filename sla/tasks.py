@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from sla.sweep import run
+
 
 @shared_task(name="orchestra.sla_sweep", ignore_result=True)
 def sla_sweep() -> dict:
-    from sla.sweep import run
-
     return run().as_dict()

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.labels import set_labels
+from executions.lookup import count_by_flow, lookup_rows
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
 from executions.storage import ExecutionFiles
 from flows.expressions import FILES_KEY, FileAccess, evaluate, format_native, render
@@ -322,13 +323,9 @@ class EngineContext:
         return self.files.read(uri)
 
     def query_executions(self, **filters: Any) -> list[dict[str, Any]]:
-        from executions.lookup import lookup_rows
-
         return lookup_rows(**filters)
 
     def count_executions(self, **filters: Any) -> list[dict[str, Any]]:
-        from executions.lookup import count_by_flow
-
         return count_by_flow(**filters)
 
 

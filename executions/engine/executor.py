@@ -9,7 +9,6 @@ changes nothing: every decision is derived from rows already stored.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -17,16 +16,19 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from executions.engine import waiting
+from executions import dispatch
+from executions.engine import control, pauses, subflows
 from executions.engine.context import (
     ExecutionOutputs,
     expression_context,
     parents_context,
 )
+from executions.engine.flowable import RUNNING
+from executions.engine.schedule_date import not_yet
 from executions.lifecycle import machine, stop
 from executions.lifecycle.actor import EXECUTOR
 from executions.models import TERMINAL, Execution, LogEntry, State, TaskRun
-from flows.expressions import ExpressionError, evaluate, render, truthy
+from flows.expressions import ExpressionError, evaluate, truthy
 from flows.spec import FlowSpec, TaskNode
 from flows.spec.inputs import convert
 from flows.tasks.context import TaskFailed
@@ -34,7 +36,6 @@ from orchestra.lib.secrets import mask
 
 log = logging.getLogger("orchestra.executor")
 
-RUNNING = waiting.RUNNING  # resolution result: something is still in flight
 OK_STATES = {State.SUCCESS, State.SKIPPED}
 
 
@@ -217,7 +218,7 @@ class _Plan:
                     fields={"attempt": tr.attempt + 1, "ended_at": None, "error": ""},
                     actor=EXECUTOR,
                 )
-            elif node.flowable and waiting.restart_in_place(self, node, tr):
+            elif node.flowable and subflows.restart_in_place(self, node, tr):
                 pass  # a Subflow/ForEachItem re-runs its failed children
             else:
                 attempt, tr = tr.attempt + 1, None
@@ -320,131 +321,10 @@ class _Plan:
         return outputs[key]
 
 
-def _sequential(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
-    return plan.resolve_list(node.children.get("tasks", []), tr, value)
-
-
-def _allow_failure(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
-    state = plan.resolve_list(node.children.get("tasks", []), tr, value)
-    return State.WARNING if state in (State.FAILED, State.KILLED) else state
-
-
-def _parallel_over(
-    plan: _Plan, items: list[tuple[Any, bool]], limit: int, start_item
-) -> str:
-    """Run items concurrently, at most ``limit`` at once (0 = no limit).
-
-    ``items`` are (item, already_started); ``start_item(item)`` resolves one
-    item and returns its state. After a failure nothing new starts, and the
-    group fails once what was in flight has finished."""
-    results = []
-    in_flight = 0
-    failed = False
-    for item, started in items:
-        if not started and (failed or (limit and in_flight >= limit)):
-            continue
-        state = start_item(item)
-        if state == RUNNING:
-            in_flight += 1
-        elif state in (State.FAILED, State.KILLED):
-            failed = True
-        results.append(state)
-    if in_flight:
-        return RUNNING
-    if failed:
-        return State.FAILED
-    if len(results) < len(items):
-        return RUNNING
-    return State.WARNING if State.WARNING in results else State.SUCCESS
-
-
-def _parallel(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
-    children = [c for c in node.children.get("tasks", []) if not c.props.disabled]
-    limit = int(node.props.concurrent or 0)
-    items = [(c, (c.id, tr.pk, value) in plan.latest) for c in children]
-
-    def start(child: TaskNode) -> str:
-        state = plan.resolve_node(child, tr, value)
-        if state in (State.FAILED, State.KILLED) and child.props.allowFailure:
-            return State.WARNING
-        return state
-
-    return _parallel_over(plan, items, limit, start)
-
-
-def _if(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
-    condition = plan.once(
-        tr,
-        "condition",
-        lambda: truthy(evaluate(node.props.condition, plan.context(tr, value))),
-    )
-    branch = node.children.get("then" if condition else "else", [])
-    return plan.resolve_list(branch, tr, value)
-
-
-def _switch(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
-    chosen = plan.once(
-        tr,
-        "value",
-        lambda: (
-            str(render(node.props.value, plan.context(tr, value)))
-            if isinstance(node.props.value, str)
-            else str(node.props.value)
-        ),
-    )
-    if chosen in node.case_children:
-        branch = node.case_children[chosen]
-    else:
-        branch = node.children.get("defaults", [])
-    return plan.resolve_list(branch, tr, value)
-
-
-def _loop_values(raw: Any, plan: _Plan, tr: TaskRun, value: str | None) -> list[str]:
-    values = evaluate(raw, plan.context(tr, value))
-    if isinstance(values, str):
-        try:
-            values = json.loads(values)
-        except json.JSONDecodeError:
-            raise ExpressionError(
-                f"values must be a list or a JSON array, got {values[:80]!r}"
-            ) from None
-    if isinstance(values, dict):
-        values = [json.dumps({k: v}) for k, v in values.items()]
-    if not isinstance(values, list):
-        raise ExpressionError(f"values must be a list, got {type(values).__name__}")
-    return [v if isinstance(v, str) else json.dumps(v, default=str) for v in values]
-
-
-def _for_each(plan: _Plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
-    props = node.props
-    raw = getattr(props, "values", None)
-    if raw is None:
-        raw = props.value
-    if node.type.short == "EachSequential":
-        limit = 1
-    elif node.type.short == "EachParallel":
-        limit = int(props.concurrent or 0)
-    else:
-        limit = int(props.concurrencyLimit)
-    values = plan.once(tr, "values", lambda: _loop_values(raw, plan, tr, value))
-    tasks = [c for c in node.children.get("tasks", []) if not c.props.disabled]
-    if not values or not tasks:
-        return State.SUCCESS
-    started_values = plan.values_under.get(tr.pk, set())
-    items = [(v, v in started_values) for v in values]
-    return _parallel_over(plan, items, limit, lambda v: plan.resolve_list(tasks, tr, v))
-
-
 FLOWABLES = {
-    "io.kestra.plugin.core.flow.Sequential": _sequential,
-    "io.kestra.plugin.core.flow.AllowFailure": _allow_failure,
-    "io.kestra.plugin.core.flow.Parallel": _parallel,
-    "io.kestra.plugin.core.flow.If": _if,
-    "io.kestra.plugin.core.flow.Switch": _switch,
-    "io.kestra.plugin.core.flow.ForEach": _for_each,
-    "io.kestra.plugin.core.flow.EachSequential": _for_each,
-    "io.kestra.plugin.core.flow.EachParallel": _for_each,
-    **waiting.FLOWABLES,
+    **control.FLOWABLES,
+    **subflows.FLOWABLES,
+    **pauses.FLOWABLES,
 }
 
 
@@ -483,9 +363,9 @@ def advance(execution_id: int) -> list[TaskRun]:
             return []
         if execution.state == State.QUEUED:
             return []
-        if execution.state == State.CREATED and waiting.not_yet(execution):
+        if execution.state == State.CREATED and not_yet(execution):
             return []
-        if execution.state == State.PAUSED and not waiting.wake_due(execution):
+        if execution.state == State.PAUSED and not pauses.wake_due(execution):
             return []
         if execution.state in (State.CREATED, State.RESTARTED):
             machine.transition(
@@ -499,7 +379,7 @@ def advance(execution_id: int) -> list[TaskRun]:
         if result != RUNNING:
             _finish_execution(plan, result)
         elif plan.pauses:
-            waiting.enter_pause(plan)
+            pauses.enter_pause(plan)
         ready = [tr for tr in plan.runnable if tr.state == State.CREATED]
         for tr in ready:
             # A worker chaining into it needs no reload of either.
@@ -536,3 +416,27 @@ def _finish_execution(plan: _Plan, result: str) -> None:
             reason = f"task '{last[0]}' failed: {last[1]}".strip()
     fields["error"] = reason if result == State.FAILED else ""
     machine.transition(execution, result, reason=reason, fields=fields, actor=EXECUTOR)
+
+
+def advance_and_dispatch(execution_id: int, keep_one: bool = False) -> int | None:
+    """Advance; send the new task runs to the queue. With ``keep_one``, the
+    first one that may start now is returned for the caller to run."""
+    kept = advance_and_keep(execution_id, keep_one)
+    return kept.pk if kept is not None else None
+
+
+def advance_and_keep(execution_id: int, keep_one: bool) -> TaskRun | None:
+    with transaction.atomic(savepoint=False):
+        ready = advance(execution_id)
+        kept = None
+        now = timezone.now()
+        for tr in ready:
+            if (
+                keep_one
+                and kept is None
+                and (tr.scheduled_at is None or tr.scheduled_at <= now)
+            ):
+                kept = tr
+                continue
+            dispatch.get().run_taskrun(tr.pk, eta=tr.scheduled_at)
+    return kept

@@ -16,6 +16,8 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from executions import dispatch
+from executions.engine.executor import advance_and_dispatch
+from executions.engine.worker import run_chain
 
 
 class InProcessDispatcher:
@@ -51,8 +53,6 @@ class InProcessDispatcher:
                 if delay > 0:
                     time.sleep(delay)
             close_old_connections()
-            from executions.engine.worker import run_chain
-
             run_chain(taskrun_id)
 
         transaction.on_commit(lambda: self._submit(go))
@@ -60,8 +60,6 @@ class InProcessDispatcher:
     def advance(self, execution_id: int, countdown: float | None = None) -> None:
         def go() -> None:
             close_old_connections()
-            from executions.engine.worker import advance_and_dispatch
-
             advance_and_dispatch(execution_id)
 
         if not countdown:

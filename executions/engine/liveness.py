@@ -5,6 +5,10 @@ worker is declared dead only after ``ORCHESTRA_MISSED_HEARTBEATS`` beats in a
 row are missing, so one slow beat never kills healthy work. The task runs a
 dead worker held are re-queued when their retry policy allows, otherwise
 failed with "worker lost" so the flow's ``errors`` branch runs.
+
+The sweep is also the net for other lost messages: task runs and executions
+nobody advanced, pauses past their wake-up time and executions past their
+``scheduleDate`` (whose countdown ``advance`` never arrived).
 """
 
 from __future__ import annotations
@@ -19,12 +23,24 @@ from datetime import timedelta
 from celery import signals
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from executions import dispatch
+from executions.engine.executor import advance_and_dispatch
+from executions.engine.retry import schedule_retry
 from executions.lifecycle import machine, stop
 from executions.lifecycle.actor import Actor
-from executions.models import Cause, Execution, State, TaskRun, Worker, WorkerState
+from executions.models import (
+    Cause,
+    Execution,
+    State,
+    StateChange,
+    TaskRun,
+    Worker,
+    WorkerState,
+)
 
 log = logging.getLogger("orchestra.liveness")
 
@@ -187,9 +203,6 @@ def declare_dead_workers() -> list[Worker]:
 
 def recover_orphans(limit: int = 500) -> int:
     """Re-queue or fail the task runs held by dead workers. Returns how many."""
-    from executions import dispatch
-    from executions.engine.worker import advance_and_dispatch, schedule_retry
-
     recovered = 0
     # Held by a worker declared dead, by one that stopped (a cold shutdown
     # ends its tasks with the process; their redelivered messages find the
@@ -236,9 +249,6 @@ def redispatch_lost(age: timedelta | None = None, limit: int = 500) -> int:
     """Send again what a lost message left waiting (a broker restart without
     persistence, a crash between commit and send). Claims are conditional,
     so a duplicate is harmless."""
-    from executions import dispatch
-    from executions.engine.worker import advance_and_dispatch
-
     age = age or liveness_timeout() * 2
     cutoff = timezone.now() - age
     count = 0
@@ -286,11 +296,6 @@ def redispatch_lost(age: timedelta | None = None, limit: int = 500) -> int:
 
 def force_killing(limit: int = 500) -> int:
     """KILLING past the grace period ends even if its worker never answers."""
-    from django.db.models import Subquery
-    from django.db.models.functions import Coalesce
-
-    from executions.models import StateChange
-
     grace = timedelta(seconds=settings.ORCHESTRA_KILL_GRACE_SECONDS)
     cutoff = timezone.now() - grace
     count = 0
@@ -323,6 +328,37 @@ def force_killing(limit: int = 500) -> int:
     return count
 
 
+def wake_paused(limit: int = 500) -> int:
+    """Sweep: advance PAUSED executions whose pause is overdue (its countdown
+    message was lost, e.g. a broker restart without persistence)."""
+    cutoff = timezone.now() - timedelta(seconds=1)
+    ids = list(
+        TaskRun.objects.filter(
+            state=State.PAUSED, scheduled_at__lt=cutoff, execution__state=State.PAUSED
+        )
+        .values_list("execution_id", flat=True)
+        .distinct()[:limit]
+    )
+    for pk in ids:
+        advance_and_dispatch(pk)
+    return len(ids)
+
+
+def start_scheduled(limit: int = 500) -> int:
+    """Sweep: start CREATED executions whose scheduled date has passed (their
+    countdown message was lost). The ``ex_scheduled_start`` partial index
+    keeps it to the few executions that wait for a date."""
+    cutoff = timezone.now() - timedelta(seconds=1)
+    ids = list(
+        Execution.objects.filter(state=State.CREATED, scheduled_at__lt=cutoff)
+        .order_by("scheduled_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in ids:
+        advance_and_dispatch(pk)
+    return len(ids)
+
+
 def sweep() -> dict[str, int]:
     dead = declare_dead_workers()
     result = {"dead_workers": len(dead), "recovered": 0}
@@ -330,8 +366,6 @@ def sweep() -> dict[str, int]:
         result["recovered"] = recover_orphans()
     result["redispatched"] = redispatch_lost()
     result["forced_stops"] = force_killing()
-    from executions.engine.waiting import start_scheduled, wake_paused
-
     result["woken"] = wake_paused()
     result["scheduled_started"] = start_scheduled()
     return result

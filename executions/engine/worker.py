@@ -8,6 +8,7 @@ to the queue for any worker). bench/engine.py measures the difference.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import timedelta
@@ -15,16 +16,25 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from pydantic import ValidationError
 
 from executions import dispatch
 from executions.engine.context import EngineContext, expression_context
-from executions.engine.executor import advance
+from executions.engine.executor import advance_and_keep
 from executions.engine.liveness import current_worker
+from executions.engine.props import render_task_props
+from executions.engine.retry import schedule_retry
 from executions.lifecycle import machine
 from executions.lifecycle.actor import Actor
-from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
-from flows.expressions import ExpressionError
+from executions.models import (
+    TERMINAL,
+    Cause,
+    Execution,
+    LogEntry,
+    State,
+    TaskRun,
+    Worker,
+)
+from flows.expressions import ExpressionError, _json_default
 from flows.tasks.context import TaskFailed, TaskKilled, warn_in_logs
 from orchestra.lib.secrets import mask
 
@@ -53,30 +63,6 @@ def run_chain(taskrun_id: int) -> int:
     return ran
 
 
-def advance_and_dispatch(execution_id: int, keep_one: bool = False) -> int | None:
-    """Advance; send the new task runs to the queue. With ``keep_one``, the
-    first one that may start now is returned for the caller to run."""
-    kept = _advance(execution_id, keep_one)
-    return kept.pk if kept is not None else None
-
-
-def _advance(execution_id: int, keep_one: bool) -> TaskRun | None:
-    with transaction.atomic(savepoint=False):
-        ready = advance(execution_id)
-        kept = None
-        now = timezone.now()
-        for tr in ready:
-            if (
-                keep_one
-                and kept is None
-                and (tr.scheduled_at is None or tr.scheduled_at <= now)
-            ):
-                kept = tr
-                continue
-            dispatch.get().run_taskrun(tr.pk, eta=tr.scheduled_at)
-    return kept
-
-
 def _finish_and_continue(
     tr: TaskRun, node, state: str, outputs: dict, error: str, worker, claim_next: bool
 ) -> TaskRun | None:
@@ -85,7 +71,7 @@ def _finish_and_continue(
     claimed task run (RUNNING on this worker), or None."""
     with transaction.atomic():
         _finish(tr, node, state, outputs, error, worker.pk)
-        kept = _advance(tr.execution_id, keep_one=True)
+        kept = advance_and_keep(tr.execution_id, keep_one=True)
         if kept is None:
             return None
         if not claim_next:
@@ -148,8 +134,6 @@ def _claim(taskrun_id: int, worker_id: int) -> TaskRun | None:
 
 
 def _worker_name(worker_id: int) -> str:
-    from executions.models import Worker
-
     worker = current_worker()
     if worker.pk == worker_id:
         return worker.name
@@ -199,7 +183,7 @@ def run_one(
     try:
         if node is None:
             raise TaskFailed(f"task '{tr.task_id}' is not in the flow revision")
-        props = _render_props(ctx, node)
+        props = render_task_props(ctx, node)
         # Accepted options that cannot apply here are said at every run too.
         for note in getattr(props, "validation_warnings", list)():
             warn_in_logs(ctx, note)
@@ -231,21 +215,6 @@ def run_one(
         return _finish_and_continue(tr, node, state, outputs, error, worker, claim_next)
     _finish(tr, node, state, outputs, error, worker.pk)
     return execution.pk
-
-
-def _render_props(ctx: EngineContext, node) -> Any:
-    children = set(node.type.children)
-    raw = {k: v for k, v in node.raw.items() if k not in children}
-    keep = {"id", "type", "retry", "runIf", "conditions", *node.type.raw_properties}
-    rendered = {k: (v if k in keep else ctx.render(v)) for k, v in raw.items()}
-    try:
-        return node.type.model.model_validate(rendered)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
-        raise TaskFailed(f"invalid properties after rendering: {problems}") from None
 
 
 def _finish(
@@ -284,52 +253,5 @@ def _finish(
                 dispatch.get().run_taskrun(nxt.pk, eta=nxt.scheduled_at)
 
 
-def schedule_retry(tr: TaskRun, node, reason: str = "") -> TaskRun | None:
-    """Create the next attempt if the task's retry policy allows one."""
-    retry = node.props.retry
-    if retry is None:
-        return None
-    if tr.attempt >= retry.attempts_allowed():
-        return None
-    first = (
-        TaskRun.objects.filter(
-            execution_id=tr.execution_id,
-            task_id=tr.task_id,
-            parent_id=tr.parent_id,
-            value=tr.value,
-            attempt=1,
-        )
-        .values_list("started_at", flat=True)
-        .first()
-    )
-    if hasattr(retry.maxDuration, "total_seconds") and first:
-        if timezone.now() - first >= retry.maxDuration:
-            return None
-    delay = retry.delay_before(tr.attempt + 1)
-    nxt = TaskRun.objects.create(
-        execution_id=tr.execution_id,
-        task_id=tr.task_id,
-        parent_id=tr.parent_id,
-        value=tr.value,
-        attempt=tr.attempt + 1,
-        state=State.CREATED,
-        scheduled_at=timezone.now() + delay,
-    )
-    LogEntry.objects.create(
-        execution_id=tr.execution_id,
-        taskrun=nxt,
-        task_id=tr.task_id,
-        attempt=nxt.attempt,
-        level="WARN",
-        message=f"attempt {tr.attempt} failed{': ' + reason if reason else ''}; retrying "
-        f"(attempt {nxt.attempt} of {retry.attempts_allowed()}) in {delay.total_seconds():g}s",
-    )
-    return nxt
-
-
 def _jsonable(value: Any) -> Any:
-    import json
-
-    from flows.expressions import _json_default
-
     return json.loads(json.dumps(value, default=_json_default))

@@ -18,6 +18,9 @@ their in-flight task runs, live descendants, concurrency-slot holders) and
 judges in memory, so a preview over 100,000 active executions stays cheap.
 The web page, the CLI, the REST API, the confirm step and the automatic
 sweep all call it; the confirm calls it again under row locks.
+
+Over 500 lines on purpose: the rules and the queries that feed them are one
+decision; split, a rule and the query it depends on would drift apart.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from django.db import connection
 from django.db.models import Count, F, FloatField, Func, Q
 from django.utils import timezone
 
+from accounts import roles
 from executions.models import ACTIVE, Execution, State, TaskRun, WorkerState
 
 STUCK_KINDS = ("orphaned", "stalled", "lost")
@@ -177,8 +181,6 @@ def candidates(
     if ids is not None:
         qs = qs.filter(pk__in=ids)
     if user is not None:
-        from accounts import roles
-
         qs = qs.filter(roles.namespace_q(user, roles.VIEWER))
     return qs
 
@@ -524,8 +526,6 @@ def detect(
         return (False, "recent", lambda: f"progress {_ago(progress_at, now_s)}", "")
 
     operator_ok: dict[str, bool] = {}
-    if user is not None:
-        from accounts import roles
     for pk in sorted(rows):
         v = judge(pk)
         if v.stuck and user is not None:
@@ -552,8 +552,6 @@ def stuck_count(user=None, older_than_minutes: int = 5, cached: bool = True) -> 
     from django.core.cache import cache
 
     if user is not None:
-        from accounts import roles
-
         prefixes = roles.prefixes(user, roles.VIEWER)
         scope = "*" if prefixes is None else ",".join(prefixes)
     else:

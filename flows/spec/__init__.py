@@ -2,6 +2,10 @@
 
 Errors name the path (``tasks[2].retry.maxAttempt``), the line and column,
 and the closest valid choice.
+
+Over 500 lines: one checker walks the whole document once, collecting every
+error; its per-section methods share its state (path, line map, defaults).
+Input types already live in ``inputs.py``; triggers in ``flows/triggers.py``.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from flows.expressions import ExpressionError, check_syntax, is_dynamic
-from flows.spec.inputs import INPUT_TYPES
+from flows.spec.inputs import INPUT_TYPES, convert
 from flows.tasks import REGISTRY, TaskType, resolve_type
+from flows.triggers import check_triggers
 from orchestra.lib.durations import parse_duration
 from orchestra.lib.labels import LabelError, label_map
 from orchestra.lib.yamlmarks import Located, YamlSyntaxError, format_path, load_located
@@ -432,8 +437,6 @@ def _inputs(value: Any, checker: _Checker) -> list[dict[str, Any]]:
                     (*path, "validator"), f"invalid regular expression: {exc}"
                 )
         if decl.get("defaults") is not None and not is_dynamic(decl.get("defaults")):
-            from flows.spec.inputs import convert
-
             try:
                 decl["defaults"] = convert(decl, decl["defaults"])
             except ValueError as exc:
@@ -617,7 +620,6 @@ def parse_flow(source: str) -> FlowSpec:
         outputs=outputs,
         disabled=bool(data.get("disabled", False)),
     )
-    from flows.triggers import check_triggers
 
     spec.triggers = check_triggers(data.get("triggers"), checker)
     spec.warnings = checker.warnings

@@ -1,8 +1,8 @@
 """Tasks that wait on something outside their execution: Subflow and
 ForEachItem (child executions) and Pause (a person or a delay).
 
-They are resolved by the executor (``executions/engine/waiting.py``), never
-by a worker: while they wait, no worker thread is held.
+They are resolved by the executor (``executions/engine/subflows.py`` and
+``pauses.py``), never by a worker: while they wait, no worker thread is held.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import field_validator, model_validator
 
-from flows.expressions import is_dynamic
+from flows.expressions import ExpressionError, _to_datetime, is_dynamic
 from flows.tasks.fields import (
     BaseTask,
     DBool,
@@ -52,8 +52,6 @@ class _ChildFlow(BaseTask):
     @field_validator("scheduleDate")
     @classmethod
     def _check_schedule_date(cls, value: Any) -> Any:
-        from flows.expressions import ExpressionError, _to_datetime
-
         if value is None or is_dynamic(value):
             return value
         try:
@@ -114,6 +112,10 @@ register(
 # --- Pause -----------------------------------------------------------------------
 def check_on_resume(value: Any) -> list[dict[str, Any]] | None:
     """Pause ``onResume`` inputs, declared like flow inputs (``id`` or ``name``, ``type``)."""
+    # Not at the top: importing flows.spec.inputs runs flows/spec/__init__.py,
+    # which imports flows.tasks while that package may still be loading this
+    # module (a package-level circle grimp does not see). Moving inputs.py
+    # out of flows.spec would let this import go to the top.
     from flows.spec.inputs import INPUT_TYPES
 
     if value is None:

@@ -8,6 +8,10 @@ use) is the same with CSV and a header row as defaults.
 
 A running statement is cancelled on the server when the execution is killed or
 the task times out.
+
+Just over 500 lines: the task types share the connection, cancellation and
+value-conversion code, which would otherwise be a module of its own imported
+only from here.
 """
 
 from __future__ import annotations

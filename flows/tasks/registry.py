@@ -111,18 +111,3 @@ def register(
             raw_properties=tuple(raw_properties),
         )
     )
-
-
-def resolve_type(name: str) -> TaskType | None:
-    from flows.tasks import (  # noqa: F401  (each registers its built-in types)
-        conditions,
-        control,
-        core,
-        execution,
-        http,
-        jdbc,
-        mail,
-        scripts,
-    )
-
-    return REGISTRY.get(name)

@@ -6,6 +6,12 @@ import json
 import sys
 from typing import Any
 
+from orchestra.lib.labels import LabelError, parse_labels
+
+
+class UsageError(Exception):
+    """Bad command-line usage: printed, exit code 2 (``orchestra.cli.main``)."""
+
 
 def print_json(value: Any) -> None:
     sys.stdout.write(
@@ -40,9 +46,6 @@ def add_label_option(parser) -> None:
 
 def label_options(values: list[str] | None) -> dict[str, str]:
     """The ``--label`` values: one label each, so a value may hold commas."""
-    from orchestra.cli import UsageError
-    from orchestra.lib.labels import LabelError, parse_labels
-
     try:
         return parse_labels(values, split=False)
     except LabelError as exc:
@@ -51,8 +54,6 @@ def label_options(values: list[str] | None) -> dict[str, str]:
 
 def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
     """``["a=1", "b=x=y"]`` → ``{"a": "1", "b": "x=y"}``; UsageError on bad items."""
-    from orchestra.cli import UsageError
-
     out: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")

@@ -653,7 +653,7 @@ def test_flows_test_stops_at_a_pause_nobody_can_resume(
 
 
 def test_a_flow_that_starts_itself_stops_at_the_nesting_limit(deploy, inprocess_engine):
-    from executions.engine.waiting import MAX_DEPTH
+    from executions.engine.subflows import MAX_DEPTH
 
     rev = deploy(
         f"id: loop\nnamespace: {NS}\ntasks:\n  - id: again\n    type: Subflow\n"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from executions.engine.executor import advance_and_dispatch
 from executions.engine.liveness import recover_orphans
-from executions.engine.worker import advance_and_dispatch
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.start import create_execution
 from executions.models import State, TaskRun

@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from sla.sweep import run
+
 
 class Command(BaseCommand):
     help = (
@@ -14,7 +16,5 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        from sla.sweep import run
-
         result = run(send=not options["no_email"])
         self.stdout.write(str(result))

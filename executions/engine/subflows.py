@@ -1,104 +1,44 @@
-"""The executor's side of Subflow, ForEachItem and Pause.
+"""The executor's side of Subflow and ForEachItem: child executions.
 
 Nothing here holds a worker thread. A Subflow task run stays RUNNING while
 its child runs; when the child ends, ``_child_ended`` (a receiver of the
 state-change signal, inside the child's transaction) sends the parent's
-``advance`` after commit, and the parent reads the child's final state. A
-Pause moves its task run to PAUSED and the execution to PAUSED; it ends
-through ``lifecycle.resume`` or, for a delay or timeout, through an ``advance``
-sent with a Celery countdown (``wake_paused`` in the liveness sweep is the net
-for a lost message).
-
-Each function here takes the executor's plan and returns a state or RUNNING,
-like the flowables in executor.py.
+``advance`` after commit, and the parent reads the child's final state.
+ForEachItem splits a stored file into batches and starts one child per batch.
+A restart re-runs the failed children in place or as new executions.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 from typing import Any
 
 from django.core.files.storage import default_storage
 from django.db.models import Count
-from django.utils import timezone
 
 from executions import dispatch
-from executions.engine.context import expression_context
-from executions.lifecycle import machine, stop
+from executions.engine.flowable import RUNNING, finish, save_outputs, task_context
+from executions.engine.props import render_props
+from executions.engine.schedule_date import schedule_date
+from executions.lifecycle import machine
 from executions.lifecycle.actor import EXECUTOR, Actor
 from executions.lifecycle.base import ActionError
 from executions.lifecycle.restart import restart
 from executions.lifecycle.start import create_execution, get_flow
 from executions.models import TERMINAL, Cause, Execution, State, TaskRun
 from executions.signals import execution_state_changed, executions_state_changed
+from executions.storage import StorageError, path_of, save
+from flows.expressions import render
 from flows.spec.inputs import InputError
 from flows.tasks.context import TaskFailed
-from orchestra.lib.dates import parse_datetime
 from orchestra.lib.labels import label_map
 
 log = logging.getLogger("orchestra.executor")
 
-RUNNING = "RUNNING"  # resolution result: something is still in flight
 SUBFLOW = "io.kestra.plugin.core.flow.Subflow"
 FOR_EACH_ITEM = "io.kestra.plugin.core.flow.ForEachItem"
 CHILD_FAILED = {State.FAILED, State.KILLED, State.CANCELLED}
-
-
-class _Vars:
-    """Just enough of a RunContext for the worker's property rendering."""
-
-    def __init__(self, variables: dict[str, Any]):
-        self.variables = variables
-
-    def render(self, value: Any) -> Any:
-        from flows.expressions import render
-
-        return render(value, self.variables)
-
-
-def task_context(plan, tr: TaskRun, **taskrun_extra: Any) -> dict[str, Any]:
-    context = plan.context(None, None, taskrun=tr)
-    context["taskrun"] = {**context.get("taskrun", {}), **taskrun_extra}
-    return context
-
-
-def render_props(node, context: dict[str, Any], keep: tuple[str, ...] = ()):
-    """Render and validate a task's properties as the worker does (raises
-    TaskFailed or ExpressionError with the reason)."""
-    from executions.engine.worker import _render_props
-
-    if keep:
-        node = _Partial(node, keep)
-    return _render_props(_Vars(context), node)
-
-
-class _Partial:
-    """A task node whose ``keep`` properties are left unrendered (rendered
-    later, once per child execution)."""
-
-    def __init__(self, node, keep: tuple[str, ...]):
-        self.type = _KeepType(node.type, keep)
-        self.raw = node.raw
-
-
-class _KeepType:
-    def __init__(self, task_type, keep: tuple[str, ...]):
-        self.model = task_type.model
-        self.children = {**task_type.children, **dict.fromkeys(keep, "keep")}
-        self.raw_properties = tuple(getattr(task_type, "raw_properties", ()))
-
-
-def _finish(plan, tr: TaskRun, state: str, reason: str = "", **fields: Any) -> str:
-    machine.transition_taskrun(tr, state, reason=reason, fields=fields, actor=EXECUTOR)
-    plan._context = None
-    return state
-
-
-def _save_outputs(tr: TaskRun, outputs: dict[str, Any]) -> None:
-    TaskRun.objects.filter(pk=tr.pk).update(outputs=outputs)
-    tr.outputs = outputs
 
 
 # --- child executions ------------------------------------------------------------
@@ -204,7 +144,7 @@ def subflow(plan, node, tr: TaskRun, value: str | None) -> str:
         child = _start_child(
             plan, node, tr, revision, props, dict(props.inputs or {}), when
         )
-        _save_outputs(tr, {"executionId": child.pk})
+        save_outputs(tr, {"executionId": child.pk})
         plan._log(
             "INFO",
             f"{tr.task_id}: started execution {child.pk} of {revision.flow} "
@@ -214,7 +154,7 @@ def subflow(plan, node, tr: TaskRun, value: str | None) -> str:
             tr,
         )
         if not props.wait:
-            return _finish(plan, tr, State.SUCCESS, outputs={"executionId": child.pk})
+            return finish(plan, tr, State.SUCCESS, outputs={"executionId": child.pk})
         return RUNNING
     child = (
         Execution.objects.filter(pk=outputs["executionId"])
@@ -244,7 +184,7 @@ def subflow(plan, node, tr: TaskRun, value: str | None) -> str:
                 tr,
             )
             reason = ""
-    return _finish(plan, tr, state, reason, outputs=result, error=reason)
+    return finish(plan, tr, state, reason, outputs=result, error=reason)
 
 
 # --- ForEachItem -----------------------------------------------------------------
@@ -265,8 +205,6 @@ def _items(path: str, separator: str):
 
 def _split(uri: str, props, tr: TaskRun, plan) -> list[str]:
     """Write the batches of ``uri`` to storage; return their URIs."""
-    from executions.storage import StorageError, path_of, save
-
     try:
         path = path_of(str(uri))
     except StorageError as exc:
@@ -332,8 +270,6 @@ def _split(uri: str, props, tr: TaskRun, plan) -> list[str]:
 def _start_batch(
     plan, node, tr: TaskRun, revision, props, iteration: int, uri: str, when=None
 ) -> Execution:
-    from flows.expressions import render
-
     context = task_context(plan, tr, items=uri, iteration=iteration)
     inputs = render(node.raw.get("inputs") or {}, context)
     if not isinstance(inputs, dict):
@@ -362,7 +298,7 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
         for iteration, uri in enumerate(batches, start=1):
             _start_batch(plan, node, tr, revision, props, iteration, uri, when)
         counts = {State.CREATED.value: len(batches)} if batches else {}
-        _save_outputs(tr, {"numberOfBatches": len(batches), "iterations": counts})
+        save_outputs(tr, {"numberOfBatches": len(batches), "iterations": counts})
         plan._log(
             "INFO",
             f"{tr.task_id}: {len(batches)} batch(es) of {revision.flow}"
@@ -371,17 +307,15 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
             tr,
         )
         if not props.wait:
-            return _finish(plan, tr, State.SUCCESS, outputs=tr.outputs)
+            return finish(plan, tr, State.SUCCESS, outputs=tr.outputs)
     mine = _batches(tr)
     # Counted in the database: each child's end runs this pass, so it must not
     # load every child's outputs until the last one has ended.
     counts = dict(mine.order_by().values_list("state").annotate(n=Count("pk")))
     if counts != tr.outputs.get("iterations"):
-        _save_outputs(tr, {**tr.outputs, "iterations": counts})
+        save_outputs(tr, {**tr.outputs, "iterations": counts})
     if any(state not in TERMINAL for state in counts):
         return RUNNING
-    from executions.storage import save
-
     children = sorted(
         mine.values("pk", "state", "outputs", "trigger"),
         key=lambda c: (_iteration(c["trigger"]), c["pk"]),
@@ -401,14 +335,14 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
         ids = ", ".join(str(c["pk"]) for c in failed[:10])
         reason = f"{len(failed)} of {len(children)} subflow executions failed ({ids})"
         if props.transmitFailed:
-            return _finish(plan, tr, State.FAILED, reason, outputs=result, error=reason)
+            return finish(plan, tr, State.FAILED, reason, outputs=result, error=reason)
         plan._log(
             "WARN",
             f"{tr.task_id}: {reason}; transmitFailed is false, so this task succeeds",
             tr,
         )
     warned = props.transmitFailed and any(c["state"] == State.WARNING for c in children)
-    return _finish(plan, tr, State.WARNING if warned else State.SUCCESS, outputs=result)
+    return finish(plan, tr, State.WARNING if warned else State.SUCCESS, outputs=result)
 
 
 def _iteration(trigger: dict | None) -> int:
@@ -471,7 +405,7 @@ def restart_in_place(plan, node, tr: TaskRun) -> bool:
                 variables.get("items"),
             )
         replaced = [*tr.outputs.get("replaced", []), *(pk for pk, _ in again)]
-        _save_outputs(tr, {**tr.outputs, "replaced": replaced})
+        save_outputs(tr, {**tr.outputs, "replaced": replaced})
     plan._log(
         "INFO",
         f"{tr.task_id}: restart re-runs {len(failed)} failed batch(es) of "
@@ -513,204 +447,7 @@ def _restart_child(plan, child_id: int) -> bool:
     return True
 
 
-# --- Pause -----------------------------------------------------------------------
-def pause_plan(props) -> tuple[timedelta | None, str]:
-    """When a pause ends by itself and how: (after, behavior)."""
-    candidates = []
-    for value, default in (
-        (props.delay, "RESUME"),
-        (props.pauseDuration, "RESUME"),
-        (props.timeout, "FAIL"),
-    ):
-        if isinstance(value, timedelta):
-            behavior = props.behavior or default
-            if default == "FAIL" and behavior == "RESUME":
-                behavior = "FAIL"
-            candidates.append((value, behavior))
-    if not candidates:
-        return None, ""
-    return min(candidates, key=lambda c: c[0])
-
-
-def pause(plan, node, tr: TaskRun, value: str | None) -> str:
-    if tr.state == State.PAUSED:
-        return RUNNING
-    props = render_props(node, task_context(plan, tr))
-    after, behavior = pause_plan(props)
-    wake = timezone.now() + after if after is not None else None
-    how = (
-        f"; {behavior.lower()} after {after.total_seconds():g}s"
-        if after is not None
-        else "; waiting for a resume"
-    )
-    machine.transition_taskrun(
-        tr,
-        State.PAUSED,
-        reason=f"paused{how}",
-        fields={"scheduled_at": wake},
-        actor=EXECUTOR,
-    )
-    plan.pauses.append((tr, wake))
-    return RUNNING
-
-
-def enter_pause(plan) -> None:
-    """After a pass that reached a Pause: the execution waits as PAUSED."""
-    execution = plan.execution
-    names = ", ".join(sorted({tr.task_id for tr, _ in plan.pauses}))
-    machine.transition(
-        execution, State.PAUSED, reason=f"paused by task {names}", actor=EXECUTOR
-    )
-    wakes = [wake for _, wake in plan.pauses if wake is not None]
-    if wakes:
-        countdown = max((min(wakes) - timezone.now()).total_seconds(), 0.0)
-        dispatch.get().advance(execution.pk, countdown=countdown or 0.001)
-
-
-def wake_due(execution: Execution) -> bool:
-    """End the pauses whose time has come (under the execution's lock).
-    Returns True when the execution is RUNNING again."""
-    now = timezone.now()
-    paused = list(TaskRun.objects.filter(execution=execution, state=State.PAUSED))
-    due = [
-        tr for tr in paused if tr.scheduled_at is not None and tr.scheduled_at <= now
-    ]
-    if not paused:
-        # Nothing is paused (a resume raced with this wake-up, or a crash
-        # between the two updates): the execution goes on.
-        machine.transition(execution, State.RUNNING, reason="resumed", actor=EXECUTOR)
-        return True
-    if not due:
-        future = [tr.scheduled_at for tr in paused if tr.scheduled_at is not None]
-        if future:  # woken early: sleep again until the first one is due
-            dispatch.get().advance(
-                execution.pk, countdown=max((min(future) - now).total_seconds(), 0.001)
-            )
-        return False
-    spec = execution.spec
-    reasons = []
-    for tr in due:
-        node = spec.task(tr.task_id)
-        after, behavior = (None, "FAIL")
-        if node is not None:
-            try:
-                props = render_props(node, expression_context(execution, tr))
-                after, behavior = pause_plan(props)
-            except Exception as exc:  # noqa: BLE001 — a broken property fails the pause
-                behavior = "FAIL"
-                log.warning(
-                    "pause %s of execution %s: %s", tr.task_id, execution.pk, exc
-                )
-        waited = f"{after.total_seconds():g}s" if after is not None else "its time"
-        if behavior == "CANCEL":
-            stop.stop(
-                execution.pk,
-                final=State.CANCELLED,
-                actor=EXECUTOR,
-                reason=f"pause '{tr.task_id}' ended after {waited} (behavior CANCEL)",
-            )
-            execution.refresh_from_db()
-            return False
-        if behavior == "RESUME":
-            reason = f"resumed after {waited}"
-            machine.transition_taskrun(tr, State.SUCCESS, reason=reason, actor=EXECUTOR)
-        elif behavior == "WARN":
-            reason = f"not resumed within {waited}"
-            machine.transition_taskrun(
-                tr,
-                State.WARNING,
-                reason=reason,
-                fields={"error": reason},
-                actor=EXECUTOR,
-            )
-        else:
-            reason = f"not resumed within {waited}"
-            machine.transition_taskrun(
-                tr,
-                State.FAILED,
-                reason=reason,
-                fields={"error": reason},
-                actor=EXECUTOR,
-            )
-        reasons.append(f"{tr.task_id} {reason}")
-    if len(due) < len(paused):
-        return False
-    machine.transition(
-        execution, State.RUNNING, reason="; ".join(reasons), actor=EXECUTOR
-    )
-    return True
-
-
-def wake_paused(limit: int = 500) -> int:
-    """Sweep: advance PAUSED executions whose pause is overdue (its countdown
-    message was lost, e.g. a broker restart without persistence)."""
-    from executions.engine.worker import advance_and_dispatch
-
-    cutoff = timezone.now() - timedelta(seconds=1)
-    ids = list(
-        TaskRun.objects.filter(
-            state=State.PAUSED, scheduled_at__lt=cutoff, execution__state=State.PAUSED
-        )
-        .values_list("execution_id", flat=True)
-        .distinct()[:limit]
-    )
-    for pk in ids:
-        advance_and_dispatch(pk)
-    return len(ids)
-
-
-# --- scheduleDate ------------------------------------------------------------------
-def not_yet(execution: Execution) -> bool:
-    """A CREATED execution scheduled for later (under its lock): True, and
-    its start is sent again for the right time, when the message came early."""
-    when = execution.scheduled_at
-    if when is None:
-        return False
-    seconds = (when - timezone.now()).total_seconds()
-    if seconds <= 1:
-        return False
-    dispatch.get().advance(execution.pk, countdown=seconds)
-    return True
-
-
-def start_scheduled(limit: int = 500) -> int:
-    """Sweep: start CREATED executions whose scheduled date has passed (their
-    countdown message was lost). The ``ex_scheduled_start`` partial index
-    keeps it to the few executions that wait for a date."""
-    from executions.engine.worker import advance_and_dispatch
-
-    cutoff = timezone.now() - timedelta(seconds=1)
-    ids = list(
-        Execution.objects.filter(state=State.CREATED, scheduled_at__lt=cutoff)
-        .order_by("scheduled_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for pk in ids:
-        advance_and_dispatch(pk)
-    return len(ids)
-
-
-def schedule_date(props) -> Any:
-    """The rendered ``scheduleDate`` as an aware datetime (None when unset);
-    TaskFailed with the accepted forms otherwise."""
-    value = getattr(props, "scheduleDate", None)
-    if value in (None, ""):
-        return None
-    try:
-        return parse_datetime(value, epoch=True)
-    except (TypeError, ValueError, OverflowError, OSError):
-        raise TaskFailed(
-            f"scheduleDate: {str(value)[:80]!r} is not a date-time; use ISO 8601 "
-            "such as 2030-01-31T08:00:00Z or an expression such as "
-            "\"{{ now() | dateAdd(1, 'HOURS') }}\""
-        ) from None
-
-
-FLOWABLES = {
-    SUBFLOW: subflow,
-    FOR_EACH_ITEM: for_each_item,
-    "io.kestra.plugin.core.flow.Pause": pause,
-}
+FLOWABLES = {SUBFLOW: subflow, FOR_EACH_ITEM: for_each_item}
 
 
 # --- a child's end moves its parent -----------------------------------------------
