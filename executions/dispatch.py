@@ -34,9 +34,15 @@ def _send(name: str, args: tuple, options: dict) -> None:
         )
 
 
+def message_id(taskrun_id: int) -> str:
+    """The Celery task id of a task run's message: deterministic, so a
+    queued message can be revoked by the task run's id alone."""
+    return f"orchestra-taskrun-{taskrun_id}"
+
+
 class CeleryDispatcher:
     def run_taskrun(self, taskrun_id: int, eta: datetime | None = None) -> None:
-        options = {"task_id": f"orchestra-taskrun-{taskrun_id}"}
+        options = {"task_id": message_id(taskrun_id)}
         if eta and eta > timezone.now():
             options["countdown"] = (eta - timezone.now()).total_seconds()
         transaction.on_commit(lambda: _send(RUN_TASK, (taskrun_id,), options))

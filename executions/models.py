@@ -298,11 +298,6 @@ class TaskRun(_Timed, models.Model):
     def __str__(self) -> str:
         return f"{self.task_id} #{self.pk} {self.state}"
 
-    @property
-    def celery_id(self) -> str:
-        """Deterministic Celery task id, so a queued message can be revoked."""
-        return f"orchestra-taskrun-{self.pk}"
-
 
 class LogEntry(models.Model):
     execution = models.ForeignKey(

@@ -129,7 +129,7 @@ def stop_many(
         now, taskrun_final(final), actor=actor, reason="execution stopped"
     )
     dispatch.get().revoke(
-        [f"orchestra-taskrun-{pk}" for pk, _, _, flowable, _ in trs if not flowable]
+        [dispatch.message_id(pk) for pk, _, _, flowable, _ in trs if not flowable]
     )
     # The reason stays as given (a person's words); the history row's
     # details say what the stop waits for.

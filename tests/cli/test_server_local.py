@@ -188,7 +188,10 @@ def _kill_the_worker_during_a_sleep(cli, server: LocalServer) -> None:
     os.kill(_worker_pid(server), signal.SIGKILL)
     final = wait_for(
         lambda: (e := task_runs())["state"] != "RUNNING" and e,
-        90,
+        # A bound, not a target: a new worker, the dead one's heartbeats
+        # missed, then the sweep; each poll here is a CLI process, slow when
+        # the other test processes load both cores.
+        180,
         interval=1,
         what="the orphaned execution to end",
     )
