@@ -126,20 +126,11 @@ def wake_due(execution: Execution) -> bool:
         if behavior == "RESUME":
             reason = f"resumed after {waited}"
             machine.transition_taskrun(tr, State.SUCCESS, reason=reason, actor=EXECUTOR)
-        elif behavior == "WARN":
-            reason = f"not resumed within {waited}"
-            machine.transition_taskrun(
-                tr,
-                State.WARNING,
-                reason=reason,
-                fields={"error": reason},
-                actor=EXECUTOR,
-            )
         else:
             reason = f"not resumed within {waited}"
             machine.transition_taskrun(
                 tr,
-                State.FAILED,
+                State.WARNING if behavior == "WARN" else State.FAILED,
                 reason=reason,
                 fields={"error": reason},
                 actor=EXECUTOR,
