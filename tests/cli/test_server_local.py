@@ -44,6 +44,19 @@ def _session_members(sid: int) -> set[int]:
     return members
 
 
+def _describe(sid: int) -> str:
+    """Each process of the session with its state and command, for a failure."""
+    out = []
+    for pid in sorted(_session_members(sid)):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        out.append(f"{pid} {stat[stat.rindex(')') + 2]} {command.decode()[:120]}")
+    return "; ".join(out) or "none"
+
+
 class LocalServer:
     def __init__(self, cli, *extra: str):
         self.cli = cli
@@ -104,7 +117,14 @@ def _stop_and_expect_no_orphans(server: LocalServer, signum: int) -> None:
     server.proc.send_signal(signum)
     # A bound for a hang, not a target: the server gives its children 10 s
     # to stop, and the other test process may be loading both cores.
-    assert server.proc.wait(60) == 0, server.output()
+    try:
+        code = server.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(
+            f"the server did not stop within 60 s of {signal.Signals(signum).name}; "
+            f"its processes: {_describe(server.proc.pid)}\n{server.output()}"
+        ) from None
+    assert code == 0, server.output()
     wait_for(
         lambda: not _session_members(server.proc.pid),
         20,
