@@ -137,7 +137,11 @@ def local(args: argparse.Namespace) -> int:
 
     # From here on, every way out (Ctrl-C, SIGTERM, a failed start) stops the
     # worker and the scheduler: no orphans left polling the data folder.
+    # SIGINT gets our handler too: a process started with SIGINT ignored (a
+    # background job of a script, some CI launchers) would otherwise keep
+    # Python from turning Ctrl-C into KeyboardInterrupt, and never stop.
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         if not _wait_for_worker(children[0], started):
             print(

@@ -30,19 +30,11 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def pytest_load_initial_conftests(early_config, parser, args):
-    """Run in parallel on PostgreSQL by default: ``-n auto`` (one process per
-    CPU; the ``PYTEST_XDIST_AUTO_NUM_WORKERS`` variable overrides the count)
-    unless the command line chooses (``-n 0``, ``-n 4``, ``--dist ...``) or
-    turns xdist off (``-p no:xdist``). In ``addopts`` the option would break
-    ``-p no:xdist``.
-
-    On SQLite (no DATABASE_URL: a fresh laptop) the suite stays serial: there,
-    full parallel runs twice left ``orchestra server local`` running a minute
-    after Ctrl-C (test_ctrl_c_stops_the_worker_and_scheduler_too), which no
-    serial or partial run reproduced. ``-n auto`` still opts in."""
+    """Run in parallel by default: ``-n auto`` (one process per CPU; the
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` variable overrides the count) unless the
+    command line chooses (``-n 0``, ``-n 4``, ``--dist ...``) or turns xdist
+    off (``-p no:xdist``). In ``addopts`` the option would break ``-p no:xdist``."""
     if XDIST_WORKER or not early_config.pluginmanager.hasplugin("xdist"):
-        return
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         return
     chosen = ("-n", "--numprocesses", "--dist", "-d", "--tx")
     if any(a == c or a.startswith(c) for a in args for c in chosen):

@@ -57,8 +57,12 @@ def _describe(sid: int) -> str:
     return "; ".join(out) or "none"
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class LocalServer:
-    def __init__(self, cli, *extra: str):
+    def __init__(self, cli, *extra: str, sigint_ignored: bool = False):
         self.cli = cli
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -72,6 +76,9 @@ class LocalServer:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # As a background job of a script starts it: Python then does not
+            # turn SIGINT into KeyboardInterrupt unless the program asks to.
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
         )
 
     def output(self) -> str:
@@ -101,8 +108,8 @@ class LocalServer:
 def local_server(cli):
     servers = []
 
-    def start(*extra: str) -> LocalServer:
-        server = LocalServer(cli, *extra)
+    def start(*extra: str, **options) -> LocalServer:
+        server = LocalServer(cli, *extra, **options)
         servers.append(server)
         return server
 
@@ -235,7 +242,9 @@ def _kill_the_worker_during_a_sleep(cli, server: LocalServer) -> None:
 
 
 def test_ctrl_c_stops_the_worker_and_scheduler_too(cli, local_server):
-    server = local_server("--no-examples")
+    # Even when started with SIGINT ignored (a script's background job, some
+    # CI launchers): the server handles SIGINT itself.
+    server = local_server("--no-examples", sigint_ignored=True)
     server.wait_healthy()
     _stop_and_expect_no_orphans(server, signal.SIGINT)
     # A second start reuses the data folder and keeps the admin password.
