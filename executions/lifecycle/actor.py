@@ -16,6 +16,8 @@ from executions.models import Cause
 from orchestra.lib.users import os_username
 
 VIA = {"web": Cause.USER, "api": Cause.API}
+# The other way round, for the audit log; the CLI builds its actor itself.
+VIA_OF = {**{cause: via for via, cause in VIA.items()}, Cause.CLI: "cli"}
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,7 @@ class Actor:
     @property
     def via(self) -> str:
         """How it came in, as the audit log shows it."""
-        return {Cause.USER: "web", Cause.API: "api", Cause.CLI: "cli"}.get(
-            self.cause, self.cause
-        )
+        return VIA_OF.get(self.cause, self.cause)
 
 
 # The engine's own actors: no person, one name each in the history.

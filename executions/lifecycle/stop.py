@@ -57,8 +57,9 @@ def kill(execution_id: int, *, actor: Actor, reason: str = "") -> Execution:
     """The Kill button, ``POST /api/executions/<id>/kill`` and
     ``orchestra executions kill``."""
     with transaction.atomic():
-        rules.check("kill", locked(execution_id), actor)
-        return stop(execution_id, actor=actor, reason=reason or "killed")
+        execution = locked(execution_id)
+        rules.check("kill", execution, actor)
+        return _stop_locked(execution, actor, State.KILLED, reason or "killed", None)
 
 
 @transaction.atomic
@@ -75,6 +76,16 @@ def stop(
     execution = locked(execution_id)
     if execution.state in TERMINAL:
         raise ActionError(f"execution {execution_id} already ended ({execution.state})")
+    return _stop_locked(execution, actor, final, reason, details)
+
+
+def _stop_locked(
+    execution: Execution,
+    actor: Actor,
+    final: str,
+    reason: str,
+    details: dict[str, Any] | None,
+) -> Execution:
     if execution.state != State.KILLING:
         stop_many(
             [(execution.pk, execution.state)],
