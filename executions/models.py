@@ -266,6 +266,9 @@ class TaskRun(_Timed, models.Model):
     scheduled_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Times this attempt went back to CREATED because its worker was lost
+    # (not a retry of the task's own policy: the attempt number stays).
+    resubmits = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["id"]
@@ -376,6 +379,9 @@ class Worker(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     last_heartbeat_at = models.DateTimeField(default=timezone.now)
     dead_at = models.DateTimeField(null=True, blank=True)
+    # Ids of the task runs this worker held at its last heartbeat (None: a
+    # worker that does not report them, so liveness judges it by beats alone).
+    running = models.JSONField(null=True, blank=True, default=None)
 
     class Meta:
         ordering = ["-last_heartbeat_at"]

@@ -194,6 +194,11 @@ ORCHESTRA_LIVENESS_SWEEP_SECONDS = envfloat(
     "ORCHESTRA_LIVENESS_SWEEP_SECONDS", 15.0, minimum=0.1
 )
 ORCHESTRA_AUTO_RECOVER = envbool("ORCHESTRA_AUTO_RECOVER", True)
+# A task run whose worker was lost goes to another worker this many times
+# before it fails with "worker lost" (a task opts out: resubmitOnWorkerLoss).
+ORCHESTRA_WORKER_LOST_RESUBMITS = envint(
+    "ORCHESTRA_WORKER_LOST_RESUBMITS", 2, minimum=0
+)
 # How long a KILLING execution may wait for its worker before it is forced to KILLED.
 ORCHESTRA_KILL_GRACE_SECONDS = envfloat(
     "ORCHESTRA_KILL_GRACE_SECONDS", 60.0, minimum=0.1

@@ -263,7 +263,7 @@ def recorder():
 @pytest.fixture(autouse=True)
 def _fresh_worker_identity():
     """Tests flush tables; the in-process worker must register again."""
-    from executions.engine.liveness import forget_current_worker
+    from executions.engine.lease import forget_current_worker
 
     forget_current_worker()
     yield
