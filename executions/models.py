@@ -625,3 +625,14 @@ class FlowGate(models.Model):
 
     def __str__(self) -> str:
         return f"gate {self.namespace}.{self.flow_id}"
+
+
+class ServiceBeat(models.Model):
+    """When a periodic service last did its round (``scheduler``: the beat's
+    liveness sweep); shown by /api/health."""
+
+    name = models.CharField(max_length=64, unique=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.at:%H:%M:%S}"

@@ -33,6 +33,7 @@ from executions.lifecycle.actor import Actor
 from executions.models import (
     Cause,
     Execution,
+    ServiceBeat,
     State,
     StateChange,
     TaskRun,
@@ -291,6 +292,9 @@ def start_scheduled(limit: int = 500) -> int:
 
 
 def sweep() -> dict[str, int]:
+    ServiceBeat.objects.update_or_create(
+        name="scheduler", defaults={"at": timezone.now()}
+    )
     dead = declare_dead_workers()
     result = {"dead_workers": len(dead), "recovered": 0}
     if settings.ORCHESTRA_AUTO_RECOVER:
