@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import ROOT, wait_for
 from tests.outages.private import PrivatePostgres, PrivateRedis, free_port
-from tests.outages.test_database_outage import _env, _python
+from tests.outages.test_database_outage import _env, _python, migrate
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.xdist_group("outages")]
 
@@ -35,13 +35,7 @@ def web(tmp_path):
     pg = PrivatePostgres(tmp_path / "pg")
     redis = PrivateRedis(tmp_path / "redis")
     env = _env(tmp_path, pg, redis)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        timeout=300,
-    )
+    migrate(env)
     token = _python(env, TOKEN).strip()
     port = free_port()
     log = open(tmp_path / "web.log", "w")

@@ -68,6 +68,16 @@ def _env(tmp_path, pg, redis) -> dict[str, str]:
     return env
 
 
+def migrate(env) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    )
+
+
 def _python(env, code: str) -> str:
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -91,13 +101,7 @@ def test_a_task_that_ends_while_the_database_is_down_is_recorded_when_it_is_back
 ):
     pg, redis = services
     env = _env(tmp_path, pg, redis)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        timeout=300,
-    )
+    migrate(env)
     log = open(tmp_path / "worker.log", "w")
     worker = subprocess.Popen(
         [
