@@ -99,6 +99,7 @@ class WorkerProcess:
         pool: str = "threads",
         concurrency: int = 4,
         env: dict | None = None,
+        queues: str | None = None,
     ):
         self.name = name
         from executions.models import Worker
@@ -126,6 +127,7 @@ class WorkerProcess:
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
+                *(["--queues", queues] if queues else []),
             ],
             env=self.env,
             cwd=ROOT,

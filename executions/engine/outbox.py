@@ -47,11 +47,7 @@ _recorder: list[Callable[[dict[str, Any]], None]] = []
 
 
 def folder() -> Path:
-    base = Path(
-        getattr(settings, "ORCHESTRA_OUTBOX_DIR", "")
-        or Path(settings.ORCHESTRA_HOME) / "outbox"
-    )
-    return base / socket.gethostname()
+    return Path(settings.ORCHESTRA_OUTBOX_DIR) / socket.gethostname()
 
 
 def _log_rows(entries: list[LogEntry]) -> list[dict[str, Any]]:
