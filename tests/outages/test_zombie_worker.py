@@ -72,7 +72,9 @@ def test_a_worker_woken_after_it_was_declared_dead_runs_no_side_effect(
         sweep()
         return TaskRun.objects.filter(pk=tr.pk, resubmits=1).exists()
 
-    wait_for(resubmitted, 30, interval=0.2, what="w1 declared dead, its run resubmitted")
+    wait_for(
+        resubmitted, 30, interval=0.2, what="w1 declared dead, its run resubmitted"
+    )
     assert Worker.objects.get(pk=w1.worker.pk).state == "dead"
     wait_for(
         lambda: TaskRun.objects.filter(pk=tr.pk, worker=w2.worker).exists(),
@@ -90,8 +92,10 @@ def test_a_worker_woken_after_it_was_declared_dead_runs_no_side_effect(
     assert execution.state == State.SUCCESS
     # w1 woke with 4 s of its script left: its lease check stopped it.
     wait_for(
-        lambda: "declared dead while it ran the task" in w1.read_log()
-        or "was declared dead" in w1.read_log(),
+        lambda: (
+            "declared dead while it ran the task" in w1.read_log()
+            or "was declared dead" in w1.read_log()
+        ),
         20,
         what="w1 to notice it was declared dead",
     )
