@@ -47,6 +47,32 @@ LIVENESS = Actor.system("liveness", Cause.SWEEP)
 
 
 # --- the sweep -----------------------------------------------------------
+def watched() -> bool:
+    """Record this round; False when the rounds before it stopped for longer
+    than the liveness timeout (the scheduler, or the database, was away) and
+    have not yet watched a whole timeout since. Workers were silent then
+    because nobody could hear them: none is declared dead until they had
+    the time to beat again."""
+    now = timezone.now()
+    timeout = liveness_timeout()
+    with transaction.atomic():
+        beat = ServiceBeat.objects.select_for_update().filter(name="scheduler").first()
+        if beat is None:
+            ServiceBeat.objects.create(name="scheduler", at=now, since=now - timeout)
+            return True  # no earlier round to judge by
+        if now - beat.at > timeout:
+            beat.since = now
+            log.warning(
+                "liveness rounds resume after %ss without one; no worker is "
+                "declared dead before %ss more",
+                round((now - beat.at).total_seconds()),
+                timeout.total_seconds(),
+            )
+        beat.at = now
+        beat.save(update_fields=["at", "since"])
+    return now - beat.since >= timeout
+
+
 def declare_dead_workers() -> list[Worker]:
     """Mark workers whose heartbeats stopped; return the ones just declared."""
     cutoff = timezone.now() - liveness_timeout()
@@ -292,10 +318,7 @@ def start_scheduled(limit: int = 500) -> int:
 
 
 def sweep() -> dict[str, int]:
-    ServiceBeat.objects.update_or_create(
-        name="scheduler", defaults={"at": timezone.now()}
-    )
-    dead = declare_dead_workers()
+    dead = declare_dead_workers() if watched() else []
     result = {"dead_workers": len(dead), "recovered": 0}
     if settings.ORCHESTRA_AUTO_RECOVER:
         result["recovered"] = recover_orphans()
