@@ -633,9 +633,6 @@ class ServiceBeat(models.Model):
 
     name = models.CharField(max_length=64, unique=True)
     at = models.DateTimeField(default=timezone.now)
-    # Since when the rounds came without a gap (longer than the liveness
-    # timeout): the sweep judges workers only on silence it watched.
-    since = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return f"{self.name} {self.at:%H:%M:%S}"

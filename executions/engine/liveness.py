@@ -19,7 +19,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -47,30 +47,32 @@ LIVENESS = Actor.system("liveness", Cause.SWEEP)
 
 
 # --- the sweep -----------------------------------------------------------
+def _database_started_at():
+    """When the database server started (PostgreSQL), or None."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_postmaster_start_time()")
+        return cursor.fetchone()[0]
+
+
 def watched() -> bool:
-    """Record this round; False when the rounds before it stopped for longer
-    than the liveness timeout (the scheduler, or the database, was away) and
-    have not yet watched a whole timeout since. Workers were silent then
-    because nobody could hear them: none is declared dead until they had
-    the time to beat again."""
+    """Record this round (for /api/health); False right after the database
+    restarted (a restart, a failover): every worker was silent then because
+    it could not write its beats, not because it died, so none is declared
+    dead until they have had a whole liveness timeout to beat again."""
     now = timezone.now()
-    timeout = liveness_timeout()
-    with transaction.atomic():
-        beat = ServiceBeat.objects.select_for_update().filter(name="scheduler").first()
-        if beat is None:
-            ServiceBeat.objects.create(name="scheduler", at=now, since=now - timeout)
-            return True  # no earlier round to judge by
-        if now - beat.at > timeout:
-            beat.since = now
-            log.warning(
-                "liveness rounds resume after %ss without one; no worker is "
-                "declared dead before %ss more",
-                round((now - beat.at).total_seconds()),
-                timeout.total_seconds(),
-            )
-        beat.at = now
-        beat.save(update_fields=["at", "since"])
-    return now - beat.since >= timeout
+    ServiceBeat.objects.update_or_create(name="scheduler", defaults={"at": now})
+    started = _database_started_at()
+    if started is not None and now - started < liveness_timeout():
+        log.warning(
+            "the database started %ss ago; no worker is declared dead before "
+            "they had %ss to beat again",
+            round((now - started).total_seconds(), 1),
+            liveness_timeout().total_seconds(),
+        )
+        return False
+    return True
 
 
 def declare_dead_workers() -> list[Worker]:

@@ -183,39 +183,39 @@ def test_the_old_workers_late_outcome_is_refused_after_a_resubmission(
     assert execution.logs.filter(message__contains="dropped").exists()
 
 
-def test_after_the_rounds_stopped_no_worker_is_declared_dead_at_once(db, recorder):
-    """A database (or scheduler) outage silences every worker's heartbeats:
-    the first round after it must not take them all for dead. It waits one
-    liveness timeout, in which live workers beat again."""
-    from executions.engine.liveness import sweep
+def test_right_after_the_database_restarted_no_worker_is_declared_dead(
+    db, recorder, monkeypatch
+):
+    """A database restart silences every worker's heartbeats: the first
+    rounds after it must not take them all for dead. They wait one liveness
+    timeout from the database's start, in which live workers beat again."""
+    from executions.engine import liveness
     from executions.heartbeats import liveness_timeout
-    from executions.models import ServiceBeat, Worker
+    from executions.models import Worker
 
     silent = make_worker(silent_for=300)
-    ServiceBeat.objects.create(
-        name="scheduler",
-        at=timezone.now() - timedelta(minutes=10),
-        since=timezone.now() - timedelta(hours=1),
-    )
-    assert sweep()["dead_workers"] == 0
+    monkeypatch.setattr(liveness, "_database_started_at", lambda: timezone.now())
+    assert liveness.sweep()["dead_workers"] == 0
     assert Worker.objects.get(pk=silent.pk).state == "alive"
-    beat = ServiceBeat.objects.get(name="scheduler")
-    assert timezone.now() - beat.since < timedelta(seconds=5)
-
-    # One timeout of rounds later it is still silent: now it is dead.
-    ServiceBeat.objects.filter(pk=beat.pk).update(
-        since=timezone.now() - liveness_timeout() - timedelta(seconds=1)
-    )
-    assert sweep()["dead_workers"] == 1
+    started = timezone.now() - liveness_timeout() - timedelta(seconds=1)
+    monkeypatch.setattr(liveness, "_database_started_at", lambda: started)
+    assert liveness.sweep()["dead_workers"] == 1
     assert Worker.objects.get(pk=silent.pk).state == "dead"
 
 
-def test_rounds_without_a_gap_declare_a_silent_worker_at_once(db, recorder):
+def test_the_database_start_time_is_read_from_postgresql(postgres):
+    from executions.engine.liveness import _database_started_at
+
+    started = _database_started_at()
+    assert started is not None and started < timezone.now()
+
+
+def test_a_silent_worker_is_declared_dead_at_the_next_round(db, recorder):
     from executions.engine.liveness import sweep
     from executions.models import Worker
 
     silent = make_worker(silent_for=300)
-    assert sweep()["dead_workers"] == 1  # the first round ever judges at once
+    assert sweep()["dead_workers"] == 1
     assert Worker.objects.get(pk=silent.pk).state == "dead"
     again = make_worker(silent_for=300)
     assert sweep()["dead_workers"] == 1

@@ -14,7 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.conftest import need
+
+def need(condition: bool, reason: str) -> None:
+    """tests.conftest.need, imported late: this module also serves
+    bench/chaos.py, which loads Django only after starting the services."""
+    if not condition:
+        from tests.conftest import need as required
+
+        required(condition, reason)
 
 
 def free_port() -> int:
