@@ -223,6 +223,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="CI's bounded form")
     parser.add_argument("--rate", type=float, default=4.0, help="executions/s")
+    parser.add_argument(
+        "--keep", action="store_true", help="on failure, keep the cluster to inspect"
+    )
     args = parser.parse_args()
     if args.short:
         kills, pg_restarts, redis_restarts, stops, spacing = 10, 1, 1, 1, 4.0
@@ -338,6 +341,31 @@ def main() -> int:
             ends = [ended[pk].timestamp() for pk in in_flight if ended.get(pk)]
             if ends:
                 recovery.append(max(0.0, max(ends) - at))
+        if left:
+            from executions.models import Worker
+
+            stuck = Execution.objects.filter(pk__in=ids).exclude(state__in=TERMINAL)
+            why = Counter()
+            alive = dict(Worker.objects.values_list("pk", "state"))
+            reports = dict(Worker.objects.values_list("pk", "running"))
+            for ex in stuck[:200]:
+                runs = [
+                    (
+                        t.state,
+                        alive.get(t.worker_id, "-"),
+                        "held" if t.pk in (reports.get(t.worker_id) or []) else "",
+                    )
+                    for t in ex.taskruns.filter(flowable=False).exclude(
+                        state__in=TERMINAL
+                    )
+                ]
+                why[(ex.state, tuple(sorted(runs)))] += 1
+            print("left waiting (execution, its unfinished task runs):")
+            for key, n in why.most_common(10):
+                print(f"  {n:4}  {key}")
+            if args.keep:
+                print(f"kept running: DATABASE_URL={cluster.pg.url}")
+                input("press Enter to stop the cluster ")
         print(f"executions created        {len(ids)}")
         print("terminal by state         " + json.dumps(dict(sorted(states.items()))))
         print(f"non-terminal after wait   {left}  (goal 0)")

@@ -269,6 +269,8 @@ class TaskRun(_Timed, models.Model):
     # Times this attempt went back to CREATED because its worker was lost
     # (not a retry of the task's own policy: the attempt number stays).
     resubmits = models.PositiveSmallIntegerField(default=0)
+    # When the sweep last sent it again (a lost message); None: only sent once.
+    redispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -210,17 +210,33 @@ def redispatch_lost(age: timedelta | None = None, limit: int = 500) -> int:
     persistence, a crash between commit and send). Claims are conditional,
     so a duplicate is harmless."""
     age = age or liveness_timeout() * 2
-    cutoff = timezone.now() - age
+    now = timezone.now()
+    cutoff = now - age
     count = 0
-    waiting = (
+    # Sent again with a backoff: after ``age``, then when it has waited twice
+    # as long as at its last resend, and so on. A message that is only slow
+    # (a backlog) must not be joined by a copy every round, or the copies
+    # become the backlog.
+    resend = []
+    for pk, created_at, scheduled_at, last in (
         TaskRun.objects.filter(state=State.CREATED, created_at__lt=cutoff)
         .exclude(scheduled_at__gt=cutoff)
-        .values_list("pk", flat=True)[:limit]
-    )
-    for pk in waiting:
+        .order_by("created_at")
+        .values_list("pk", "created_at", "scheduled_at", "redispatched_at")[: limit * 4]
+    ):
+        since = max(created_at, scheduled_at) if scheduled_at else created_at
+        if last is None or now - last >= max(age, (now - since) / 2):
+            resend.append(pk)
+        if len(resend) >= limit:
+            break
+    if resend:
         with transaction.atomic():
-            dispatch.get().run_taskrun(pk)
-        count += 1
+            TaskRun.objects.filter(pk__in=resend, state=State.CREATED).update(
+                redispatched_at=now
+            )
+            for pk in resend:
+                dispatch.get().run_taskrun(pk)
+        count += len(resend)
     # Executions nobody advanced: created but never started, or running with
     # nothing in flight (the advance after the last task was lost).
     in_flight = TaskRun.objects.filter(

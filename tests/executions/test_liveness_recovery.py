@@ -220,3 +220,35 @@ def test_a_silent_worker_is_declared_dead_at_the_next_round(db, recorder):
     again = make_worker(silent_for=300)
     assert sweep()["dead_workers"] == 1
     assert Worker.objects.get(pk=again.pk).state == "dead"
+
+
+def test_a_waiting_task_run_is_sent_again_with_a_backoff_not_every_round(
+    db, deploy, recorder
+):
+    """A message that is only slow (a backlog) must not get a copy every
+    round, or the copies become the backlog (bench/chaos.py saw 3,000)."""
+    from executions.engine.liveness import redispatch_lost
+
+    execution = create_execution(deploy(FLOW), actor=Actor.system("test"))
+    advance_and_dispatch(execution.pk)
+    tr = TaskRun.objects.get(execution=execution, task_id="work")
+    TaskRun.objects.filter(pk=tr.pk).update(
+        created_at=timezone.now() - timedelta(minutes=10)
+    )
+    recorder.sent.clear()
+    redispatch_lost(age=timedelta(seconds=5))
+    assert recorder.sent == [tr.pk]
+    for _ in range(3):  # the next rounds: it was just sent again
+        redispatch_lost(age=timedelta(seconds=5))
+    assert recorder.sent == [tr.pk]
+    # Resent 4 minutes ago, waiting 10: not yet (half its wait is 5 minutes).
+    TaskRun.objects.filter(pk=tr.pk).update(
+        redispatched_at=timezone.now() - timedelta(minutes=4)
+    )
+    redispatch_lost(age=timedelta(seconds=5))
+    assert recorder.sent == [tr.pk]
+    TaskRun.objects.filter(pk=tr.pk).update(
+        redispatched_at=timezone.now() - timedelta(minutes=6)
+    )
+    redispatch_lost(age=timedelta(seconds=5))
+    assert recorder.sent == [tr.pk, tr.pk]
