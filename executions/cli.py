@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from executions.engine.inprocess import use_in_process
-from executions.engine.liveness import stop_current_worker
+from executions.engine.lease import stop_current_worker
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.base import ActionError, FlowNotFound
 from executions.lifecycle.replay import replay

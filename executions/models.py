@@ -266,6 +266,11 @@ class TaskRun(_Timed, models.Model):
     scheduled_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Times this attempt went back to CREATED because its worker was lost
+    # (not a retry of the task's own policy: the attempt number stays).
+    resubmits = models.PositiveSmallIntegerField(default=0)
+    # When the sweep last sent it again (a lost message); None: only sent once.
+    redispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -376,6 +381,9 @@ class Worker(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     last_heartbeat_at = models.DateTimeField(default=timezone.now)
     dead_at = models.DateTimeField(null=True, blank=True)
+    # Ids of the task runs this worker held at its last heartbeat (None: a
+    # worker that does not report them, so liveness judges it by beats alone).
+    running = models.JSONField(null=True, blank=True, default=None)
 
     class Meta:
         ordering = ["-last_heartbeat_at"]
@@ -619,3 +627,14 @@ class FlowGate(models.Model):
 
     def __str__(self) -> str:
         return f"gate {self.namespace}.{self.flow_id}"
+
+
+class ServiceBeat(models.Model):
+    """When a periodic service last did its round (``scheduler``: the beat's
+    liveness sweep); shown by /api/health."""
+
+    name = models.CharField(max_length=64, unique=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.at:%H:%M:%S}"

@@ -52,9 +52,23 @@ def read_uri(uri: str) -> bytes:
 
 
 def save(path: str, data: bytes | IO[bytes]) -> str:
-    """Store bytes, or an open binary file read in chunks (large downloads)."""
+    """Store bytes, or an open binary file read in chunks (large downloads).
+
+    All or nothing: when writing fails (a full disk, a quota) the partial
+    file is removed and StorageError says why, so no truncated file is ever
+    left for a task or a download to read."""
     content = ContentFile(data) if isinstance(data, bytes | bytearray) else File(data)
-    saved = default_storage.save(path, content)
+    name = default_storage.get_available_name(path)
+    try:
+        saved = default_storage.save(name, content)
+    except OSError as exc:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            pass
+        raise StorageError(
+            f"could not store {path.rsplit('/', 1)[-1]}: {exc.strerror or exc}"
+        ) from None
     return f"{PREFIX}/{saved}"
 
 

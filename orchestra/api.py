@@ -123,7 +123,40 @@ def json_not_found(request, exception=None):
     return page_not_found(request, exception)
 
 
+# Seconds a client is told to wait when the database is away.
+DATABASE_RETRY_AFTER = 5
+
+
+def _database_unreachable() -> bool:
+    import sys
+
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(sys.exc_info()[1], OperationalError | InterfaceError)
+
+
 def json_server_error(request):
+    """Uncaught errors. The database being away is not a server bug: a 503
+    that says so (and nothing about where the database is), styled for
+    people, JSON under /api/, with Retry-After."""
+    if _database_unreachable():
+        if request.path.startswith("/api/"):
+            response = JsonResponse(
+                {"detail": "Orchestra cannot reach its database; retry shortly"},
+                status=503,
+            )
+        else:
+            from django.http import HttpResponse
+            from django.template.loader import render_to_string
+
+            response = HttpResponse(
+                render_to_string(
+                    "503_database.html", {"retry_after": DATABASE_RETRY_AFTER}
+                ),
+                status=503,
+            )
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response
     if request.path.startswith("/api/"):
         return JsonResponse(
             {"detail": "internal error; the server log has the details"}, status=500

@@ -194,6 +194,13 @@ ORCHESTRA_LIVENESS_SWEEP_SECONDS = envfloat(
     "ORCHESTRA_LIVENESS_SWEEP_SECONDS", 15.0, minimum=0.1
 )
 ORCHESTRA_AUTO_RECOVER = envbool("ORCHESTRA_AUTO_RECOVER", True)
+# Outcomes a worker could not record (database away) wait here, per host.
+ORCHESTRA_OUTBOX_DIR = envstr("ORCHESTRA_OUTBOX_DIR", str(ORCHESTRA_HOME / "outbox"))
+# A task run whose worker was lost goes to another worker this many times
+# before it fails with "worker lost" (a task opts out: resubmitOnWorkerLoss).
+ORCHESTRA_WORKER_LOST_RESUBMITS = envint(
+    "ORCHESTRA_WORKER_LOST_RESUBMITS", 2, minimum=0
+)
 # How long a KILLING execution may wait for its worker before it is forced to KILLED.
 ORCHESTRA_KILL_GRACE_SECONDS = envfloat(
     "ORCHESTRA_KILL_GRACE_SECONDS", 60.0, minimum=0.1
@@ -243,6 +250,25 @@ LOGGING = {
     },
 }
 
+# Two queues: the work (task runs, executor passes) and the control rounds
+# (liveness, schedules, SLA, cleanup, retention). A worker started without
+# --queues consumes both, so recovery takes the next free slot instead of
+# waiting behind the whole backlog; big installs run one small worker on the
+# control queue alone (`orchestra server worker --queues orchestra.control`),
+# so recovery never waits on work at all.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+ORCHESTRA_CONTROL_QUEUE = "orchestra.control"
+CELERY_TASK_QUEUES = {"celery": {}, ORCHESTRA_CONTROL_QUEUE: {}}
+CELERY_TASK_ROUTES = {
+    name: {"queue": ORCHESTRA_CONTROL_QUEUE}
+    for name in (
+        "orchestra.liveness_sweep",
+        "orchestra.evaluate_schedules",
+        "orchestra.stuck_auto_cleanup",
+        "orchestra.purge_trigger_events",
+        "orchestra.sla_*",
+    )
+}
 CELERY_BEAT_SCHEDULE = {
     "liveness-sweep": {
         "task": "orchestra.liveness_sweep",

@@ -8,15 +8,77 @@ from executions.stuck.detect import stuck_count
 from sla.models import SlaMiss
 
 
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return ""
+
+
+def _check_broker() -> str:
+    from orchestra.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+    return ""
+
+
+def _authenticated(request) -> bool:
+    """A signed-in session or a valid API token (never raises)."""
+    try:
+        if request.user.is_authenticated:
+            return True
+        from accounts.authentication import BearerTokenAuthentication
+
+        return bool(BearerTokenAuthentication().authenticate(request))
+    except Exception:  # noqa: BLE001 — no database, bad token: anonymous
+        return False
+
+
 @require_GET
 def health(request):
-    """Liveness for load balancers: the database answers."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return JsonResponse({"status": "UP"})
-    except Exception as exc:  # noqa: BLE001
-        return JsonResponse({"status": "DOWN", "error": str(exc)}, status=503)
+    """For load balancers and operators: the database and the broker answer
+    (503 when either does not), live workers, and the scheduler's last round.
+
+    Anonymous callers see only UP/DOWN per part; signed-in users and API
+    tokens also get the errors, the worker count and the beat's age.
+    """
+    from django.conf import settings
+    from django.utils import timezone
+
+    from executions.heartbeats import liveness_timeout
+    from executions.models import ServiceBeat, Worker, WorkerState
+
+    checks: dict[str, str] = {}
+    details: dict[str, object] = {}
+    for name, check in (("database", _check_database), ("broker", _check_broker)):
+        try:
+            check()
+            checks[name] = "UP"
+        except Exception as exc:  # noqa: BLE001 — any failure is DOWN
+            checks[name] = "DOWN"
+            details[name] = f"{type(exc).__name__}: {exc}"
+    if checks["database"] == "UP":
+        now = timezone.now()
+        alive = Worker.objects.filter(
+            state=WorkerState.ALIVE, last_heartbeat_at__gte=now - liveness_timeout()
+        ).count()
+        checks["workers"] = "UP" if alive else "DOWN"
+        details["workers"] = alive
+        beat = ServiceBeat.objects.filter(name="scheduler").first()
+        late = 3 * settings.ORCHESTRA_LIVENESS_SWEEP_SECONDS
+        age = (now - beat.at).total_seconds() if beat else None
+        checks["scheduler"] = "UP" if age is not None and age <= late else "DOWN"
+        details["scheduler"] = {
+            "lastBeat": beat.at.isoformat() if beat else None,
+            "ageSeconds": round(age, 1) if age is not None else None,
+        }
+    down = checks["database"] == "DOWN" or checks["broker"] == "DOWN"
+    body: dict[str, object] = {"status": "DOWN" if down else "UP", "checks": checks}
+    if _authenticated(request):
+        body["details"] = details
+    response = JsonResponse(body, status=503 if down else 200)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 OVERVIEW_WINDOWS = {

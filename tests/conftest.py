@@ -99,6 +99,7 @@ class WorkerProcess:
         pool: str = "threads",
         concurrency: int = 4,
         env: dict | None = None,
+        queues: str | None = None,
     ):
         self.name = name
         from executions.models import Worker
@@ -126,6 +127,7 @@ class WorkerProcess:
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
+                *(["--queues", queues] if queues else []),
             ],
             env=self.env,
             cwd=ROOT,
@@ -263,7 +265,7 @@ def recorder():
 @pytest.fixture(autouse=True)
 def _fresh_worker_identity():
     """Tests flush tables; the in-process worker must register again."""
-    from executions.engine.liveness import forget_current_worker
+    from executions.engine.lease import forget_current_worker
 
     forget_current_worker()
     yield

@@ -10,9 +10,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from django.db import Error as DatabaseError
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from executions.engine.lease import lease_lost
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.labels import set_labels
 from executions.lookup import count_by_flow, lookup_rows
@@ -211,6 +214,9 @@ class EngineContext:
         self.taskrun_id = taskrun.pk
         self.task_id = taskrun.task_id
         self.attempt = taskrun.attempt
+        # The claiming worker: the lease checked before side effects.
+        self.worker_id = taskrun.worker_id
+        self.fenced = ""
         self.variables = context
         self.files = (
             context[FILES_KEY]._source
@@ -257,40 +263,63 @@ class EngineContext:
                 )
             )
         if len(self._buffer) >= 50:
-            self.flush()
+            try:
+                self.flush()
+            except DatabaseError:
+                connection.close()  # kept in the buffer until it answers
 
     def flush(self) -> None:
         with self._lock:
             batch, self._buffer = self._buffer, []
         if batch:
-            LogEntry.objects.bulk_create(batch)
+            try:
+                LogEntry.objects.bulk_create(batch)
+            except Exception:
+                # Kept for the next flush, or the outbox if the database
+                # stays away until the task ends.
+                with self._lock:
+                    self._buffer[:0] = batch
+                raise
             Execution.objects.filter(pk=self.execution_id).update(
                 progress_at=timezone.now()
             )
+
+    def unflushed(self) -> list[LogEntry]:
+        with self._lock:
+            return list(self._buffer)
 
     # liveness
     def check_alive(self) -> None:
         now = time.monotonic()
         if self.deadline is not None and now >= self.deadline:
             raise TaskKilled(f"timed out after {self.timeout_text}")
+        fenced = lease_lost(self.worker_id)
+        if fenced:
+            self.fenced = fenced
+            raise TaskKilled(f"stopped: {fenced}")
         if now - self._last_check < self.POLL:
             return
         self._last_check = now
-        self.flush()
-        state = (
-            Execution.objects.filter(pk=self.execution_id)
-            .values_list("state", flat=True)
-            .first()
-        )
-        if state is None or state == State.KILLING or state in TERMINAL:
-            raise TaskKilled("execution is being stopped")
-        tr_state = (
-            TaskRun.objects.filter(pk=self.taskrun_id)
-            .values_list("state", flat=True)
-            .first()
-        )
-        if tr_state != State.RUNNING:
-            raise TaskKilled(f"task run was moved to {tr_state} by another process")
+        try:
+            self.flush()
+            state = (
+                Execution.objects.filter(pk=self.execution_id)
+                .values_list("state", flat=True)
+                .first()
+            )
+            if state is None or state == State.KILLING or state in TERMINAL:
+                raise TaskKilled("execution is being stopped")
+            tr_state = (
+                TaskRun.objects.filter(pk=self.taskrun_id)
+                .values_list("state", flat=True)
+                .first()
+            )
+            if tr_state != State.RUNNING:
+                raise TaskKilled(f"task run was moved to {tr_state} by another process")
+        except DatabaseError:
+            # The database is away: nothing says to stop. The logs wait in
+            # the buffer; the outcome, if it comes first, waits in the outbox.
+            connection.close()
 
     def sleep(self, seconds: float) -> None:
         end = time.monotonic() + max(seconds, 0)

@@ -1,10 +1,12 @@
-"""Worker registry, heartbeats and recovery of work lost with a dead worker.
+"""The liveness sweep: recovery of work lost with a dead worker.
 
-Every process that runs tasks has a Worker row and a heartbeat thread. A
-worker is declared dead only after ``ORCHESTRA_MISSED_HEARTBEATS`` beats in a
-row are missing, so one slow beat never kills healthy work. The task runs a
-dead worker held are re-queued when their retry policy allows, otherwise
-failed with "worker lost" so the flow's ``errors`` branch runs.
+A worker (its identity and heartbeats are ``lease.py``) is declared dead only
+after ``ORCHESTRA_MISSED_HEARTBEATS`` beats in a row are missing, so one slow
+beat never kills healthy work. A task run is lost when its worker is dead,
+stopped or gone, or when its live worker's beats stopped naming it. Lost task
+runs are resubmitted to another worker (``ORCHESTRA_WORKER_LOST_RESUBMITS``
+times), then failed with "worker lost" so their retry policy and the flow's
+``errors`` branch apply.
 
 The sweep is also the net for other lost messages: task runs and executions
 nobody advanced, pauses past their wake-up time and executions past their
@@ -14,15 +16,10 @@ nobody advanced, pauses past their wake-up time and executions past their
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
-import threading
 from datetime import timedelta
 
-from celery import signals
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -30,11 +27,13 @@ from django.utils import timezone
 from executions import dispatch
 from executions.engine.executor import advance_and_dispatch
 from executions.engine.retry import schedule_retry
+from executions.heartbeats import liveness_timeout, unreported
 from executions.lifecycle import machine, stop
 from executions.lifecycle.actor import Actor
 from executions.models import (
     Cause,
     Execution,
+    ServiceBeat,
     State,
     StateChange,
     TaskRun,
@@ -46,141 +45,36 @@ log = logging.getLogger("orchestra.liveness")
 
 LIVENESS = Actor.system("liveness", Cause.SWEEP)
 
-_local = threading.local()
-_process: dict[str, object] = {}
-_lock = threading.Lock()
-
-
-def liveness_timeout() -> timedelta:
-    return timedelta(
-        seconds=settings.ORCHESTRA_HEARTBEAT_SECONDS
-        * settings.ORCHESTRA_MISSED_HEARTBEATS
-    )
-
-
-def current_worker(queues: str = "") -> Worker:
-    """This process's Worker row, registered (with its heartbeat) on first use."""
-    pid = os.getpid()
-    with _lock:
-        worker = _process.get("worker")
-        if worker is not None and _process.get("pid") == pid:
-            return worker  # type: ignore[return-value]
-        hostname = socket.gethostname()
-        now = timezone.now()
-        # A fresh identity per registration: a worker declared dead never
-        # comes back under the same row, so its orphans stay orphans.
-        worker = Worker.objects.create(
-            name=f"{hostname}:{pid}:{secrets.token_hex(2)}",
-            hostname=hostname,
-            pid=pid,
-            queues=queues,
-            state=WorkerState.ALIVE,
-            started_at=now,
-            last_heartbeat_at=now,
-        )
-        _process.update(worker=worker, pid=pid)
-        stop = threading.Event()
-        _process["stop"] = stop
-        thread = threading.Thread(
-            target=_beat,
-            args=(worker.pk, stop),
-            name="orchestra-heartbeat",
-            daemon=True,
-        )
-        thread.start()
-        _process["thread"] = thread
-        return worker
-
-
-def _beat(worker_id: int, stop: threading.Event) -> None:
-    interval = settings.ORCHESTRA_HEARTBEAT_SECONDS
-    while not stop.wait(interval):
-        try:
-            close_old_connections()
-            updated = Worker.objects.filter(
-                pk=worker_id, state=WorkerState.ALIVE
-            ).update(last_heartbeat_at=timezone.now())
-            if not updated:
-                # Declared dead while alive (a long pause) or removed: its task
-                # runs were recovered already. Forget this identity; the next
-                # task registers a new one.
-                log.error(
-                    "worker %s was declared dead; registering anew on the next task",
-                    worker_id,
-                )
-                with _lock:
-                    if getattr(_process.get("worker"), "pk", None) == worker_id:
-                        _process.pop("worker", None)
-                return
-        except Exception:  # noqa: BLE001 — a database blip must not end the heartbeat thread
-            log.exception("heartbeat failed")
-            connection.close()
-    connection.close()
-
-
-def forget_current_worker() -> None:
-    """Drop this process's identity without touching the database (tests)."""
-    with _lock:
-        stop = _process.pop("stop", None)
-        _process.pop("worker", None)
-        thread = _process.pop("thread", None)
-    if stop is not None:
-        stop.set()  # type: ignore[union-attr]
-    if (
-        isinstance(thread, threading.Thread)
-        and thread is not threading.current_thread()
-    ):
-        # Its database connection closes as it ends: wait, so a test database
-        # can be dropped right after.
-        thread.join(timeout=2)
-
-
-def stop_current_worker() -> None:
-    with _lock:
-        worker = _process.pop("worker", None)
-        stop = _process.pop("stop", None)
-    if stop is not None:
-        stop.set()  # type: ignore[union-attr]
-    if worker is not None:
-        Worker.objects.filter(pk=worker.pk, state=WorkerState.ALIVE).update(  # type: ignore[union-attr]
-            state=WorkerState.STOPPED
-        )
-
-
-@signals.worker_ready.connect
-def _worker_ready(sender=None, **kwargs) -> None:
-    # Register at start so `orchestra` commands can tell a worker is up.
-    queues = ""
-    try:
-        queues = ",".join(q.name for q in sender.app.amqp.queues.consume_from.values())
-    except Exception:  # noqa: BLE001
-        pass
-    current_worker(queues)
-
-
-@signals.worker_process_init.connect
-def _forked_child(**kwargs) -> None:
-    # A forked pool process must register itself, not reuse its parent's row.
-    _process.clear()
-
-
-@signals.worker_process_shutdown.connect
-def _child_exit(**kwargs) -> None:
-    try:
-        stop_current_worker()
-    except Exception:  # noqa: BLE001
-        pass
-
-
-@signals.worker_shutdown.connect
-def _worker_exit(**kwargs) -> None:
-    try:
-        stop_current_worker()
-    except Exception:  # noqa: BLE001
-        pass
-
 
 # --- the sweep -----------------------------------------------------------
+def _database_started_at():
+    """When the database server started (PostgreSQL), or None."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_postmaster_start_time()")
+        return cursor.fetchone()[0]
+
+
+def watched() -> bool:
+    """Record this round (for /api/health); False right after the database
+    restarted (a restart, a failover): every worker was silent then because
+    it could not write its beats, not because it died, so none is declared
+    dead until they have had a whole liveness timeout to beat again."""
+    now = timezone.now()
+    ServiceBeat.objects.update_or_create(name="scheduler", defaults={"at": now})
+    started = _database_started_at()
+    if started is not None and now - started < liveness_timeout():
+        log.warning(
+            "the database started %ss ago; no worker is declared dead before "
+            "they had %ss to beat again",
+            round((now - started).total_seconds(), 1),
+            liveness_timeout().total_seconds(),
+        )
+        return False
+    return True
+
+
 def declare_dead_workers() -> list[Worker]:
     """Mark workers whose heartbeats stopped; return the ones just declared."""
     cutoff = timezone.now() - liveness_timeout()
@@ -201,47 +95,113 @@ def declare_dead_workers() -> list[Worker]:
     return dead
 
 
-def recover_orphans(limit: int = 500) -> int:
-    """Re-queue or fail the task runs held by dead workers. Returns how many."""
-    recovered = 0
+def _orphans(limit: int) -> list[tuple[TaskRun, str]]:
+    """Task runs no live process will finish, each with why."""
     # Held by a worker declared dead, by one that stopped (a cold shutdown
     # ends its tasks with the process; their redelivered messages find the
     # task run no longer CREATED and drop it) and stays silent, or by a
     # worker row that no longer exists.
     silent = timezone.now() - liveness_timeout()
-    orphans = TaskRun.objects.filter(
+    found: list[tuple[TaskRun, str]] = []
+    for tr in TaskRun.objects.filter(
         Q(worker__state=WorkerState.DEAD)
         | Q(worker__state=WorkerState.STOPPED, worker__last_heartbeat_at__lt=silent)
         | Q(worker__isnull=True),
         state=State.RUNNING,
         flowable=False,
-    ).select_related("worker")[:limit]
-    for tr in orphans:
+    ).select_related("worker")[:limit]:
         if tr.worker is None:
             reason = "worker lost: its worker record no longer exists"
         elif tr.worker.state == WorkerState.STOPPED:
             reason = f"worker lost: {tr.worker.name} shut down while running it"
         else:
             reason = f"worker lost: {tr.worker.name} stopped sending heartbeats"
+        found.append((tr, reason))
+    # Held by a live worker that no longer reports it (RUNNING task runs are
+    # as many as the workers' slots: few rows, on the partial index).
+    for tr in TaskRun.objects.filter(
+        state=State.RUNNING,
+        flowable=False,
+        worker__state=WorkerState.ALIVE,
+        started_at__lt=timezone.now() - liveness_timeout(),
+    ).select_related("worker")[: max(limit - len(found), 0)]:
+        w = tr.worker
+        if unreported(
+            tr.pk,
+            tr.started_at.timestamp(),
+            w.running,
+            w.last_heartbeat_at.timestamp(),
+        ):
+            found.append(
+                (
+                    tr,
+                    f"worker lost: {w.name} is alive but no longer runs it "
+                    "(its outcome was never recorded)",
+                )
+            )
+    return found
+
+
+def resubmit_allowed(tr: TaskRun, node) -> bool:
+    if tr.resubmits >= settings.ORCHESTRA_WORKER_LOST_RESUBMITS:
+        return False
+    return (
+        node is None or getattr(node.props, "resubmitOnWorkerLoss", True) is not False
+    )
+
+
+def recover_orphans(limit: int = 500) -> int:
+    """Resubmit, re-queue or fail the task runs no live worker will finish.
+    Returns how many.
+
+    A worker's loss is not the task's failure: the task run goes back to
+    CREATED for another worker, up to ``ORCHESTRA_WORKER_LOST_RESUBMITS``
+    times (a resubmission, not an attempt of the task's own retry policy),
+    unless the task opts out with ``resubmitOnWorkerLoss: false``. After
+    that it fails with "worker lost", so its retry policy and the flow's
+    ``errors`` handlers apply.
+    """
+    recovered = 0
+    for tr, reason in _orphans(limit):
+        resubmitted = False
         with transaction.atomic():
             execution = Execution.objects.select_for_update().get(pk=tr.execution_id)
-            if not machine.transition_taskrun(
-                tr,
-                State.FAILED,
-                reason=reason,
-                fields={"error": reason},
-                only_if={"worker_id": tr.worker_id},
-                actor=LIVENESS,
-            ):
-                continue
             node = execution.spec.task(tr.task_id)
-            nxt = None
-            if node is not None and execution.state in (State.RUNNING, State.PAUSED):
-                nxt = schedule_retry(tr, node, reason)
-            if nxt is not None:
-                dispatch.get().run_taskrun(nxt.pk, eta=nxt.scheduled_at)
+            active = execution.state in (State.RUNNING, State.PAUSED)
+            if active and resubmit_allowed(tr, node):
+                n = tr.resubmits + 1
+                most = settings.ORCHESTRA_WORKER_LOST_RESUBMITS
+                if not machine.transition_taskrun(
+                    tr,
+                    State.CREATED,
+                    reason=f"resubmitted ({n} of {most}): {reason}",
+                    fields={"worker_id": None, "started_at": None, "resubmits": n},
+                    only_if={"worker_id": tr.worker_id},
+                    actor=LIVENESS,
+                ):
+                    continue
+                dispatch.get().run_taskrun(tr.pk)
+                resubmitted = True
+            else:
+                if tr.resubmits:
+                    reason = f"{reason} (after {tr.resubmits} resubmissions)"
+                if not machine.transition_taskrun(
+                    tr,
+                    State.FAILED,
+                    reason=reason,
+                    fields={"error": reason},
+                    only_if={"worker_id": tr.worker_id},
+                    actor=LIVENESS,
+                ):
+                    continue
+                nxt = None
+                if node is not None and active:
+                    nxt = schedule_retry(tr, node, reason)
+                if nxt is not None:
+                    dispatch.get().run_taskrun(nxt.pk, eta=nxt.scheduled_at)
         recovered += 1
-        advance_and_dispatch(tr.execution_id)
+        if not resubmitted:
+            advance_and_dispatch(tr.execution_id)
     return recovered
 
 
@@ -250,17 +210,33 @@ def redispatch_lost(age: timedelta | None = None, limit: int = 500) -> int:
     persistence, a crash between commit and send). Claims are conditional,
     so a duplicate is harmless."""
     age = age or liveness_timeout() * 2
-    cutoff = timezone.now() - age
+    now = timezone.now()
+    cutoff = now - age
     count = 0
-    waiting = (
+    # Sent again with a backoff: after ``age``, then when it has waited twice
+    # as long as at its last resend, and so on. A message that is only slow
+    # (a backlog) must not be joined by a copy every round, or the copies
+    # become the backlog.
+    resend = []
+    for pk, created_at, scheduled_at, last in (
         TaskRun.objects.filter(state=State.CREATED, created_at__lt=cutoff)
         .exclude(scheduled_at__gt=cutoff)
-        .values_list("pk", flat=True)[:limit]
-    )
-    for pk in waiting:
+        .order_by("created_at")
+        .values_list("pk", "created_at", "scheduled_at", "redispatched_at")[: limit * 4]
+    ):
+        since = max(created_at, scheduled_at) if scheduled_at else created_at
+        if last is None or now - last >= max(age, (now - since) / 2):
+            resend.append(pk)
+        if len(resend) >= limit:
+            break
+    if resend:
         with transaction.atomic():
-            dispatch.get().run_taskrun(pk)
-        count += 1
+            TaskRun.objects.filter(pk__in=resend, state=State.CREATED).update(
+                redispatched_at=now
+            )
+            for pk in resend:
+                dispatch.get().run_taskrun(pk)
+        count += len(resend)
     # Executions nobody advanced: created but never started, or running with
     # nothing in flight (the advance after the last task was lost).
     in_flight = TaskRun.objects.filter(
@@ -360,7 +336,7 @@ def start_scheduled(limit: int = 500) -> int:
 
 
 def sweep() -> dict[str, int]:
-    dead = declare_dead_workers()
+    dead = declare_dead_workers() if watched() else []
     result = {"dead_workers": len(dead), "recovered": 0}
     if settings.ORCHESTRA_AUTO_RECOVER:
         result["recovered"] = recover_orphans()

@@ -14,13 +14,16 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from celery import signals
+from django.db import Error as DatabaseError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from executions import dispatch
+from executions.engine import outbox
 from executions.engine.context import EngineContext, expression_context
-from executions.engine.executor import advance_and_keep
-from executions.engine.liveness import current_worker
+from executions.engine.executor import advance_and_dispatch, advance_and_keep
+from executions.engine.lease import current_worker, hold, lease_lost, release
 from executions.engine.props import render_task_props
 from executions.engine.retry import schedule_retry
 from executions.lifecycle import machine
@@ -130,6 +133,8 @@ def _claim(taskrun_id: int, worker_id: int) -> TaskRun | None:
             fields={"worker_id": worker_id},
             actor=Actor(Cause.WORKER, _worker_name(worker_id)),
         )
+        if claimed:
+            hold(tr.pk)
         return tr if claimed else None
 
 
@@ -179,6 +184,7 @@ def run_one(
         min_level=node.props.logLevel or "TRACE" if node else "TRACE",
     )
     ctx.timeout_text = timeout_text
+    hold(tr.pk)
     state, outputs, error = State.SUCCESS, {}, ""
     try:
         if node is None:
@@ -207,14 +213,72 @@ def run_one(
         ctx.log("ERROR", error)
     try:
         ctx.flush()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 — kept with the outcome below
         log.exception("could not store logs of task run %s", tr.pk)
     # Secrets never leave the worker in outputs or errors (see orchestra/lib/secrets.py).
     outputs, error = mask(outputs), mask(error)
-    if advance_after:
-        return _finish_and_continue(tr, node, state, outputs, error, worker, claim_next)
-    _finish(tr, node, state, outputs, error, worker.pk)
-    return execution.pk
+    fenced = ctx.fenced or lease_lost(tr.worker_id)
+    if fenced:
+        # Declared dead meanwhile: the task run was resubmitted or failed by
+        # liveness, and this outcome must not compete with that decision.
+        log.warning("outcome of task run %s not reported: %s", tr.pk, fenced)
+        release(tr.pk)
+        return None
+    try:
+        if advance_after:
+            kept = _finish_and_continue(
+                tr, node, state, outputs, error, worker, claim_next
+            )
+            if kept is not None:
+                hold(kept.pk)
+            result: int | TaskRun | None = kept
+        else:
+            _finish(tr, node, state, outputs, error, worker.pk)
+            result = execution.pk
+    except DatabaseError:
+        # The task ran; only its record failed (the database is away). Keep
+        # the outcome and record it when the database answers: the execution
+        # must not stay RUNNING because of an outage.
+        connection.close()
+        outbox.keep(
+            {
+                "taskrun_id": tr.pk,
+                "execution_id": tr.execution_id,
+                "worker_id": tr.worker_id,
+                "resubmits": tr.resubmits,
+                "state": state,
+                "outputs": _jsonable(outputs),
+                "error": error,
+            },
+            ctx.unflushed(),
+        )
+        return None
+    release(tr.pk)
+    return result
+
+
+def record_kept(record: dict[str, Any]) -> None:
+    """Record an outcome the outbox kept (see ``outbox.py``), then advance
+    its execution. Stale records (the task run moved meanwhile) change
+    nothing but a log line."""
+    tr = TaskRun.objects.filter(pk=record["taskrun_id"]).first()
+    if tr is None:
+        return
+    with transaction.atomic():
+        LogEntry.objects.bulk_create(outbox.log_entries(record))
+        if tr.state != State.RUNNING:
+            tr.state = State.RUNNING  # the conditional finish refuses it
+        tr.resubmits = record["resubmits"]
+        node = Execution.objects.get(pk=tr.execution_id).spec.task(tr.task_id)
+        _finish(
+            tr,
+            node,
+            record["state"],
+            record["outputs"],
+            record["error"],
+            record["worker_id"],
+        )
+    advance_and_dispatch(tr.execution_id)
 
 
 def _finish(
@@ -227,7 +291,8 @@ def _finish(
             state,
             reason=error,
             fields={"outputs": _jsonable(outputs), "error": error},
-            only_if={"worker_id": worker_id},
+            # Resubmitted meanwhile (even to this same worker): not ours.
+            only_if={"worker_id": worker_id, "resubmits": tr.resubmits},
             actor=Actor(Cause.WORKER, ""),
         )
         if not done:
@@ -251,6 +316,14 @@ def _finish(
             nxt = schedule_retry(tr, node, error)
             if nxt is not None:
                 dispatch.get().run_taskrun(nxt.pk, eta=nxt.scheduled_at)
+
+
+outbox.use(record_kept)
+
+
+@signals.worker_ready.connect
+def _replay_outbox(**kwargs) -> None:
+    outbox.replay_pending()
 
 
 def _jsonable(value: Any) -> Any:

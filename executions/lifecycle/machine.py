@@ -46,7 +46,16 @@ ALLOWED: dict[str, set[str]] = {
 # Task runs.
 TASKRUN_ALLOWED: dict[str, set[str]] = {
     S.CREATED: {S.RUNNING, S.SKIPPED, S.KILLED, S.CANCELLED, S.FAILED},
-    S.RUNNING: {S.SUCCESS, S.WARNING, S.FAILED, S.KILLED, S.CANCELLED, S.PAUSED},
+    # CREATED: resubmitted to another worker after its worker was lost.
+    S.RUNNING: {
+        S.SUCCESS,
+        S.WARNING,
+        S.FAILED,
+        S.KILLED,
+        S.CANCELLED,
+        S.PAUSED,
+        S.CREATED,
+    },
     S.PAUSED: {S.RUNNING, S.SUCCESS, S.WARNING, S.FAILED, S.KILLED, S.CANCELLED},
     S.FAILED: {S.RESTARTED},
     S.KILLED: {S.RESTARTED},

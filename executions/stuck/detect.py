@@ -36,7 +36,8 @@ from django.db.models import Count, F, FloatField, Func, Q
 from django.utils import timezone
 
 from accounts import roles
-from executions.models import ACTIVE, Execution, State, TaskRun, WorkerState
+from executions.heartbeats import liveness_timeout, unreported
+from executions.models import ACTIVE, Execution, State, TaskRun, Worker, WorkerState
 
 STUCK_KINDS = ("orphaned", "stalled", "lost")
 SPARED_KINDS = (
@@ -122,13 +123,6 @@ class Detection:
         return {v.id: v for v in (*self.stuck, *self.spared, *self.forbidden)}
 
 
-def _liveness_timeout() -> timedelta:
-    return timedelta(
-        seconds=settings.ORCHESTRA_HEARTBEAT_SECONDS
-        * settings.ORCHESTRA_MISSED_HEARTBEATS
-    )
-
-
 def _ago(moment: float, now: float) -> str:
     seconds = max(int(now - moment), 0)
     if seconds < 120:
@@ -203,6 +197,8 @@ def _ts(value):
 
 _ROW = ("pk", "namespace", "flow_id", "state", "created_at", "progress_at", "parent_id")
 _TASKRUN = (
+    "pk",
+    "started_at",
     "execution_id",
     "state",
     "task_id",
@@ -216,6 +212,7 @@ _TASKRUN = (
     "worker__dead_at",
 )
 _TIMES = {
+    "started_at",
     "created_at",
     "progress_at",
     "scheduled_at",
@@ -308,7 +305,7 @@ def detect(
     # In-flight task runs (waiting or running, not flowable) with their worker.
     # For a large candidate set, reading every in-flight task run (a partial
     # index) beats joining back to the candidates.
-    timeout_at = now_s - _liveness_timeout().total_seconds()
+    timeout_at = now_s - liveness_timeout().total_seconds()
     inflight = TaskRun.objects.filter(
         state__in=[State.CREATED, State.RUNNING], flowable=False
     )
@@ -317,7 +314,16 @@ def detect(
         inflight = inflight.filter(execution_id__in=sorted(wanted))
     running: dict[int, list[tuple]] = {}
     waiting: dict[int, list[tuple]] = {}
+    # What each live worker said it runs at its last beat (a few rows).
+    reports = {
+        pk: set(ids) if ids is not None else None
+        for pk, ids in Worker.objects.filter(state=WorkerState.ALIVE).values_list(
+            "pk", "running"
+        )
+    }
     for (
+        tr_id,
+        started_at,
         ex_id,
         state,
         task_id,
@@ -339,6 +345,9 @@ def detect(
                 and w_beat is not None
                 and w_beat >= timeout_at
             )
+            if alive and unreported(tr_id, started_at, reports.get(worker_id), w_beat):
+                w_state = "unreported"
+                alive = False
             running.setdefault(ex_id, []).append(
                 (alive, task_id, w_name or "", w_state, w_beat, w_dead)
             )
@@ -400,6 +409,8 @@ def detect(
                     )
                 elif w_state == WorkerState.STOPPED:
                     since = "stopped"
+                elif w_state == "unreported":
+                    since = "which is alive but no longer reports it"
                 else:
                     since = f"last heartbeat {_ago(w_beat, now_s)}"
                 return (

@@ -83,37 +83,33 @@ def due_dates(
     return dates
 
 
+def in_gap(dates: list[datetime], now: datetime) -> bool:
+    """The scheduler was away: the oldest due date was reached more than
+    ORCHESTRA_SCHEDULE_MISSED_AFTER_SECONDS late. Every date due in this pass
+    then belongs to the gap, whatever the cron's period (a 10-second cron
+    after a 3-minute outage has 18 dates in it, none of them on time)."""
+    return bool(dates) and dates[0] < now - _missed_after()
+
+
 def choose(
     dates: list[datetime], now: datetime, decl: dict[str, Any]
 ) -> tuple[list, dict]:
     """Apply ``recoverMissedSchedules`` and ``lateMaximumDelay``.
 
-    A date is *missed* when the scheduler reaches it more than
-    ORCHESTRA_SCHEDULE_MISSED_AFTER_SECONDS late (it was stopped, or down):
-    ALL fires every missed date; LAST only the latest one, and only when no
-    date is on time (after a stop, one run for the whole gap); NONE none.
-    Dates later than ``lateMaximumDelay`` are skipped whatever the policy.
+    Outside a gap (see ``in_gap``) every due date fires. After a gap, ALL
+    fires every date of it; LAST only the latest (one run for the whole gap);
+    NONE none: the schedule resumes with the next date. Dates later than
+    ``lateMaximumDelay`` are skipped whatever the policy.
     Returns (dates to fire, {date: why skipped}).
     """
     policy = str(decl.get("recoverMissedSchedules", "ALL")).upper()
-    threshold = now - _missed_after()
-    missed = [d for d in dates if d < threshold]
-    on_time = [d for d in dates if d >= threshold]
     skipped: dict[datetime, str] = {}
-    if policy == "ALL":
-        chosen = missed + on_time
-    elif policy == "LAST":
-        chosen = on_time or missed[-1:]
-        skipped.update(
-            {
-                d: "missed (recoverMissedSchedules: LAST)"
-                for d in missed
-                if d not in chosen
-            }
-        )
+    if policy == "ALL" or not in_gap(dates, now):
+        chosen = list(dates)
     else:
-        chosen = on_time
-        skipped.update({d: "missed (recoverMissedSchedules: NONE)" for d in missed})
+        chosen = dates[-1:] if policy == "LAST" else []
+        why = f"missed (recoverMissedSchedules: {policy})"
+        skipped.update({d: why for d in dates if d not in chosen})
     if decl.get("lateMaximumDelay") is not None:
         limit = parse_duration(decl["lateMaximumDelay"])
         late = [d for d in chosen if now - d > limit]
@@ -190,6 +186,13 @@ def _fire_due(pk: int, now: datetime, result: Pass) -> None:
         dates = due_dates(
             row.cron, row.time_zone, row.next_date, now, MAX_DATES_PER_PASS
         )
+        policy = str(decl.get("recoverMissedSchedules", "ALL")).upper()
+        capped = len(dates) >= MAX_DATES_PER_PASS
+        if capped and policy != "ALL" and in_gap(dates, now):
+            # A gap longer than one pass can read: its latest date is the
+            # cron's last one before now, and the rest is skipped at once.
+            latest = cron_before(row.cron, row.time_zone, now + timedelta(seconds=1))
+            dates, capped = [*dates[:-1], latest], False
         chosen, skipped = choose(dates, now, decl)
         for date in dates:
             if date in chosen:
@@ -207,7 +210,7 @@ def _fire_due(pk: int, now: datetime, result: Pass) -> None:
         if dates:
             row.last_date = dates[-1]
         # Capped: continue after the last date handled; otherwise after now.
-        after = dates[-1] if len(dates) >= MAX_DATES_PER_PASS else now
+        after = dates[-1] if capped else now
         row.next_date = cron_after(row.cron, row.time_zone, after)
         row.updated_at = timezone.now()
         row.save(update_fields=["last_date", "next_date", "updated_at"])

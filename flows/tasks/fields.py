@@ -198,6 +198,9 @@ class BaseTask(Strict):
     logLevel: str | None = None
     logToFile: bool = False
     workerGroup: dict | None = None
+    # Worker lost while running it: run it again on another worker (default),
+    # or fail at once when running it twice is unsafe.
+    resubmitOnWorkerLoss: bool = True
     # Kestra's older condition list on tasks; Expression conditions act as runIf.
     conditions: list[dict[str, Any]] | None = None
 

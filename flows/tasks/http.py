@@ -190,6 +190,7 @@ def _headers(response: httpx.Response) -> dict[str, list[str]]:
 def _send(
     ctx: RunContext, client: httpx.Client, request: httpx.Request
 ) -> httpx.Response:
+    ctx.check_alive()  # the lease, right before the side effect
     try:
         return client.send(request, stream=True)
     except httpx.TimeoutException:

@@ -366,6 +366,7 @@ def run_query(ctx: RunContext, props: QueryTask) -> dict[str, Any]:
     try:
         with cancel_on_stop(ctx, conn), conn.cursor() as cur:
             try:
+                ctx.check_alive()  # the lease, right before the side effect
                 cur.execute(sql, params or None)
                 # Several statements: the last one that returns rows answers.
                 while True:
@@ -460,6 +461,7 @@ def run_copy_in(ctx: RunContext, props: CopyInTask) -> dict[str, Any]:
     try:
         with cancel_on_stop(ctx, conn), conn.cursor() as cur:
             try:
+                ctx.check_alive()  # the lease, right before the side effect
                 with cur.copy(statement) as copy:
                     for start in range(0, len(data), CHUNK):
                         copy.write(data[start : start + CHUNK])

@@ -154,6 +154,7 @@ def run_mail_send(ctx: RunContext, props: MailSendTask) -> dict[str, Any]:
             or "application/octet-stream"
         )
         message.attach(_attachment(name, data, str(kind)))
+    ctx.check_alive()  # the lease, right before the side effect
     try:
         message.send(fail_silently=False)
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:

@@ -68,8 +68,15 @@ def test_pages_need_login_and_login_leads_back(client, alice):
     assert b"alice" in client.get("/account/").content
 
 
-def test_health_is_open(client):
-    assert client.get("/api/health").json() == {"status": "UP"}
+def test_health_is_open_and_tells_anonymous_callers_no_details(client, alice):
+    body = client.get("/api/health").json()
+    assert body["status"] == "UP" and "details" not in body
+    assert body["checks"]["database"] == body["checks"]["broker"] == "UP"
+    assert set(body["checks"]) == {"database", "broker", "workers", "scheduler"}
+    client.force_login(alice)
+    signed_in = client.get("/api/health").json()
+    assert signed_in["details"]["workers"] == 0
+    assert signed_in["details"]["scheduler"] == {"lastBeat": None, "ageSeconds": None}
 
 
 def test_api_takes_bearer_tokens_and_refuses_bad_ones(client, alice):

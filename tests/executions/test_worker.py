@@ -82,9 +82,51 @@ def _wait_running(execution, worker):
     )
 
 
-def test_a_worker_killed_mid_task_fails_its_task_run_and_runs_errors(
-    deploy, start_worker
+def test_a_worker_killed_mid_task_is_resubmitted_to_another_worker(
+    deploy, start_worker, settings
 ):
+    """Worker loss is not the task's failure: the same attempt runs again on
+    the next worker and the execution succeeds; the history says why."""
+    settings.ORCHESTRA_WORKER_LOST_RESUBMITS = 2
+    w1 = start_worker("w1")
+    execution = create_execution(
+        deploy(SLEEPY.replace("PT30S", "PT2S")), actor=Actor.system("test")
+    )
+    tr = _wait_running(execution, w1)
+    w1.sigkill()
+    w2 = start_worker("w2")
+
+    def ended():
+        sweep()
+        execution.refresh_from_db()
+        return execution.is_terminal
+
+    wait_for(ended, 60, interval=0.3, what="the resubmitted task run to finish")
+    assert execution.state == State.SUCCESS
+    tr.refresh_from_db()
+    assert (tr.state, tr.attempt, tr.resubmits) == (State.SUCCESS, 1, 1)
+    assert tr.worker_id == w2.worker.pk
+    assert not execution.taskruns.filter(task_id="on_error").exists()
+    moves = list(
+        StateChange.objects.filter(taskrun=tr)
+        .order_by("id")
+        .values_list("from_state", "to_state", "actor")
+    )
+    assert moves[-3:] == [
+        ("RUNNING", "CREATED", "liveness"),
+        ("CREATED", "RUNNING", w2.worker.name),
+        ("RUNNING", "SUCCESS", ""),
+    ]
+    resubmitted = StateChange.objects.get(taskrun=tr, to_state=State.CREATED)
+    assert resubmitted.reason == (
+        f"resubmitted (1 of 2): worker lost: {w1.worker.name} stopped sending heartbeats"
+    )
+
+
+def test_a_worker_killed_mid_task_fails_its_task_run_and_runs_errors(
+    deploy, start_worker, settings
+):
+    settings.ORCHESTRA_WORKER_LOST_RESUBMITS = 0  # resubmissions spent
     w1 = start_worker("w1")
     rev = deploy(SLEEPY)
     execution = create_execution(rev, actor=Actor.system("test"))
@@ -119,8 +161,9 @@ def test_a_worker_killed_mid_task_fails_its_task_run_and_runs_errors(
 
 
 def test_a_worker_killed_mid_task_is_retried_when_its_policy_allows(
-    deploy, start_worker
+    deploy, start_worker, settings
 ):
+    settings.ORCHESTRA_WORKER_LOST_RESUBMITS = 0  # resubmissions spent
     w1 = start_worker("w1")
     rev = deploy(RETRYING)
     execution = create_execution(rev, actor=Actor.system("test"))

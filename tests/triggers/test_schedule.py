@@ -83,15 +83,15 @@ def test_it_fires_each_due_date_exactly_once(db):
     [
         ("ALL", list(range(0, 65, 5))),  # every missed date, in order, no gap
         ("LAST", [60]),  # one run for the whole gap: the latest date
-        ("NONE", [60]),  # only the date that is on time now
+        ("NONE", []),  # none: the 60-minute date was reached 20 s late, in the gap
     ],
 )
 def test_a_restarted_scheduler_recovers_missed_dates_per_policy(db, policy, expected):
     trigger = deploy(extra=f"    recoverMissedSchedules: {policy}\n")
     t0 = trigger.next_date
     assert len(evaluate_schedules(now=t0).fired) == 1
-    # The scheduler stops for an hour, then evaluates again 20 s after t0+60min.
-    later = evaluate_schedules(now=t0 + timedelta(minutes=60, seconds=20))
+    # The scheduler stops for an hour, then evaluates again 80 s after t0+60min.
+    later = evaluate_schedules(now=t0 + timedelta(minutes=60, seconds=80))
     dates = fired_dates()
     assert dates == sorted(set(dates))  # never twice
     assert [int((d - t0).total_seconds() // 60) for d in dates] == [0] + [
@@ -100,6 +100,27 @@ def test_a_restarted_scheduler_recovers_missed_dates_per_policy(db, policy, expe
     assert later.skipped == 12 - len([m for m in expected if m])
     # And it keeps going afterwards, from where it is.
     assert Trigger.objects.get(pk=trigger.pk).next_date == t0 + timedelta(minutes=65)
+
+
+@pytest.mark.parametrize(("policy", "runs"), [("LAST", 1), ("NONE", 0)])
+def test_a_short_period_cron_after_an_outage_runs_once_or_never(db, policy, runs):
+    """A 10-second cron, a 3-minute outage: the dates of the last minute
+    belong to the gap too (they used to count as on time and all fired)."""
+    trigger = deploy(
+        cron="*/10 * * * * *", extra=f"    recoverMissedSchedules: {policy}\n"
+    )
+    t0 = trigger.next_date
+    assert len(evaluate_schedules(now=t0).fired) == 1
+    back = t0 + timedelta(minutes=3, seconds=5)
+    later = evaluate_schedules(now=back)
+    assert len(later.fired) == runs and later.skipped == 18 - runs
+    if runs:
+        assert fired_dates()[-1] == t0 + timedelta(minutes=3)
+    # Then it keeps its period: the next date fires on time.
+    assert len(evaluate_schedules(now=t0 + timedelta(minutes=3, seconds=10)).fired) == 1
+    # A gap longer than one pass can read is still one run (LAST) or none.
+    far = evaluate_schedules(now=t0 + timedelta(hours=4, seconds=3))
+    assert len(far.fired) == runs
 
 
 def test_none_skips_everything_missed_when_the_restart_is_between_dates(db):
