@@ -248,6 +248,11 @@ class SlaMissQuerySet(models.QuerySet):
     def in_namespace(self, prefix: str):
         return self.filter(Q(namespace=prefix) | Q(namespace__startswith=prefix + "."))
 
+    def with_current_state(self):
+        """``current_state``: the execution's state now (``execution_state``
+        is the state when the miss was seen). One join on the primary key."""
+        return self.annotate(current_state=models.F("execution__state"))
+
 
 class SlaMiss(models.Model):
     """One breach: of a (rule, execution, level), or a cron window without
@@ -368,6 +373,13 @@ class SlaMiss(models.Model):
     def source(self) -> str:
         return threshold_source(self.key, self.rule if self.rule_id else None)
 
+    @property
+    def state_now(self) -> str:
+        """The execution's state now, when a query asked for it
+        (``with_current_state``) and it differs from the state at detection."""
+        now = getattr(self, "current_state", None) or ""
+        return now if now != self.execution_state else ""
+
 
 class PendingAlert(models.Model):
     """A miss waiting for its email: the digest's queue.
@@ -428,6 +440,11 @@ class Digest(models.Model):
         max_length=8, choices=DigestState.choices, default=DigestState.PENDING
     )
     attempts = models.PositiveIntegerField(default=0)
+    # A refused or failed send waits until then (backoff, sla.digest.retry_delay).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Counts, namespaces, rules and the first ids of its misses
+    # (sla.digest.merge_summary): later misses are merged without a re-read.
+    summary = models.JSONField(default=dict, blank=True)
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
