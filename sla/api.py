@@ -143,7 +143,9 @@ def applying(request):
     if not namespace or not flow:
         return _error("give both ?namespace= and ?flow=")
     try:
-        labels = parse_labels(request.query_params.getlist("labels"))
+        given = request.query_params.getlist("labels")
+        # None (not given): say which rules would need labels; {} is "none".
+        labels = parse_labels(given) if given else None
     except LabelError as exc:
         return _error(f"labels: {exc}; write them as {SYNTAX}, e.g. {EXAMPLE}")
     if not roles.has_role(request.user, namespace):
@@ -157,7 +159,7 @@ def applying(request):
         {
             "namespace": namespace,
             "flowId": flow,
-            "labels": labels,
+            "labels": labels or {},
             "rule": rule_as_dict(found) if found else None,
             "candidates": [
                 {"rule": rule_as_dict(c.rule), "status": c.status} for c in candidates

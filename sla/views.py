@@ -76,7 +76,8 @@ def rule_list(request):
     if namespace and flow:
         allowed = roles.has_role(request.user, namespace)
         try:
-            labels = parse_labels(request.GET.get("labels", ""))
+            raw = request.GET.get("labels", "")
+            labels = parse_labels(raw) if raw.strip() else None
         except LabelError as exc:
             return HttpResponseBadRequest(f"labels: {exc}")
         applies = {
