@@ -72,7 +72,9 @@ def prepare(
     reset()
     start = time.time() + lead
     with connection.cursor() as cur:
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {LAG_TABLE} (execution_id bigint, lag float)")
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {LAG_TABLE} (execution_id bigint, lag float)"
+        )
         cur.execute(f"TRUNCATE {LAG_TABLE}")
         cur.execute(
             """
