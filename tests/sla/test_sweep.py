@@ -381,3 +381,39 @@ def test_a_flow_sla_max_duration_acts_without_any_rule(deploy, started, smtp):
     assert change.cause == Cause.SLA and change.actor == "sla:flow:too-long"
     assert "SLA breached (flow sla 'too-long'): ran 31m" in change.reason
     assert SlaMiss.objects.get().recipients == ""  # no rule, nobody to email
+
+
+@pytest.mark.django_db
+def test_misses_found_during_an_outage_arrive_as_one_email_per_recipient(
+    deploy, rule, started, smtp, settings
+):
+    """Several sweeps during an SMTP outage, each finding new misses: when the
+    server is back each recipient gets exactly one email listing all of its
+    misses, not one per sweep of the outage."""
+    settings.ORCHESTRA_SLA_RETRY_MAX_SECONDS = 1
+    teams = [f"company.t{i}" for i in range(5)]
+    revisions = {}
+    for team in teams:
+        rule(namespace=team, sla="1h", recipients=f"{team[-2:]}@example.com")
+        revisions[team] = deploy(NIGHTLY.replace("company.data", team))
+    smtp.stop()
+    for wave in range(3):
+        for team in teams:
+            for _ in range(10):
+                started(revisions[team])
+        down = sweep.run(now=later(hours=1, minutes=1 + wave))
+        assert down.misses == 50 and down.emails_sent == 0
+    assert Digest.objects.count() == 5  # one waiting per recipient, merged
+
+    smtp.start()
+    time.sleep(1.1)  # past the backoff
+    back = sweep.run(now=later(hours=1, minutes=5))
+    assert back.emails_sent == 5 and len(smtp.messages) == 5
+    by_recipient = {tuple(m.envelope_rcpt): m for m in smtp.messages}
+    assert sorted(by_recipient) == sorted((f"t{i}@example.com",) for i in range(5))
+    for message in smtp.messages:
+        assert message["Subject"].startswith("[Orchestra] 30 SLA breaches in company.t")
+    assert SlaMiss.objects.filter(digest__state=DigestState.SENT).count() == 150
+    assert not PendingAlert.objects.exists()
+    assert sweep.run(now=later(hours=1, minutes=6)).emails_sent == 0
+    assert len(smtp.messages) == 5
