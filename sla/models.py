@@ -230,6 +230,14 @@ class Deadline(models.Model):
                 name="deadline_open_exec",
                 condition=Q(state="open"),
             ),
+            # The tick's assertion check (every second): few rows, and without
+            # it the planner, which cannot tell open from closed due times,
+            # walks every open deadline (40 ms at 10,000 open).
+            models.Index(
+                fields=["due_at"],
+                name="deadline_open_assert_due",
+                condition=Q(state="open", kind="assertion"),
+            ),
             # Disabling or deleting a rule voids its open deadlines.
             models.Index(
                 fields=["rule"], name="deadline_open_rule", condition=Q(state="open")

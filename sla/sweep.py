@@ -42,6 +42,10 @@ from sla.models import (
 log = logging.getLogger("orchestra.sla")
 
 BATCH = 10000
+# The tick's batch: at 10,000 the planner, which estimates most open deadlines
+# as due (closed ones are due in the past), sorts every open deadline instead
+# of walking the due index (80 ms for nothing due against 0.1 ms; bench/sla.py).
+TICK_BATCH = 2000
 MAX_BATCHES = 20
 MAX_WINDOWS = 100  # cron windows checked per rule and sweep (a long outage catches up)
 SUCCESSFUL = (State.SUCCESS, State.WARNING)
@@ -535,7 +539,7 @@ def tick(now: datetime | None = None) -> SweepResult:
     with _single_sweep() as alone:
         if not alone:
             return SweepResult(skipped=True)
-        return _run(now, send=True, expected=False)
+        return _run(now, send=True, expected=False, batch=TICK_BATCH)
 
 
 def tick_for(execution_ids: list[int], now: datetime | None = None) -> SweepResult:
@@ -550,10 +554,12 @@ def tick_for(execution_ids: list[int], now: datetime | None = None) -> SweepResu
     return result
 
 
-def _run(now: datetime | None, send: bool, expected: bool = True) -> SweepResult:
+def _run(
+    now: datetime | None, send: bool, expected: bool = True, batch: int = BATCH
+) -> SweepResult:
     now = now or timezone.now()
     result = SweepResult()
-    result.misses = record_duration_misses(now)
+    result.misses = record_duration_misses(now, batch)
     result.assertion_misses = check_assertions(now)
     if expected:
         result.expected_misses = check_expected_runs(now)
