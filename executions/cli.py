@@ -36,6 +36,7 @@ from executions.models import (
     WorkerState,
 )
 from executions.presenters import execution_as_dict, log_as_dict
+from executions.signals import in_process_tick
 from executions.storage import save_input_file
 from flows.spec import FlowInvalid, FlowSpec, parse_flow
 from flows.spec.inputs import InputError
@@ -353,7 +354,13 @@ def test(args: argparse.Namespace) -> int:
                 f"Testing {spec.namespace}.{spec.id} (execution {execution.pk}, in this process)"
             )
         progress = Progress(args.json)
+        next_tick = 0.0
         while True:
+            if time.monotonic() >= next_tick:
+                # No beat runs here: deadlines (flow sla:, SLA rules) of this
+                # run fire on this tick, as a deployed run's do on beat's.
+                in_process_tick.send(sender=Execution, execution_ids=[execution.pk])
+                next_tick = time.monotonic() + 0.5
             execution.refresh_from_db()
             progress.update(execution.pk)
             if execution.state in TERMINAL and runner.idle():

@@ -13,3 +13,14 @@ executions_state_changed = Signal()
 
 # Sent inside the creating transaction: execution, spec.
 execution_created = Signal()
+
+# Sent by the executor, under the execution's lock, each time it moved a still
+# running execution forward (a task run ended, started, retried ...):
+# execution, spec. Listeners must be cheap for executions that need nothing
+# (the SLA app checks the flow's EXECUTION_ASSERTION here, in memory first).
+execution_advanced = Signal()
+
+# Sent about every second by a process that runs executions itself and no
+# Celery beat (``orchestra flows test``): execution_ids. Time-driven work
+# for those executions (SLA deadlines) happens on it.
+in_process_tick = Signal()

@@ -348,6 +348,18 @@ ORCHESTRA_SSE_SECONDS = envfloat("ORCHESTRA_SSE_SECONDS", 300.0, minimum=1)
 ORCHESTRA_SSE_POLL_SECONDS = envfloat("ORCHESTRA_SSE_POLL_SECONDS", 0.5, minimum=0.05)
 # --- SLA ------------------------------------------------------------------
 CELERY_BEAT_SCHEDULE["sla-sweep"] = {"task": "orchestra.sla_sweep", "schedule": 60.0}
+# Deadlines fire at their time: a due-deadline scan this often (bench/sla_deadlines.py);
+# the minute sweep above is the safety net. A tick older than two periods is dropped.
+ORCHESTRA_SLA_TICK_SECONDS = envfloat("ORCHESTRA_SLA_TICK_SECONDS", 1.0, minimum=0.2)
+CELERY_BEAT_SCHEDULE["sla-tick"] = {
+    "task": "orchestra.sla_tick",
+    "schedule": ORCHESTRA_SLA_TICK_SECONDS,
+    "options": {"expires": 2 * ORCHESTRA_SLA_TICK_SECONDS},
+}
+# Backoff between attempts at an alert the server refused: 4, 8, 16 ... s, at most this.
+ORCHESTRA_SLA_RETRY_MAX_SECONDS = envint(
+    "ORCHESTRA_SLA_RETRY_MAX_SECONDS", 300, minimum=1
+)
 # After an alert for a rule, its next misses wait this long, then go out as one reminder.
 ORCHESTRA_SLA_REMINDER_MINUTES = envint("ORCHESTRA_SLA_REMINDER_MINUTES", 30, minimum=0)
 # A digest left "sending" by a crashed sweep is sent again (same Message-ID) after this.

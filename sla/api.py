@@ -15,10 +15,11 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from accounts import roles
+from orchestra.lib.labels import EXAMPLE, SYNTAX, LabelError, parse_labels
 from sla.forms import MissFilterForm, SlaRuleForm
 from sla.models import SlaRule
 from sla.presenters import miss_as_dict, rule_as_dict
-from sla.rules import applying_rule
+from sla.rules import rules_for_flow
 from sla.views import get_rule_for_user, visible_misses, visible_rules
 
 # API name → form field.
@@ -134,22 +135,35 @@ def rule(request, pk: int):
 
 @api_view(["GET"])
 def applying(request):
-    """The rule that applies to ``?namespace=&flow=`` (null: none)."""
+    """The rule that applies to runs of ``?namespace=&flow=`` carrying
+    ``?labels=k:v,k2:v2`` (repeatable; none: a run without labels), null if
+    none, and every candidate rule with what it does for such runs."""
     namespace = request.query_params.get("namespace", "").strip()
     flow = request.query_params.get("flow", "").strip()
     if not namespace or not flow:
         return _error("give both ?namespace= and ?flow=")
+    try:
+        given = request.query_params.getlist("labels")
+        # None (not given): say which rules would need labels; {} is "none".
+        labels = parse_labels(given) if given else None
+    except LabelError as exc:
+        return _error(f"labels: {exc}; write them as {SYNTAX}, e.g. {EXAMPLE}")
     if not roles.has_role(request.user, namespace):
         return _error(
             f"you need the viewer role on namespace {namespace!r}",
             status.HTTP_403_FORBIDDEN,
         )
-    found = applying_rule(namespace, flow)
+    candidates = rules_for_flow(namespace, flow, labels)
+    found = next((c.rule for c in candidates if c.status == "applies"), None)
     return Response(
         {
             "namespace": namespace,
             "flowId": flow,
+            "labels": labels or {},
             "rule": rule_as_dict(found) if found else None,
+            "candidates": [
+                {"rule": rule_as_dict(c.rule), "status": c.status} for c in candidates
+            ],
         }
     )
 

@@ -46,6 +46,7 @@ def _miss_rows(misses) -> list[list]:
             m.threshold_text,
             m.duration_text,
             m.execution_state or "—",
+            getattr(m, "current_state", None) or "—",
             m.source,
             m.action or "—",
         ]
@@ -70,7 +71,8 @@ MISS_HEADERS = [
     "EXECUTION",
     "THRESHOLD",
     "DURATION",
-    "STATE",
+    "STATE THEN",
+    "STATE NOW",
     "SOURCE",
     "ACTION",
 ]
@@ -81,7 +83,9 @@ def check(args: argparse.Namespace) -> int:
 
     now = timezone.now()
     result = run(now=now, send=not args.no_email)
-    new = list(SlaMiss.objects.filter(detected_at=now).order_by("id"))
+    new = list(
+        SlaMiss.objects.filter(detected_at=now).with_current_state().order_by("id")
+    )
     if args.json:
         print_json({**result.as_dict(), "newMisses": [miss_as_dict(m) for m in new]})
         return 0
@@ -137,7 +141,7 @@ def rules(args: argparse.Namespace) -> int:
 def misses(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    qs = SlaMiss.objects.select_related("rule")
+    qs = SlaMiss.objects.select_related("rule").with_current_state()
     if args.namespace:
         qs = qs.in_namespace(args.namespace)
     if args.level:

@@ -26,12 +26,15 @@ from django.dispatch import receiver
 
 from executions.models import TERMINAL, Execution, State
 from executions.signals import (
+    execution_advanced,
     execution_created,
     execution_state_changed,
     executions_state_changed,
+    in_process_tick,
 )
 from sla.models import Deadline, DeadlineState, Kind
 from sla.rules import applying_rule, thresholds_for
+from sla.sweep import check_running_assertions, tick_for
 
 log = logging.getLogger("orchestra.sla")
 
@@ -181,3 +184,20 @@ def restart_deadlines(execution: Execution) -> list[Deadline]:
     attempt's deadlines are left as they were: a late one still open gives
     that attempt's miss (once), and misses are unique per attempt."""
     return create_deadlines(execution, execution.spec, started=execution.progress_at)
+
+
+@receiver(execution_advanced, dispatch_uid="sla.advanced")
+def _on_advanced(sender, execution: Execution, spec: Any = None, **kwargs) -> None:
+    if spec is None or not getattr(spec, "sla", None):
+        return  # the usual case: nothing to check, no query
+    _guarded(
+        f"check the assertions of execution {execution.pk}",
+        check_running_assertions,
+        execution,
+        spec,
+    )
+
+
+@receiver(in_process_tick, dispatch_uid="sla.in_process_tick")
+def _on_in_process_tick(sender, execution_ids: list[int], **kwargs) -> None:
+    _guarded(f"fire the deadlines of {execution_ids}", tick_for, execution_ids)

@@ -13,9 +13,13 @@ SENDING; after ``ORCHESTRA_SLA_SENDING_LEASE_SECONDS`` (longer than
 EMAIL_TIMEOUT, so a live sweep is never overtaken) it is sent again with the
 same Message-ID, so mail systems that de-duplicate on it show it once.
 
-Damping: once a rule has been alerted at a level, its next misses at that
-level wait ``ORCHESTRA_SLA_REMINDER_MINUTES`` and then go out together as a
-reminder, so a rule that keeps missing sends one email per quiet period.
+A digest the server did not take is tried again with a backoff
+(``retry_delay``); misses found meanwhile join that same digest
+(``build_digests``), so after an outage each recipient set gets one email.
+
+Damping: once an alert for a rule reached the server, its next misses at
+that level wait ``ORCHESTRA_SLA_REMINDER_MINUTES`` and then go out together
+as a reminder, so a rule that keeps missing sends one email per quiet period.
 """
 
 from __future__ import annotations
@@ -85,8 +89,10 @@ def _row(miss: SlaMiss, base_url: str) -> dict:
 def render_digest(misses, recipients: str, now: datetime) -> dict[str, str]:
     """Subject, text and HTML of the email for the misses of this queryset
     (the preview). Lists the first MAX_LISTED, counts all."""
-    summary = misses.values_list("id", "level", "namespace", "rule_id")
-    return _render(list(summary), recipients, now)
+    summary = merge_summary(
+        {}, list(misses.values_list("id", "level", "namespace", "rule_id"))
+    )
+    return _render(summary, recipients, now)
 
 
 # What the email needs of every miss it counts; the rows it lists are read in
@@ -94,14 +100,39 @@ def render_digest(misses, recipients: str, now: datetime) -> dict[str, str]:
 _SUMMARY = ("miss_id", "level", "namespace", "rule_id")
 
 
-def _render(summary: list[tuple], recipients: str, now: datetime) -> dict[str, str]:
+def merge_summary(summary: dict, rows: list[tuple]) -> dict:
+    """A digest's summary (kept on the Digest, so misses folded into an
+    unsent digest later are merged without reading the earlier ones again):
+    counts per level, namespaces, rule ids per level, the first MAX_LISTED
+    miss ids."""
+    out = {
+        "SLA": summary.get("SLA", 0),
+        "SLO": summary.get("SLO", 0),
+        "namespaces": set(summary.get("namespaces", [])),
+        "rules": {
+            lvl: set(summary.get("rules", {}).get(lvl, [])) for lvl in QUIET_FIELD
+        },
+        "first": list(summary.get("first", [])),
+    }
+    for miss_id, level, namespace, rule_id in rows:
+        out[level] += 1
+        out["namespaces"].add(namespace)
+        if rule_id:
+            out["rules"][level].add(rule_id)
+        out["first"].append(miss_id)
+    out["first"] = sorted(out["first"])[:MAX_LISTED]
+    out["namespaces"] = sorted(out["namespaces"])
+    out["rules"] = {lvl: sorted(ids) for lvl, ids in out["rules"].items()}
+    return out
+
+
+def _render(summary: dict, recipients: str, now: datetime) -> dict[str, str]:
     base_url = settings.ORCHESTRA_BASE_URL.rstrip("/")
-    breaches = sum(1 for row in summary if row[1] == Level.SLA)
-    warnings = len(summary) - breaches
-    first = sorted(row[0] for row in summary)[:MAX_LISTED]
+    breaches, warnings = summary["SLA"], summary["SLO"]
     listed = list(
-        SlaMiss.objects.filter(pk__in=first)
+        SlaMiss.objects.filter(pk__in=summary["first"])
         .select_related("rule")
+        .with_current_state()
         .order_by("detected_at", "id")
     )
     # A miss that happened while its rule was quiet was held back by damping.
@@ -113,7 +144,7 @@ def _render(summary: list[tuple], recipients: str, now: datetime) -> dict[str, s
             and (getattr(m.rule, QUIET_FIELD[m.level]) or m.detected_at) > m.detected_at
         }
     )
-    namespaces = sorted({row[2] for row in summary})
+    namespaces = summary["namespaces"]
     parts = []
     if breaches:
         parts.append(f"{breaches} SLA breach{'es' if breaches != 1 else ''}")
@@ -179,7 +210,14 @@ def _claim(recipients: str, digest: Digest, now: datetime) -> list[tuple]:
 
 
 def build_digests(now: datetime | None = None) -> int:
-    """One Digest per recipient set, holding every unsent miss for it."""
+    """One outgoing email per recipient set holding every unsent miss for it.
+
+    New misses go into the recipient set's digest that is still waiting to
+    be sent (PENDING: never accepted by a server), if there is one, which is
+    rendered again: after an outage one email comes, listing all that
+    happened meanwhile, never a burst of the digests built while it lasted.
+    A digest being sent (SENDING) is not touched: the server may have
+    accepted it already. Returns how many digests were built or grown."""
     now = now or timezone.now()
     recipient_sets = list(
         pending_alerts(now).order_by().values_list("recipients", flat=True).distinct()
@@ -187,32 +225,55 @@ def build_digests(now: datetime | None = None) -> int:
     built = 0
     for recipients in recipient_sets:
         with transaction.atomic():
-            digest = Digest.objects.create(
-                recipients=recipients,
-                subject="",
-                text_body="",
-                html_body="",
-                message_id=_message_id(),
-                created_at=now,
+            # The lock makes a concurrent send of this digest wait for the
+            # merged version (its conditional claim re-reads the row).
+            digest = (
+                Digest.objects.select_for_update()
+                .filter(recipients=recipients, state=DigestState.PENDING)
+                .order_by("created_at")
+                .first()
             )
+            if digest is None:
+                digest = Digest.objects.create(
+                    recipients=recipients,
+                    subject="",
+                    text_body="",
+                    html_body="",
+                    message_id=_message_id(),
+                    created_at=now,
+                )
             # Claim first, then render what was claimed.
-            summary = _claim(recipients, digest, now)
-            if not summary:
+            rows = _claim(recipients, digest, now)
+            if not rows:
                 transaction.set_rollback(True)
                 continue
+            summary = merge_summary(digest.summary or {}, rows)
             email = _render(summary, recipients, now)
             Digest.objects.filter(pk=digest.pk).update(
                 subject=email["subject"],
                 text_body=email["text"],
                 html_body=email["html"],
+                summary=summary,
             )
-            quiet = now + reminder_period()
-            for level, field in QUIET_FIELD.items():
-                rules = {row[3] for row in summary if row[1] == level and row[3]}
-                if rules:
-                    SlaRule.objects.filter(pk__in=rules).update(**{field: quiet})
             built += 1
     return built
+
+
+def _quiet(digest: Digest, now: datetime) -> None:
+    """Damping starts when an alert reached the server: the rules in it
+    hold their next misses for the reminder period."""
+    quiet = now + reminder_period()
+    for level, field in QUIET_FIELD.items():
+        rules = (digest.summary or {}).get("rules", {}).get(level)
+        if rules:
+            SlaRule.objects.filter(pk__in=rules).update(**{field: quiet})
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff between attempts at one digest: 4, 8, 16 ... s, at most
+    ORCHESTRA_SLA_RETRY_MAX_SECONDS. New misses meanwhile join it."""
+    cap = settings.ORCHESTRA_SLA_RETRY_MAX_SECONDS
+    return timedelta(seconds=min(cap, 2 ** max(attempts, 1)))
 
 
 def _message(digest: Digest, connection) -> EmailMultiAlternatives:
@@ -232,7 +293,8 @@ def send_pending(limit: int = 100) -> tuple[int, int]:
     wall-clock time, whatever time the sweep reasons about."""
     now = timezone.now()
     due = Digest.objects.filter(
-        Q(state=DigestState.PENDING)
+        Q(state=DigestState.PENDING, next_attempt_at__isnull=True)
+        | Q(state=DigestState.PENDING, next_attempt_at__lte=now)
         | Q(state=DigestState.SENDING, claimed_at__lt=now - sending_lease())
     ).order_by("created_at")[:limit]
     due = list(due)
@@ -251,6 +313,7 @@ def send_pending(limit: int = 100) -> tuple[int, int]:
             )
             if not claimed:
                 continue  # another sweep is sending it
+            digest.refresh_from_db()  # what a build may have merged into it meanwhile
             try:
                 _message(digest, connection).send()
             except (smtplib.SMTPException, OSError) as exc:
@@ -258,6 +321,7 @@ def send_pending(limit: int = 100) -> tuple[int, int]:
                 Digest.objects.filter(pk=digest.pk, state=DigestState.SENDING).update(
                     state=DigestState.PENDING,
                     claimed_at=None,
+                    next_attempt_at=timezone.now() + retry_delay(digest.attempts + 1),
                     last_error=str(exc)[:2000],
                 )
                 log.warning(
@@ -270,12 +334,18 @@ def send_pending(limit: int = 100) -> tuple[int, int]:
                     exc, smtplib.SMTPException
                 ):
                     # The server is unreachable: the rest would fail the same way.
-                    failed += _count_left(due, digest)
+                    left = due[due.index(digest) + 1 :]
+                    failed += len(left)
+                    Digest.objects.filter(
+                        pk__in=[d.pk for d in left], state=DigestState.PENDING
+                    ).update(next_attempt_at=timezone.now() + retry_delay(1))
                     break
                 continue
+            sent_at = timezone.now()
             Digest.objects.filter(pk=digest.pk).update(
-                state=DigestState.SENT, sent_at=timezone.now(), last_error=""
+                state=DigestState.SENT, sent_at=sent_at, last_error=""
             )
+            _quiet(digest, sent_at)
             sent += 1
     finally:
         try:
@@ -283,10 +353,6 @@ def send_pending(limit: int = 100) -> tuple[int, int]:
         except Exception:  # noqa: BLE001 — closing a broken connection
             pass
     return sent, failed
-
-
-def _count_left(due: list[Digest], current: Digest) -> int:
-    return len(due) - due.index(current) - 1
 
 
 def preview(now: datetime | None = None, scope: Q | None = None) -> list[dict]:

@@ -33,7 +33,9 @@ def miss_as_dict(miss: SlaMiss) -> dict[str, Any]:
         "executionUrl": f"{base}/executions/{miss.execution_id}/"
         if miss.execution_id
         else None,
+        # The state when the miss was seen, and now (None without an execution).
         "executionState": miss.execution_state or None,
+        "currentState": getattr(miss, "current_state", None),
         "startDate": _ts(miss.started_at),
         "threshold": _iso(miss.threshold),
         "duration": _iso(miss.duration),

@@ -25,22 +25,13 @@ def applying_rule(
     labels: dict[str, Any] | None = None,
     rules: list[SlaRule] | None = None,
 ) -> SlaRule | None:
-    """The enabled rule that applies to executions of this flow with these
-    labels (``labels=None``: ignore label selectors, as the flow page does)."""
-    if rules is None:
-        rules = list(SlaRule.objects.enabled().covering(namespace, flow_id))
-    candidates = [
-        r
-        for r in rules
-        if r.enabled
-        and r.sets_durations
-        and (r.namespace == namespace or namespace.startswith(r.namespace + "."))
-        and r.flow_id in ("", flow_id)
-        and (labels is None or r.matches_labels(labels))
-    ]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda r: (r.specificity(), -(r.pk or 0)))
+    """The enabled rule that applies to executions of this flow carrying
+    ``labels`` (``None``: a run whose labels are not known yet, i.e. one with
+    none). The same decision as rules_for_flow, which every interface uses."""
+    for candidate in rules_for_flow(namespace, flow_id, labels, rules):
+        if candidate.status == "applies":
+            return candidate.rule
+    return None
 
 
 def expected_run_rules(namespace: str, flow_id: str) -> list[SlaRule]:
@@ -139,25 +130,46 @@ def flow_thresholds(spec: Any) -> list[Threshold]:
 @dataclass
 class Candidate:
     rule: SlaRule
-    status: str  # "applies", "labels" (applies instead when labels match), "overridden"
+    # "applies"; "labels": applies instead to runs whose labels match (only
+    # when the run's labels are not given); "no match": its label selector
+    # does not match the given labels; "overridden": a more specific rule wins.
+    status: str
 
 
-def rules_for_flow(namespace: str, flow_id: str) -> list[Candidate]:
+def rules_for_flow(
+    namespace: str,
+    flow_id: str,
+    labels: dict[str, Any] | None = None,
+    rules: list[SlaRule] | None = None,
+) -> list[Candidate]:
     """Every enabled duration rule covering the flow, most specific first,
-    with what it does for the flow's executions (see applying_rule)."""
+    with what it does for its executions: the one function that decides
+    which rule applies, for the engine's deadlines, the pages and the API.
+
+    With ``labels`` (a run's labels), a rule whose selector matches them
+    competes like any other and one whose selector does not is "no match".
+    Without, a rule with a selector is "labels" (it would win for runs that
+    carry them) and the winner is the most specific rule without selectors,
+    which is what applies to a run without labels."""
+    if rules is None:
+        rules = list(SlaRule.objects.enabled().covering(namespace, flow_id))
     rules = [
         r
-        for r in SlaRule.objects.enabled().covering(namespace, flow_id)
-        if r.sets_durations
+        for r in rules
+        if r.enabled
+        and r.sets_durations
         and (r.namespace == namespace or namespace.startswith(r.namespace + "."))
+        and r.flow_id in ("", flow_id)
     ]
     rules.sort(key=lambda r: (r.specificity(), -(r.pk or 0)), reverse=True)
     out, winner = [], None
     for r in rules:
         if winner is not None:
             out.append(Candidate(r, "overridden"))
-        elif r.labels:
+        elif r.labels and labels is None:
             out.append(Candidate(r, "labels"))
+        elif r.labels and not r.matches_labels(labels):
+            out.append(Candidate(r, "no match"))
         else:
             winner = r
             out.append(Candidate(r, "applies"))

@@ -17,6 +17,7 @@ from accounts import roles
 from executions.models import Execution
 from flows.models import Flow
 from flows.spec import FlowInvalid
+from orchestra.lib.labels import LabelError, parse_labels
 from sla import digest, report
 from sla.forms import MissFilterForm, SlaRuleForm
 from sla.models import SlaMiss, SlaRule
@@ -35,7 +36,7 @@ def visible_rules(user):
 
 
 def visible_misses(user):
-    return SlaMiss.objects.filter(roles.namespace_q(user))
+    return SlaMiss.objects.filter(roles.namespace_q(user)).with_current_state()
 
 
 def get_rule_for_user(
@@ -74,11 +75,17 @@ def rule_list(request):
     applies = None
     if namespace and flow:
         allowed = roles.has_role(request.user, namespace)
+        try:
+            raw = request.GET.get("labels", "")
+            labels = parse_labels(raw) if raw.strip() else None
+        except LabelError as exc:
+            return HttpResponseBadRequest(f"labels: {exc}")
         applies = {
             "namespace": namespace,
             "flow": flow,
+            "labels": labels,
             "allowed": allowed,
-            "rule": applying_rule(namespace, flow) if allowed else None,
+            "rule": applying_rule(namespace, flow, labels) if allowed else None,
             "expected": expected_run_rules(namespace, flow) if allowed else [],
         }
     template = "sla/rules.html"

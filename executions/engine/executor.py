@@ -28,6 +28,7 @@ from executions.engine.schedule_date import not_yet
 from executions.lifecycle import machine, stop
 from executions.lifecycle.actor import EXECUTOR
 from executions.models import TERMINAL, Execution, LogEntry, State, TaskRun
+from executions.signals import execution_advanced
 from flows.expressions import ExpressionError, evaluate, truthy
 from flows.spec import FlowSpec, TaskNode
 from flows.spec.inputs import convert
@@ -378,8 +379,12 @@ def advance(execution_id: int) -> list[TaskRun]:
         result = plan.resolve_root()
         if result != RUNNING:
             _finish_execution(plan, result)
-        elif plan.pauses:
-            pauses.enter_pause(plan)
+        else:
+            execution_advanced.send(
+                sender=Execution, execution=execution, spec=plan.spec
+            )
+            if plan.pauses:
+                pauses.enter_pause(plan)
         ready = [tr for tr in plan.runnable if tr.state == State.CREATED]
         for tr in ready:
             # A worker chaining into it needs no reload of either.

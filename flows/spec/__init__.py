@@ -458,11 +458,23 @@ def _sla(value: Any, checker: _Checker) -> list[dict[str, Any]]:
         checker.error(("sla",), "expected a list of SLA definitions")
         return []
     out = []
+    seen: dict[str, int] = {}
     for index, item in enumerate(value):
         path = ("sla", index)
         if not isinstance(item, dict):
             checker.error(path, "expected a mapping with 'id', 'type' and 'duration'")
             continue
+        if item.get("id") is not None:
+            sla_id = str(item["id"])
+            if sla_id in seen:
+                # Misses and deadlines are keyed by the id: a second one
+                # would be silently merged into the first.
+                checker.error(
+                    (*path, "id"),
+                    f"duplicate SLA id '{sla_id}' (also sla[{seen[sla_id]}]); "
+                    "each SLA needs its own id",
+                )
+            seen.setdefault(sla_id, index)
         known = {"id", "type", "duration", "behavior", "labels", "assert"}
         for key in item:
             if key not in known:

@@ -7,6 +7,7 @@ from email import message_from_bytes, policy
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.utils import timezone
 
 from executions.lifecycle import machine
 from executions.lifecycle.actor import Actor
@@ -25,6 +26,7 @@ class Inbox:
             return "451 4.3.0 try again later"
         msg = message_from_bytes(envelope.original_content, policy=policy.default)
         msg.envelope_rcpt = list(envelope.rcpt_tos)
+        msg.received_at = timezone.now()
         self.messages.append(msg)
         return "250 OK"
 

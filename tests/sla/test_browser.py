@@ -57,3 +57,52 @@ def test_the_rule_form_says_what_is_wrong_while_typing_then_creates_the_rule(
     applies = page.wait_for_selector("#flow-sla")
     assert "ETL within an hour" in applies.inner_text()
     assert "applies" in applies.inner_text()
+
+
+def test_the_misses_page_shows_the_state_now_and_the_rules_page_answers_for_labels(
+    live_server,
+    browser,  # noqa: F811  (the fixture imported above)
+    transactional_db,
+    deploy,
+    started,
+):
+    from django.utils import timezone
+
+    from executions.lifecycle import machine
+    from executions.lifecycle.actor import Actor
+    from executions.models import Cause, State
+    from sla import sweep
+
+    user = get_user_model().objects.create_user("erin", password="pw-erin-123")
+    Role.objects.create(user=user, role="viewer", namespace="company")
+    SlaRule.objects.create(name="plain", namespace="company", sla=timedelta(hours=1))
+    SlaRule.objects.create(
+        name="prod only",
+        namespace="company",
+        labels={"env": "prod"},
+        sla=timedelta(minutes=30),
+    )
+    execution = started(deploy(NIGHTLY))
+    sweep.run(now=timezone.now() + timedelta(hours=2), send=False)
+    machine.transition(execution, State.FAILED, actor=Actor(Cause.EXECUTOR, ""))
+
+    page = browser.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{live_server.url}/sla/misses/")
+    page.fill("input[name=username]", "erin")
+    page.fill("input[name=password]", "pw-erin-123")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/sla/misses/")
+    row = page.locator("tr", has_text=f"#{execution.pk}")
+    assert "RUNNING now FAILED" in " ".join(row.inner_text().split())
+
+    page.goto(f"{live_server.url}/sla/")
+    page.fill("input[name=namespace]", "company.data")
+    page.fill("input[name=flow]", "nightly")
+    page.click("#applies >> xpath=preceding-sibling::form[1] >> button")
+    page.wait_for_selector("#applies >> text=without labels")
+    assert "follow plain" in " ".join(page.inner_text("#applies").split())
+    page.fill("input[name=labels]", "env:prod")
+    page.click("#applies >> xpath=preceding-sibling::form[1] >> button")
+    page.wait_for_selector("#applies >> text=labelled env:prod")
+    assert "follow prod only" in " ".join(page.inner_text("#applies").split())

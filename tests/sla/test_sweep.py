@@ -1,6 +1,7 @@
 """The sweep: misses recorded once, breach actions through executions.lifecycle,
 missed runs, and the batched email through a real SMTP server."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -55,7 +56,8 @@ def test_fifty_breaches_give_one_email_listing_all_and_a_second_sweep_sends_noth
         link = f"https://orchestra.example.com/executions/{execution.pk}/"
         assert link in text and f'href="{link}"' in html
     assert "threshold: 1h 00m (rule 'etl within an hour')" in text
-    assert "so far, still RUNNING" in text
+    assert "so far, RUNNING when detected" in text
+    assert "state now: RUNNING" in text
 
     again = sweep.run(now=later(hours=1, minutes=2))
     assert again.misses == 0 and again.emails_sent == 0
@@ -70,8 +72,9 @@ def test_fifty_breaches_give_one_email_listing_all_and_a_second_sweep_sends_noth
 
 @pytest.mark.django_db
 def test_an_smtp_outage_loses_nothing_and_duplicates_nothing(
-    deploy, rule, started, smtp
+    deploy, rule, started, smtp, settings
 ):
+    settings.ORCHESTRA_SLA_RETRY_MAX_SECONDS = 1  # backoff capped at 1 s
     rule(namespace="company", sla="10m", recipients="oncall@example.com")
     revision = deploy(NIGHTLY)
     for _ in range(3):
@@ -86,10 +89,14 @@ def test_an_smtp_outage_loses_nothing_and_duplicates_nothing(
         and "Connection refused" in digest.last_error
     )
 
-    # Still down at the next sweep: retried, still nothing lost.
+    # A sweep within the backoff does not try again.
+    assert sweep.run(now=later(minutes=11)).emails_failed == 0
+    # Still down after it: retried, still nothing lost.
+    time.sleep(1.1)
     assert sweep.run(now=later(minutes=12)).emails_failed == 1
 
     smtp.start()
+    time.sleep(1.1)
     back = sweep.run(now=later(minutes=13))
     assert back.emails_sent == 1
     assert len(smtp.messages) == 1
@@ -101,13 +108,17 @@ def test_an_smtp_outage_loses_nothing_and_duplicates_nothing(
 
 
 @pytest.mark.django_db
-def test_a_server_refusing_the_message_is_retried(deploy, rule, started, smtp):
+def test_a_server_refusing_the_message_is_retried(
+    deploy, rule, started, smtp, settings
+):
+    settings.ORCHESTRA_SLA_RETRY_MAX_SECONDS = 1
     rule(namespace="company", sla="10m", recipients="oncall@example.com")
     started(deploy(NIGHTLY))
     smtp.inbox.refuse = True
     assert sweep.run(now=later(minutes=11)).emails_failed == 1
     assert Digest.objects.get().state == DigestState.PENDING
     smtp.inbox.refuse = False
+    time.sleep(1.1)  # the backoff
     assert sweep.run(now=later(minutes=12)).emails_sent == 1
     assert len(smtp.messages) == 1
 
@@ -370,3 +381,39 @@ def test_a_flow_sla_max_duration_acts_without_any_rule(deploy, started, smtp):
     assert change.cause == Cause.SLA and change.actor == "sla:flow:too-long"
     assert "SLA breached (flow sla 'too-long'): ran 31m" in change.reason
     assert SlaMiss.objects.get().recipients == ""  # no rule, nobody to email
+
+
+@pytest.mark.django_db
+def test_misses_found_during_an_outage_arrive_as_one_email_per_recipient(
+    deploy, rule, started, smtp, settings
+):
+    """Several sweeps during an SMTP outage, each finding new misses: when the
+    server is back each recipient gets exactly one email listing all of its
+    misses, not one per sweep of the outage."""
+    settings.ORCHESTRA_SLA_RETRY_MAX_SECONDS = 1
+    teams = [f"company.t{i}" for i in range(5)]
+    revisions = {}
+    for team in teams:
+        rule(namespace=team, sla="1h", recipients=f"{team[-2:]}@example.com")
+        revisions[team] = deploy(NIGHTLY.replace("company.data", team))
+    smtp.stop()
+    for wave in range(3):
+        for team in teams:
+            for _ in range(10):
+                started(revisions[team])
+        down = sweep.run(now=later(hours=1, minutes=1 + wave))
+        assert down.misses == 50 and down.emails_sent == 0
+    assert Digest.objects.count() == 5  # one waiting per recipient, merged
+
+    smtp.start()
+    time.sleep(1.1)  # past the backoff
+    back = sweep.run(now=later(hours=1, minutes=5))
+    assert back.emails_sent == 5 and len(smtp.messages) == 5
+    by_recipient = {tuple(m.envelope_rcpt): m for m in smtp.messages}
+    assert sorted(by_recipient) == sorted((f"t{i}@example.com",) for i in range(5))
+    for message in smtp.messages:
+        assert message["Subject"].startswith("[Orchestra] 30 SLA breaches in company.t")
+    assert SlaMiss.objects.filter(digest__state=DigestState.SENT).count() == 150
+    assert not PendingAlert.objects.exists()
+    assert sweep.run(now=later(hours=1, minutes=6)).emails_sent == 0
+    assert len(smtp.messages) == 5
