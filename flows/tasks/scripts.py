@@ -318,6 +318,18 @@ class _Outcome:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
 
 
+def _without_nul(value: Any) -> Any:
+    """JSON may spell NUL (\\u0000); PostgreSQL cannot store it in JSON or
+    text, and the run could then never record its end."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def _handle_line(
     ctx: RunContext, props: ScriptTask, stream: str, line: str, outcome: _Outcome
 ) -> None:
@@ -328,6 +340,7 @@ def _handle_line(
         except json.JSONDecodeError:
             payload = None
         if isinstance(payload, dict):
+            payload = _without_nul(payload)
             if isinstance(payload.get("outputs"), dict):
                 outcome.vars.update(payload["outputs"])
             for entry in payload.get("logs") or []:

@@ -16,8 +16,10 @@ files, other executions' working folders or the internal storage. Three modes
 - ``none``: the script runs as the worker's user and can read all it can.
 
 ``auto`` (the default) picks bwrap when it works here, else ``user`` when the
-worker runs as root, else ``none``. A worker running as root never runs
-scripts as root: they run as ``ORCHESTRA_SCRIPT_USER`` (``nobody`` when unset).
+worker runs as root, else ``none``. In ``bwrap`` and ``user`` modes a worker
+running as root never runs scripts as root: they run as
+``ORCHESTRA_SCRIPT_USER`` (``nobody`` when unset). ``none`` is exactly the
+worker's user, root included, and says so loudly at start.
 
 Each script also gets resource limits (setrlimit in the child, see
 ``procguard.py``) and an output cap enforced by the reader of its pipes.
@@ -161,10 +163,14 @@ def resolve(
                 **base,
             )
     if network == "none":
+        why = (
+            f"which cannot run here: {bwrap_problem(uid, gid, network)}"
+            if requested == "auto"
+            else f"not ORCHESTRA_SCRIPT_SANDBOX={requested}"
+        )
         return Sandbox(
             mode="none" if uid is None else "user",
-            problem="ORCHESTRA_SCRIPT_NETWORK=none needs the bwrap sandbox, which "
-            f"cannot run here: {bwrap_problem(uid, gid, network)}",
+            problem=f"ORCHESTRA_SCRIPT_NETWORK=none needs the bwrap sandbox, {why}",
             **base,
         )
     if requested == "user" and uid is None:
@@ -176,7 +182,8 @@ def resolve(
         )
     if requested in ("auto", "user") and uid is not None:
         return Sandbox(mode="user", **base, **ident)
-    return Sandbox(mode="none", **base, **ident)
+    # Asked for (or the only choice): the worker's own user, warned at start.
+    return Sandbox(mode="none", **base)
 
 
 @functools.lru_cache(maxsize=8)

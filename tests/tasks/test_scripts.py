@@ -58,7 +58,7 @@ def test_a_python_script_gets_files_env_and_returns_vars_and_output_files(
     assert py.outputs["exitCode"] == 0
     assert py.outputs["vars"] == {"total": 42, "name": "Ada"}
     uri = py.outputs["outputFiles"]["out/result.csv"]
-    assert uri.startswith("kestra:///tests/tasks/t/executions/")
+    assert uri.startswith("kestra:///tests.tasks/t/executions/")
     assert read_uri(uri) == b"a,b\n1,2\n"
     logs = list(execution.logs.filter(task_id="py").values_list("level", "message"))
     assert ("INFO", "reading content for Ada") in logs
