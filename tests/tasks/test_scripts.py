@@ -379,3 +379,19 @@ def test_an_interpreter_can_be_chosen(deploy, run_inprocess):
         "error", flat=True
     )
     assert execution.logs.filter(message="2 two").exists()
+
+
+def test_a_nul_in_output_vars_does_not_leave_the_run_unrecorded(deploy, run_inprocess):
+    """PostgreSQL cannot store NUL in JSON: the run must still end."""
+    execution = run_inprocess(
+        deploy(
+            flow(
+                "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+                "    commands: ['echo ''::{\"outputs\": {\"a\\\\u0000b\": \"x\\\\u0000y\"}}::''']\n"
+            )
+        )
+    )
+    assert execution.state == State.SUCCESS, execution.taskruns.values_list(
+        "error", flat=True
+    )
+    assert execution.taskruns.get(task_id="sh").outputs["vars"] == {"ab": "xy"}
