@@ -1,9 +1,15 @@
 """Internal storage: ``kestra:///path`` URIs over Django's default storage.
 
-Files of an execution live under ``<namespace as folders>/<flow>/executions/<id>/``;
-uploaded FILE inputs under ``<namespace>/<flow>/inputs/<random>/<name>``. A task,
-an expression (``read()``) or a download from the UI may only open a file that
-belongs to its execution: see ``ExecutionFiles``.
+Files of an execution live under ``<namespace>/<flow>/executions/<id>/``;
+uploaded FILE inputs under ``<namespace>/<flow>/inputs/<random>/<name>``. The
+namespace is one folder, dots kept (``team.a/b/``): a namespace never contains
+``/``, so namespace ``team.a.b`` and flow ``b`` of ``team.a`` cannot share a
+folder. Files stored before (``team/a/b/...``, one folder per namespace part)
+stay readable where they were: every check asks which namespace owns a path
+(``owner_namespace``), never whether it starts with a namespace's folder.
+
+A task, an expression (``read()``) or a download from the UI may only open a
+file that belongs to its execution: see ``ExecutionFiles``.
 """
 
 from __future__ import annotations
@@ -72,18 +78,33 @@ def save(path: str, data: bytes | IO[bytes]) -> str:
     return f"{PREFIX}/{saved}"
 
 
-def namespace_folder(namespace: str) -> str:
-    """``company.team`` → ``company/team/``: every file of the namespace (and
-    of its child namespaces) is below it."""
-    return namespace.replace(".", "/") + "/"
-
-
 def flow_folder(namespace: str, flow_id: str) -> str:
-    return f"{namespace_folder(namespace)}{flow_id}"
+    return f"{namespace}/{flow_id}"
 
 
 def execution_folder(namespace: str, flow_id: str, execution_id: int) -> str:
     return f"{flow_folder(namespace, flow_id)}/executions/{execution_id}/"
+
+
+def legacy_execution_folder(namespace: str, flow_id: str, execution_id: int) -> str:
+    """Where files of an execution were stored before the namespace became one
+    folder (``team/a/b/executions/7/`` for flow ``b`` of ``team.a``)."""
+    return f"{namespace.replace('.', '/')}/{flow_id}/executions/{execution_id}/"
+
+
+def execution_folders(namespace: str, flow_id: str, execution_id: int) -> list[str]:
+    """Both layouts: a file stored before the change stays readable."""
+    return [
+        execution_folder(namespace, flow_id, execution_id),
+        legacy_execution_folder(namespace, flow_id, execution_id),
+    ]
+
+
+def in_namespace(owner: str | None, namespace: str) -> bool:
+    """``owner`` is ``namespace`` or one of its children."""
+    return owner is not None and (
+        owner == namespace or owner.startswith(namespace + ".")
+    )
 
 
 def save_input_file(namespace: str, flow_id: str, name: str, data: bytes) -> str:
@@ -125,8 +146,8 @@ class ExecutionFiles:
             folders, current, seen = [], self.execution, set()
             while current is not None and current.pk not in seen:
                 seen.add(current.pk)
-                folders.append(
-                    execution_folder(current.namespace, current.flow_id, current.pk)
+                folders += execution_folders(
+                    current.namespace, current.flow_id, current.pk
                 )
                 current = current.parent
             self._folders = folders
@@ -139,11 +160,12 @@ class ExecutionFiles:
             # of the execution whose end triggered this one count: a webhook
             # body naming some other file gives no access to it.
             given = _paths_in(self.execution.inputs)
-            source = _trigger_source_folder(self.execution.trigger)
-            if source:
-                given |= {
-                    p for p in _paths_in(self.execution.trigger) if p.startswith(source)
-                }
+            sources = _trigger_source_folders(self.execution.trigger)
+            given |= {
+                p
+                for p in _paths_in(self.execution.trigger)
+                if any(p.startswith(source) for source in sources)
+            }
             self._given = given
         return self._given
 
@@ -185,17 +207,17 @@ class ExecutionFiles:
         return save(f"{folder}tasks/{task_id}/{taskrun_id}/{name}", data)
 
 
-def _trigger_source_folder(trigger: Any) -> str | None:
-    """The folder of the execution a Flow trigger reacted to, if any."""
+def _trigger_source_folders(trigger: Any) -> list[str]:
+    """The folders of the execution a Flow trigger reacted to, if any."""
     variables = (trigger or {}).get("variables") or {}
     try:
-        return execution_folder(
+        return execution_folders(
             str(variables["namespace"]),
             str(variables["flowId"]),
             int(variables["executionId"]),
         )
     except (KeyError, TypeError, ValueError):
-        return None
+        return []
 
 
 def check_given_files(
@@ -212,8 +234,7 @@ def check_given_files(
     files of the execution that triggered it, and files in namespaces the
     user starting it can view. Anything else would let a run read another
     team's data by naming its URI."""
-    own = namespace_folder(namespace)  # uploads for the flow are below it too
-    source = _trigger_source_folder(trigger)
+    sources = _trigger_source_folders(trigger)
     parent_files = ExecutionFiles(parent) if parent is not None else None
     problems: dict[str, str] = {}
     for name, value in inputs.items():
@@ -223,7 +244,17 @@ def check_given_files(
             except BadStorageURI as exc:
                 problems[name] = str(exc)
                 break
-            if path.startswith(own) or (source and path.startswith(source)):
+            if any(path.startswith(source) for source in sources):
+                continue
+            # The namespace that owns the file decides, not its folder: with
+            # the old layout ``team/a/b/`` held both namespace team.a.b and
+            # flow b of team.a.
+            # The first folder is the owner in the new layout, and the owner or
+            # a parent of it in the old one: either way inside the subtree.
+            owner = owner_namespace(path)
+            if in_namespace(path.split("/", 1)[0], namespace) or in_namespace(
+                owner, namespace
+            ):
                 continue
             if parent_files is not None:
                 try:
@@ -231,7 +262,6 @@ def check_given_files(
                     continue
                 except StorageError:
                     pass
-            owner = owner_namespace(path)
             if owner and user is not None and roles.has_role(user, owner):
                 continue
             problems[name] = (
@@ -267,7 +297,10 @@ def owner_namespace(path: str) -> str | None:
     is in, or the flow an upload was made for. None when it is neither."""
     ids = {int(m) for m in _EXECUTION_ID.findall(path) if len(m) < 19}
     for row in Execution.objects.filter(pk__in=ids).only("pk", "namespace", "flow_id"):
-        if path.startswith(execution_folder(row.namespace, row.flow_id, row.pk)):
+        if any(
+            path.startswith(folder)
+            for folder in execution_folders(row.namespace, row.flow_id, row.pk)
+        ):
             return row.namespace
     match = _UPLOAD.match(path)
     return match["folders"].replace("/", ".") if match else None

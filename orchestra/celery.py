@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestra.settings")
 
@@ -23,3 +23,15 @@ def _tune_local_broker() -> None:
 
 
 app.on_after_configure.connect(lambda sender, **kw: _tune_local_broker())
+
+
+def _report_sandbox(**kwargs) -> None:
+    import logging
+
+    from orchestra.lib import sandbox
+
+    sandbox.report_at_start(logging.getLogger("orchestra.sandbox"))
+
+
+# A worker says at start what its scripts can reach (loudly when too much).
+signals.worker_ready.connect(_report_sandbox, weak=False)

@@ -207,6 +207,28 @@ ORCHESTRA_KILL_GRACE_SECONDS = envfloat(
 )
 ORCHESTRA_BASE_URL = envstr("ORCHESTRA_BASE_URL", "http://127.0.0.1:8080")
 
+# --- Script tasks (orchestra/lib/sandbox.py; README "What a script can reach")
+ORCHESTRA_SCRIPT_SANDBOX = envstr("ORCHESTRA_SCRIPT_SANDBOX", "auto").strip().lower()
+if ORCHESTRA_SCRIPT_SANDBOX not in ("auto", "bwrap", "user", "none"):
+    raise ImproperlyConfigured(
+        f"ORCHESTRA_SCRIPT_SANDBOX={ORCHESTRA_SCRIPT_SANDBOX!r}: use auto, bwrap, "
+        "user or none"
+    )
+# Scripts run as this OS user when the worker can switch (it runs as root;
+# then 'nobody' when unset: scripts never run as root).
+ORCHESTRA_SCRIPT_USER = envstr("ORCHESTRA_SCRIPT_USER", "").strip()
+ORCHESTRA_SCRIPT_NETWORK = envstr("ORCHESTRA_SCRIPT_NETWORK", "host").strip().lower()
+if ORCHESTRA_SCRIPT_NETWORK not in ("host", "none"):
+    raise ImproperlyConfigured(
+        f"ORCHESTRA_SCRIPT_NETWORK={ORCHESTRA_SCRIPT_NETWORK!r}: use host or none"
+    )
+# Per script process (0 = no limit); a task may lower them with `limits:`.
+ORCHESTRA_SCRIPT_CPU_SECONDS = envint("ORCHESTRA_SCRIPT_CPU_SECONDS", 3600, minimum=0)
+ORCHESTRA_SCRIPT_MEMORY_MB = envint("ORCHESTRA_SCRIPT_MEMORY_MB", 2048, minimum=0)
+ORCHESTRA_SCRIPT_PROCESSES = envint("ORCHESTRA_SCRIPT_PROCESSES", 1024, minimum=0)
+ORCHESTRA_SCRIPT_OPEN_FILES = envint("ORCHESTRA_SCRIPT_OPEN_FILES", 1024, minimum=0)
+ORCHESTRA_SCRIPT_OUTPUT_MB = envint("ORCHESTRA_SCRIPT_OUTPUT_MB", 16, minimum=0)
+
 # --- Email ----------------------------------------------------------------
 EMAIL_HOST = envstr("EMAIL_HOST", "")
 if EMAIL_HOST:

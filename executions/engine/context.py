@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import tempfile
 import threading
 import time
@@ -183,16 +186,21 @@ def parents_context(ancestors: list[TaskRun]) -> dict[str, Any]:
 
 
 _work_base: str | None = None
+_work_key = secrets.token_bytes(16)
 
 
 def working_dir(execution_id: int, taskrun_id: int) -> str:
     """``{{ workingDir }}``: the folder a script task runs in, known before its
-    properties are rendered. Under a private (0700) folder of this process, so
-    other users of the machine cannot guess or pre-create it."""
+    properties are rendered. Under a private folder of this process, so other
+    users of the machine cannot guess or pre-create it; its name ends with a
+    keyed hash, so a script running as the shared script user (which may pass
+    through that folder) cannot guess another run's folder either."""
     global _work_base
     if _work_base is None or not os.path.isdir(_work_base):
         _work_base = tempfile.mkdtemp(prefix="orchestra-work-")
-    return os.path.join(_work_base, f"{execution_id}-{taskrun_id}")
+    name = f"{execution_id}-{taskrun_id}"
+    tag = hmac.new(_work_key, name.encode(), hashlib.sha256).hexdigest()[:16]
+    return os.path.join(_work_base, f"{name}-{tag}")
 
 
 class EngineContext:

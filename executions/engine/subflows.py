@@ -28,7 +28,7 @@ from executions.lifecycle.restart import restart
 from executions.lifecycle.start import create_execution, get_flow
 from executions.models import TERMINAL, Cause, Execution, State, TaskRun
 from executions.signals import execution_state_changed, executions_state_changed
-from executions.storage import StorageError, path_of, save
+from executions.storage import StorageError, execution_folder, path_of, save
 from flows.expressions import render
 from flows.spec.inputs import InputError
 from flows.tasks.context import TaskFailed
@@ -229,8 +229,10 @@ def _split(uri: str, props, tr: TaskRun, plan) -> list[str]:
         else:
             size = rows or 1
         folder = (
-            f"{plan.execution.namespace.replace('.', '/')}/{plan.execution.flow_id}/"
-            f"executions/{plan.execution.pk}/tasks/{tr.task_id}/{tr.pk}"
+            execution_folder(
+                plan.execution.namespace, plan.execution.flow_id, plan.execution.pk
+            )
+            + f"tasks/{tr.task_id}/{tr.pk}"
         )
         uris: list[str] = []
         chunk: list[str] = []
@@ -324,10 +326,11 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
         json.dumps(child["outputs"] or {}, ensure_ascii=False, default=str) + "\n"
         for child in children
     )
+    folder = execution_folder(
+        plan.execution.namespace, plan.execution.flow_id, plan.execution.pk
+    )
     uri = save(
-        f"{plan.execution.namespace.replace('.', '/')}/{plan.execution.flow_id}/"
-        f"executions/{plan.execution.pk}/tasks/{tr.task_id}/{tr.pk}/outputs.ion",
-        merged.encode("utf-8"),
+        f"{folder}tasks/{tr.task_id}/{tr.pk}/outputs.ion", merged.encode("utf-8")
     )
     result = {**tr.outputs, "uri": uri}
     failed = [c for c in children if c["state"] in CHILD_FAILED]

@@ -6,6 +6,10 @@ group, every stdout/stderr line reaches the logs while the process runs, and
 files matching ``outputFiles`` go to internal storage afterwards. A line
 ``::{"outputs": {...}}::`` sets the ``vars`` output, as in Kestra.
 
+The process runs in the worker's script sandbox (orchestra/lib/sandbox.py:
+bubblewrap namespaces and/or another OS user, resource limits, an output
+cap); a limit that is hit fails the task with a message naming it.
+
 Containers are not used here: ``containerImage``, ``docker``, ``taskRunner``
 and ``runner`` are accepted so Kestra flows validate, and a warning says so
 in the logs (and when the flow is validated).
@@ -26,14 +30,25 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flows.expressions import ExpressionError
 from flows.tasks.context import RunContext, TaskFailed, warn_in_logs
-from flows.tasks.fields import BaseTask, DBool, DDict, DList, DStr
+from flows.tasks.fields import (
+    BaseTask,
+    DBool,
+    DDict,
+    DDuration,
+    DInt,
+    DList,
+    DSize,
+    DStr,
+    Strict,
+)
 from flows.tasks.registry import register
-from orchestra.lib import procguard
+from orchestra.lib import sandbox
 from orchestra.lib.durations import format_duration
 
 OUTPUT_LINE = re.compile(r"^::(\{.*\})::$")
@@ -57,13 +72,21 @@ TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the process group
 MAX_LINE = 64 * 1024  # bytes of output per log line
 SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "ash"}
 STDERR_TAIL = 20  # stderr lines quoted in the error of a failed run
-# Leads the process group and ends it should the worker die (see the file).
-GUARD = str(Path(procguard.__file__).resolve())
 PROCESS_RUNNERS = {
     "process",
     "io.kestra.plugin.core.runner.process",
     "io.kestra.core.models.tasks.runners.types.processtaskrunner",
 }
+
+
+class ScriptLimits(Strict):
+    """Lower this task's resource limits below the worker's (never above)."""
+
+    cpu: DDuration | None = None
+    memory: DSize | None = None
+    processes: DInt | None = None
+    openFiles: DInt | None = None
+    output: DSize | None = None
 
 
 class ScriptTask(BaseTask):
@@ -75,6 +98,7 @@ class ScriptTask(BaseTask):
     # Kestra 0.23 stopped turning stderr output into WARNING; true brings that back.
     warningOnStdErr: DBool = False
     failFast: DBool = True
+    limits: ScriptLimits | None = None
     # Options that need containers or Kestra's namespace files; accepted with a warning.
     containerImage: DStr | None = None
     taskRunner: dict[str, Any] | None = None
@@ -163,10 +187,12 @@ def working_folder(ctx: RunContext) -> Path:
     except ExpressionError:
         given = ""
     if not given:
-        return Path(tempfile.mkdtemp(prefix="orchestra-task-"))
-    folder = Path(given)
-    shutil.rmtree(folder, ignore_errors=True)  # leftovers of an interrupted run
-    folder.mkdir(parents=True, mode=0o700)
+        folder = Path(tempfile.mkdtemp(prefix="orchestra-task-"))
+    else:
+        folder = Path(given)
+        shutil.rmtree(folder, ignore_errors=True)  # leftovers of an interrupted run
+        folder.mkdir(parents=True, mode=0o700)
+    sandbox.prepare_folder(sandbox.current(), folder)
     return folder
 
 
@@ -190,7 +216,9 @@ def collect_output_files(
     stored: dict[str, str] = {}
     for pattern in patterns or []:
         _safe_relative(pattern, "outputFiles")
-        matches = sorted(p for p in folder.glob(str(pattern)) if p.is_file())
+        matches = sorted(
+            p for p in folder.glob(str(pattern)) if _inside(folder, p) and p.is_file()
+        )
         if not matches:
             warn_in_logs(
                 ctx, f"outputFiles: nothing matches '{pattern}' in the working folder"
@@ -198,15 +226,29 @@ def collect_output_files(
         for path in matches:
             name = path.relative_to(folder).as_posix()
             if name not in stored:
-                with path.open("rb") as handle:
+                # O_NOFOLLOW: the script may have swapped the file for a link.
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                with os.fdopen(fd, "rb") as handle:
                     stored[name] = ctx.put_file(name, handle)
     return stored
+
+
+def _inside(folder: Path, path: Path) -> bool:
+    """A regular path of the working folder: a symbolic link the script made
+    (to the worker's files, /proc/<worker>/environ...) is never followed,
+    since the worker, not the script, reads output files."""
+    real = os.path.realpath(path)
+    base = os.path.realpath(folder)
+    return real.startswith(base + os.sep) and real == os.path.join(
+        base, os.path.relpath(path, folder)
+    )
 
 
 def script_env(
     extra: dict[str, Any] | None, folder: Path, python_bin: bool
 ) -> dict[str, str]:
     env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+    env.update(sandbox.user_env(sandbox.current(), folder))
     if python_bin:
         # ``python`` and ``pip`` in commands mean the worker's interpreter.
         env["PATH"] = os.pathsep.join(
@@ -220,11 +262,33 @@ def script_env(
 
 
 # --- the process ------------------------------------------------------------------
-def _reader(stream, name: str, lines: queue.Queue) -> None:
+OUTPUT_CAPPED = "\x00output-capped"  # never a decoded line: those lose their NULs
+
+
+class _OutputBudget:
+    """Bytes both pipes of one process may still write (None: no cap)."""
+
+    def __init__(self, cap: int | None) -> None:
+        self.left = cap
+        self.lock = threading.Lock()
+
+    def spend(self, size: int) -> bool:
+        if self.left is None:
+            return True
+        with self.lock:
+            self.left -= size
+            return self.left >= 0
+
+
+def _reader(stream, name: str, lines: queue.Queue, budget: _OutputBudget) -> None:
     try:
         # Bounded reads: a huge line without newline arrives in pieces.
         for raw in iter(lambda: stream.readline(MAX_LINE), b""):
-            lines.put((name, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
+            if not budget.spend(len(raw)):
+                lines.put((name, OUTPUT_CAPPED))  # stop reading: the run ends
+                return
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            lines.put((name, text.replace("\x00", "")))
     finally:
         lines.put((name, None))
 
@@ -254,6 +318,18 @@ class _Outcome:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
 
 
+def _without_nul(value: Any) -> Any:
+    """JSON may spell NUL (\\u0000); PostgreSQL cannot store it in JSON or
+    text, and the run could then never record its end."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def _handle_line(
     ctx: RunContext, props: ScriptTask, stream: str, line: str, outcome: _Outcome
 ) -> None:
@@ -264,6 +340,7 @@ def _handle_line(
         except json.JSONDecodeError:
             payload = None
         if isinstance(payload, dict):
+            payload = _without_nul(payload)
             if isinstance(payload.get("outputs"), dict):
                 outcome.vars.update(payload["outputs"])
             for entry in payload.get("logs") or []:
@@ -290,13 +367,19 @@ def run_process(
     args: list[str],
     folder: Path,
     env: dict[str, str],
+    limits: Limits,
 ) -> tuple[int, _Outcome]:
-    """Run ``args`` in ``folder``, streaming its lines into the logs; honour kill
-    and timeout through ``ctx.check_alive``."""
+    """Run ``args`` in ``folder`` in the worker's sandbox, streaming its lines
+    into the logs; honour kill and timeout through ``ctx.check_alive``."""
     outcome = _Outcome()
+    box = sandbox.current()
+    if box.problem:
+        raise TaskFailed(f"cannot run scripts on this worker: {box.problem}")
+    output = limits.values.get("output")
+    budget = _OutputBudget(int(output * 1024 * 1024) if output else None)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", GUARD, *args],
+            sandbox.command(box, args, folder, limits.values),
             cwd=folder,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -309,10 +392,10 @@ def run_process(
     lines: queue.Queue = queue.Queue()
     readers = [
         threading.Thread(
-            target=_reader, args=(proc.stdout, "stdout", lines), daemon=True
+            target=_reader, args=(proc.stdout, "stdout", lines, budget), daemon=True
         ),
         threading.Thread(
-            target=_reader, args=(proc.stderr, "stderr", lines), daemon=True
+            target=_reader, args=(proc.stderr, "stderr", lines, budget), daemon=True
         ),
     ]
     for reader in readers:
@@ -333,11 +416,15 @@ def run_process(
             if line is None:
                 open_streams -= 1
                 continue
+            if line is OUTPUT_CAPPED:
+                kill_group(proc)
+                raise TaskFailed(limits.exceeded("output"))
             _handle_line(ctx, props, stream, line, outcome)
             ctx.check_alive()
         code = proc.wait()
     except BaseException:
-        kill_group(proc)
+        if proc.poll() is None:
+            kill_group(proc)
         raise
     finally:
         for reader in readers:
@@ -353,6 +440,85 @@ def _kill_leftovers(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# --- resource limits -----------------------------------------------------------
+# What a process prints when a limit stops it (Python, glibc, dash/bash).
+LIMIT_SIGNS = {
+    "memory": ("MemoryError", "Cannot allocate memory", "out of memory", "bad_alloc"),
+    "open_files": ("Too many open files",),
+    "processes": ("Resource temporarily unavailable", "Cannot fork", "can't fork"),
+    "cpu": ("CPU time limit exceeded", "Cputime limit exceeded"),
+}
+
+
+class Limits:
+    """The limits of one script run: the worker's, lowered by the task's
+    ``limits`` (a task cannot raise them: that would defeat the operator's)."""
+
+    def __init__(self, values: dict[str, float], source: dict[str, str]) -> None:
+        self.values = values  # key → value in sandbox.Limit units, 0 = none
+        self.source = source  # key → what set it, for the error message
+
+    @classmethod
+    def of(cls, task: ScriptLimits | None) -> Limits:
+        values = sandbox.configured_limits()
+        source = {limit.key: limit.setting for limit in sandbox.LIMITS}
+        asked = {}
+        if task is not None:
+            asked = {
+                "cpu": _seconds(task.cpu),
+                "memory": _mebibytes(task.memory),
+                "processes": task.processes,
+                "open_files": task.openFiles,
+                "output": _mebibytes(task.output),
+            }
+        for key, value in asked.items():
+            if value is None:
+                continue
+            limit = sandbox.LIMIT[key]
+            if not isinstance(value, int | float) or value <= 0:
+                raise TaskFailed(f"limits.{limit.prop} must be above 0, got {value!r}")
+            worker = values[key]
+            if worker and value > worker:
+                raise TaskFailed(
+                    f"limits.{limit.prop} {sandbox.describe_limit(limit, value)} is "
+                    f"above this worker's {limit.what} of "
+                    f"{sandbox.describe_limit(limit, worker)} ({limit.setting})"
+                )
+            values[key], source[key] = value, f"limits.{limit.prop}"
+        return cls(values, source)
+
+    def exceeded(self, key: str) -> str:
+        limit = sandbox.LIMIT[key]
+        shown = sandbox.describe_limit(limit, self.values[key])
+        return f"script exceeded its {limit.what} of {shown} ({self.source[key]})"
+
+    def hit(self, code: int, stderr: str) -> str | None:
+        """Which limit most likely ended a failed run, from how it ended."""
+        xcpu = int(signal.SIGXCPU)
+        if self.values.get("cpu") and code in (-xcpu, 128 + xcpu):
+            return "cpu"
+        for key, signs in LIMIT_SIGNS.items():
+            if self.values.get(key) and any(sign in stderr for sign in signs):
+                return key
+        return None
+
+
+def _seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, timedelta):
+        raise TaskFailed(f"limits.cpu must be a duration, got {value!r}")
+    return value.total_seconds()
+
+
+def _mebibytes(value: Any) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int):
+        raise TaskFailed(f"limits: expected a size such as 512MB, got {value!r}")
+    return value / (1024 * 1024)
 
 
 # --- the task types ------------------------------------------------------------------
@@ -386,12 +552,16 @@ def _run(
         if props.failFast is not False and Path(interpreter[0]).name in SHELLS:
             body.insert(0, "set -e")  # a failing command stops the script
         env = script_env(props.env, folder, python)
+        limits = Limits.of(props.limits)
         code, outcome = run_process(
-            ctx, props, [*interpreter, "\n".join(body)], folder, env
+            ctx, props, [*interpreter, "\n".join(body)], folder, env, limits
         )
         if code != 0:
             tail = "\n".join(outcome.stderr_tail)
-            if code < 0:
+            hit = limits.hit(code, tail)
+            if hit:
+                message = limits.exceeded(hit)
+            elif code < 0:
                 message = f"command was ended by signal {-code}"
             else:
                 message = f"command exited with code {code}"

@@ -197,7 +197,7 @@ def test_flows_test_prints_the_final_execution_as_json(cli):
     assert runs["double"]["outputs"] == {"value": "42"}
     assert runs["shape"]["outputs"] == {"value": "x/3"}
     uri = runs["file"]["outputs"]["value"]
-    assert uri.startswith("kestra:///tests/cli/typed/") and uri.endswith("/data.csv")
+    assert uri.startswith("kestra:///tests.cli/typed/") and uri.endswith("/data.csv")
     stored = cli.home / "storage" / uri.removeprefix("kestra:///")
     assert stored.read_text() == "a,b\n1,2\n"
 

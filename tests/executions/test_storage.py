@@ -42,7 +42,7 @@ def _run(deploy, run_inprocess, content: bytes = b"hello files\n"):
 
 def test_file_inputs_task_files_and_read_functions_work_together(deploy, run_inprocess):
     uri, execution = _run(deploy, run_inprocess)
-    assert uri.startswith("kestra:///tests/storage/files/inputs/") and uri.endswith(
+    assert uri.startswith("kestra:///tests.storage/files/inputs/") and uri.endswith(
         "/notes.txt"
     )
     assert execution.state == State.SUCCESS, list(
@@ -53,7 +53,7 @@ def test_file_inputs_task_files_and_read_functions_work_together(deploy, run_inp
     ).exists()
     copy = execution.taskruns.get(task_id="make").outputs["outputFiles"]["copy.txt"]
     assert copy.startswith(
-        f"kestra:///tests/storage/files/executions/{execution.pk}/tasks/make/"
+        f"kestra:///tests.storage/files/executions/{execution.pk}/tasks/make/"
     )
     with open_execution_file(execution, copy) as handle:
         assert handle.read() == b"HELLO FILES\n"
@@ -70,7 +70,7 @@ def test_a_file_of_another_execution_cannot_be_opened(deploy, run_inprocess):
     with pytest.raises(StorageError, match="leaves the storage folder"):
         open_execution_file(
             second,
-            f"kestra:///tests/storage/files/executions/{second.pk}/../{first.pk}/x",
+            f"kestra:///tests.storage/files/executions/{second.pk}/../{first.pk}/x",
         )
     with pytest.raises(StorageError, match="not an internal storage URI"):
         open_execution_file(second, "/etc/passwd")

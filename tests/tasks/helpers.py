@@ -38,3 +38,31 @@ def wait_gone(pid: int, timeout: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def pids_with_env(marker: str) -> list[int]:
+    """Host pids of the processes whose environment holds ``marker`` (a
+    script's ``env:`` value reaches its children too). Works whatever the
+    script sandbox: a PID namespace hides host pids from the script itself."""
+    needle = marker.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def wait_all_gone(pids: list[int], timeout: float = 10) -> list[int]:
+    """The pids still running after ``timeout`` (empty when all are gone)."""
+    deadline = time.monotonic() + timeout
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        left = [pid for pid in left if not process_gone(pid)]
+        if left:
+            time.sleep(0.05)
+    return left

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
+from pathlib import Path
 
+from executions.engine.context import working_dir
 from executions.engine.inprocess import use_in_process
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.start import create_execution
@@ -14,7 +17,7 @@ from executions.models import Cause, Execution, LogEntry, State
 from executions.storage import read_uri
 from flows.spec import parse_flow
 from tests.conftest import wait_for
-from tests.tasks.helpers import flow, indent, wait_gone
+from tests.tasks.helpers import flow, indent, pids_with_env, wait_all_gone
 
 PY_SCRIPT = """
 import json, os, sys
@@ -55,7 +58,7 @@ def test_a_python_script_gets_files_env_and_returns_vars_and_output_files(
     assert py.outputs["exitCode"] == 0
     assert py.outputs["vars"] == {"total": 42, "name": "Ada"}
     uri = py.outputs["outputFiles"]["out/result.csv"]
-    assert uri.startswith("kestra:///tests/tasks/t/executions/")
+    assert uri.startswith("kestra:///tests.tasks/t/executions/")
     assert read_uri(uri) == b"a,b\n1,2\n"
     logs = list(execution.logs.filter(task_id="py").values_list("level", "message"))
     assert ("INFO", "reading content for Ada") in logs
@@ -67,16 +70,13 @@ def test_a_python_script_gets_files_env_and_returns_vars_and_output_files(
     assert execution.logs.filter(task_id="show", message="42 a,b\n1,2").exists()
 
 
-def test_lines_reach_the_logs_while_the_process_still_runs(
-    deploy, transactional_db, tmp_path
-):
-    marker = tmp_path / "go"
+def test_lines_reach_the_logs_while_the_process_still_runs(deploy, transactional_db):
     rev = deploy(
         flow(
             "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
             "    commands:\n"
             "      - echo first\n"
-            f"      - 'while [ ! -e {marker} ]; do sleep 0.05; done'\n"
+            "      - 'while [ ! -e go ]; do sleep 0.05; done'\n"
             "      - echo second\n"
         )
     )
@@ -94,7 +94,9 @@ def test_lines_reach_the_logs_while_the_process_still_runs(
             execution=execution, message="second"
         ).exists()
         assert Execution.objects.get(pk=execution.pk).state == State.RUNNING
-        marker.touch()
+        # The script sees only its working folder: the marker goes there.
+        tr = execution.taskruns.get(task_id="sh")
+        (Path(working_dir(execution.pk, tr.pk)) / "go").touch()
         wait_for(
             lambda: Execution.objects.get(pk=execution.pk).is_terminal,
             15,
@@ -138,31 +140,27 @@ def test_before_commands_failing_stop_the_script(deploy, run_inprocess):
     assert not execution.logs.filter(message="should-not-run").exists()
 
 
-def _grandchild_flow(pidfile, extra: str = "") -> str:
+def _grandchild_flow(marker: str, extra: str = "") -> str:
+    """A script that leaves a background process; every process of it carries
+    ``marker`` in its environment (see pids_with_env)."""
     return flow(
         "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
         + extra
+        + f"    env:\n      TEST_MARKER: {marker}\n"
         + "    commands:\n"
-        f"      - sh -c 'sleep 300' & echo $! > {pidfile}\n"
+        "      - sh -c 'sleep 300' &\n"
         "      - echo started\n"
         "      - sleep 300\n"
     )
 
 
-def test_a_timeout_ends_the_whole_process_group(deploy, run_inprocess, tmp_path):
-    pidfile = tmp_path / "pid"
-    rev = deploy(_grandchild_flow(pidfile, "    timeout: PT1S\n"))
-    execution = run_inprocess(rev)
-    assert execution.state == State.FAILED
-    tr = execution.taskruns.get(task_id="sh")
-    assert tr.error.startswith("timed out")
-    pid = int(pidfile.read_text())
-    assert wait_gone(pid), f"background process {pid} survived the timeout"
+def _marker() -> str:
+    return f"orchestra-test-{uuid.uuid4().hex}"
 
 
-def test_a_kill_ends_the_whole_process_group(deploy, transactional_db, tmp_path):
-    pidfile = tmp_path / "pid"
-    rev = deploy(_grandchild_flow(pidfile))
+def test_a_timeout_ends_the_whole_process_group(deploy, transactional_db):
+    marker = _marker()
+    rev = deploy(_grandchild_flow(marker, "    timeout: PT3S\n"))
     with use_in_process() as runner:
         execution = create_execution(rev, actor=Actor.system("test"))
         wait_for(
@@ -172,7 +170,35 @@ def test_a_kill_ends_the_whole_process_group(deploy, transactional_db, tmp_path)
             15,
             what="the script to start",
         )
-        pid = int(pidfile.read_text())
+        pids = pids_with_env(marker)
+        wait_for(
+            lambda: (
+                Execution.objects.get(pk=execution.pk).is_terminal and runner.idle()
+            ),
+            15,
+            what="the timeout to end the run",
+        )
+    execution.refresh_from_db()
+    assert execution.state == State.FAILED
+    tr = execution.taskruns.get(task_id="sh")
+    assert tr.error.startswith("timed out")
+    assert len(pids) >= 2  # the shell and its background sleep at least
+    assert not wait_all_gone(pids), "processes of the script survived the timeout"
+
+
+def test_a_kill_ends_the_whole_process_group(deploy, transactional_db):
+    marker = _marker()
+    rev = deploy(_grandchild_flow(marker))
+    with use_in_process() as runner:
+        execution = create_execution(rev, actor=Actor.system("test"))
+        wait_for(
+            lambda: LogEntry.objects.filter(
+                execution=execution, message="started"
+            ).exists(),
+            15,
+            what="the script to start",
+        )
+        pids = pids_with_env(marker)
         kill(execution.pk, reason="test", actor=Actor(Cause.USER, "alice"))
         wait_for(
             lambda: (
@@ -183,11 +209,11 @@ def test_a_kill_ends_the_whole_process_group(deploy, transactional_db, tmp_path)
         )
     execution.refresh_from_db()
     assert execution.state == State.KILLED
-    assert wait_gone(pid), f"background process {pid} survived the kill"
-    try:
-        os.kill(pid, signal.SIGKILL)  # tidy up should the assertion above ever fail
-    except ProcessLookupError:
-        pass
+    assert len(pids) >= 2
+    left = wait_all_gone(pids)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)  # tidy up before failing
+    assert not left, "processes of the script survived the kill"
 
 
 def test_container_options_are_accepted_with_a_warning_never_silently(
@@ -236,11 +262,9 @@ def test_input_files_from_another_execution_are_refused(deploy, run_inprocess):
     assert not execution.logs.filter(message="s3cret").exists()
 
 
-def test_a_kill_reaches_a_script_on_a_real_worker_process(
-    deploy, celery_worker, tmp_path
-):
-    pidfile = tmp_path / "pid"
-    rev = deploy(_grandchild_flow(pidfile))
+def test_a_kill_reaches_a_script_on_a_real_worker_process(deploy, celery_worker):
+    marker = _marker()
+    rev = deploy(_grandchild_flow(marker))
     execution = create_execution(rev, actor=Actor.system("test"))
     wait_for(
         lambda: LogEntry.objects.filter(
@@ -249,7 +273,7 @@ def test_a_kill_reaches_a_script_on_a_real_worker_process(
         30,
         what="the script to start on the worker",
     )
-    pid = int(pidfile.read_text())
+    pids = pids_with_env(marker)
     kill(execution.pk, reason="test", actor=Actor(Cause.USER, "alice"))
     wait_for(
         lambda: Execution.objects.get(pk=execution.pk).is_terminal,
@@ -257,7 +281,8 @@ def test_a_kill_reaches_a_script_on_a_real_worker_process(
         what="execution to be killed",
     )
     assert Execution.objects.get(pk=execution.pk).state == State.KILLED
-    assert wait_gone(pid), f"background process {pid} survived the kill"
+    assert len(pids) >= 2
+    assert not wait_all_gone(pids), "processes of the script survived the kill"
 
 
 def test_stderr_is_logged_and_turns_the_run_warning_only_on_request(
@@ -302,10 +327,10 @@ def test_files_outside_the_working_folder_are_refused(deploy, run_inprocess):
     )
 
 
-def test_a_script_does_not_outlive_a_worker_that_dies(deploy, start_worker, tmp_path):
-    pidfile = tmp_path / "pid"
+def test_a_script_does_not_outlive_a_worker_that_dies(deploy, start_worker):
+    marker = _marker()
     worker = start_worker("w1")
-    rev = deploy(_grandchild_flow(pidfile))
+    rev = deploy(_grandchild_flow(marker))
     execution = create_execution(rev, actor=Actor.system("test"))
     wait_for(
         lambda: LogEntry.objects.filter(
@@ -314,9 +339,10 @@ def test_a_script_does_not_outlive_a_worker_that_dies(deploy, start_worker, tmp_
         30,
         what="the script to start on the worker",
     )
-    pid = int(pidfile.read_text())
+    pids = pids_with_env(marker)
     worker.sigkill()  # the worker's own process group; the script runs in another one
-    assert wait_gone(pid), f"background process {pid} outlived its dead worker"
+    assert len(pids) >= 2
+    assert not wait_all_gone(pids), "processes of the script outlived their worker"
 
 
 def test_commands_may_name_the_working_folder(deploy, run_inprocess):
@@ -334,7 +360,7 @@ def test_commands_may_name_the_working_folder(deploy, run_inprocess):
     )
     tr = execution.taskruns.get(task_id="sh")
     folder = read_uri(tr.outputs["outputFiles"]["where.txt"]).decode().strip()
-    assert folder.endswith(f"/{execution.pk}-{tr.pk}")
+    assert folder == working_dir(execution.pk, tr.pk)
     assert execution.logs.filter(message=folder).exists()
     assert not os.path.exists(folder)  # removed after the run
 
@@ -353,3 +379,19 @@ def test_an_interpreter_can_be_chosen(deploy, run_inprocess):
         "error", flat=True
     )
     assert execution.logs.filter(message="2 two").exists()
+
+
+def test_a_nul_in_output_vars_does_not_leave_the_run_unrecorded(deploy, run_inprocess):
+    """PostgreSQL cannot store NUL in JSON: the run must still end."""
+    execution = run_inprocess(
+        deploy(
+            flow(
+                "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+                "    commands: ['echo ''::{\"outputs\": {\"a\\\\u0000b\": \"x\\\\u0000y\"}}::''']\n"
+            )
+        )
+    )
+    assert execution.state == State.SUCCESS, execution.taskruns.values_list(
+        "error", flat=True
+    )
+    assert execution.taskruns.get(task_id="sh").outputs["vars"] == {"ab": "xy"}

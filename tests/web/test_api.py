@@ -167,7 +167,7 @@ def test_execute_with_json_inputs_and_labels_or_a_multipart_file(
     from executions.storage import read_uri
 
     assert (
-        uri.startswith("kestra:///company/data/etl/inputs/")
+        uri.startswith("kestra:///company.data/etl/inputs/")
         and read_uri(uri) == b"a,b\n1,2\n"
     )
     assert multi.json()["labels"] == {"team": "data"}

@@ -79,7 +79,7 @@ def test_the_api_serves_the_same_files(client, bob, token_for, ran):
 
 def test_other_executions_files_and_traversal_are_refused(client, bob, token_for, ran):
     (first, first_upload, first_copy), (second, _, _) = ran
-    folder = f"kestra:///company/data/files/executions/{second.pk}"
+    folder = f"kestra:///company.data/files/executions/{second.pk}"
     cases = [
         (first_copy, 404),  # a file of another execution of the same flow
         (first_upload, 404),  # another execution's upload
