@@ -128,6 +128,8 @@ class Cluster:
             "ORCHESTRA_MISSED_HEARTBEATS": str(MISSED),
             "ORCHESTRA_LIVENESS_SWEEP_SECONDS": "1",
             "ORCHESTRA_KILL_GRACE_SECONDS": "5",
+            # Scripts write their effects to this bench's folder.
+            "ORCHESTRA_SCRIPT_SANDBOX": "none",
             "DJANGO_SETTINGS_MODULE": "orchestra.settings",
             "PYTHONPATH": str(ROOT),
         }

@@ -62,7 +62,12 @@ def test_messages_lost_with_a_redis_restart_are_sent_again(tmp_path):
     procs = []
     log = open(tmp_path / "celery.log", "w")
     try:
-        env = {**_env(tmp_path, pg, redis), "ORCHESTRA_LIVENESS_SWEEP_SECONDS": "1"}
+        env = {
+            **_env(tmp_path, pg, redis),
+            "ORCHESTRA_LIVENESS_SWEEP_SECONDS": "1",
+            # Not a test of the sandbox: scripts write to this test's folder.
+            "ORCHESTRA_SCRIPT_SANDBOX": "none",
+        }
         migrate(env)
         effects = tmp_path / "effects.txt"
         procs.append(

@@ -51,7 +51,9 @@ def test_a_worker_woken_after_it_was_declared_dead_runs_no_side_effect(
     deploy, start_worker, tmp_path
 ):
     effects = tmp_path / "effects.txt"
-    w1 = start_worker("w1", concurrency=1)
+    # Not a test of the sandbox: the script writes to this test's folder.
+    plain = {"ORCHESTRA_SCRIPT_SANDBOX": "none"}
+    w1 = start_worker("w1", concurrency=1, env=plain)
     execution = create_execution(
         deploy(FLOW.format(effects=effects)), actor=Actor.system("test")
     )
@@ -66,7 +68,7 @@ def test_a_worker_woken_after_it_was_declared_dead_runs_no_side_effect(
     frozen = _descendants(w1.proc.pid)
     for pid in frozen:  # a frozen machine: the worker and its script
         os.kill(pid, signal.SIGSTOP)
-    w2 = start_worker("w2", concurrency=1)
+    w2 = start_worker("w2", concurrency=1, env=plain)
 
     def resubmitted():
         sweep()
