@@ -338,6 +338,13 @@ def gunicorn_command(args: argparse.Namespace) -> list[str]:
         str(args.timeout),
         "--graceful-timeout",
         "30",
+        # A connection whose request has not arrived after this long is
+        # closed (gunicorn's guard against slow clients holding threads).
+        "--keep-alive",
+        os.environ.get("ORCHESTRA_WEB_KEEPALIVE", "5"),
+        # gunicorn's control socket would be one fixed path per OS user,
+        # shared by every server on the machine: not wanted.
+        "--no-control-socket",
         "--access-logfile",
         "-",
         "--forwarded-allow-ips",
@@ -364,6 +371,11 @@ def web(args: argparse.Namespace) -> int:
     os.environ.setdefault(
         "ORCHESTRA_SSE_MAX_STREAMS", str(max(1, args.workers * args.threads // 2))
     )
+    # The migration check's connection would survive exec (libpq's socket is
+    # inherited) and be held for ever by gunicorn's master and every worker.
+    from django.db import connections
+
+    connections.close_all()
     cmd = gunicorn_command(args)
     os.execvp(cmd[0], cmd)
     return 0
