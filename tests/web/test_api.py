@@ -237,8 +237,7 @@ def test_follow_streams_state_logs_and_ends_when_the_execution_is_over(
     # The first block only tells EventSource when to reconnect (bounded streams).
     assert blocks[0] == ["retry: 3000"]
     kinds = [
-        next(line[7:] for line in ev if line.startswith("event: "))
-        for ev in blocks[1:]
+        next(line[7:] for line in ev if line.startswith("event: ")) for ev in blocks[1:]
     ]
     assert kinds == ["state", "log", "log", "end"]
     assert '"message": "b"' in text
