@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from accounts.models import ApiToken, Role
+from accounts.models import AccountEvent, ApiToken, Role
 
 
 @admin.register(Role)
@@ -22,3 +22,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "revoked_at",
     )
     readonly_fields = ("digest", "hint")
+
+
+@admin.register(AccountEvent)
+class AccountEventAdmin(admin.ModelAdmin):
+    list_display = ("at", "actor", "via", "username", "action", "detail", "reason")
+    list_filter = ("action", "via")
+    search_fields = ("username", "actor")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # the audit trail is append-only

@@ -24,11 +24,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "malformed Authorization header; send 'Authorization: Bearer <token>'"
             )
-        token = ApiToken.lookup(parts[1])
-        if token is None:
-            raise exceptions.AuthenticationFailed(
-                "invalid, expired or revoked API token"
-            )
+        token, problem = ApiToken.verify(parts[1])
+        if problem:
+            raise exceptions.AuthenticationFailed(problem)
         now = timezone.now()
         # One write per minute at most, not one per request.
         if token.last_used_at is None or now - token.last_used_at > timedelta(

@@ -7,15 +7,11 @@ import secrets
 import sys
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.utils import timezone
-
-from accounts.models import ApiToken, Role, RoleName
 from orchestra.lib.output import UsageError, print_json, table
-from orchestra.lib.users import os_username
 
-ROLE_NAMES = [r.value for r in RoleName]
+# Spelled out, not read from accounts.models: building the parser must not
+# import Django models (`orchestra --help` starts without Django).
+ROLE_NAMES = ["viewer", "operator", "editor", "admin"]
 
 
 def register(group, groups=None) -> None:
@@ -71,11 +67,61 @@ def register(group, groups=None) -> None:
     p.add_argument(
         "--name", required=True, help="what the token is for, e.g. ci-pipeline"
     )
-    p.add_argument("--expires-days", type=int, default=None)
+    p.add_argument(
+        "--expires-days",
+        type=int,
+        default=None,
+        help="days until it expires (default ORCHESTRA_TOKEN_DAYS, 90)",
+    )
+    p.add_argument("--reason", default="", help="why, for the audit trail")
     p.set_defaults(func=token)
+
+    p = users.add_parser(
+        "password", help="set a user's password (checked by the password rules)"
+    )
+    p.add_argument("username")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (otherwise one is generated)",
+    )
+    p.add_argument("--reason", default="", help="why, for the audit trail")
+    p.set_defaults(func=set_password)
+    for verb in ("create", "grant", "revoke"):
+        users.choices[verb].add_argument(
+            "--reason", default="", help="why, for the audit trail"
+        )
+
+
+def _who():
+    from accounts.actions import Who
+
+    return Who.cli()
+
+
+def _read_password(args) -> tuple[str, bool]:
+    """(password, generated): from standard input, or a new random one."""
+    if not args.password_stdin:
+        return secrets.token_urlsafe(12), True
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise UsageError("empty password on standard input")
+    return password, False
+
+
+def _validated(call):
+    """Run ``call``; a password the rules refuse is a usage error naming them."""
+    from django.core.exceptions import ValidationError
+
+    try:
+        return call()
+    except ValidationError as exc:
+        raise UsageError("password refused: " + " ".join(exc.messages)) from None
 
 
 def _user(username: str):
+    from django.contrib.auth import get_user_model
+
     try:
         return get_user_model().objects.get(username=username)
     except get_user_model().DoesNotExist:
@@ -94,28 +140,25 @@ def _parse_role(text: str) -> tuple[str, str]:
 
 
 def create(args: argparse.Namespace) -> int:
-    User = get_user_model()
+    from django.contrib.auth import get_user_model
+
+    from accounts import actions
+
     roles = [_parse_role(r) for r in args.role]
-    if User.objects.filter(username=args.username).exists():
+    if get_user_model().objects.filter(username=args.username).exists():
         raise UsageError(f"user {args.username!r} already exists")
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-        if not password:
-            raise UsageError("empty password on standard input")
-        generated = False
-    else:
-        password, generated = secrets.token_urlsafe(12), True
-    with transaction.atomic():
-        if args.superuser:
-            user = User.objects.create_superuser(args.username, args.email, password)
-        else:
-            user = User.objects.create_user(args.username, args.email, password)
-        for role, namespace in roles:
-            Role.objects.update_or_create(
-                user=user,
-                namespace=namespace,
-                defaults={"role": role, "granted_by": os_username()},
-            )
+    password, generated = _read_password(args)
+    user = _validated(
+        lambda: actions.create_user(
+            _who(),
+            args.username,
+            password,
+            email=args.email,
+            superuser=args.superuser,
+            roles=roles,
+            reason=args.reason,
+        )
+    )
     print(f"Created user {user.username}" + (" (superuser)" if args.superuser else ""))
     if generated:
         print(f"Password: {password}")
@@ -128,21 +171,33 @@ def create(args: argparse.Namespace) -> int:
     return 0
 
 
-def grant(args: argparse.Namespace) -> int:
+def set_password(args: argparse.Namespace) -> int:
+    from accounts import actions
+
     user = _user(args.username)
-    Role.objects.update_or_create(
-        user=user,
-        namespace=args.namespace,
-        defaults={"role": args.role, "granted_by": os_username()},
-    )
+    password, generated = _read_password(args)
+    reason = args.reason or "set with orchestra users password"
+    _validated(lambda: actions.set_password(_who(), user, password, reason))
+    print(f"Password of {user.username} changed")
+    if generated:
+        print(f"Password: {password}")
+    return 0
+
+
+def grant(args: argparse.Namespace) -> int:
+    from accounts import actions
+
+    user = _user(args.username)
+    actions.grant_role(_who(), user, args.role, args.namespace, reason=args.reason)
     print(f"{user.username} is now {args.role} on {args.namespace or 'all namespaces'}")
     return 0
 
 
 def revoke(args: argparse.Namespace) -> int:
+    from accounts import actions
+
     user = _user(args.username)
-    deleted, _ = Role.objects.filter(user=user, namespace=args.namespace).delete()
-    if not deleted:
+    if not actions.revoke_role(_who(), user, args.namespace, reason=args.reason):
         print(
             f"{user.username} had no role on {args.namespace or 'all namespaces'}",
             file=sys.stderr,
@@ -153,6 +208,8 @@ def revoke(args: argparse.Namespace) -> int:
 
 
 def list_users(args: argparse.Namespace) -> int:
+    from django.contrib.auth import get_user_model
+
     users = get_user_model().objects.order_by("username").prefetch_related("roles")
     rows = [
         {
@@ -189,20 +246,30 @@ def list_users(args: argparse.Namespace) -> int:
 
 
 def token(args: argparse.Namespace) -> int:
+    from django.conf import settings
+    from django.utils import timezone
+
+    from accounts import actions
+
     user = _user(args.username)
-    if args.expires_days is not None and args.expires_days < 1:
-        raise UsageError("--expires-days must be at least 1")
-    expires = (
-        timezone.now() + timedelta(days=args.expires_days)
-        if args.expires_days
-        else None
+    days = (
+        settings.ORCHESTRA_TOKEN_DAYS
+        if args.expires_days is None
+        else args.expires_days
     )
-    _, key = ApiToken.issue(user, args.name, expires_at=expires)
+    if not 1 <= days <= settings.ORCHESTRA_TOKEN_MAX_DAYS:
+        raise UsageError(
+            f"--expires-days must be between 1 and {settings.ORCHESTRA_TOKEN_MAX_DAYS} "
+            "(ORCHESTRA_TOKEN_MAX_DAYS)"
+        )
+    expires = timezone.now() + timedelta(days=days)
+    _, key = actions.issue_token(
+        _who(), user, args.name, expires_at=expires, reason=args.reason
+    )
     print(key)
     print(
-        f"API token {args.name!r} for {user.username}"
-        + (f", expires {expires:%Y-%m-%d}" if expires else "")
-        + ". It is shown only now; send it as 'Authorization: Bearer <token>'.",
+        f"API token {args.name!r} for {user.username}, expires {expires:%Y-%m-%d}. "
+        "It is shown only now; send it as 'Authorization: Bearer <token>'.",
         file=sys.stderr,
     )
     return 0

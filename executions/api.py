@@ -22,7 +22,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from accounts import roles
+from accounts import roles, streams
 from executions import storage
 from executions.access import get_execution_for_user
 from executions.filters import (
@@ -219,6 +219,9 @@ def follow_events(
     deadline = time.monotonic() + seconds
     last_seen = None
     last_beat = time.monotonic()
+    # EventSource reconnects this long after the stream ends (with
+    # Last-Event-ID), so a bounded stream still follows to the end.
+    yield f"retry: {RECONNECT_MS}\n\n"
     while True:
         execution = Execution.objects.filter(pk=execution_id).first()
         if execution is None:
@@ -251,15 +254,29 @@ def follow_events(
             time.sleep(poll)
 
 
+RECONNECT_MS = 3000
+
+
+def _leased(events, lease):
+    """Stream ``events``; the lease ends with the stream, also when the client
+    goes away (the server closes the generator then)."""
+    try:
+        yield from events
+    finally:
+        streams.close_lease(lease)
+
+
 @extend_schema(
     summary="Follow an execution and its logs live (text/event-stream)",
     description="Events: 'state' (the execution as in GET), 'log' (one line; its id is the "
     "event id), 'end' when the execution is over, 'timeout' when the connection's time is up. "
-    "Send Last-Event-ID (or ?after=) to resume after a log line.",
+    "Send Last-Event-ID (or ?after=) to resume after a log line. A follow lasts at most "
+    "ORCHESTRA_SSE_SECONDS (EventSource reconnects by itself); a user may have "
+    "ORCHESTRA_SSE_PER_USER follows open at once, more are answered 429.",
     parameters=[
         OpenApiParameter("after", int, description="resume after this log line id")
     ],
-    responses={(200, "text/event-stream"): OpenApiTypes.STR},
+    responses={(200, "text/event-stream"): OpenApiTypes.STR, 429: OpenApiTypes.OBJECT},
 )
 @api_view(["GET"])
 def follow_execution(request, pk: int):
@@ -271,8 +288,18 @@ def follow_execution(request, pk: int):
         after_id = max(int(after), 0)
     except ValueError:
         raise ValidationError({"after": "must be a log line id (an integer)"}) from None
+    seconds = settings.ORCHESTRA_SSE_SECONDS
+    try:
+        lease = streams.open_lease(request.user, seconds)
+    except streams.TooManyStreams as exc:
+        return Response(
+            {"detail": str(exc)},
+            status=429,
+            headers={"Retry-After": str(int(min(seconds, 60)))},
+        )
     response = StreamingHttpResponse(
-        follow_events(execution.pk, after_id), content_type="text/event-stream"
+        _leased(follow_events(execution.pk, after_id, seconds=seconds), lease),
+        content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

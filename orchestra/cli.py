@@ -11,14 +11,42 @@ import argparse
 import os
 import sys
 
-from orchestra.lib.env import hide_password
-from orchestra.lib.output import UsageError
+# Nothing else at the top: `orchestra --help` imports only these.
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # exit 2 with a one-line reason
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+DESCRIPTION = (
+    "Declarative YAML workflows on Celery workers. "
+    "Run 'orchestra server local' to start everything on this machine."
+)
+# The top-level words and their help, so `orchestra --help` (and a bare
+# `orchestra`) answer without starting Django. tests/cli/test_cli_start.py
+# checks this table against the parser the modules build.
+COMMANDS = {
+    "server": "run Orchestra's processes",
+    "namespaces": "namespaces and their flows",
+    "flows": "validate, deploy, list, run and test flows",
+    "executions": "inspect and steer executions",
+    "cleanup": "find and cancel stuck executions (preview with --dry-run)",
+    "sla": "SLA/SLO rules, misses and the sweep",
+    "users": "user accounts, namespace roles and API tokens",
+    "manage": "run a Django management command (migrate, shell, ...)",
+}
+
+
+def summary_parser() -> argparse.ArgumentParser:
+    """The top level only: every command word with its help, no verbs."""
+    parser = Parser(prog="orchestra", description=DESCRIPTION)
+    groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=Parser)
+    groups.required = True
+    for name, help_text in COMMANDS.items():
+        groups.add_parser(name, help=help_text)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,11 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     from orchestra import server
     from sla import cli as sla_cli
 
-    parser = Parser(
-        prog="orchestra",
-        description="Declarative YAML workflows on Celery workers. "
-        "Run 'orchestra server local' to start everything on this machine.",
-    )
+    parser = Parser(prog="orchestra", description=DESCRIPTION)
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=Parser)
     groups.required = True
     registry: dict[str, argparse._SubParsersAction] = {}
@@ -82,8 +106,14 @@ def _ensure_local_database() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if not words or words[0] in ("-h", "--help"):
+        # Answered from the table above: no Django, no Celery, no database.
+        summary_parser().parse_args(words)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestra.settings")
     from django.core.exceptions import ImproperlyConfigured
+
+    from orchestra.lib.output import UsageError
 
     try:
         import django
@@ -117,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _database_label() -> str:
     from django.conf import settings
+
+    from orchestra.lib.env import hide_password
 
     url = settings.DATABASE_URL
     if "DATABASE_URL" not in os.environ:

@@ -38,9 +38,37 @@ def register(group) -> None:
     )
     p.set_defaults(func=local)
 
-    p = server.add_parser("web", help="the web dashboard and REST API")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p = server.add_parser(
+        "web",
+        help="the web dashboard and REST API (gunicorn)",
+        description="Serves the dashboard and API with gunicorn: WORKERS processes of "
+        "THREADS threads each. Each thread holds at most one database connection, so "
+        "the server never opens more than WORKERS x THREADS. Needs ALLOWED_HOSTS "
+        "and CSRF_TRUSTED_ORIGINS.",
+    )
+    p.add_argument("--host", default=os.environ.get("ORCHESTRA_WEB_HOST", "127.0.0.1"))
+    p.add_argument(
+        "--port", type=int, default=int(os.environ.get("ORCHESTRA_WEB_PORT", "8080"))
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=os.environ.get("ORCHESTRA_WEB_WORKERS", "2"),
+        help="processes (ORCHESTRA_WEB_WORKERS, default 2: one per core of a "
+        "2-core machine)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        default=os.environ.get("ORCHESTRA_WEB_THREADS", "8"),
+        help="threads per process (ORCHESTRA_WEB_THREADS, default 8)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive,
+        default=os.environ.get("ORCHESTRA_WEB_TIMEOUT", "60"),
+        help="seconds a silent worker may take before gunicorn restarts it",
+    )
     p.set_defaults(func=web)
 
     p = server.add_parser(
@@ -167,6 +195,7 @@ def local(args: argparse.Namespace) -> int:
             flush=True,
         )
         supervisor.start()
+        _allow_local_host(args.host)
         _serve(args.host, args.port)
     except KeyboardInterrupt:
         pass
@@ -250,6 +279,20 @@ def _stop(children: list[subprocess.Popen]) -> None:
             child.wait()
 
 
+def _allow_local_host(host: str) -> None:
+    """Local mode answers the name it was started on, besides localhost."""
+    if "ALLOWED_HOSTS" in os.environ or host in settings.ALLOWED_HOSTS:
+        return
+    if host in ("0.0.0.0", "::"):
+        print(
+            "  other machines reach this server only by a name listed in "
+            "ALLOWED_HOSTS (e.g. ALLOWED_HOSTS=my-laptop.lan)",
+            flush=True,
+        )
+        return
+    settings.ALLOWED_HOSTS.append(host)
+
+
 def _serve(host: str, port: int) -> None:
     from django.core.management import call_command
 
@@ -265,26 +308,76 @@ def _serve(host: str, port: int) -> None:
     )
 
 
-def web(args: argparse.Namespace) -> int:
-    ensure_database()
+def _positive(text: str) -> int:
     try:
-        import gunicorn  # noqa: F401
-    except ImportError:
-        _serve(args.host, args.port)
-        return 0
-    os.execvp(
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def gunicorn_command(args: argparse.Namespace) -> list[str]:
+    """gunicorn with threaded workers; the bound on threads is the bound on
+    database connections (one per thread, CONN_MAX_AGE keeps it)."""
+    return [
         sys.executable,
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "orchestra.wsgi",
-            "--bind",
-            f"{args.host}:{args.port}",
-            "--workers",
-            "3",
-        ],
+        "-m",
+        "gunicorn",
+        "orchestra.wsgi:application",
+        "--bind",
+        f"{args.host}:{args.port}",
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(args.workers),
+        "--threads",
+        str(args.threads),
+        "--timeout",
+        str(args.timeout),
+        "--graceful-timeout",
+        "30",
+        # A connection whose request has not arrived after this long is
+        # closed (gunicorn's guard against slow clients holding threads).
+        "--keep-alive",
+        os.environ.get("ORCHESTRA_WEB_KEEPALIVE", "5"),
+        # gunicorn's control socket would be one fixed path per OS user,
+        # shared by every server on the machine: not wanted.
+        "--no-control-socket",
+        "--access-logfile",
+        "-",
+        "--forwarded-allow-ips",
+        os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+    ]
+
+
+def web(args: argparse.Namespace) -> int:
+    from orchestra.security import web_settings_problems
+
+    problems = web_settings_problems()
+    if problems:
+        print("orchestra: the web server will not start:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print(
+            "  (local mode, orchestra server local, needs neither: it answers only "
+            "on this machine)",
+            file=sys.stderr,
+        )
+        return 2
+    ensure_database()
+    # Live follows hold a thread each: never more than half of all threads.
+    os.environ.setdefault(
+        "ORCHESTRA_SSE_MAX_STREAMS", str(max(1, args.workers * args.threads // 2))
     )
+    # The migration check's connection would survive exec (libpq's socket is
+    # inherited) and be held for ever by gunicorn's master and every worker.
+    from django.db import connections
+
+    connections.close_all()
+    cmd = gunicorn_command(args)
+    os.execvp(cmd[0], cmd)
     return 0
 
 

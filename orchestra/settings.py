@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -45,8 +46,16 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = envbool("DEBUG", False)
-ALLOWED_HOSTS = [h for h in envstr("ALLOWED_HOSTS", "*").split(",") if h]
-CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# Local mode answers only this machine's names; `orchestra server web` refuses
+# to start until both are set (orchestra/security.py says why and how).
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in envstr("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+    if h.strip()
+]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -67,6 +76,8 @@ INSTALLED_APPS = [
     "executions",
     "executions.stuck",
     "sla",
+    "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -80,6 +91,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "orchestra.security.SecureCookiesOverHttps",
+    # Last, as django-axes asks: it turns a lockout raised in a view into a page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "orchestra.urls"
@@ -106,7 +121,14 @@ DATABASE_URL = envurl(
     "DATABASE_URL", _default_db, {"sqlite", "postgres", "postgresql", "pgsql"}
 )
 try:
-    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    # Each web thread and worker keeps at most one connection, for this long
+    # (0 closes it after every request): `orchestra server web` thus holds at
+    # most workers x threads connections, whatever the load.
+    _db = dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=envint("ORCHESTRA_DB_CONN_MAX_AGE", 60, minimum=0),
+        conn_health_checks=True,
+    )
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from None
 if _db["ENGINE"] == "django.db.backends.sqlite3":
@@ -123,8 +145,23 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+_validators = "django.contrib.auth.password_validation."
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": _validators + "UserAttributeSimilarityValidator"},
+    {
+        "NAME": _validators + "MinimumLengthValidator",
+        "OPTIONS": {
+            "min_length": envint("ORCHESTRA_PASSWORD_MIN_LENGTH", 10, minimum=8)
+        },
+    },
+    {"NAME": _validators + "CommonPasswordValidator"},
+    {"NAME": _validators + "NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out username+address before the
+    # password is even checked, so the right password during a lockout fails.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -366,7 +403,7 @@ SPECTACULAR_SETTINGS.update(
     }
 )
 # Server-sent events: how long one follow connection lasts, and how often it polls.
-ORCHESTRA_SSE_SECONDS = envfloat("ORCHESTRA_SSE_SECONDS", 300.0, minimum=1)
+ORCHESTRA_SSE_SECONDS = envfloat("ORCHESTRA_SSE_SECONDS", 60.0, minimum=1)
 ORCHESTRA_SSE_POLL_SECONDS = envfloat("ORCHESTRA_SSE_POLL_SECONDS", 0.5, minimum=0.05)
 # --- SLA ------------------------------------------------------------------
 CELERY_BEAT_SCHEDULE["sla-sweep"] = {"task": "orchestra.sla_sweep", "schedule": 60.0}
@@ -415,3 +452,59 @@ CRONTAB_COMMAND_PREFIX = " ".join(
     )
     if os.environ.get(name)
 )
+
+# --- Web security (issue 12) ----------------------------------------------
+# Login throttling: this many failures for one username from one address lock
+# that pair out for ORCHESTRA_LOGIN_LOCKOUT_MINUTES (a success resets the count).
+AXES_FAILURE_LIMIT = envint("ORCHESTRA_LOGIN_FAILURES", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=envint("ORCHESTRA_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_VERBOSE = False
+# API tokens expire: this many days after creation unless asked otherwise.
+ORCHESTRA_TOKEN_DAYS = envint("ORCHESTRA_TOKEN_DAYS", 90, minimum=1)
+ORCHESTRA_TOKEN_MAX_DAYS = envint("ORCHESTRA_TOKEN_MAX_DAYS", 365, minimum=1)
+# Live follows (SSE): at most this many open at once per user, and in all (a
+# follow holds one web thread for its whole life, ORCHESTRA_SSE_SECONDS).
+ORCHESTRA_SSE_PER_USER = envint("ORCHESTRA_SSE_PER_USER", 4, minimum=1)
+ORCHESTRA_SSE_MAX_STREAMS = envint("ORCHESTRA_SSE_MAX_STREAMS", 8, minimum=1)
+
+# HTTPS: behind a TLS-terminating proxy, SECURE_PROXY_SSL_HEADER names the
+# header it sets ("X-Forwarded-Proto" means "X-Forwarded-Proto: https"; only
+# set it when the proxy always overwrites that header). Requests that arrive
+# over HTTPS then get Secure cookies and HSTS.
+if _proxy_header := envstr("SECURE_PROXY_SSL_HEADER", "").strip():
+    _name, _, _value = _proxy_header.partition(":")
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + _name.strip().upper().replace("-", "_"),
+        _value.strip() or "https",
+    )
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts only from our own /static/
+# (no inline scripts, no eval: htmx runs with allowEval false). Inline style
+# attributes stay allowed: they carry widths of bars, not code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}

@@ -17,6 +17,13 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", account_views.account, name="account"),
+    path("account/tokens/", account_views.tokens, name="account-tokens"),
+    path(
+        "account/tokens/<int:pk>/revoke",
+        account_views.revoke_token,
+        name="account-token-revoke",
+    ),
+    path("account/password/", account_views.change_password, name="account-password"),
     path("api/health", login_not_required(views.health), name="health"),
     path("api/me", account_views.me, name="api-me"),
     path("stuck/", include("executions.stuck.urls")),

@@ -233,9 +233,11 @@ def test_follow_streams_state_logs_and_ends_when_the_execution_is_over(
     )
     assert response["Content-Type"] == "text/event-stream"
     text = b"".join(response.streaming_content).decode()
-    events = [block.split("\n") for block in text.strip().split("\n\n")]
+    blocks = [block.split("\n") for block in text.strip().split("\n\n")]
+    # The first block only tells EventSource when to reconnect (bounded streams).
+    assert blocks[0] == ["retry: 3000"]
     kinds = [
-        next(line[7:] for line in ev if line.startswith("event: ")) for ev in events
+        next(line[7:] for line in ev if line.startswith("event: ")) for ev in blocks[1:]
     ]
     assert kinds == ["state", "log", "log", "end"]
     assert '"message": "b"' in text

@@ -121,18 +121,17 @@ def test_it_logs_in_filters_reads_logs_kills_and_validates_a_flow(
     page.fill("input[name=namespace]", "company.data")
     page.check("input[name=state][value=FAILED]")
     page.wait_for_url(re.compile(r"state=FAILED"))
-    page.wait_for_function(
-        "document.querySelectorAll('#rows tbody tr[data-id]').length === 1"
-    )
+    # Locator waits, not wait_for_function: the page's CSP forbids eval.
+    from playwright.sync_api import expect
+
+    expect(page.locator("#rows tbody tr[data-id]")).to_have_count(1)
     ids = page.eval_on_selector_all(
         "#rows tbody tr[data-id]", "rows => rows.map(r => r.dataset.id)"
     )
     assert ids == [str(seeded["failed"].pk)]
     assert "namespace=company.data" in page.url
     page.uncheck("input[name=state][value=FAILED]")
-    page.wait_for_function(
-        "document.querySelectorAll('#rows tbody tr[data-id]').length > 5"
-    )
+    page.locator("#rows tbody tr[data-id]").nth(5).wait_for()
     page.screenshot(path=str(shots / "executions.png"), full_page=True)
 
     # Detail of the real run: Gantt bars and its log lines.
