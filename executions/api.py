@@ -17,7 +17,7 @@ from django.http import Http404, QueryDict, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view, renderer_classes
+from rest_framework.decorators import api_view, parser_classes, renderer_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -44,8 +44,10 @@ from executions.serializers import (
     BulkIn,
     BulkOut,
     ExecuteIn,
+    ExecutionDetailOut,
     ExecutionOut,
     ExecutionPageOut,
+    LogOut,
     LogPageOut,
     ReasonIn,
     ReplayIn,
@@ -53,6 +55,8 @@ from executions.serializers import (
 )
 from flows.access import get_flow_for_user
 from orchestra.lib import levels
+from orchestra.lib.parsers import FORM_PARSERS
+from orchestra.lib.shapes import shaped
 
 MAX_PAGE = 100
 
@@ -122,11 +126,14 @@ def search_executions(request):
         params["cursor"] = page.next_cursor
         next_url = request.build_absolute_uri(request.path) + "?" + params.urlencode()
     return Response(
-        {
-            "results": [execution_as_dict(e, taskruns=False) for e in page.rows],
-            "next": next_url,
-            "next_cursor": page.next_cursor,
-        }
+        shaped(
+            ExecutionPageOut,
+            {
+                "results": [execution_as_dict(e, taskruns=False) for e in page.rows],
+                "next": next_url,
+                "next_cursor": page.next_cursor,
+            },
+        )
     )
 
 
@@ -134,14 +141,14 @@ def search_executions(request):
     methods=["GET"],
     summary="One execution with its task runs",
     operation_id="executions_get",
-    responses=ExecutionOut,
+    responses=ExecutionDetailOut,
 )
 @extend_schema(
     methods=["DELETE"],
     summary="Delete an ended execution (editor)",
     operation_id="executions_delete",
     request=None,
-    responses={204: None},
+    responses={204: None, 409: None},
 )
 @api_view(["GET", "DELETE"])
 def execution_detail(request, pk: int):
@@ -154,7 +161,7 @@ def execution_detail(request, pk: int):
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
     execution = get_execution_for_user(request, pk)
-    return Response(execution_as_dict(execution))
+    return Response(shaped(ExecutionDetailOut, execution_as_dict(execution)))
 
 
 def _levels(request) -> list[str] | None:
@@ -192,11 +199,14 @@ def execution_logs(request, pk: int):
     more = len(rows) > size
     rows = rows[:size]
     return Response(
-        {
-            "results": [log_as_dict(r) for r in rows],
-            "last_id": rows[-1].pk if rows else after,
-            "more": more,
-        }
+        shaped(
+            LogPageOut,
+            {
+                "results": [log_as_dict(r) for r in rows],
+                "last_id": rows[-1].pk if rows else after,
+                "more": more,
+            },
+        )
     )
 
 
@@ -227,14 +237,16 @@ def follow_events(
         fingerprint = (execution.state, execution.progress_at)
         if fingerprint != last_seen:
             last_seen = fingerprint
-            yield _sse("state", execution_as_dict(execution))
+            yield _sse(
+                "state", shaped(ExecutionDetailOut, execution_as_dict(execution))
+            )
         lines = list(
             LogEntry.objects.filter(execution_id=execution_id, id__gt=after).order_by(
                 "id"
             )[:500]
         )
         for line in lines:
-            yield _sse("log", log_as_dict(line), line.pk)
+            yield _sse("log", shaped(LogOut, log_as_dict(line)), line.pk)
             after = line.pk
         if execution.is_terminal and len(lines) < 500:
             yield _sse("end", {"id": execution.pk, "state": execution.state})
@@ -335,13 +347,13 @@ def _act(request, pk: int, body_class, verb, done: str, **answer) -> Response:
         reason=data.pop("reason", "") or f"{done} through the API",
         **data,
     )
-    return Response(execution_as_dict(result), **answer)
+    return Response(shaped(ExecutionDetailOut, execution_as_dict(result)), **answer)
 
 
 @extend_schema(
     summary="Kill a running execution (operator)",
     request=ReasonIn,
-    responses=ExecutionOut,
+    responses={200: ExecutionDetailOut, 409: None},
 )
 @api_view(["POST"])
 def kill_execution(request, pk: int):
@@ -351,7 +363,7 @@ def kill_execution(request, pk: int):
 @extend_schema(
     summary="Restart a failed, killed or cancelled execution (operator)",
     request=ReasonIn,
-    responses=ExecutionOut,
+    responses={200: ExecutionDetailOut, 409: None},
 )
 @api_view(["POST"])
 def restart_execution(request, pk: int):
@@ -361,7 +373,7 @@ def restart_execution(request, pk: int):
 @extend_schema(
     summary="Replay an execution as a new one, optionally from a task (operator)",
     request=ReplayIn,
-    responses=ExecutionOut,
+    responses={201: ExecutionDetailOut, 409: None},
 )
 @api_view(["POST"])
 def replay_execution(request, pk: int):
@@ -373,7 +385,7 @@ def replay_execution(request, pk: int):
 @extend_schema(
     summary="Resume a paused execution (operator)",
     request=ResumeIn,
-    responses=ExecutionOut,
+    responses={200: ExecutionDetailOut, 409: None},
 )
 @api_view(["POST"])
 def resume_execution(request, pk: int):
@@ -409,22 +421,26 @@ def bulk_executions(request):
         found = {row.execution.pk for row in plan.rows}
         missing = [pk for pk in data.get("ids", []) if pk not in found]
         return Response(
-            {
-                "action": action.name,
-                "dry_run": True,
-                "count": len(plan.acting),
-                "execution_ids": [r.execution.pk for r in plan.acting],
-                "skipped": [
-                    {"id": r.execution.pk, "reason": r.refusal} for r in plan.skipped
-                ]
-                + [{"id": pk, "reason": "not found"} for pk in missing],
-                "message": f"would {action.name} {len(plan.acting)} execution(s)"
-                + (
-                    f", {len(plan.skipped) + len(missing)} skipped"
-                    if plan.skipped or missing
-                    else ""
-                ),
-            }
+            shaped(
+                BulkOut,
+                {
+                    "action": action.name,
+                    "dry_run": True,
+                    "count": len(plan.acting),
+                    "execution_ids": [r.execution.pk for r in plan.acting],
+                    "skipped": [
+                        {"id": r.execution.pk, "reason": r.refusal}
+                        for r in plan.skipped
+                    ]
+                    + [{"id": pk, "reason": "not found"} for pk in missing],
+                    "message": f"would {action.name} {len(plan.acting)} execution(s)"
+                    + (
+                        f", {len(plan.skipped) + len(missing)} skipped"
+                        if plan.skipped or missing
+                        else ""
+                    ),
+                },
+            ),
         )
     ids = [r.execution.pk for r in plan.rows] + [
         pk
@@ -437,7 +453,7 @@ def bulk_executions(request):
         ids,
         reason=data["reason"] or f"bulk {action.name} through the API",
     )
-    return Response({**result.as_dict(), "dry_run": False})
+    return Response(shaped(BulkOut, {**result.as_dict(), "dry_run": False}))
 
 
 # --- execute -------------------------------------------------------------------
@@ -452,6 +468,7 @@ RESERVED = {"labels"}
     responses={201: ExecutionOut},
 )
 @api_view(["POST"])
+@parser_classes(FORM_PARSERS)
 def execute_flow(request, namespace: str, flow_id: str):
     flow = get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
     if request.content_type.startswith(
@@ -490,5 +507,6 @@ def execute_flow(request, namespace: str, flow_id: str):
         actor=Actor.from_request(request, "api"),
     )
     return Response(
-        execution_as_dict(execution, taskruns=False), status=status.HTTP_201_CREATED
+        shaped(ExecutionOut, execution_as_dict(execution, taskruns=False)),
+        status=status.HTTP_201_CREATED,
     )

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "orchestra.api.APIBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -295,14 +296,8 @@ CELERY_BEAT_SCHEDULE["purge-trigger-events"] = {
 
 # --- Web dashboard and REST API -------------------------------------------
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "orchestra.api.api_exception_handler"
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
-    "rest_framework.parsers.JSONParser",
-    "rest_framework.parsers.FormParser",
-    "rest_framework.parsers.MultiPartParser",
-    "orchestra.api.YAMLTextParser",
-    "orchestra.api.XYAMLTextParser",
-    "orchestra.api.ApplicationYAMLParser",
-]
+# JSON objects only by default; flows add YAML, execute adds forms (orchestra/lib/parsers.py).
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["orchestra.lib.parsers.ObjectJSONParser"]
 INSTALLED_APPS.append("drf_spectacular_sidecar")
 SPECTACULAR_SETTINGS.update(
     {
@@ -315,6 +310,10 @@ SPECTACULAR_SETTINGS.update(
         # Like every page: the schema and its docs need a login (session or token).
         "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
         "COMPONENT_SPLIT_REQUEST": True,
+        "POSTPROCESSING_HOOKS": [
+            "drf_spectacular.hooks.postprocess_schema_enums",
+            "orchestra.schema.add_error_responses",
+        ],
     }
 )
 # Server-sent events: how long one follow connection lasts, and how often it polls.

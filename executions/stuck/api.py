@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view
@@ -12,93 +10,118 @@ from rest_framework.response import Response
 from accounts import roles
 from executions.lifecycle.actor import Actor
 from executions.stuck import cleanup
-
-FIELDS = {"older_than_minutes", "dry_run", "namespace", "flow", "max"}
-
-
-def _int_field(data: dict, name: str, default: int | None) -> int | None:
-    value = data.get(name, default)
-    if value is None and default is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    if value > cleanup.MAX_MINUTES and name == "older_than_minutes":
-        raise ValueError(
-            f"{name} must be at most {cleanup.MAX_MINUTES} (ten years), got {value}"
-        )
-    return value
+from orchestra.lib.shapes import shaped
 
 
-def _parse(data: Any) -> dict[str, Any]:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(
-            "the body must be a JSON object such as "
-            '{"older_than_minutes": 5, "dry_run": true}'
-        )
-    unknown = sorted(set(data) - FIELDS)
-    if unknown:
-        raise ValueError(
-            f"unknown field(s) {', '.join(unknown)}; allowed: "
-            f"{', '.join(sorted(FIELDS))}"
-        )
-    dry_run = data.get("dry_run", False)
-    if not isinstance(dry_run, bool):
-        raise ValueError(f"dry_run must be true or false, got {dry_run!r}")
-    text = {}
-    for name in ("namespace", "flow"):
-        value = data.get(name) or ""
-        if not isinstance(value, str):
-            raise ValueError(f"{name} must be a string, got {value!r}")
-        text[name] = value.strip()
-    return {
-        "older_than_minutes": _int_field(data, "older_than_minutes", 5),
-        "dry_run": dry_run,
-        "max_count": _int_field(data, "max", None),
-        **text,
-    }
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: ``"5"``, ``5.0`` and ``true`` are refused, not coerced."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
-class CleanupRequest(serializers.Serializer):
-    older_than_minutes = serializers.IntegerField(
-        min_value=1, default=5, required=False
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class CleanupIn(serializers.Serializer):
+    """The one definition of the cleanup request: it validates the body and
+    documents it (the page's form and the CLI flags share its bounds)."""
+
+    older_than_minutes = StrictIntegerField(
+        min_value=1,
+        max_value=cleanup.MAX_MINUTES,
+        default=5,
+        required=False,
+        help_text="Minimum age, and minimum time without progress for a stall.",
     )
-    dry_run = serializers.BooleanField(default=False, required=False)
+    dry_run = StrictBooleanField(
+        default=False, required=False, help_text="List what would be cancelled."
+    )
     namespace = serializers.CharField(
         required=False,
+        default="",
         allow_blank=True,
+        max_length=255,
         help_text="Only this namespace and its children.",
     )
-    flow = serializers.CharField(required=False, allow_blank=True, help_text="Flow id.")
-    max = serializers.IntegerField(
+    flow = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=255,
+        help_text="Flow id.",
+    )
+    max = StrictIntegerField(
         min_value=1,
+        max_value=cleanup.MAX_CAP,
         required=False,
         allow_null=True,
+        default=None,
         help_text="Cancel at most this many, oldest first.",
     )
 
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise serializers.ValidationError(
+                {
+                    "non_field_errors": [
+                        f"unknown field(s) {', '.join(unknown)}; allowed: "
+                        + ", ".join(sorted(self.fields))
+                    ]
+                }
+            )
+        return super().to_internal_value(data)
 
-class CleanupResponse(serializers.Serializer):
+
+class VerdictOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    namespace = serializers.CharField()
+    flow_id = serializers.CharField()
+    state = serializers.CharField()
+    created_at = serializers.CharField()
+    progress_at = serializers.CharField()
+    kind = serializers.CharField()
+    reason = serializers.CharField()
+    worker = serializers.CharField(allow_null=True, allow_blank=True)
+
+
+class SkippedOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class SparedOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    flow = serializers.CharField()
+    kind = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class CleanupOut(serializers.Serializer):
     cancelled_count = serializers.IntegerField()
     execution_ids = serializers.ListField(child=serializers.IntegerField())
     message = serializers.CharField()
     dry_run = serializers.BooleanField()
     cleanup_id = serializers.IntegerField()
     reasons = serializers.DictField(child=serializers.CharField())
-    stuck = serializers.ListField(child=serializers.DictField())
-    skipped = serializers.ListField(child=serializers.DictField())
+    stuck = VerdictOut(many=True)
+    skipped = SkippedOut(many=True)
     beyond_cap = serializers.IntegerField()
-    not_permitted = serializers.ListField(child=serializers.DictField())
+    not_permitted = VerdictOut(many=True)
     spared_count = serializers.IntegerField()
-    spared = serializers.ListField(child=serializers.DictField())
+    spared = SparedOut(many=True)
 
 
 @extend_schema(
-    request=CleanupRequest,
-    responses={200: CleanupResponse},
+    request=CleanupIn,
+    responses={200: CleanupOut},
     tags=["executions"],
     summary="Cancel stuck executions (or list them with dry_run)",
 )
@@ -111,11 +134,10 @@ def cleanup_api(request):
     ``execution_ids``, ``message``, plus reasons, spared and skipped rows.
     Only executions in namespaces where the caller is operator are cancelled.
     """
-    try:
-        params = _parse(request.data if request.body else {})
-    except ValueError as exc:
-        return Response({"detail": str(exc)}, status=400)
-    ns = params["namespace"]
+    body = CleanupIn(data=request.data)
+    body.is_valid(raise_exception=True)
+    params = body.validated_data
+    ns = params["namespace"].strip()
     if (
         ns
         and not params["dry_run"]
@@ -128,8 +150,8 @@ def cleanup_api(request):
         older_than_minutes=params["older_than_minutes"],
         dry_run=params["dry_run"],
         namespace=ns,
-        flow=params["flow"],
-        max_count=params["max_count"],
+        flow=params["flow"].strip(),
+        max_count=params["max"],
         actor=Actor.from_request(request, "api"),
     )
-    return Response(result)
+    return Response(shaped(CleanupOut, result))

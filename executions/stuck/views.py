@@ -28,9 +28,13 @@ class CleanupForm(forms.Form):
         label="Older than (minutes)",
         help_text="Minimum age, and minimum time without progress for a stall.",
     )
-    namespace = forms.CharField(required=False, help_text="Children included.")
-    flow = forms.CharField(required=False, label="Flow id")
-    max = forms.IntegerField(required=False, min_value=1, label="Cancel at most")
+    namespace = forms.CharField(
+        required=False, max_length=255, help_text="Children included."
+    )
+    flow = forms.CharField(required=False, max_length=255, label="Flow id")
+    max = forms.IntegerField(
+        required=False, min_value=1, max_value=cleanup.MAX_CAP, label="Cancel at most"
+    )
 
 
 def _get_run_for_user(request, run_id: int) -> CleanupRun:

@@ -1,0 +1,50 @@
+"""Request body parsers of the REST API (DRF), shared by every app's endpoints."""
+
+from __future__ import annotations
+
+from rest_framework import exceptions, parsers
+
+
+class ObjectJSONParser(parsers.JSONParser):
+    """JSON bodies, which must be one object: ``null``, a list or a bare string
+    is refused with 400 before any endpoint sees it (a ``null`` once ran a
+    real cleanup because it looked like "no options")."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        if not isinstance(data, dict):
+            kind = "null" if data is None else type(data).__name__
+            raise exceptions.ParseError(
+                f"the JSON body must be an object ({{...}}), not {kind}"
+            )
+        return data
+
+
+class YAMLTextParser(parsers.BaseParser):
+    """A raw YAML document (``Content-Type: text/yaml``) becomes ``{"source": text}``."""
+
+    media_type = "text/yaml"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        raw = stream.read() if stream else b""
+        try:
+            return {"source": raw.decode("utf-8")}
+        except UnicodeDecodeError as exc:
+            raise exceptions.ParseError(
+                f"the YAML body is not UTF-8 text ({exc.reason})"
+            ) from None
+
+
+class XYAMLTextParser(YAMLTextParser):
+    media_type = "application/x-yaml"
+
+
+class ApplicationYAMLParser(YAMLTextParser):
+    media_type = "application/yaml"
+
+
+YAML_PARSERS = [YAMLTextParser, XYAMLTextParser, ApplicationYAMLParser]
+# Endpoints take JSON unless they say otherwise (flows: YAML too; execute:
+# multipart forms too): any other Content-Type is a 415, not a guess.
+FLOW_PARSERS = [ObjectJSONParser, *YAML_PARSERS]
+FORM_PARSERS = [ObjectJSONParser, parsers.FormParser, parsers.MultiPartParser]
