@@ -292,13 +292,17 @@ def follow_execution(request, pk: int):
 
 
 class AnyMediaRenderer(BaseRenderer):
-    """Lets a download be asked for with any Accept header (the file's own
-    type is set on the response); errors are still JSON when accepted."""
+    """Lets a download be asked for with any Accept header. A download is the
+    file's own response (its type set there); what this renders is only ever
+    an error, and an error is JSON whatever was accepted."""
 
     media_type = "*/*"
     format = "file"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            response["Content-Type"] = "application/json"
         return json.dumps(data).encode() if data is not None else b""
 
 
@@ -467,9 +471,14 @@ RESERVED = {"labels"}
     request={"application/json": ExecuteIn, "multipart/form-data": OpenApiTypes.OBJECT},
     responses={201: ExecutionOut},
 )
-@api_view(["POST"])
+@extend_schema(methods=["GET"], exclude=True)
+@api_view(["POST", "GET"])
 @parser_classes(FORM_PARSERS)
 def execute_flow(request, namespace: str, flow_id: str):
+    if request.method == "GET":
+        # /api/executions/<x>/logs with an <x> that is no execution id lands
+        # here (the route of executing flow <x>.logs): say what is missing.
+        raise Http404(f"no execution {namespace}")
     flow = get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
     if request.content_type.startswith(
         ("multipart/", "application/x-www-form-urlencoded")

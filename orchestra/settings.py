@@ -264,6 +264,15 @@ CELERY_BEAT_SCHEDULE["stuck-auto-cleanup"] = {
     "task": "orchestra.stuck_auto_cleanup",
     "schedule": ORCHESTRA_STUCK_SWEEP_SECONDS,
 }
+# Unconfirmed cleanup previews (dry runs) are deleted after this many hours
+# (0: kept forever); confirmed cleanups are kept as the audit.
+ORCHESTRA_CLEANUP_PREVIEW_RETENTION_HOURS = envint(
+    "ORCHESTRA_CLEANUP_PREVIEW_RETENTION_HOURS", 24, minimum=0
+)
+CELERY_BEAT_SCHEDULE["purge-cleanup-previews"] = {
+    "task": "orchestra.purge_cleanup_previews",
+    "schedule": 3600.0,
+}
 # --- Triggers -------------------------------------------------------------
 # How often beat evaluates schedules (and sweeps leftover flow-trigger events
 # and queued executions); a cron date is "missed" (recoverMissedSchedules)

@@ -156,7 +156,7 @@ def rules(request):
 def rule(request, pk: int):
     """One rule; PUT/PATCH change the fields sent, DELETE removes it (past misses stay)."""
     need = roles.EDITOR if request.method == "DELETE" else roles.VIEWER
-    found = get_rule_for_user(request, pk, need, hide=True)
+    found = get_rule_for_user(request, pk, need)
     if request.method == "GET":
         return Response(shaped(RuleOut, rule_as_dict(found)))
     if request.method == "DELETE":

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from executions.serializers import LabelsField
+from orchestra.lib.shapes import NoUnknownFields, StrictBooleanField, StrictIntegerField
 
 DURATION = "ISO-8601 (PT1H30M) or short (45m, 1h30m)"
 
@@ -34,21 +35,7 @@ class RecipientsField(serializers.Field):
         return value
 
 
-class StrictBooleanField(serializers.BooleanField):
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
-
-class StrictIntegerField(serializers.IntegerField):
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class RuleIn(serializers.Serializer):
+class RuleIn(NoUnknownFields, serializers.Serializer):
     """A rule's fields; on PUT/PATCH only those sent change."""
 
     name = serializers.CharField(required=False, max_length=200)
@@ -72,19 +59,6 @@ class RuleIn(serializers.Serializer):
     onBreach = serializers.CharField(required=False, max_length=16)
     addLabels = LabelsField(required=False, allow_null=True)
     enabled = StrictBooleanField(required=False)
-
-    def to_internal_value(self, data):
-        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
-        if unknown:
-            raise serializers.ValidationError(
-                {
-                    "non_field_errors": [
-                        f"unknown field(s): {', '.join(unknown)}; fields are "
-                        + ", ".join(self.fields)
-                    ]
-                }
-            )
-        return super().to_internal_value(data)
 
 
 class RuleOut(serializers.Serializer):

@@ -10,26 +10,16 @@ from rest_framework.response import Response
 from accounts import roles
 from executions.lifecycle.actor import Actor
 from executions.stuck import cleanup
-from orchestra.lib.shapes import shaped
+from orchestra.lib.shapes import (
+    NoUnknownFields,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    shaped,
+)
 
 
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer: ``"5"``, ``5.0`` and ``true`` are refused, not coerced."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
-
-class CleanupIn(serializers.Serializer):
+class CleanupIn(NoUnknownFields, serializers.Serializer):
     """The one definition of the cleanup request: it validates the body and
     documents it (the page's form and the CLI flags share its bounds)."""
 
@@ -43,7 +33,7 @@ class CleanupIn(serializers.Serializer):
     dry_run = StrictBooleanField(
         default=False, required=False, help_text="List what would be cancelled."
     )
-    namespace = serializers.CharField(
+    namespace = StrictCharField(
         required=False,
         default="",
         allow_blank=True,
@@ -65,19 +55,6 @@ class CleanupIn(serializers.Serializer):
         default=None,
         help_text="Cancel at most this many, oldest first.",
     )
-
-    def to_internal_value(self, data):
-        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
-        if unknown:
-            raise serializers.ValidationError(
-                {
-                    "non_field_errors": [
-                        f"unknown field(s) {', '.join(unknown)}; allowed: "
-                        + ", ".join(sorted(self.fields))
-                    ]
-                }
-            )
-        return super().to_internal_value(data)
 
 
 class VerdictOut(serializers.Serializer):

@@ -13,9 +13,11 @@ class ObjectJSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         data = super().parse(stream, media_type, parser_context)
         if not isinstance(data, dict):
-            kind = "null" if data is None else type(data).__name__
+            kind = {type(None): "null", list: "a list", str: "a string"}.get(
+                type(data), "a number or boolean"
+            )
             raise exceptions.ParseError(
-                f"the JSON body must be an object ({{...}}), not {kind}"
+                f"the body must be a JSON object ({{...}}), not {kind}"
             )
         return data
 
