@@ -1,12 +1,13 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from accounts import roles
 from accounts.models import Role
+from accounts.serializers import MeOut
+from orchestra.lib.shapes import shaped
 
 
 @login_required
@@ -21,19 +22,22 @@ def account(request):
     )
 
 
-@extend_schema(summary="Who am I: user and roles", responses=OpenApiTypes.OBJECT)
+@extend_schema(summary="Who am I: user and roles", responses=MeOut)
 @api_view(["GET"])
 def me(request):
     """The authenticated user and the namespace prefixes they hold each role on."""
     user = request.user
     return Response(
-        {
-            "username": user.get_username(),
-            "superuser": user.is_superuser,
-            "roles": [
-                {"role": r.role, "namespace": r.namespace}
-                for r in Role.objects.filter(user=user)
-            ],
-            "viewer_prefixes": roles.prefixes(user, roles.VIEWER),
-        }
+        shaped(
+            MeOut,
+            {
+                "username": user.get_username(),
+                "superuser": user.is_superuser,
+                "roles": [
+                    {"role": r.role, "namespace": r.namespace}
+                    for r in Role.objects.filter(user=user)
+                ],
+                "viewer_prefixes": roles.prefixes(user, roles.VIEWER),
+            },
+        )
     )

@@ -236,7 +236,7 @@ def test_rest_rules_crud_with_clear_errors(client, alice, bob):
     )
     assert (
         unknown.status_code == 400
-        and "unknown field(s): breach" in unknown.json()["detail"]
+        and "unknown field(s) breach; allowed:" in unknown.json()["detail"]
     )
     created = client.post(
         "/api/sla/rules",
