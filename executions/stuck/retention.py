@@ -14,22 +14,13 @@ StateChange rows name them): they are kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
 from executions.models import CleanupRun
-
-
-@dataclass
-class Purge:
-    deleted: int = 0
-    more: bool = False
-
-    def as_dict(self) -> dict:
-        return {"deleted": self.deleted, "more": self.more}
+from orchestra.lib.purge import Purge, delete_in_batches
 
 
 def purge_cleanup_previews(
@@ -43,19 +34,11 @@ def purge_cleanup_previews(
     0 keeps them forever), ``batch`` rows per DELETE, at most ``max_batches``."""
     if hours is None:
         hours = settings.ORCHESTRA_CLEANUP_PREVIEW_RETENTION_HOURS
-    result = Purge()
     if hours <= 0:
-        return result
+        return Purge()
     cutoff = (now or timezone.now()) - timedelta(hours=hours)
+    # Nothing references a preview (cancellations name confirmed runs).
     old = CleanupRun.objects.filter(
         status=CleanupRun.Status.PREVIEWED, created_at__lt=cutoff
     ).order_by("created_at")
-    for _ in range(max_batches):
-        ids = list(old.values_list("pk", flat=True)[:batch])
-        if ids:
-            # Nothing references a preview (cancellations name confirmed runs).
-            result.deleted += CleanupRun.objects.filter(pk__in=ids).delete()[0]
-        if len(ids) < batch:
-            return result
-    result.more = old.exists()
-    return result
+    return delete_in_batches(old, batch=batch, max_batches=max_batches)
