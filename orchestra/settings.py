@@ -307,6 +307,11 @@ CELERY_BEAT_SCHEDULE["purge-trigger-events"] = {
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "orchestra.api.api_exception_handler"
 # JSON objects only by default; flows add YAML, execute adds forms (orchestra/lib/parsers.py).
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["orchestra.lib.parsers.ObjectJSONParser"]
+# JSON answers only (no browsable HTML API: /api/docs/ is the page for people).
+REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = ["rest_framework.renderers.JSONRenderer"]
+REST_FRAMEWORK["DEFAULT_CONTENT_NEGOTIATION_CLASS"] = (
+    "orchestra.lib.parsers.JSONWhateverAccepted"
+)
 INSTALLED_APPS.append("drf_spectacular_sidecar")
 SPECTACULAR_SETTINGS.update(
     {

@@ -1,8 +1,9 @@
-"""Request body parsers of the REST API (DRF), shared by every app's endpoints."""
+"""Request body parsers and content negotiation of the REST API (DRF), shared by
+every app's endpoints."""
 
 from __future__ import annotations
 
-from rest_framework import exceptions, parsers
+from rest_framework import exceptions, negotiation, parsers
 
 
 class ObjectJSONParser(parsers.JSONParser):
@@ -50,3 +51,16 @@ YAML_PARSERS = [YAMLTextParser, XYAMLTextParser, ApplicationYAMLParser]
 # multipart forms too): any other Content-Type is a 415, not a guess.
 FLOW_PARSERS = [ObjectJSONParser, *YAML_PARSERS]
 FORM_PARSERS = [ObjectJSONParser, parsers.FormParser, parsers.MultiPartParser]
+
+
+class JSONWhateverAccepted(negotiation.DefaultContentNegotiation):
+    """The API answers JSON even to ``Accept: text/html`` (a browser) or a type
+    it cannot produce, instead of a 406 or an HTML page: a renderer that
+    matches the Accept header (a view's own, e.g. the schema's YAML) still
+    wins."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except exceptions.NotAcceptable:
+            return renderers[0], renderers[0].media_type

@@ -142,3 +142,17 @@ def test_the_documented_execution_has_every_field_the_answer_has(
     assert kill["409"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"
     }
+
+
+def test_a_browser_gets_json_not_an_html_page(client, admin_headers):
+    html = {"Accept": "text/html,application/xhtml+xml", **admin_headers}
+    assert "no execution 999" in _detail(
+        client.get("/api/executions/999", headers=html), 404
+    )
+    listed = client.get("/api/executions", headers=html)
+    assert listed["Content-Type"] == "application/json"
+    assert listed.json()["results"] == []
+    anonymous = client.get("/api/flows", headers={"Accept": "text/html"})
+    assert "credentials" in _detail(anonymous, 401)
+    schema = client.get("/api/schema/", headers=html)
+    assert schema.status_code == 200 and b"openapi:" in schema.content
