@@ -41,6 +41,18 @@ def test_a_body_over_the_limit_is_a_json_413(client, admin_headers, settings):
     assert not CleanupRun.objects.exists()
 
 
+def test_a_form_field_over_the_limit_is_a_json_413_and_starts_nothing(
+    client, admin_headers, deploy, settings
+):
+    deploy(FLOW)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = client.post(
+        "/api/executions/company.data/etl", {"day": "x" * 5000}, headers=admin_headers
+    )
+    assert "larger than the limit" in _detail(response, 413)
+    assert not Execution.objects.exists()
+
+
 def test_yaml_to_a_json_endpoint_is_a_415_and_flows_still_take_yaml(
     client, admin_headers
 ):
