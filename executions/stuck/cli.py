@@ -11,7 +11,9 @@ import sys
 
 from executions.lifecycle.actor import Actor
 from executions.stuck.cleanup import MAX_CAP, MAX_MINUTES, run_cleanup
+from executions.stuck.serializers import CleanupOut
 from orchestra.lib.output import print_json
+from orchestra.lib.shapes import shaped
 
 RULE = "=" * 60
 
@@ -85,7 +87,7 @@ def cleanup(args: argparse.Namespace) -> int:
         actor=Actor.cli(),
     )
     if args.json:
-        print_json(result)
+        print_json(shaped(CleanupOut, result))  # the REST answer's shape
         return 0
     _print_human(result, args)
     return 0
