@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.http import Http404
 
 from accounts.models import ROLE_RANK, Role, RoleName
 
@@ -61,6 +62,19 @@ def require(user, namespace: str, role: str = VIEWER) -> None:
     """Raise PermissionDenied with a message that says what is missing."""
     if not has_role(user, namespace, role):
         raise PermissionDenied(f"you need the {role} role on namespace {namespace!r}")
+
+
+def require_visible(
+    user, namespace: str | None, role: str = VIEWER, *, missing: str = "not found"
+) -> None:
+    """The one rule for reaching an object in ``namespace`` (None: there is no
+    such object): Http404 when it is missing *or* the user may not see its
+    namespace, so an outsider cannot tell which ids exist; PermissionDenied
+    (403) naming the role when they see it but lack ``role``. Pages and the
+    REST API answer through this helper alike."""
+    if namespace is None or not has_role(user, namespace, VIEWER):
+        raise Http404(missing)
+    require(user, namespace, role)
 
 
 def prefixes(user, role: str = VIEWER) -> list[str] | None:

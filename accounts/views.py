@@ -17,13 +17,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from accounts import actions, roles
 from accounts.models import AccountEvent, ApiToken, Role
+from accounts.serializers import MeOut
+from orchestra.lib.shapes import shaped
 
 EXPIRY_CHOICES = [(7, "7 days"), (30, "30 days"), (90, "90 days"), (365, "1 year")]
 
@@ -161,19 +162,22 @@ def locked_out(request, original_response=None, credentials=None):
     )
 
 
-@extend_schema(summary="Who am I: user and roles", responses=OpenApiTypes.OBJECT)
+@extend_schema(summary="Who am I: user and roles", responses=MeOut)
 @api_view(["GET"])
 def me(request):
     """The authenticated user and the namespace prefixes they hold each role on."""
     user = request.user
     return Response(
-        {
-            "username": user.get_username(),
-            "superuser": user.is_superuser,
-            "roles": [
-                {"role": r.role, "namespace": r.namespace}
-                for r in Role.objects.filter(user=user)
-            ],
-            "viewer_prefixes": roles.prefixes(user, roles.VIEWER),
-        }
+        shaped(
+            MeOut,
+            {
+                "username": user.get_username(),
+                "superuser": user.is_superuser,
+                "roles": [
+                    {"role": r.role, "namespace": r.namespace}
+                    for r in Role.objects.filter(user=user)
+                ],
+                "viewer_prefixes": roles.prefixes(user, roles.VIEWER),
+            },
+        )
     )

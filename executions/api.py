@@ -17,7 +17,7 @@ from django.http import Http404, QueryDict, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view, renderer_classes
+from rest_framework.decorators import api_view, parser_classes, renderer_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -44,8 +44,10 @@ from executions.serializers import (
     BulkIn,
     BulkOut,
     ExecuteIn,
+    ExecutionDetailOut,
     ExecutionOut,
     ExecutionPageOut,
+    LogOut,
     LogPageOut,
     ReasonIn,
     ReplayIn,
@@ -53,6 +55,8 @@ from executions.serializers import (
 )
 from flows.access import get_flow_for_user
 from orchestra.lib import levels
+from orchestra.lib.parsers import FORM_PARSERS
+from orchestra.lib.shapes import shaped
 
 MAX_PAGE = 100
 
@@ -122,11 +126,14 @@ def search_executions(request):
         params["cursor"] = page.next_cursor
         next_url = request.build_absolute_uri(request.path) + "?" + params.urlencode()
     return Response(
-        {
-            "results": [execution_as_dict(e, taskruns=False) for e in page.rows],
-            "next": next_url,
-            "next_cursor": page.next_cursor,
-        }
+        shaped(
+            ExecutionPageOut,
+            {
+                "results": [execution_as_dict(e, taskruns=False) for e in page.rows],
+                "next": next_url,
+                "next_cursor": page.next_cursor,
+            },
+        )
     )
 
 
@@ -134,14 +141,14 @@ def search_executions(request):
     methods=["GET"],
     summary="One execution with its task runs",
     operation_id="executions_get",
-    responses=ExecutionOut,
+    responses=ExecutionDetailOut,
 )
 @extend_schema(
     methods=["DELETE"],
     summary="Delete an ended execution (editor)",
     operation_id="executions_delete",
     request=None,
-    responses={204: None},
+    responses={204: None, 409: None},
 )
 @api_view(["GET", "DELETE"])
 def execution_detail(request, pk: int):
@@ -154,7 +161,7 @@ def execution_detail(request, pk: int):
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
     execution = get_execution_for_user(request, pk)
-    return Response(execution_as_dict(execution))
+    return Response(shaped(ExecutionDetailOut, execution_as_dict(execution)))
 
 
 def _levels(request) -> list[str] | None:
@@ -192,11 +199,14 @@ def execution_logs(request, pk: int):
     more = len(rows) > size
     rows = rows[:size]
     return Response(
-        {
-            "results": [log_as_dict(r) for r in rows],
-            "last_id": rows[-1].pk if rows else after,
-            "more": more,
-        }
+        shaped(
+            LogPageOut,
+            {
+                "results": [log_as_dict(r) for r in rows],
+                "last_id": rows[-1].pk if rows else after,
+                "more": more,
+            },
+        )
     )
 
 
@@ -230,14 +240,16 @@ def follow_events(
         fingerprint = (execution.state, execution.progress_at)
         if fingerprint != last_seen:
             last_seen = fingerprint
-            yield _sse("state", execution_as_dict(execution))
+            yield _sse(
+                "state", shaped(ExecutionDetailOut, execution_as_dict(execution))
+            )
         lines = list(
             LogEntry.objects.filter(execution_id=execution_id, id__gt=after).order_by(
                 "id"
             )[:500]
         )
         for line in lines:
-            yield _sse("log", log_as_dict(line), line.pk)
+            yield _sse("log", shaped(LogOut, log_as_dict(line)), line.pk)
             after = line.pk
         if execution.is_terminal and len(lines) < 500:
             yield _sse("end", {"id": execution.pk, "state": execution.state})
@@ -307,13 +319,17 @@ def follow_execution(request, pk: int):
 
 
 class AnyMediaRenderer(BaseRenderer):
-    """Lets a download be asked for with any Accept header (the file's own
-    type is set on the response); errors are still JSON when accepted."""
+    """Lets a download be asked for with any Accept header. A download is the
+    file's own response (its type set there); what this renders is only ever
+    an error, and an error is JSON whatever was accepted."""
 
     media_type = "*/*"
     format = "file"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            response["Content-Type"] = "application/json"
         return json.dumps(data).encode() if data is not None else b""
 
 
@@ -362,13 +378,13 @@ def _act(request, pk: int, body_class, verb, done: str, **answer) -> Response:
         reason=data.pop("reason", "") or f"{done} through the API",
         **data,
     )
-    return Response(execution_as_dict(result), **answer)
+    return Response(shaped(ExecutionDetailOut, execution_as_dict(result)), **answer)
 
 
 @extend_schema(
     summary="Kill a running execution (operator)",
     request=ReasonIn,
-    responses=ExecutionOut,
+    responses={200: ExecutionDetailOut, 409: None},
 )
 @api_view(["POST"])
 def kill_execution(request, pk: int):
@@ -378,7 +394,7 @@ def kill_execution(request, pk: int):
 @extend_schema(
     summary="Restart a failed, killed or cancelled execution (operator)",
     request=ReasonIn,
-    responses=ExecutionOut,
+    responses={200: ExecutionDetailOut, 409: None},
 )
 @api_view(["POST"])
 def restart_execution(request, pk: int):
@@ -388,7 +404,7 @@ def restart_execution(request, pk: int):
 @extend_schema(
     summary="Replay an execution as a new one, optionally from a task (operator)",
     request=ReplayIn,
-    responses=ExecutionOut,
+    responses={201: ExecutionDetailOut, 409: None},
 )
 @api_view(["POST"])
 def replay_execution(request, pk: int):
@@ -400,7 +416,7 @@ def replay_execution(request, pk: int):
 @extend_schema(
     summary="Resume a paused execution (operator)",
     request=ResumeIn,
-    responses=ExecutionOut,
+    responses={200: ExecutionDetailOut, 409: None},
 )
 @api_view(["POST"])
 def resume_execution(request, pk: int):
@@ -436,22 +452,26 @@ def bulk_executions(request):
         found = {row.execution.pk for row in plan.rows}
         missing = [pk for pk in data.get("ids", []) if pk not in found]
         return Response(
-            {
-                "action": action.name,
-                "dry_run": True,
-                "count": len(plan.acting),
-                "execution_ids": [r.execution.pk for r in plan.acting],
-                "skipped": [
-                    {"id": r.execution.pk, "reason": r.refusal} for r in plan.skipped
-                ]
-                + [{"id": pk, "reason": "not found"} for pk in missing],
-                "message": f"would {action.name} {len(plan.acting)} execution(s)"
-                + (
-                    f", {len(plan.skipped) + len(missing)} skipped"
-                    if plan.skipped or missing
-                    else ""
-                ),
-            }
+            shaped(
+                BulkOut,
+                {
+                    "action": action.name,
+                    "dry_run": True,
+                    "count": len(plan.acting),
+                    "execution_ids": [r.execution.pk for r in plan.acting],
+                    "skipped": [
+                        {"id": r.execution.pk, "reason": r.refusal}
+                        for r in plan.skipped
+                    ]
+                    + [{"id": pk, "reason": "not found"} for pk in missing],
+                    "message": f"would {action.name} {len(plan.acting)} execution(s)"
+                    + (
+                        f", {len(plan.skipped) + len(missing)} skipped"
+                        if plan.skipped or missing
+                        else ""
+                    ),
+                },
+            ),
         )
     ids = [r.execution.pk for r in plan.rows] + [
         pk
@@ -464,7 +484,7 @@ def bulk_executions(request):
         ids,
         reason=data["reason"] or f"bulk {action.name} through the API",
     )
-    return Response({**result.as_dict(), "dry_run": False})
+    return Response(shaped(BulkOut, {**result.as_dict(), "dry_run": False}))
 
 
 # --- execute -------------------------------------------------------------------
@@ -478,8 +498,14 @@ RESERVED = {"labels"}
     request={"application/json": ExecuteIn, "multipart/form-data": OpenApiTypes.OBJECT},
     responses={201: ExecutionOut},
 )
-@api_view(["POST"])
+@extend_schema(methods=["GET"], exclude=True)
+@api_view(["POST", "GET"])
+@parser_classes(FORM_PARSERS)
 def execute_flow(request, namespace: str, flow_id: str):
+    if request.method == "GET":
+        # /api/executions/<x>/logs with an <x> that is no execution id lands
+        # here (the route of executing flow <x>.logs): say what is missing.
+        raise Http404(f"no execution {namespace}")
     flow = get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
     if request.content_type.startswith(
         ("multipart/", "application/x-www-form-urlencoded")
@@ -517,5 +543,6 @@ def execute_flow(request, namespace: str, flow_id: str):
         actor=Actor.from_request(request, "api"),
     )
     return Response(
-        execution_as_dict(execution, taskruns=False), status=status.HTTP_201_CREATED
+        shaped(ExecutionOut, execution_as_dict(execution, taskruns=False)),
+        status=status.HTTP_201_CREATED,
     )

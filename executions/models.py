@@ -447,6 +447,14 @@ class CleanupRun(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            # The retention sweep (executions/stuck/retention.py).
+            models.Index(
+                fields=["created_at"],
+                name="cleanup_run_preview_created",
+                condition=models.Q(status="previewed"),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"cleanup #{self.pk} ({self.status}, {len(self.preview)} previewed)"

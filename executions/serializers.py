@@ -76,6 +76,8 @@ class TaskRunOut(serializers.Serializer):
 
 
 class ExecutionOut(serializers.Serializer):
+    """An execution as in search results and right after it is started."""
+
     id = serializers.IntegerField()
     namespace = serializers.CharField()
     flowId = serializers.CharField()
@@ -85,14 +87,52 @@ class ExecutionOut(serializers.Serializer):
     inputs = serializers.DictField()
     outputs = serializers.DictField()
     trigger = serializers.DictField()
-    parentId = serializers.IntegerField(allow_null=True)
-    originalId = serializers.IntegerField(allow_null=True)
+    parentId = serializers.IntegerField(
+        allow_null=True, help_text="the execution whose Subflow task started this one"
+    )
+    parentTaskRunId = serializers.IntegerField(
+        allow_null=True, help_text="the parent's task run that started this one"
+    )
+    originalId = serializers.IntegerField(
+        allow_null=True, help_text="the execution this one replays"
+    )
+    attempt = serializers.IntegerField(help_text="1, then +1 per restart")
     error = serializers.CharField(allow_null=True)
     createdDate = serializers.CharField()
+    scheduledDate = serializers.CharField(
+        allow_null=True, help_text="when a scheduled start is due (null: at once)"
+    )
     startDate = serializers.CharField(allow_null=True)
     endDate = serializers.CharField(allow_null=True)
-    duration = serializers.FloatField(allow_null=True)
-    taskRuns = TaskRunOut(many=True, required=False)
+    duration = serializers.FloatField(allow_null=True, help_text="seconds")
+
+
+class LinkedExecutionOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    namespace = serializers.CharField()
+    flowId = serializers.CharField()
+    state = serializers.CharField()
+
+
+class ParentLinkOut(LinkedExecutionOut):
+    taskRunId = serializers.IntegerField(allow_null=True)
+    taskId = serializers.CharField(allow_null=True)
+
+
+class ChildLinkOut(LinkedExecutionOut):
+    taskRunId = serializers.IntegerField(allow_null=True)
+
+
+class ExecutionDetailOut(ExecutionOut):
+    """One execution with its task runs and its links both ways."""
+
+    taskRuns = TaskRunOut(many=True)
+    parent = ParentLinkOut(allow_null=True)
+    children = ChildLinkOut(many=True, help_text="the first 100 subflow executions")
+    childrenCount = serializers.IntegerField()
+    original = LinkedExecutionOut(allow_null=True)
+    replays = LinkedExecutionOut(many=True, help_text="the first 100 replays")
+    replaysCount = serializers.IntegerField()
 
 
 class ExecutionPageOut(serializers.Serializer):

@@ -11,6 +11,7 @@ from executions.engine.liveness import sweep
 from executions.engine.worker import run_chain
 from executions.lifecycle.admission import release_all
 from executions.stuck.cleanup import auto_cleanup
+from executions.stuck.retention import purge_cleanup_previews as purge_previews
 from executions.triggers.flow import process_pending
 from executions.triggers.retention import purge_trigger_events as purge
 from executions.triggers.schedule import evaluate_schedules as evaluate
@@ -53,6 +54,16 @@ def purge_trigger_events(self) -> dict:
     """Beat (hourly): delete old trigger events in bounded batches; when more
     are left, enqueue the next pass instead of running long."""
     result = purge()
+    if result.more:
+        self.apply_async(countdown=1)
+    return result.as_dict()
+
+
+@shared_task(name="orchestra.purge_cleanup_previews", bind=True, ignore_result=True)
+def purge_cleanup_previews(self) -> dict:
+    """Beat (hourly): delete unconfirmed cleanup previews older than a day in
+    bounded batches; when more are left, enqueue the next pass."""
+    result = purge_previews()
     if result.more:
         self.apply_async(countdown=1)
     return result.as_dict()

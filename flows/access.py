@@ -3,8 +3,6 @@ and executions ask here."""
 
 from __future__ import annotations
 
-from django.http import Http404
-
 from accounts import roles
 from flows.models import Flow
 
@@ -19,7 +17,10 @@ def get_flow_for_user(
         .filter(roles.namespace_q(request.user), namespace=namespace, flow_id=flow_id)
         .first()
     )
-    if flow is None:
-        raise Http404(f"no flow {namespace}.{flow_id}")
-    roles.require(request.user, namespace, role)
+    roles.require_visible(
+        request.user,
+        flow.namespace if flow else None,
+        role,
+        missing=f"no flow {namespace}.{flow_id}",
+    )
     return flow

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, parser_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
@@ -19,6 +19,8 @@ from flows.expressions import format_native
 from flows.models import Flow, delete_flow, save_flow
 from flows.serializers import FlowOut, FlowSourceIn, RevisionOut, ValidationOut
 from flows.spec import FlowInvalid, parse_flow
+from orchestra.lib.parsers import FLOW_PARSERS
+from orchestra.lib.shapes import shaped
 
 YAML_BODY = {"application/json": FlowSourceIn, "text/yaml": {"type": "string"}}
 
@@ -71,9 +73,10 @@ def _save(request, source: str, expect: tuple[str, str] | None = None):
     methods=["POST"],
     summary="Create a flow (editor)",
     request=YAML_BODY,
-    responses={201: FlowOut},
+    responses={201: FlowOut, 409: None, 422: None},
 )
 @api_view(["GET", "POST"])
+@parser_classes(FLOW_PARSERS)
 def flows(request):
     if request.method == "POST":
         source = _source(request)
@@ -93,16 +96,16 @@ def flows(request):
             )
         flow, revision, _ = _save(request, source)
         return Response(
-            flow_as_dict(flow, revision.source), status=status.HTTP_201_CREATED
+            shaped(FlowOut, flow_as_dict(flow, revision.source)),
+            status=status.HTTP_201_CREATED,
         )
     qs = Flow.objects.live().filter(roles.namespace_q(request.user))
     if request.query_params.get("namespace"):
         qs = qs.in_namespace(request.query_params["namespace"])
     if request.query_params.get("q"):
         qs = qs.filter(flow_id__icontains=request.query_params["q"])
-    return Response(
-        [flow_as_dict(f) for f in qs.order_by("namespace", "flow_id")[:1000]]
-    )
+    rows = [flow_as_dict(f) for f in qs.order_by("namespace", "flow_id")[:1000]]
+    return Response(shaped(FlowOut, rows, many=True))
 
 
 @extend_schema(
@@ -111,6 +114,7 @@ def flows(request):
     responses=ValidationOut,
 )
 @api_view(["POST"])
+@parser_classes(FLOW_PARSERS)
 def validate_flow(request):
     source = _source(request)
     try:
@@ -139,7 +143,7 @@ def validate_flow(request):
     methods=["PUT"],
     summary="Update a flow: a changed source is a new revision (editor)",
     request=YAML_BODY,
-    responses=FlowOut,
+    responses={200: FlowOut, 422: None},
 )
 @extend_schema(
     methods=["DELETE"],
@@ -148,13 +152,14 @@ def validate_flow(request):
     responses={204: None},
 )
 @api_view(["GET", "PUT", "DELETE"])
+@parser_classes(FLOW_PARSERS)
 def flow_detail(request, namespace: str, flow_id: str):
     if request.method == "PUT":
         get_flow_for_user(request, namespace, flow_id, roles.EDITOR)
         flow, revision, _ = _save(
             request, _source(request), expect=(namespace, flow_id)
         )
-        return Response(flow_as_dict(flow, revision.source))
+        return Response(shaped(FlowOut, flow_as_dict(flow, revision.source)))
     if request.method == "DELETE":
         flow = get_flow_for_user(request, namespace, flow_id, roles.EDITOR)
         delete_flow(flow, actor=request.user.get_username())
@@ -169,7 +174,10 @@ def flow_detail(request, namespace: str, flow_id: str):
     if revision is None:
         raise Http404(f"{flow} has revisions 1 to {flow.revision}")
     return Response(
-        {**flow_as_dict(flow, revision.source), "revision": revision.revision}
+        shaped(
+            FlowOut,
+            {**flow_as_dict(flow, revision.source), "revision": revision.revision},
+        )
     )
 
 

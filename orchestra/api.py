@@ -1,4 +1,4 @@
-"""Shared REST pieces: YAML request bodies, JSON errors, the unknown-URL answer.
+"""Shared REST pieces: JSON errors (also for too-large bodies), the unknown-URL answer.
 
 Every API error is JSON with a ``detail`` sentence a person can act on;
 validation errors add ``errors`` (per field, or flow errors with line and
@@ -7,10 +7,11 @@ column).
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, parsers, status
+from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -21,30 +22,37 @@ from flows.spec import FlowInvalid
 from flows.spec.inputs import InputError
 
 
-class YAMLTextParser(parsers.BaseParser):
-    """A raw YAML document (``Content-Type: text/yaml``) becomes ``{"source": text}``."""
-
-    media_type = "text/yaml"
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        raw = stream.read() if stream else b""
-        try:
-            return {"source": raw.decode("utf-8")}
-        except UnicodeDecodeError as exc:
-            raise exceptions.ParseError(
-                f"the YAML body is not UTF-8 text ({exc.reason})"
-            ) from None
+def _json_error(message: str, code: int) -> JsonResponse:
+    return JsonResponse({"detail": message}, status=code)
 
 
-class XYAMLTextParser(YAMLTextParser):
-    media_type = "application/x-yaml"
+def _too_large() -> str:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return f"the request body is larger than the limit of {limit} bytes"
 
 
-class ApplicationYAMLParser(YAMLTextParser):
-    media_type = "application/yaml"
+class APIBodyLimitMiddleware:
+    """A body over the limit is answered 413 (JSON) before anything reads it.
 
+    Django only enforces DATA_UPLOAD_MAX_MEMORY_SIZE where a view reads
+    ``request.body`` or form fields, and then as a 400 page; DRF's JSON parser
+    reads the stream without any limit. Multipart uploads are left to the
+    multipart parser, which counts only non-file fields."""
 
-YAML_PARSERS = [YAMLTextParser, XYAMLTextParser, ApplicationYAMLParser]
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return _json_error("Content-Length is not a number", 400)
+            multipart = request.content_type.startswith("multipart/")
+            if limit is not None and length > limit and not multipart:
+                return _json_error(_too_large(), 413)
+        return self.get_response(request)
 
 
 def _flatten(errors, prefix: str = "") -> list[str]:
@@ -87,6 +95,8 @@ def api_exception_handler(exc, context):
         return Response(
             {"detail": "; ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST
         )
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"detail": _too_large()}, status=413)
     if isinstance(exc, Http404):
         message = str(exc) or "not found"
         return Response({"detail": message}, status=status.HTTP_404_NOT_FOUND)
@@ -133,6 +143,26 @@ def _database_unreachable() -> bool:
     from django.db import InterfaceError, OperationalError
 
     return isinstance(sys.exc_info()[1], OperationalError | InterfaceError)
+
+
+def json_bad_request(request, exception=None):
+    """Malformed requests Django refuses itself (SuspiciousOperation, a body
+    too large for a form): JSON under /api/."""
+    if request.path.startswith("/api/"):
+        if isinstance(exception, RequestDataTooBig):
+            return _json_error(_too_large(), 413)
+        return _json_error(f"bad request: {exception or 'malformed'}", 400)
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
+
+
+def json_permission_denied(request, exception=None):
+    if request.path.startswith("/api/"):
+        return _json_error(str(exception or "") or "permission denied", 403)
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception)
 
 
 def json_server_error(request):

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "orchestra.api.APIBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -348,6 +349,15 @@ CELERY_BEAT_SCHEDULE["stuck-auto-cleanup"] = {
     "task": "orchestra.stuck_auto_cleanup",
     "schedule": ORCHESTRA_STUCK_SWEEP_SECONDS,
 }
+# Unconfirmed cleanup previews (dry runs) are deleted after this many hours
+# (0: kept forever); confirmed cleanups are kept as the audit.
+ORCHESTRA_CLEANUP_PREVIEW_RETENTION_HOURS = envint(
+    "ORCHESTRA_CLEANUP_PREVIEW_RETENTION_HOURS", 24, minimum=0
+)
+CELERY_BEAT_SCHEDULE["purge-cleanup-previews"] = {
+    "task": "orchestra.purge_cleanup_previews",
+    "schedule": 3600.0,
+}
 # --- Triggers -------------------------------------------------------------
 # How often beat evaluates schedules (and sweeps leftover flow-trigger events
 # and queued executions); a cron date is "missed" (recoverMissedSchedules)
@@ -380,14 +390,13 @@ CELERY_BEAT_SCHEDULE["purge-trigger-events"] = {
 
 # --- Web dashboard and REST API -------------------------------------------
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "orchestra.api.api_exception_handler"
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
-    "rest_framework.parsers.JSONParser",
-    "rest_framework.parsers.FormParser",
-    "rest_framework.parsers.MultiPartParser",
-    "orchestra.api.YAMLTextParser",
-    "orchestra.api.XYAMLTextParser",
-    "orchestra.api.ApplicationYAMLParser",
-]
+# JSON objects only by default; flows add YAML, execute adds forms (orchestra/lib/parsers.py).
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["orchestra.lib.parsers.ObjectJSONParser"]
+# JSON answers only (no browsable HTML API: /api/docs/ is the page for people).
+REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = ["rest_framework.renderers.JSONRenderer"]
+REST_FRAMEWORK["DEFAULT_CONTENT_NEGOTIATION_CLASS"] = (
+    "orchestra.lib.parsers.JSONWhateverAccepted"
+)
 INSTALLED_APPS.append("drf_spectacular_sidecar")
 SPECTACULAR_SETTINGS.update(
     {
@@ -400,6 +409,10 @@ SPECTACULAR_SETTINGS.update(
         # Like every page: the schema and its docs need a login (session or token).
         "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
         "COMPONENT_SPLIT_REQUEST": True,
+        "POSTPROCESSING_HOOKS": [
+            "drf_spectacular.hooks.postprocess_schema_enums",
+            "orchestra.schema.add_error_responses",
+        ],
     }
 )
 # Server-sent events: how long one follow connection lasts, and how often it polls.

@@ -40,5 +40,7 @@ urlpatterns = [
 ]
 urlpatterns += [path("", include("sla.urls"))]
 
+handler400 = "orchestra.api.json_bad_request"
+handler403 = "orchestra.api.json_permission_denied"
 handler404 = "orchestra.api.json_not_found"
 handler500 = "orchestra.api.json_server_error"

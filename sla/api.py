@@ -10,16 +10,19 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from accounts import roles
 from orchestra.lib.labels import EXAMPLE, SYNTAX, LabelError, parse_labels
+from orchestra.lib.shapes import shaped
 from sla.forms import MissFilterForm, SlaRuleForm
 from sla.models import SlaRule
 from sla.presenters import miss_as_dict, rule_as_dict
 from sla.rules import rules_for_flow
+from sla.serializers import ApplyingOut, MissPageOut, RuleIn, RuleOut
 from sla.views import get_rule_for_user, visible_misses, visible_rules
 
 # API name → form field.
@@ -49,13 +52,9 @@ def _error(
 
 
 def _form_data(body: Any, rule: SlaRule | None) -> tuple[dict | None, Response | None]:
-    if not isinstance(body, dict):
-        return None, _error("send a JSON object with the rule's fields")
-    unknown = sorted(set(body) - set(FIELDS))
-    if unknown:
-        return None, _error(
-            f"unknown field(s): {', '.join(unknown)}; fields are {', '.join(FIELDS)}"
-        )
+    typed = RuleIn(data=body)
+    typed.is_valid(raise_exception=True)  # JSON types; the form checks the rule
+    body = dict(typed.validated_data)
     current = (
         {}
         if rule is None
@@ -102,7 +101,7 @@ def _save(request, rule: SlaRule | None) -> Response:
             saved.updated_at = timezone.now()
             saved.save()
         return Response(
-            rule_as_dict(saved),
+            shaped(RuleOut, rule_as_dict(saved)),
             status=status.HTTP_200_OK if rule else status.HTTP_201_CREATED,
         )
     errors = {
@@ -112,27 +111,69 @@ def _save(request, rule: SlaRule | None) -> Response:
     return _error("invalid SLA rule", errors=errors)
 
 
+RULE_ERRORS = {400: None}
+
+
+@extend_schema(
+    methods=["GET"], summary="SLA rules you may see", responses=RuleOut(many=True)
+)
+@extend_schema(
+    methods=["POST"],
+    summary="Create an SLA rule (editor on its namespace)",
+    request=RuleIn,
+    responses={201: RuleOut, **RULE_ERRORS},
+)
 @api_view(["GET", "POST"])
 def rules(request):
     """List the rules you may see, or create one (editor role on its namespace)."""
     if request.method == "POST":
         return _save(request, None)
-    return Response([rule_as_dict(r) for r in visible_rules(request.user)])
+    return Response(
+        shaped(
+            RuleOut, [rule_as_dict(r) for r in visible_rules(request.user)], many=True
+        )
+    )
 
 
+@extend_schema(
+    methods=["GET"],
+    summary="One SLA rule",
+    operation_id="sla_rule_get",
+    responses=RuleOut,
+)
+@extend_schema(
+    methods=["PUT", "PATCH"],
+    summary="Change the fields sent of an SLA rule (editor)",
+    request=RuleIn,
+    responses={200: RuleOut, **RULE_ERRORS},
+)
+@extend_schema(
+    methods=["DELETE"],
+    summary="Delete an SLA rule; its past misses stay (editor)",
+    request=None,
+    responses={204: None},
+)
 @api_view(["GET", "PUT", "PATCH", "DELETE"])
 def rule(request, pk: int):
     """One rule; PUT/PATCH change the fields sent, DELETE removes it (past misses stay)."""
     need = roles.EDITOR if request.method == "DELETE" else roles.VIEWER
-    found = get_rule_for_user(request, pk, need, hide=True)
+    found = get_rule_for_user(request, pk, need)
     if request.method == "GET":
-        return Response(rule_as_dict(found))
+        return Response(shaped(RuleOut, rule_as_dict(found)))
     if request.method == "DELETE":
         found.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
     return _save(request, found)
 
 
+@extend_schema(
+    summary="The SLA rule that applies to a flow",
+    parameters=[
+        OpenApiParameter("namespace", str, required=True),
+        OpenApiParameter("flow", str, required=True, description="flow id"),
+    ],
+    responses={200: ApplyingOut, 403: None},
+)
 @api_view(["GET"])
 def applying(request):
     """The rule that applies to runs of ``?namespace=&flow=`` carrying
@@ -156,18 +197,36 @@ def applying(request):
     candidates = rules_for_flow(namespace, flow, labels)
     found = next((c.rule for c in candidates if c.status == "applies"), None)
     return Response(
-        {
-            "namespace": namespace,
-            "flowId": flow,
-            "labels": labels or {},
-            "rule": rule_as_dict(found) if found else None,
-            "candidates": [
-                {"rule": rule_as_dict(c.rule), "status": c.status} for c in candidates
-            ],
-        }
+        shaped(
+            ApplyingOut,
+            {
+                "namespace": namespace,
+                "flowId": flow,
+                "labels": labels or {},
+                "rule": rule_as_dict(found) if found else None,
+                "candidates": [
+                    {"rule": rule_as_dict(c.rule), "status": c.status}
+                    for c in candidates
+                ],
+            },
+        )
     )
 
 
+@extend_schema(
+    summary="SLA misses you may see, newest first",
+    parameters=[
+        OpenApiParameter("namespace", str, description="includes children"),
+        OpenApiParameter("flow", str, description="flow id"),
+        OpenApiParameter("level", str, description="SLO or SLA"),
+        OpenApiParameter("since", str, description="date (YYYY-MM-DD)"),
+        OpenApiParameter("until", str, description="date (YYYY-MM-DD)"),
+        OpenApiParameter("rule", int, description="rule id"),
+        OpenApiParameter("before", int, description="keyset: ids below this"),
+        OpenApiParameter("limit", int, description=f"1 to {MAX_LIMIT} (default 50)"),
+    ],
+    responses=MissPageOut,
+)
 @api_view(["GET"])
 def misses(request):
     """Misses, newest first: ?namespace, flow, level, since, until (dates), rule;
@@ -194,4 +253,8 @@ def misses(request):
         query = request.query_params.copy()
         query["before"] = page[-1].pk
         next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-    return Response({"results": [miss_as_dict(m) for m in page], "next": next_url})
+    return Response(
+        shaped(
+            MissPageOut, {"results": [miss_as_dict(m) for m in page], "next": next_url}
+        )
+    )

@@ -9,12 +9,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponseBadRequest
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import roles
-from executions.models import Execution
+from executions.access import get_execution_for_user
 from flows.models import Flow
 from flows.spec import FlowInvalid
 from orchestra.lib.labels import LabelError, parse_labels
@@ -39,18 +39,13 @@ def visible_misses(user):
     return SlaMiss.objects.filter(roles.namespace_q(user)).with_current_state()
 
 
-def get_rule_for_user(
-    request, pk: int, role: str = roles.VIEWER, *, hide: bool = False
-) -> SlaRule:
-    """The rule for this user; 403 when they see it but lack ``role``. A rule
-    in a namespace they cannot see is a 404 with ``hide`` (the REST API, so
-    names don't leak) and a 403 naming the viewer role without it (what the
-    pages have always answered)."""
-    rule = get_object_or_404(
-        visible_rules(request.user) if hide else SlaRule.objects, pk=pk
+def get_rule_for_user(request, pk: int, role: str = roles.VIEWER) -> SlaRule:
+    """The rule for this user: 404 when it is missing or in a namespace they
+    cannot see (pages and API alike), 403 when they see it but lack ``role``."""
+    rule = SlaRule.objects.filter(pk=pk).first()
+    roles.require_visible(
+        request.user, rule.namespace if rule else None, role, missing=f"no rule {pk}"
     )
-    roles.require(request.user, rule.namespace, roles.VIEWER)
-    roles.require(request.user, rule.namespace, role)
     return rule
 
 
@@ -234,7 +229,9 @@ def digest_preview(request):
 def flow_sla(request, namespace: str, flow_id: str):
     """What judges a flow's executions: the rules covering it (which one
     wins) and the flow's own thresholds. Loaded into the flow page by htmx."""
-    roles.require(request.user, namespace)
+    roles.require_visible(
+        request.user, namespace, missing=f"no flow {namespace}.{flow_id}"
+    )
     flow = Flow.objects.filter(namespace=namespace, flow_id=flow_id).first()
     try:
         own = flow_thresholds(flow.latest.spec) if flow else []
@@ -257,8 +254,7 @@ def flow_sla(request, namespace: str, flow_id: str):
 def execution_sla(request, pk: int):
     """An execution's SLA: the thresholds it got (per attempt), their
     deadlines and its misses. Loaded into the execution page by htmx."""
-    execution = get_object_or_404(Execution, pk=pk)
-    roles.require(request.user, execution.namespace)
+    execution = get_execution_for_user(request, pk)
     deadlines = list(
         execution.sla_deadlines.select_related("rule").order_by(
             "-attempt", "level", "key"

@@ -10,10 +10,22 @@ import argparse
 import sys
 
 from executions.lifecycle.actor import Actor
-from executions.stuck.cleanup import MAX_MINUTES, run_cleanup
+from executions.stuck.cleanup import MAX_CAP, MAX_MINUTES, run_cleanup
+from executions.stuck.serializers import CleanupOut
 from orchestra.lib.output import print_json
+from orchestra.lib.shapes import shaped
 
 RULE = "=" * 60
+
+
+def _bounded(high: int, what: str):
+    def parse(value: str) -> int:
+        number = _at_least_one(value)
+        if number > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}{what}")
+        return number
+
+    return parse
 
 
 def _at_least_one(value: str) -> int:
@@ -25,8 +37,6 @@ def _at_least_one(value: str) -> int:
         ) from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    if number > MAX_MINUTES:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_MINUTES} (ten years)")
     return number
 
 
@@ -40,7 +50,7 @@ def register(group, groups) -> None:
     )
     p.add_argument(
         "--older-than-minutes",
-        type=_at_least_one,
+        type=_bounded(MAX_MINUTES, " (ten years)"),
         default=5,
         metavar="N",
         help="minimum age and minimum time without progress (default: 5, minimum: 1)",
@@ -59,7 +69,7 @@ def register(group, groups) -> None:
     p.add_argument("--flow", "-f", default="", help="only executions of this flow id")
     p.add_argument(
         "--max",
-        type=_at_least_one,
+        type=_bounded(MAX_CAP, ""),
         default=None,
         metavar="N",
         help="cancel at most N executions (oldest first)",
@@ -77,7 +87,7 @@ def cleanup(args: argparse.Namespace) -> int:
         actor=Actor.cli(),
     )
     if args.json:
-        print_json(result)
+        print_json(shaped(CleanupOut, result))  # the REST answer's shape
         return 0
     _print_human(result, args)
     return 0

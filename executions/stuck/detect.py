@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Count, F, FloatField, Func, Q
 from django.utils import timezone
@@ -231,7 +232,10 @@ def _fetch(qs, fields: tuple[str, ...]) -> list[tuple]:
     if connection.vendor == "postgresql" and not connection.queries_logged:
         import psycopg
 
-        sql, params = qs.query.sql_with_params()
+        try:
+            sql, params = qs.query.sql_with_params()
+        except EmptyResultSet:  # e.g. a user with no role: nothing can match
+            return []
         connection.ensure_connection()
         # Binary results on the same session (and transaction): numbers
         # arrive without text parsing, a third of the CPU of Django's cursor.

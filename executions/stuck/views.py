@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
@@ -28,9 +29,13 @@ class CleanupForm(forms.Form):
         label="Older than (minutes)",
         help_text="Minimum age, and minimum time without progress for a stall.",
     )
-    namespace = forms.CharField(required=False, help_text="Children included.")
-    flow = forms.CharField(required=False, label="Flow id")
-    max = forms.IntegerField(required=False, min_value=1, label="Cancel at most")
+    namespace = forms.CharField(
+        required=False, max_length=255, help_text="Children included."
+    )
+    flow = forms.CharField(required=False, max_length=255, label="Flow id")
+    max = forms.IntegerField(
+        required=False, min_value=1, max_value=cleanup.MAX_CAP, label="Cancel at most"
+    )
 
 
 def _get_run_for_user(request, run_id: int) -> CleanupRun:
@@ -38,6 +43,19 @@ def _get_run_for_user(request, run_id: int) -> CleanupRun:
     if run is None or not (request.user.is_superuser or run.user_id == request.user.pk):
         raise Http404("no such cleanup")
     return run
+
+
+def _recent(user) -> dict:
+    """The user's recent cleanups: confirmed ones (the audit) first, then
+    previews that were never confirmed, which the page shows collapsed."""
+    mine = CleanupRun.objects.filter(user=user)
+    previewed = mine.filter(status=CleanupRun.Status.PREVIEWED)
+    return {
+        "runs": list(mine.exclude(status=CleanupRun.Status.PREVIEWED)[:10]),
+        "previews": list(previewed[:10]),
+        "previews_count": previewed.count(),
+        "preview_hours": settings.ORCHESTRA_CLEANUP_PREVIEW_RETENTION_HOURS,
+    }
 
 
 @require_GET
@@ -49,7 +67,7 @@ def stuck_page(request):
             "nav": "stuck",
             "form": CleanupForm(initial={"older_than_minutes": 5}),
             "count": stuck_count(request.user, cached=False),
-            "runs": CleanupRun.objects.filter(user=request.user)[:10],
+            **_recent(request.user),
             "policies": AutoCleanup.objects.filter(roles.namespace_q(request.user)),
         },
     )
@@ -66,7 +84,7 @@ def preview_cleanup(request):
                 "nav": "stuck",
                 "form": form,
                 "count": stuck_count(request.user),
-                "runs": CleanupRun.objects.filter(user=request.user)[:10],
+                **_recent(request.user),
                 "policies": AutoCleanup.objects.filter(roles.namespace_q(request.user)),
             },
             status=400,

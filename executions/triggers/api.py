@@ -13,6 +13,7 @@ from executions.serializers import LabelsField, reject_nul
 from executions.triggers import schedule
 from flows.access import get_flow_for_user
 from flows.expressions import format_native
+from orchestra.lib.shapes import shaped
 
 
 class BackfillIn(serializers.Serializer):
@@ -121,12 +122,15 @@ def backfill_trigger(request, namespace: str, flow_id: str, trigger_id: str):
         max_dates=schedule.MAX_BACKFILL_HTTP,
     )
     return Response(
-        {
-            "dry_run": dry_run,
-            "trigger": trigger_id,
-            **report.as_dict(),
-            "to_fire": [format_native(d) for d in report.to_fire],
-            "execution_ids": [pk for _, pk in report.created],
-            "message": report.summary(dry_run),
-        }
+        shaped(
+            BackfillOut,
+            {
+                "dry_run": dry_run,
+                "trigger": trigger_id,
+                **report.as_dict(),
+                "to_fire": [format_native(d) for d in report.to_fire],
+                "execution_ids": [pk for _, pk in report.created],
+                "message": report.summary(dry_run),
+            },
+        )
     )

@@ -16,22 +16,13 @@ start those dates again (it sees no record that they fired).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
 from executions.models import TriggerEvent
-
-
-@dataclass
-class Purge:
-    deleted: int = 0
-    more: bool = False
-
-    def as_dict(self) -> dict:
-        return {"deleted": self.deleted, "more": self.more}
+from orchestra.lib.purge import Purge, delete_in_batches
 
 
 def purge_trigger_events(
@@ -45,21 +36,12 @@ def purge_trigger_events(
     keeps them forever), ``batch`` rows per DELETE, at most ``max_batches``."""
     days = settings.ORCHESTRA_TRIGGER_EVENT_RETENTION_DAYS if days is None else days
     batch = batch or settings.ORCHESTRA_TRIGGER_EVENT_PURGE_BATCH
-    result = Purge()
     if days <= 0:
-        return result
+        return Purge()
     cutoff = (now or timezone.now()) - timedelta(days=days)
     old = (
         TriggerEvent.objects.filter(created_at__lt=cutoff)
         .exclude(status=TriggerEvent.Status.PENDING)
         .order_by("created_at")
     )
-    for _ in range(max_batches):
-        ids = list(old.values_list("pk", flat=True)[:batch])
-        if ids:
-            # No cascades or signals on TriggerEvent: one DELETE ... WHERE id IN.
-            result.deleted += TriggerEvent.objects.filter(pk__in=ids).delete()[0]
-        if len(ids) < batch:
-            return result
-    result.more = old.exists()
-    return result
+    return delete_in_batches(old, batch=batch, max_batches=max_batches)

@@ -209,7 +209,11 @@ def test_get_logs_kill_and_bulk_dry_run(client, alice, token_for, make_execution
         headers=headers,
     )
     assert killed.status_code == 200 and killed.json()["state"] == "KILLED"
-    twice = client.post(f"/api/executions/{running.pk}/kill", headers=headers)
+    twice = client.post(
+        f"/api/executions/{running.pk}/kill",
+        content_type="application/json",
+        headers=headers,
+    )
     assert (
         twice.status_code == 400 and "already ended (KILLED)" in twice.json()["detail"]
     )
