@@ -23,7 +23,7 @@ from executions.engine.context import (
     expression_context,
     parents_context,
 )
-from executions.engine.flowable import RUNNING
+from executions.engine.flowable import RUNNING, allowed_state
 from executions.engine.schedule_date import not_yet
 from executions.lifecycle import machine, stop
 from executions.lifecycle.actor import EXECUTOR
@@ -194,7 +194,8 @@ class _Plan:
                 return RUNNING
             if state in (State.FAILED, State.KILLED, State.CANCELLED):
                 if node.props.allowFailure:
-                    result = State.WARNING
+                    if not node.props.allowWarning:
+                        result = State.WARNING
                     continue
                 return state if state != State.CANCELLED else State.FAILED
             if state == State.WARNING and not node.props.allowWarning:
@@ -271,10 +272,34 @@ class _Plan:
             self._log("ERROR", f"{node.id}: {message}", tr)
             self._finish(tr, State.FAILED, reason=message, error=message)
             return State.FAILED
+        if state != RUNNING:
+            state = self._local_handlers(node, tr, value, state)
+        if state != RUNNING:
+            state = allowed_state(node, state)
         if state != RUNNING and tr.state not in TERMINAL:
             self._finish(tr, State.SUCCESS if state in OK_STATES else state)
         if state in OK_STATES:
             return State.SUCCESS
+        return state
+
+    def _local_handlers(
+        self, node: TaskNode, tr: TaskRun, value: str | None, state: str
+    ) -> str:
+        """A flowable's own ``errors`` and ``finally`` (Kestra's
+        FlowableUtils.resolveState): errors run once its children failed for
+        good, and the flowable still ends in its children's state, whatever
+        the handlers did; a failing ``finally`` fails it."""
+        if state in (State.FAILED, State.KILLED) and node.children.get("errors"):
+            if self.resolve_list(node.children["errors"], tr, value) == RUNNING:
+                return RUNNING
+        if node.children.get("finally"):
+            after = self.resolve_list(node.children["finally"], tr, value)
+            if after == RUNNING:
+                return RUNNING
+            if after == State.FAILED:
+                return State.FAILED
+            if after == State.WARNING and state in OK_STATES:
+                return State.WARNING
         return state
 
     def _should_run(

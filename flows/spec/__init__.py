@@ -28,6 +28,8 @@ from orchestra.lib.yamlmarks import Located, YamlSyntaxError, format_path, load_
 
 ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
+# Child task lists every container flowable accepts besides its own.
+LOCAL_HANDLERS = {"errors": "list", "finally": "list"}
 NAMESPACE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*(\.[a-zA-Z0-9][a-zA-Z0-9_-]*)*$")
 
 FLOW_KEYS = {
@@ -231,8 +233,15 @@ class _Checker:
             return None
         data = _apply_defaults(item, task_type, defaults)
         child_fields = task_type.children
+        # Kestra's flowables (FlowableTask) carry their own error handlers:
+        # ``errors`` run when a child fails for good, ``finally`` always.
+        if child_fields:
+            child_fields = {**child_fields, **LOCAL_HANDLERS}
+            model_data = {k: v for k, v in data.items() if k not in LOCAL_HANDLERS}
+        else:
+            model_data = data
         try:
-            props = task_type.model.model_validate(data)
+            props = task_type.model.model_validate(model_data)
         except ValidationError as exc:
             self._pydantic(exc, path, task_type.model)
             props = None
@@ -255,7 +264,7 @@ class _Checker:
                     )
                     continue
                 for case, tasks in value.items():
-                    cases[str(case)] = self.task_list(
+                    cases[case_key(case)] = self.task_list(
                         tasks, (*path, field_name, case), defaults
                     )
             else:
@@ -314,6 +323,16 @@ class _Checker:
         elif isinstance(value, dict):
             for key, item in value.items():
                 self._expressions(item, (*path, key))
+
+
+def case_key(key: Any) -> str:
+    """A Switch case key as the text Kestra compares (its YAML reader keeps
+    map keys as written): ``1`` is "1", ``true`` is "true"."""
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    return str(key)
 
 
 def _known_names() -> list[str]:

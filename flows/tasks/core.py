@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from flows.expressions import truthy
 from flows.tasks.context import RunContext, TaskFailed
@@ -232,8 +232,15 @@ register(
 
 class SwitchTask(BaseTask):
     value: Any
-    cases: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    cases: dict[Any, list[dict[str, Any]]] = Field(default_factory=dict)
     defaults: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _some_branch(self) -> SwitchTask:
+        # Kestra's SwitchTaskValidation: a Switch needs cases or defaults.
+        if not self.cases and not self.defaults:
+            raise ValueError("a Switch needs 'cases' or 'defaults'")
+        return self
 
 
 register(
