@@ -20,9 +20,9 @@ from django.utils import timezone
 from executions import dispatch
 from executions.engine.context import EngineContext, expression_context
 from executions.engine.executor import advance_and_keep
+from executions.engine.flowable import allowed_state
 from executions.engine.liveness import current_worker
 from executions.engine.props import render_task_props
-from executions.engine.flowable import allowed_state
 from executions.engine.retry import schedule_retry, will_retry
 from executions.lifecycle import machine
 from executions.lifecycle.actor import Actor
