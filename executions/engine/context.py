@@ -21,6 +21,8 @@ from executions.storage import ExecutionFiles
 from flows.expressions import FILES_KEY, FileAccess, evaluate, format_native, render
 from flows.tasks.context import TaskKilled
 from orchestra.lib import levels
+from orchestra.lib.dotted import nest
+from orchestra.lib.labels import expression_labels
 from orchestra.lib.secrets import mask
 
 OUTPUT_STATES = (State.SUCCESS, State.WARNING, State.FAILED)
@@ -136,9 +138,9 @@ def expression_context(
             "originalId": execution.original_id or execution.pk,
             "url": f"/executions/{execution.pk}/",
         },
-        "inputs": execution.inputs or {},
+        "inputs": nest(execution.inputs or {}),
         "vars": spec.variables or {},
-        "labels": execution.labels or {},
+        "labels": expression_labels(execution.labels),
         "outputs": outputs if outputs is not None else ExecutionOutputs(execution.pk),
         "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},
@@ -312,7 +314,8 @@ class EngineContext:
             actor=Actor.system(self.task_id, Cause.WORKER),
             reason=f"Labels task '{self.task_id}'",
         )
-        self.variables["labels"] = {**self.variables.get("labels", {}), **labels}
+        self.execution.labels = {**(self.execution.labels or {}), **labels}
+        self.variables["labels"] = expression_labels(self.execution.labels)
 
     # storage
     def put_file(self, name: str, data: Any) -> str:

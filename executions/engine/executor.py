@@ -211,7 +211,7 @@ class _Plan:
             # A restart superseded this attempt. Containers run again in place
             # (their successful children keep their outputs); anything else
             # gets a new attempt.
-            if node.flowable and node.type.children:
+            if node.flowable and (node.children or node.case_children):
                 machine.transition_taskrun(
                     tr,
                     State.RUNNING,

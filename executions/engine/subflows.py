@@ -32,7 +32,7 @@ from executions.storage import StorageError, path_of, save
 from flows.expressions import render
 from flows.spec.inputs import InputError
 from flows.tasks.context import TaskFailed
-from orchestra.lib.labels import label_map
+from orchestra.lib.labels import label_map, system_labels
 
 log = logging.getLogger("orchestra.executor")
 
@@ -43,7 +43,11 @@ CHILD_FAILED = {State.FAILED, State.KILLED, State.CANCELLED}
 
 # --- child executions ------------------------------------------------------------
 def _labels(plan, props) -> dict[str, str]:
-    labels = dict(plan.execution.labels or {}) if props.inheritLabels else {}
+    # System labels (the correlation id) always pass to the child
+    # (Kestra's ExecutableUtils.systemLabels); the others with inheritLabels.
+    parent_labels = plan.execution.labels or {}
+    labels = dict(parent_labels) if props.inheritLabels else {}
+    labels.update(system_labels(parent_labels))
     if props.labels:
         try:
             labels.update(label_map(props.labels))

@@ -23,11 +23,12 @@ from flows.spec.inputs import INPUT_TYPES, convert
 from flows.tasks import REGISTRY, TaskType, resolve_type
 from flows.triggers import check_triggers
 from orchestra.lib.durations import parse_duration
-from orchestra.lib.labels import LabelError, label_map
+from orchestra.lib.labels import READ_ONLY, SYSTEM_PREFIX, LabelError, label_map
 from orchestra.lib.yamlmarks import Located, YamlSyntaxError, format_path, load_located
 
 ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
+INPUT_ID_RE = re.compile(r"^[a-zA-Z_][\w-]*(\.[a-zA-Z_][\w-]*)*$")
 # Child task lists every container flowable accepts besides its own.
 LOCAL_HANDLERS = {"errors": "list", "finally": "list"}
 NAMESPACE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*(\.[a-zA-Z0-9][a-zA-Z0-9_-]*)*$")
@@ -402,6 +403,18 @@ def _labels(value: Any, checker: _Checker, path: tuple) -> dict[str, str]:
         return {}
 
 
+def _flow_labels(value: Any, checker: _Checker) -> dict[str, str]:
+    labels = _labels(value, checker, ("labels",))
+    for key in labels:
+        # Kestra's FlowValidator: system labels are set by the engine alone.
+        if key.startswith(SYSTEM_PREFIX) and key != READ_ONLY:
+            checker.error(
+                ("labels",),
+                f"label '{key}': system labels can only be set by the engine",
+            )
+    return labels
+
+
 def _inputs(value: Any, checker: _Checker) -> list[dict[str, Any]]:
     if value is None:
         return []
@@ -424,9 +437,13 @@ def _inputs(value: Any, checker: _Checker) -> list[dict[str, Any]]:
         if "id" not in decl and "name" in decl:
             decl["id"] = decl.pop("name")  # Kestra's older spelling
         name = decl.get("id")
-        if not isinstance(name, str) or not re.match(r"^[a-zA-Z_][\w-]*$", name):
+        # Dots nest the value (Kestra): ``nested.string`` is read as
+        # ``inputs.nested.string``.
+        if not isinstance(name, str) or not INPUT_ID_RE.match(name):
             checker.error(
-                path, "input needs an 'id' made of letters, digits, '_' or '-'"
+                path,
+                "input needs an 'id' made of letters, digits, '_' or '-', "
+                "with '.' between parts",
             )
             continue
         if name in seen:
@@ -628,7 +645,7 @@ def parse_flow(source: str) -> FlowSpec:
         namespace=str(namespace),
         source=source,
         description=str(data.get("description") or ""),
-        labels=_labels(data.get("labels"), checker, ("labels",)),
+        labels=_flow_labels(data.get("labels"), checker),
         inputs=_inputs(data.get("inputs"), checker),
         variables=variables,
         tasks=checker.task_list(data.get("tasks"), ("tasks",), defaults),

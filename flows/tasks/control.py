@@ -21,6 +21,7 @@ from flows.tasks.fields import (
     DSize,
     DStr,
     Strict,
+    TaskList,
     one_of,
 )
 from flows.tasks.registry import register
@@ -152,6 +153,8 @@ class PauseTask(BaseTask):
     # FAIL for timeout unless WARN or CANCEL is asked for.
     behavior: str | None = None
     onResume: list[dict[str, Any]] | None = None
+    # Kestra's older form: tasks that run once the pause has ended.
+    tasks: TaskList | None = None
 
     @field_validator("behavior", mode="before")
     @classmethod
@@ -171,5 +174,6 @@ register(
     PauseTask,
     kind="flowable",
     aliases=["io.kestra.core.tasks.flows.Pause"],
+    children={"tasks": "list"},
     summary="Pause the execution until resumed (with onResume inputs) or a delay elapses",
 )

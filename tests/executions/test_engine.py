@@ -281,7 +281,11 @@ def test_labels_task_sets_execution_labels(deploy, run_inprocess):
         )
     )
     execution = run_inprocess(rev, inputs={"team": "data"})
-    assert execution.labels == {"env": "dev", "team": "data"}
+    assert execution.labels == {
+        "env": "dev",
+        "team": "data",
+        "system.correlationId": str(execution.pk),
+    }
 
 
 def test_a_bad_expression_at_run_time_fails_the_task_with_the_reason(
