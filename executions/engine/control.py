@@ -15,6 +15,9 @@ from executions.models import State, TaskRun
 from flows.expressions import ExpressionError, evaluate, render, truthy
 from flows.spec import TaskNode, case_key
 
+# Jackson's compact separators: a value is the text Kestra shows for it.
+JSON_SEPARATORS = (",", ":")
+
 
 def _sequential(plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
     return plan.resolve_list(node.children.get("tasks", []), tr, value)
@@ -109,10 +112,23 @@ def _loop_values(raw: Any, plan, tr: TaskRun, value: str | None) -> list[str]:
                 f"values must be a list or a JSON array, got {values[:80]!r}"
             ) from None
     if isinstance(values, dict):
-        values = [json.dumps({k: v}) for k, v in values.items()]
+        values = [
+            json.dumps({k: v}, separators=JSON_SEPARATORS) for k, v in values.items()
+        ]
     if not isinstance(values, list):
         raise ExpressionError(f"values must be a list, got {type(values).__name__}")
-    return [v if isinstance(v, str) else json.dumps(v, default=str) for v in values]
+    nulls = sum(1 for v in values if v is None)
+    if nulls:
+        # Kestra's FlowableUtils.resolveEachTasks: a null value fails the loop.
+        raise ExpressionError(f"found {nulls} null value(s) in the ForEach values")
+    texts = [
+        v
+        if isinstance(v, str)
+        else json.dumps(v, default=str, separators=JSON_SEPARATORS)
+        for v in values
+    ]
+    # Kestra iterates over the distinct values, in their order.
+    return list(dict.fromkeys(texts))
 
 
 def _for_each(plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:

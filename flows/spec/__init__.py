@@ -29,6 +29,7 @@ from orchestra.lib.yamlmarks import Located, YamlSyntaxError, format_path, load_
 ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
 INPUT_ID_RE = re.compile(r"^[a-zA-Z_][\w-]*(\.[a-zA-Z_][\w-]*)*$")
+_RUN_TIME_ONLY = re.compile(r"No (filter|test) named", re.IGNORECASE)
 # Child task lists every container flowable accepts besides its own.
 LOCAL_HANDLERS = {"errors": "list", "finally": "list"}
 NAMESPACE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*(\.[a-zA-Z0-9][a-zA-Z0-9_-]*)*$")
@@ -317,7 +318,13 @@ class _Checker:
                 try:
                     check_syntax(value)
                 except ExpressionError as exc:
-                    self.error(path, exc.message)
+                    if _RUN_TIME_ONLY.search(exc.message):
+                        # Pebble meets an unknown filter or test only when it
+                        # renders: Kestra saves such a flow and fails the task
+                        # at run time, and so do we, with a warning now.
+                        self.warnings.append(f"{format_path(path)}: {exc.message}")
+                    else:
+                        self.error(path, exc.message)
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 self._expressions(item, (*path, index))
@@ -401,6 +408,38 @@ def _labels(value: Any, checker: _Checker, path: tuple) -> dict[str, str]:
         where = path if exc.index is None else (*path, exc.index)
         checker.error(where, str(exc))
         return {}
+
+
+CHILD_FLOW_TYPES = (
+    "io.kestra.plugin.core.flow.Subflow",
+    "io.kestra.plugin.core.flow.ForEachItem",
+)
+
+
+def _no_self_call(spec: FlowSpec, checker: _Checker) -> None:
+    """Kestra's FlowValidator: a flow that starts itself as a subflow would
+    recurse forever, so it is invalid (when namespace and flowId are written
+    out; an expression is only known at run time)."""
+    for node in spec.all_tasks():
+        if node.type.name not in CHILD_FLOW_TYPES:
+            continue
+        if (node.raw.get("namespace"), node.raw.get("flowId")) == (
+            spec.namespace,
+            spec.id,
+        ):
+            checker.error(
+                tuple(_path_parts(node.path)),
+                f"recursive call to flow '{spec.namespace}.{spec.id}': a flow "
+                "cannot start itself as a subflow",
+            )
+
+
+def _path_parts(path: str) -> list:
+    """``tasks[2].then[0]`` → ``["tasks", 2, "then", 0]``."""
+    parts: list = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
+        parts.append(int(index) if index else name)
+    return parts
 
 
 def _flow_labels(value: Any, checker: _Checker) -> dict[str, str]:
@@ -657,6 +696,7 @@ def parse_flow(source: str) -> FlowSpec:
         disabled=bool(data.get("disabled", False)),
     )
 
+    _no_self_call(spec, checker)
     spec.triggers = check_triggers(data.get("triggers"), checker)
     spec.warnings = checker.warnings
     if checker.errors:
