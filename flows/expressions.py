@@ -37,6 +37,7 @@ from jinja2 import (
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from flows import pebble
 from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration, to_iso
 from orchestra.lib.secrets import SecretError, read_secret
@@ -537,6 +538,10 @@ def _make_env(undefined: type[Undefined] = StrictUndefined) -> _Environment:
             "isFileEmpty": fn_is_file_empty,
         }
     )
+    # Pebble-only names (flows/pebble.py).
+    env.globals.update(pebble.GLOBALS)
+    env.tests.update(pebble.TESTS)
+    env.filters.update(pebble.FILTERS)
     return env
 
 

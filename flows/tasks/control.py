@@ -67,7 +67,9 @@ class _ChildFlow(BaseTask):
 
 # --- Subflow ---------------------------------------------------------------------
 class SubflowTask(_ChildFlow):
-    pass
+    # Kestra's older way to pick values of the ended child (rendered against
+    # the child execution) when the child flow declares no outputs itself.
+    outputs: dict[str, Any] | None = None
 
 
 register(
