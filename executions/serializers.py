@@ -75,6 +75,32 @@ class TaskRunOut(serializers.Serializer):
     duration = serializers.FloatField(allow_null=True)
 
 
+class AttemptStateOut(serializers.Serializer):
+    current = serializers.CharField()
+    startDate = serializers.CharField(allow_null=True)
+    endDate = serializers.CharField(allow_null=True)
+    duration = serializers.FloatField(allow_null=True)
+
+
+class AttemptOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = AttemptStateOut()
+    error = serializers.CharField(allow_null=True)
+    worker = serializers.CharField(allow_null=True)
+
+
+class KestraTaskRunOut(serializers.Serializer):
+    """Kestra's task run: one per task, parent and value, with its attempts."""
+
+    id = serializers.IntegerField()
+    taskId = serializers.CharField()
+    parentTaskRunId = serializers.IntegerField(allow_null=True)
+    value = serializers.CharField(allow_null=True)
+    state = AttemptStateOut()
+    outputs = serializers.DictField()
+    attempts = AttemptOut(many=True)
+
+
 class ExecutionOut(serializers.Serializer):
     id = serializers.IntegerField()
     namespace = serializers.CharField()
@@ -93,6 +119,7 @@ class ExecutionOut(serializers.Serializer):
     endDate = serializers.CharField(allow_null=True)
     duration = serializers.FloatField(allow_null=True)
     taskRuns = TaskRunOut(many=True, required=False)
+    taskRunList = KestraTaskRunOut(many=True, required=False)
 
 
 class ExecutionPageOut(serializers.Serializer):
