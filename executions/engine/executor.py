@@ -9,6 +9,7 @@ changes nothing: every decision is derived from rows already stored.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -358,6 +359,11 @@ def _flow_outputs(plan: _Plan) -> dict[str, Any]:
     context = plan.context(None, None)
     for output in plan.spec.outputs:
         value = evaluate(output["value"], context)
+        if str(output.get("type", "")).upper() == "STRING" and isinstance(
+            value, dict | list
+        ):
+            # Kestra renders a structure given to a STRING output as its JSON.
+            value = json.dumps(value, separators=(",", ":"), default=str)
         if output.get("type") and value is not None:
             # Declared types hold for outputs as for inputs: INT is a number.
             try:

@@ -229,6 +229,14 @@ def _finish(
             and execution.state in (State.RUNNING, State.PAUSED)
             and will_retry(tr, node)
         )
+        if (
+            state == State.SUCCESS
+            and tr.attempt > 1
+            and node is not None
+            and node.props.retry is not None
+            and node.props.retry.warningOnRetry is True
+        ):
+            state = State.WARNING  # Kestra's warningOnRetry: it needed a retry
         if node is not None and not retries:
             # The last attempt of a task allowed to fail ends WARNING (or
             # SUCCESS with allowWarning too), as Kestra's Worker records it.

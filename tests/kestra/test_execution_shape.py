@@ -62,3 +62,46 @@ def test_the_api_lists_one_task_run_per_task_with_its_attempts(kestra):
     assert body["parentTaskRunId"] == by_task[("each", None)]["id"]
     assert body["outputs"] == {"value": "y"}
     assert len(body["attempts"]) == 1
+
+
+RETRY_RULES = """
+id: retry_rules
+namespace: company.team
+tasks:
+  - id: warned
+    type: io.kestra.plugin.core.execution.Fail
+    condition: "{{ taskrun.attemptsCount < 1 }}"
+    retry:
+      type: constant
+      interval: PT0.1S
+      maxAttempt: 3
+      warningOnRetry: true
+  - id: until_time
+    type: io.kestra.plugin.core.execution.Fail
+    condition: "{{ taskrun.attemptsCount < 4 }}"
+    retry:
+      type: constant
+      interval: PT0.1S
+      maxDuration: PT1M
+  - id: data
+    type: io.kestra.plugin.core.output.OutputValues
+    values:
+      a: "1"
+outputs:
+  - id: as_text
+    type: STRING
+    value: "{{ outputs.data.values }}"
+"""
+
+
+def test_retry_rules_and_a_string_output_built_from_a_map(kestra):
+    """Kestra's ``retry`` (``AbstractRetry.warningOnRetry``; ``maxDuration``
+    alone retries until it is spent) and ``FlowInputOutput.typedOutputs``."""
+    execution = kestra.run(RETRY_RULES)
+    tries = {}
+    for tr in execution.taskruns.order_by("attempt"):
+        tries.setdefault(tr.task_id, []).append(tr.state)
+    assert tries["warned"] == ["FAILED", "WARNING"]
+    assert tries["until_time"] == ["FAILED"] * 4 + ["SUCCESS"]
+    assert execution.state == State.WARNING
+    assert execution.outputs == {"as_text": '{"a":"1"}'}
