@@ -30,6 +30,49 @@ def taskrun_as_dict(tr: TaskRun) -> dict[str, Any]:
     }
 
 
+def _state_of(tr: TaskRun) -> dict[str, Any]:
+    duration = tr.duration()
+    return {
+        "current": tr.state,
+        "startDate": _ts(tr.started_at),
+        "endDate": _ts(tr.ended_at),
+        "duration": round(duration.total_seconds(), 3) if duration else None,
+    }
+
+
+def taskrun_list(rows: list[TaskRun]) -> list[dict[str, Any]]:
+    """Task runs in Kestra's shape (``taskRunList``): one entry per task,
+    parent and value, its tries in ``attempts`` (we store one row per
+    attempt; ``id``, state and outputs are the last attempt's)."""
+    groups: dict[tuple, list[TaskRun]] = {}
+    for tr in rows:
+        groups.setdefault((tr.task_id, tr.parent_id, tr.value), []).append(tr)
+    out = []
+    for tries in groups.values():
+        tries.sort(key=lambda t: (t.attempt, t.pk))
+        last = tries[-1]
+        out.append(
+            {
+                "id": last.pk,
+                "taskId": last.task_id,
+                "parentTaskRunId": last.parent_id,
+                "value": last.value,
+                "state": _state_of(last),
+                "outputs": last.outputs,
+                "attempts": [
+                    {
+                        "id": t.pk,
+                        "state": _state_of(t),
+                        "error": t.error or None,
+                        "worker": t.worker.name if t.worker_id and t.worker else None,
+                    }
+                    for t in tries
+                ],
+            }
+        )
+    return out
+
+
 def execution_as_dict(execution: Execution, taskruns: bool = True) -> dict[str, Any]:
     duration = execution.duration()
     data: dict[str, Any] = {
@@ -54,10 +97,9 @@ def execution_as_dict(execution: Execution, taskruns: bool = True) -> dict[str, 
         "duration": round(duration.total_seconds(), 3) if duration else None,
     }
     if taskruns:
-        data["taskRuns"] = [
-            taskrun_as_dict(tr)
-            for tr in execution.taskruns.select_related("worker").order_by("id")
-        ]
+        rows = list(execution.taskruns.select_related("worker").order_by("id"))
+        data["taskRuns"] = [taskrun_as_dict(tr) for tr in rows]
+        data["taskRunList"] = taskrun_list(rows)
         data.update(links_as_dict(execution))
     return data
 

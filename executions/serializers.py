@@ -75,6 +75,32 @@ class TaskRunOut(serializers.Serializer):
     duration = serializers.FloatField(allow_null=True)
 
 
+class AttemptStateOut(serializers.Serializer):
+    current = serializers.CharField()
+    startDate = serializers.CharField(allow_null=True)
+    endDate = serializers.CharField(allow_null=True)
+    duration = serializers.FloatField(allow_null=True)
+
+
+class AttemptOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = AttemptStateOut()
+    error = serializers.CharField(allow_null=True)
+    worker = serializers.CharField(allow_null=True)
+
+
+class KestraTaskRunOut(serializers.Serializer):
+    """Kestra's task run: one per task, parent and value, with its attempts."""
+
+    id = serializers.IntegerField()
+    taskId = serializers.CharField()
+    parentTaskRunId = serializers.IntegerField(allow_null=True)
+    value = serializers.CharField(allow_null=True)
+    state = AttemptStateOut()
+    outputs = serializers.DictField()
+    attempts = AttemptOut(many=True)
+
+
 class ExecutionOut(serializers.Serializer):
     """An execution as in search results and right after it is started."""
 
@@ -133,6 +159,9 @@ class ExecutionDetailOut(ExecutionOut):
     original = LinkedExecutionOut(allow_null=True)
     replays = LinkedExecutionOut(many=True, help_text="the first 100 replays")
     replaysCount = serializers.IntegerField()
+    taskRunList = KestraTaskRunOut(
+        many=True, help_text="Kestra's shape: one task run with its attempts"
+    )
 
 
 class ExecutionPageOut(serializers.Serializer):

@@ -37,6 +37,7 @@ from jinja2 import (
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from flows import pebble
 from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration, to_iso
 from orchestra.lib.secrets import SecretError, read_secret
@@ -537,6 +538,10 @@ def _make_env(undefined: type[Undefined] = StrictUndefined) -> _Environment:
             "isFileEmpty": fn_is_file_empty,
         }
     )
+    # Pebble-only names (flows/pebble.py).
+    env.globals.update(pebble.GLOBALS)
+    env.tests.update(pebble.TESTS)
+    env.filters.update(pebble.FILTERS)
     return env
 
 
@@ -650,11 +655,25 @@ def evaluate(template: Any, context: Mapping[str, Any]) -> Any:
     return template
 
 
+# Kestra's TruthUtils: the rendered text of a condition is false when it is
+# one of these, true otherwise ("no", "null", "False" are true).
+FALSE_TEXTS = ("false", "0", "-0", "")
+
+
 def truthy(value: Any) -> bool:
-    """Truth as flow authors mean it: "false", "0", "" and null are false."""
+    """Truth of a condition as Kestra decides it from its rendered text
+    (surrounding white space aside: a YAML block scalar ends in a newline)."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value != 0
     if isinstance(value, str):
-        return value.strip().lower() not in ("", "false", "0", "no", "null", "none")
-    return bool(value)
+        return value.strip() not in FALSE_TEXTS
+    return (
+        True  # a number with a fraction, a list or a mapping renders as non-empty text
+    )
 
 
 def referenced_names(template: str) -> set[str]:

@@ -27,23 +27,66 @@ from executions.storage import ExecutionFiles
 from flows.expressions import FILES_KEY, FileAccess, evaluate, format_native, render
 from flows.tasks.context import TaskKilled
 from orchestra.lib import levels
+from orchestra.lib.dotted import nest
+from orchestra.lib.labels import expression_labels
 from orchestra.lib.secrets import mask
 
 OUTPUT_STATES = (State.SUCCESS, State.WARNING, State.FAILED)
 
 
-def outputs_map(rows: Iterable[tuple[str, str | None, Any]]) -> dict[str, Any]:
+def outputs_map(
+    rows: Iterable[tuple[str, str | None, Any]],
+    outer: Mapping[tuple, tuple] | None = None,
+) -> dict[str, Any]:
     """``outputs.<task>`` (or ``outputs.<task>[value]`` in loops) from
-    (task id, value, outputs) rows ordered by attempt: later attempts win."""
+    (task id, value, outputs[, parent id]) rows ordered by attempt: later
+    attempts win. In nested loops the outer values come first, as in
+    Kestra: ``outputs.<task>[outer][inner]``; ``outer`` maps a parent id to
+    the values of the loops around it (``loop_levels``)."""
     out: dict[str, Any] = {}
-    for task_id, value, outputs in rows:
+    for task_id, value, outputs, *rest in rows:
         if value is None:
             out[task_id] = outputs or {}
-        else:
-            bucket = out.setdefault(task_id, {})
-            if isinstance(bucket, dict):
-                bucket[value] = outputs or {}
+            continue
+        path = [*(outer or {}).get(rest[0] if rest else None, ()), value]
+        if len(path) > 1 and path[-2] == value:
+            path.pop()  # a child of a non-loop flowable inside the iteration
+        bucket = out.setdefault(task_id, {})
+        for level in path[:-1]:
+            if not isinstance(bucket, dict):
+                break
+            bucket = bucket.setdefault(level, {})
+        if isinstance(bucket, dict):
+            bucket[path[-1]] = outputs or {}
     return out
+
+
+def loop_levels(execution_id: int) -> dict[int, tuple]:
+    """For each flowable task run: the loop values a child of it sits in,
+    outermost first. A value is a new level where a loop (a task run that
+    keeps its ``values``) starts it."""
+    rows = TaskRun.objects.filter(execution_id=execution_id, flowable=True)
+    loops = set(rows.filter(outputs__has_key="values").values_list("pk", flat=True))
+    nodes = {
+        pk: (parent, value)
+        for pk, parent, value in rows.values_list("pk", "parent_id", "value")
+    }
+    levels: dict[int, tuple] = {}
+
+    def of(pk: int | None) -> tuple:
+        if pk is None or pk not in nodes:
+            return ()
+        if pk not in levels:
+            parent, value = nodes[pk]
+            above = of(parent)
+            if value is not None and parent in loops:
+                above = (*above, value)
+            levels[pk] = above
+        return levels[pk]
+
+    for pk in nodes:
+        of(pk)
+    return levels
 
 
 _MISSING = object()
@@ -63,6 +106,7 @@ class ExecutionOutputs(Mapping):
         self.execution_id = execution_id
         self._tasks: dict[str, Any] = {}
         self._complete = False
+        self._levels: dict[int, tuple] | None = None
 
     def _rows(self, task_id: str | None = None):
         rows = TaskRun.objects.filter(execution_id=self.execution_id).filter(
@@ -70,12 +114,22 @@ class ExecutionOutputs(Mapping):
         )
         if task_id is not None:
             rows = rows.filter(task_id=task_id)
-        return rows.order_by("attempt", "pk").values_list("task_id", "value", "outputs")
+        return rows.order_by("attempt", "pk").values_list(
+            "task_id", "value", "outputs", "parent_id"
+        )
+
+    def _outer(self, rows) -> dict[int, tuple]:
+        # Nested loops only: one more query, for the loops' own task runs.
+        if self._levels is None:
+            parents = {r[3] for r in rows if r[1] is not None and r[3] is not None}
+            self._levels = loop_levels(self.execution_id) if parents else {}
+        return self._levels
 
     def __getitem__(self, task_id: str) -> Any:
         found = self._tasks.get(task_id, _MISSING)
         if found is _MISSING and not self._complete and isinstance(task_id, str):
-            found = outputs_map(self._rows(task_id)).get(task_id, _MISSING)
+            rows = list(self._rows(task_id))
+            found = outputs_map(rows, self._outer(rows)).get(task_id, _MISSING)
             self._tasks[task_id] = found
         if found is _MISSING:
             raise KeyError(task_id)
@@ -83,7 +137,8 @@ class ExecutionOutputs(Mapping):
 
     def _load_all(self) -> dict[str, Any]:
         if not self._complete:
-            self._tasks = outputs_map(self._rows())
+            rows = list(self._rows())
+            self._tasks = outputs_map(rows, self._outer(rows))
             self._complete = True
         return self._tasks
 
@@ -142,9 +197,9 @@ def expression_context(
             "originalId": execution.original_id or execution.pk,
             "url": f"/executions/{execution.pk}/",
         },
-        "inputs": execution.inputs or {},
+        "inputs": nest(execution.inputs or {}),
         "vars": spec.variables or {},
-        "labels": execution.labels or {},
+        "labels": expression_labels(execution.labels),
         "outputs": outputs if outputs is not None else ExecutionOutputs(execution.pk),
         "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},
@@ -349,7 +404,8 @@ class EngineContext:
             actor=Actor.system(self.task_id, Cause.WORKER),
             reason=f"Labels task '{self.task_id}'",
         )
-        self.variables["labels"] = {**self.variables.get("labels", {}), **labels}
+        self.execution.labels = {**(self.execution.labels or {}), **labels}
+        self.variables["labels"] = expression_labels(self.execution.labels)
 
     # storage
     def put_file(self, name: str, data: Any) -> str:

@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from executions.engine.flowable import RUNNING
+from executions.engine.flowable import RUNNING, allowed_state
 from executions.models import State, TaskRun
 from flows.expressions import ExpressionError, evaluate, render, truthy
-from flows.spec import TaskNode
+from flows.spec import TaskNode, case_key
+
+# Jackson's compact separators: a value is the text Kestra shows for it.
+JSON_SEPARATORS = (",", ":")
 
 
 def _sequential(plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
@@ -21,8 +24,9 @@ def _sequential(plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
 
 
 def _allow_failure(plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
-    state = plan.resolve_list(node.children.get("tasks", []), tr, value)
-    return State.WARNING if state in (State.FAILED, State.KILLED) else state
+    # The children's own state: local errors run on it, then allowed_state
+    # turns the failure into a WARNING.
+    return plan.resolve_list(node.children.get("tasks", []), tr, value)
 
 
 def _parallel_over(plan, items: list[tuple[Any, bool]], limit: int, start_item) -> str:
@@ -58,10 +62,7 @@ def _parallel(plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
     items = [(c, (c.id, tr.pk, value) in plan.latest) for c in children]
 
     def start(child: TaskNode) -> str:
-        state = plan.resolve_node(child, tr, value)
-        if state in (State.FAILED, State.KILLED) and child.props.allowFailure:
-            return State.WARNING
-        return state
+        return allowed_state(child, plan.resolve_node(child, tr, value))
 
     return _parallel_over(plan, items, limit, start)
 
@@ -83,13 +84,21 @@ def _switch(plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
         lambda: (
             str(render(node.props.value, plan.context(tr, value)))
             if isinstance(node.props.value, str)
-            else str(node.props.value)
+            else case_key(node.props.value)
         ),
     )
+    # Kestra's Switch output: the value, and whether it fell to the defaults.
+    plan.once(tr, "defaults", lambda: chosen not in node.case_children)
     if chosen in node.case_children:
         branch = node.case_children[chosen]
+    elif "defaults" in node.children:
+        branch = node.children["defaults"]
     else:
-        branch = node.children.get("defaults", [])
+        # Kestra's Switch finds no task for the value and fails
+        # (FlowableUtils.resolveState: "No task found").
+        raise ExpressionError(
+            f"no case matches the value {chosen!r} and there are no defaults"
+        )
     return plan.resolve_list(branch, tr, value)
 
 
@@ -103,10 +112,23 @@ def _loop_values(raw: Any, plan, tr: TaskRun, value: str | None) -> list[str]:
                 f"values must be a list or a JSON array, got {values[:80]!r}"
             ) from None
     if isinstance(values, dict):
-        values = [json.dumps({k: v}) for k, v in values.items()]
+        values = [
+            json.dumps({k: v}, separators=JSON_SEPARATORS) for k, v in values.items()
+        ]
     if not isinstance(values, list):
         raise ExpressionError(f"values must be a list, got {type(values).__name__}")
-    return [v if isinstance(v, str) else json.dumps(v, default=str) for v in values]
+    nulls = sum(1 for v in values if v is None)
+    if nulls:
+        # Kestra's FlowableUtils.resolveEachTasks: a null value fails the loop.
+        raise ExpressionError(f"found {nulls} null value(s) in the ForEach values")
+    texts = [
+        v
+        if isinstance(v, str)
+        else json.dumps(v, default=str, separators=JSON_SEPARATORS)
+        for v in values
+    ]
+    # Kestra iterates over the distinct values, in their order.
+    return list(dict.fromkeys(texts))
 
 
 def _for_each(plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:

@@ -9,6 +9,7 @@ changes nothing: every decision is derived from rows already stored.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -23,7 +24,7 @@ from executions.engine.context import (
     expression_context,
     parents_context,
 )
-from executions.engine.flowable import RUNNING
+from executions.engine.flowable import RUNNING, allowed_state
 from executions.engine.schedule_date import not_yet
 from executions.lifecycle import machine, stop
 from executions.lifecycle.actor import EXECUTOR
@@ -195,7 +196,8 @@ class _Plan:
                 return RUNNING
             if state in (State.FAILED, State.KILLED, State.CANCELLED):
                 if node.props.allowFailure:
-                    result = State.WARNING
+                    if not node.props.allowWarning:
+                        result = State.WARNING
                     continue
                 return state if state != State.CANCELLED else State.FAILED
             if state == State.WARNING and not node.props.allowWarning:
@@ -211,7 +213,7 @@ class _Plan:
             # A restart superseded this attempt. Containers run again in place
             # (their successful children keep their outputs); anything else
             # gets a new attempt.
-            if node.flowable and node.type.children:
+            if node.flowable and (node.children or node.case_children):
                 machine.transition_taskrun(
                     tr,
                     State.RUNNING,
@@ -272,10 +274,34 @@ class _Plan:
             self._log("ERROR", f"{node.id}: {message}", tr)
             self._finish(tr, State.FAILED, reason=message, error=message)
             return State.FAILED
+        if state != RUNNING:
+            state = self._local_handlers(node, tr, value, state)
+        if state != RUNNING:
+            state = allowed_state(node, state)
         if state != RUNNING and tr.state not in TERMINAL:
             self._finish(tr, State.SUCCESS if state in OK_STATES else state)
         if state in OK_STATES:
             return State.SUCCESS
+        return state
+
+    def _local_handlers(
+        self, node: TaskNode, tr: TaskRun, value: str | None, state: str
+    ) -> str:
+        """A flowable's own ``errors`` and ``finally`` (Kestra's
+        FlowableUtils.resolveState): errors run once its children failed for
+        good, and the flowable still ends in its children's state, whatever
+        the handlers did; a failing ``finally`` fails it."""
+        if state in (State.FAILED, State.KILLED) and node.children.get("errors"):
+            if self.resolve_list(node.children["errors"], tr, value) == RUNNING:
+                return RUNNING
+        if node.children.get("finally"):
+            after = self.resolve_list(node.children["finally"], tr, value)
+            if after == RUNNING:
+                return RUNNING
+            if after == State.FAILED:
+                return State.FAILED
+            if after == State.WARNING and state in OK_STATES:
+                return State.WARNING
         return state
 
     def _should_run(
@@ -334,6 +360,11 @@ def _flow_outputs(plan: _Plan) -> dict[str, Any]:
     context = plan.context(None, None)
     for output in plan.spec.outputs:
         value = evaluate(output["value"], context)
+        if str(output.get("type", "")).upper() == "STRING" and isinstance(
+            value, dict | list
+        ):
+            # Kestra renders a structure given to a STRING output as its JSON.
+            value = json.dumps(value, separators=(",", ":"), default=str)
         if output.get("type") and value is not None:
             # Declared types hold for outputs as for inputs: INT is a number.
             try:

@@ -12,8 +12,9 @@ from typing import Any
 
 from executions.lifecycle import machine
 from executions.lifecycle.actor import EXECUTOR
-from executions.models import TaskRun
+from executions.models import State, TaskRun
 
+ALLOW_FAILURE = "io.kestra.plugin.core.flow.AllowFailure"
 RUNNING = "RUNNING"  # resolution result: something is still in flight
 
 
@@ -32,3 +33,16 @@ def finish(plan, tr: TaskRun, state: str, reason: str = "", **fields: Any) -> st
 def save_outputs(tr: TaskRun, outputs: dict[str, Any]) -> None:
     TaskRun.objects.filter(pk=tr.pk).update(outputs=outputs)
     tr.outputs = outputs
+
+
+def allowed_state(node, state: str) -> str:
+    """The state a task run ends in once ``allowFailure``/``allowWarning``
+    apply (Kestra's Worker and Execution.guessFinalState): a failure it may
+    have is a WARNING, a warning it may have is a SUCCESS."""
+    if state == State.FAILED and node.props.allowFailure:
+        state = State.WARNING
+    elif state in (State.FAILED, State.KILLED) and node.type.name == ALLOW_FAILURE:
+        state = State.WARNING
+    if state == State.WARNING and node.props.allowWarning:
+        state = State.SUCCESS
+    return state

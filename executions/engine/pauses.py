@@ -19,7 +19,8 @@ from executions.engine.flowable import RUNNING, task_context
 from executions.engine.props import render_props
 from executions.lifecycle import machine, stop
 from executions.lifecycle.actor import EXECUTOR
-from executions.models import Execution, State, TaskRun
+from executions.lifecycle.resume import after_pause
+from executions.models import Execution, State, StateChange, TaskRun
 
 log = logging.getLogger("orchestra.executor")
 
@@ -47,6 +48,9 @@ def pause_plan(props) -> tuple[timedelta | None, str]:
 def pause(plan, node, tr: TaskRun, value: str | None) -> str:
     if tr.state == State.PAUSED:
         return RUNNING
+    if StateChange.objects.filter(taskrun_id=tr.pk, to_state=State.PAUSED).exists():
+        # Its pause has ended: the child tasks run, and decide its state.
+        return plan.resolve_list(node.children.get("tasks", []), tr, value)
     props = render_props(node, task_context(plan, tr))
     after, behavior = pause_plan(props)
     wake = timezone.now() + after if after is not None else None
@@ -125,7 +129,9 @@ def wake_due(execution: Execution) -> bool:
             return False
         if behavior == "RESUME":
             reason = f"resumed after {waited}"
-            machine.transition_taskrun(tr, State.SUCCESS, reason=reason, actor=EXECUTOR)
+            machine.transition_taskrun(
+                tr, after_pause(node), reason=reason, actor=EXECUTOR
+            )
         else:
             reason = f"not resumed within {waited}"
             machine.transition_taskrun(

@@ -11,12 +11,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from flows.expressions import render
+from flows.spec import LOCAL_HANDLERS
 from flows.tasks.context import TaskFailed
 
 
 def render_task_props(ctx, node) -> Any:
     """``ctx`` is anything with ``render(value)`` (an EngineContext)."""
     children = set(node.type.children)
+    if children:
+        children |= set(LOCAL_HANDLERS)  # a container's errors/finally
     raw = {k: v for k, v in node.raw.items() if k not in children}
     keep = {"id", "type", "retry", "runIf", "conditions", *node.type.raw_properties}
     rendered = {k: (v if k in keep else ctx.render(v)) for k, v in raw.items()}

@@ -9,13 +9,11 @@ from django.utils import timezone
 from executions.models import LogEntry, State, TaskRun
 
 
-def schedule_retry(tr: TaskRun, node, reason: str = "") -> TaskRun | None:
-    """Create the next attempt if the task's retry policy allows one."""
+def will_retry(tr: TaskRun, node) -> bool:
+    """Whether the task's retry policy allows another attempt after ``tr``."""
     retry = node.props.retry
-    if retry is None:
-        return None
-    if tr.attempt >= retry.attempts_allowed():
-        return None
+    if retry is None or tr.attempt >= retry.attempts_allowed():
+        return False
     first = (
         TaskRun.objects.filter(
             execution_id=tr.execution_id,
@@ -29,7 +27,15 @@ def schedule_retry(tr: TaskRun, node, reason: str = "") -> TaskRun | None:
     )
     if hasattr(retry.maxDuration, "total_seconds") and first:
         if timezone.now() - first >= retry.maxDuration:
-            return None
+            return False
+    return True
+
+
+def schedule_retry(tr: TaskRun, node, reason: str = "") -> TaskRun | None:
+    """Create the next attempt if the task's retry policy allows one."""
+    if not will_retry(tr, node):
+        return None
+    retry = node.props.retry
     delay = retry.delay_before(tr.attempt + 1)
     nxt = TaskRun.objects.create(
         execution_id=tr.execution_id,

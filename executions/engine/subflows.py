@@ -18,6 +18,7 @@ from django.core.files.storage import default_storage
 from django.db.models import Count
 
 from executions import dispatch
+from executions.engine.context import expression_context
 from executions.engine.flowable import RUNNING, finish, save_outputs, task_context
 from executions.engine.props import render_props
 from executions.engine.schedule_date import schedule_date
@@ -29,10 +30,10 @@ from executions.lifecycle.start import create_execution, get_flow
 from executions.models import TERMINAL, Cause, Execution, State, TaskRun
 from executions.signals import execution_state_changed, executions_state_changed
 from executions.storage import StorageError, execution_folder, path_of, save
-from flows.expressions import render
+from flows.expressions import ExpressionError, render
 from flows.spec.inputs import InputError
 from flows.tasks.context import TaskFailed
-from orchestra.lib.labels import label_map
+from orchestra.lib.labels import label_map, system_labels
 
 log = logging.getLogger("orchestra.executor")
 
@@ -43,7 +44,11 @@ CHILD_FAILED = {State.FAILED, State.KILLED, State.CANCELLED}
 
 # --- child executions ------------------------------------------------------------
 def _labels(plan, props) -> dict[str, str]:
-    labels = dict(plan.execution.labels or {}) if props.inheritLabels else {}
+    # System labels (the correlation id) always pass to the child
+    # (Kestra's ExecutableUtils.systemLabels); the others with inheritLabels.
+    parent_labels = plan.execution.labels or {}
+    labels = dict(parent_labels) if props.inheritLabels else {}
+    labels.update(system_labels(parent_labels))
     if props.labels:
         try:
             labels.update(label_map(props.labels))
@@ -134,9 +139,20 @@ def _outcome(child_state: str, transmit_failed: bool) -> str:
     return State.SUCCESS
 
 
+def _picked_outputs(child_id: int, wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """The Subflow task's own ``outputs`` rendered against the ended child
+    (Kestra's Subflow.createSubflowExecutionResult); None when the child flow
+    declares outputs, which take precedence."""
+    child = Execution.objects.select_related("flow_revision").get(pk=child_id)
+    if child.spec.outputs:
+        return None
+    return render(wanted, expression_context(child))
+
+
 def subflow(plan, node, tr: TaskRun, value: str | None) -> str:
     outputs = tr.outputs or {}
-    props = render_props(node, task_context(plan, tr))
+    # ``outputs`` belongs to the child's end: not rendered against the parent.
+    props = render_props(node, task_context(plan, tr), keep=("outputs",))
     if "executionId" not in outputs:
         revision = _revision(props)
         _check_depth(plan, revision)
@@ -172,6 +188,15 @@ def subflow(plan, node, tr: TaskRun, value: str | None) -> str:
         "outputs": child["outputs"],
     }
     reason = ""
+    if node.raw.get("outputs"):
+        try:
+            picked = _picked_outputs(child["pk"], node.raw["outputs"])
+        except ExpressionError as exc:
+            reason = f"outputs: {exc.message}"
+            plan._log("ERROR", f"{tr.task_id}: {reason}", tr)
+            return finish(plan, tr, State.FAILED, reason, outputs=result, error=reason)
+        if picked is not None:
+            result["outputs"] = picked
     if child["state"] in CHILD_FAILED:
         reason = f"subflow execution {child['pk']} ended {child['state']}"
         if child["error"]:

@@ -23,9 +23,10 @@ from executions import dispatch
 from executions.engine import outbox
 from executions.engine.context import EngineContext, expression_context
 from executions.engine.executor import advance_and_dispatch, advance_and_keep
+from executions.engine.flowable import allowed_state
 from executions.engine.lease import current_worker, hold, lease_lost, release
 from executions.engine.props import render_task_props
-from executions.engine.retry import schedule_retry
+from executions.engine.retry import schedule_retry, will_retry
 from executions.lifecycle import machine
 from executions.lifecycle.actor import Actor
 from executions.models import (
@@ -286,6 +287,24 @@ def _finish(
 ) -> None:
     with transaction.atomic(savepoint=False):
         execution = Execution.objects.select_for_update().get(pk=tr.execution_id)
+        retries = (
+            state == State.FAILED
+            and node is not None
+            and execution.state in (State.RUNNING, State.PAUSED)
+            and will_retry(tr, node)
+        )
+        if (
+            state == State.SUCCESS
+            and tr.attempt > 1
+            and node is not None
+            and node.props.retry is not None
+            and node.props.retry.warningOnRetry is True
+        ):
+            state = State.WARNING  # Kestra's warningOnRetry: it needed a retry
+        if node is not None and not retries:
+            # The last attempt of a task allowed to fail ends WARNING (or
+            # SUCCESS with allowWarning too), as Kestra's Worker records it.
+            state = allowed_state(node, state)
         done = machine.transition_taskrun(
             tr,
             state,
@@ -308,11 +327,7 @@ def _finish(
             )
             return
         # A paused execution still retries the tasks that were already running.
-        if (
-            state == State.FAILED
-            and node is not None
-            and execution.state in (State.RUNNING, State.PAUSED)
-        ):
+        if retries:
             nxt = schedule_retry(tr, node, error)
             if nxt is not None:
                 dispatch.get().run_taskrun(nxt.pk, eta=nxt.scheduled_at)

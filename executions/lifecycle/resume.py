@@ -14,6 +14,14 @@ from executions.models import Execution, State, TaskRun
 from flows.spec.inputs import InputError, resolve_inputs
 
 
+def after_pause(node) -> str:
+    """The state a Pause task run takes when its pause ends well: RUNNING
+    when it has child ``tasks`` to run now (Kestra's Pause), else SUCCESS."""
+    if node is not None and node.children.get("tasks"):
+        return State.RUNNING
+    return State.SUCCESS
+
+
 @transaction.atomic
 def resume(
     execution_id: int,
@@ -56,9 +64,8 @@ def resume(
         fields = {"scheduled_at": None}
         if answers.get(tr.pk):
             fields["outputs"] = {**(tr.outputs or {}), "onResume": answers[tr.pk]}
-        machine.transition_taskrun(
-            tr, State.SUCCESS, actor=actor, reason=why, fields=fields
-        )
+        ends = after_pause(spec.task(tr.task_id))
+        machine.transition_taskrun(tr, ends, actor=actor, reason=why, fields=fields)
     machine.transition(
         execution,
         State.RUNNING,

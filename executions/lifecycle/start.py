@@ -17,6 +17,7 @@ from executions.signals import execution_created
 from flows.models import Flow, FlowRevision
 from flows.spec import FlowSpec
 from flows.spec.inputs import InputError, resolve_inputs
+from orchestra.lib.labels import CORRELATION_ID
 
 
 def get_flow(namespace: str, flow_id: str) -> Flow:
@@ -92,6 +93,12 @@ def create_execution(
     reason = f"created by {how}"
     if scheduled_at is not None:
         reason += f", scheduled for {scheduled_at.isoformat()}"
+    if CORRELATION_ID not in all_labels:
+        # Kestra's Execution.newExecution: every execution carries a
+        # correlation id, its own unless a parent (subflow) handed one down.
+        all_labels[CORRELATION_ID] = str(execution.pk)
+        Execution.objects.filter(pk=execution.pk).update(labels=all_labels)
+        execution.labels = all_labels
     machine.record_created(execution, actor=actor, reason=reason)
     execution_created.send(sender=Execution, execution=execution, spec=spec)
     if start:

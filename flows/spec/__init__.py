@@ -23,11 +23,15 @@ from flows.spec.inputs import INPUT_TYPES, convert
 from flows.tasks import REGISTRY, TaskType, resolve_type
 from flows.triggers import check_triggers
 from orchestra.lib.durations import parse_duration
-from orchestra.lib.labels import LabelError, label_map
+from orchestra.lib.labels import READ_ONLY, SYSTEM_PREFIX, LabelError, label_map
 from orchestra.lib.yamlmarks import Located, YamlSyntaxError, format_path, load_located
 
 ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
+INPUT_ID_RE = re.compile(r"^[a-zA-Z_][\w-]*(\.[a-zA-Z_][\w-]*)*$")
+_RUN_TIME_ONLY = re.compile(r"No (filter|test) named", re.IGNORECASE)
+# Child task lists every container flowable accepts besides its own.
+LOCAL_HANDLERS = {"errors": "list", "finally": "list"}
 NAMESPACE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*(\.[a-zA-Z0-9][a-zA-Z0-9_-]*)*$")
 
 FLOW_KEYS = {
@@ -231,8 +235,15 @@ class _Checker:
             return None
         data = _apply_defaults(item, task_type, defaults)
         child_fields = task_type.children
+        # Kestra's flowables (FlowableTask) carry their own error handlers:
+        # ``errors`` run when a child fails for good, ``finally`` always.
+        if child_fields:
+            child_fields = {**child_fields, **LOCAL_HANDLERS}
+            model_data = {k: v for k, v in data.items() if k not in LOCAL_HANDLERS}
+        else:
+            model_data = data
         try:
-            props = task_type.model.model_validate(data)
+            props = task_type.model.model_validate(model_data)
         except ValidationError as exc:
             self._pydantic(exc, path, task_type.model)
             props = None
@@ -255,7 +266,7 @@ class _Checker:
                     )
                     continue
                 for case, tasks in value.items():
-                    cases[str(case)] = self.task_list(
+                    cases[case_key(case)] = self.task_list(
                         tasks, (*path, field_name, case), defaults
                     )
             else:
@@ -307,13 +318,29 @@ class _Checker:
                 try:
                     check_syntax(value)
                 except ExpressionError as exc:
-                    self.error(path, exc.message)
+                    if _RUN_TIME_ONLY.search(exc.message):
+                        # Pebble meets an unknown filter or test only when it
+                        # renders: Kestra saves such a flow and fails the task
+                        # at run time, and so do we, with a warning now.
+                        self.warnings.append(f"{format_path(path)}: {exc.message}")
+                    else:
+                        self.error(path, exc.message)
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 self._expressions(item, (*path, index))
         elif isinstance(value, dict):
             for key, item in value.items():
                 self._expressions(item, (*path, key))
+
+
+def case_key(key: Any) -> str:
+    """A Switch case key as the text Kestra compares (its YAML reader keeps
+    map keys as written): ``1`` is "1", ``true`` is "true"."""
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    return str(key)
 
 
 def _known_names() -> list[str]:
@@ -383,6 +410,50 @@ def _labels(value: Any, checker: _Checker, path: tuple) -> dict[str, str]:
         return {}
 
 
+CHILD_FLOW_TYPES = (
+    "io.kestra.plugin.core.flow.Subflow",
+    "io.kestra.plugin.core.flow.ForEachItem",
+)
+
+
+def _no_self_call(spec: FlowSpec, checker: _Checker) -> None:
+    """Kestra's FlowValidator: a flow that starts itself as a subflow would
+    recurse forever, so it is invalid (when namespace and flowId are written
+    out; an expression is only known at run time)."""
+    for node in spec.all_tasks():
+        if node.type.name not in CHILD_FLOW_TYPES:
+            continue
+        if (node.raw.get("namespace"), node.raw.get("flowId")) == (
+            spec.namespace,
+            spec.id,
+        ):
+            checker.error(
+                tuple(_path_parts(node.path)),
+                f"recursive call to flow '{spec.namespace}.{spec.id}': a flow "
+                "cannot start itself as a subflow",
+            )
+
+
+def _path_parts(path: str) -> list:
+    """``tasks[2].then[0]`` → ``["tasks", 2, "then", 0]``."""
+    parts: list = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
+        parts.append(int(index) if index else name)
+    return parts
+
+
+def _flow_labels(value: Any, checker: _Checker) -> dict[str, str]:
+    labels = _labels(value, checker, ("labels",))
+    for key in labels:
+        # Kestra's FlowValidator: system labels are set by the engine alone.
+        if key.startswith(SYSTEM_PREFIX) and key != READ_ONLY:
+            checker.error(
+                ("labels",),
+                f"label '{key}': system labels can only be set by the engine",
+            )
+    return labels
+
+
 def _inputs(value: Any, checker: _Checker) -> list[dict[str, Any]]:
     if value is None:
         return []
@@ -405,9 +476,13 @@ def _inputs(value: Any, checker: _Checker) -> list[dict[str, Any]]:
         if "id" not in decl and "name" in decl:
             decl["id"] = decl.pop("name")  # Kestra's older spelling
         name = decl.get("id")
-        if not isinstance(name, str) or not re.match(r"^[a-zA-Z_][\w-]*$", name):
+        # Dots nest the value (Kestra): ``nested.string`` is read as
+        # ``inputs.nested.string``.
+        if not isinstance(name, str) or not INPUT_ID_RE.match(name):
             checker.error(
-                path, "input needs an 'id' made of letters, digits, '_' or '-'"
+                path,
+                "input needs an 'id' made of letters, digits, '_' or '-', "
+                "with '.' between parts",
             )
             continue
         if name in seen:
@@ -621,7 +696,7 @@ def parse_flow(source: str) -> FlowSpec:
         namespace=str(namespace),
         source=source,
         description=str(data.get("description") or ""),
-        labels=_labels(data.get("labels"), checker, ("labels",)),
+        labels=_flow_labels(data.get("labels"), checker),
         inputs=_inputs(data.get("inputs"), checker),
         variables=variables,
         tasks=checker.task_list(data.get("tasks"), ("tasks",), defaults),
@@ -633,6 +708,7 @@ def parse_flow(source: str) -> FlowSpec:
         disabled=bool(data.get("disabled", False)),
     )
 
+    _no_self_call(spec, checker)
     spec.triggers = check_triggers(data.get("triggers"), checker)
     spec.warnings = checker.warnings
     if checker.errors:

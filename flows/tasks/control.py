@@ -21,6 +21,7 @@ from flows.tasks.fields import (
     DSize,
     DStr,
     Strict,
+    TaskList,
     one_of,
 )
 from flows.tasks.registry import register
@@ -66,7 +67,9 @@ class _ChildFlow(BaseTask):
 
 # --- Subflow ---------------------------------------------------------------------
 class SubflowTask(_ChildFlow):
-    pass
+    # Kestra's older way to pick values of the ended child (rendered against
+    # the child execution) when the child flow declares no outputs itself.
+    outputs: dict[str, Any] | None = None
 
 
 register(
@@ -152,6 +155,8 @@ class PauseTask(BaseTask):
     # FAIL for timeout unless WARN or CANCEL is asked for.
     behavior: str | None = None
     onResume: list[dict[str, Any]] | None = None
+    # Kestra's older form: tasks that run once the pause has ended.
+    tasks: TaskList | None = None
 
     @field_validator("behavior", mode="before")
     @classmethod
@@ -171,5 +176,6 @@ register(
     PauseTask,
     kind="flowable",
     aliases=["io.kestra.core.tasks.flows.Pause"],
+    children={"tasks": "list"},
     summary="Pause the execution until resumed (with onResume inputs) or a delay elapses",
 )

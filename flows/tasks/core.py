@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from flows.expressions import truthy
 from flows.tasks.context import RunContext, TaskFailed
@@ -20,7 +21,7 @@ from flows.tasks.fields import (
 )
 from flows.tasks.registry import register
 from orchestra.lib import levels
-from orchestra.lib.labels import label_map
+from orchestra.lib.labels import SYSTEM_PREFIX, LabelError, label_map
 
 
 class _LeveledTask(BaseTask):
@@ -152,11 +153,29 @@ register(
 
 # --- Labels ----------------------------------------------------------------------
 class LabelsTask(BaseTask):
-    labels: DDict | list[dict[str, Any]]
+    # A mapping, a list of {key, value}, or (Kestra) the JSON text of a mapping.
+    labels: DDict | list[dict[str, Any]] | DStr
 
 
 def run_labels(ctx: RunContext, props: LabelsTask) -> dict:
-    labels = label_map(props.labels)
+    value = props.labels
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise TaskFailed(
+                f"labels: expected a mapping or the JSON text of one, got {value[:80]!r}"
+            ) from None
+    try:
+        labels = label_map(value)
+    except LabelError as exc:
+        raise TaskFailed(f"labels: {exc}") from None
+    system = sorted(k for k in labels if k.startswith(SYSTEM_PREFIX))
+    if system:
+        # Kestra's Labels task: system labels are the engine's alone.
+        raise TaskFailed(
+            f"labels: system labels can only be set by the engine: {', '.join(system)}"
+        )
     ctx.set_labels(labels)
     return {}
 
@@ -232,8 +251,15 @@ register(
 
 class SwitchTask(BaseTask):
     value: Any
-    cases: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    cases: dict[Any, list[dict[str, Any]]] = Field(default_factory=dict)
     defaults: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _some_branch(self) -> SwitchTask:
+        # Kestra's SwitchTaskValidation: a Switch needs cases or defaults.
+        if not self.cases and not self.defaults:
+            raise ValueError("a Switch needs 'cases' or 'defaults'")
+        return self
 
 
 register(

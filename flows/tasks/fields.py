@@ -135,6 +135,9 @@ def _retry_type(value: Any) -> str:
     )
 
 
+UNBOUNDED_ATTEMPTS = 1000
+
+
 class Retry(Strict):
     type: Annotated[
         str, PlainValidator(_retry_type), WithJsonSchema({"type": "string"})
@@ -153,7 +156,13 @@ class Retry(Strict):
     def attempts_allowed(self) -> int:
         """Total attempts including the first (Kestra's maxAttempt counts all)."""
         value = self.maxAttempt if self.maxAttempt is not None else self.maxAttempts
-        return int(value) if isinstance(value, int) else 1
+        if isinstance(value, int):
+            return value
+        if isinstance(self.maxDuration, timedelta):
+            # Kestra: with only maxDuration, retry until that time is spent
+            # (the count is a backstop against a zero interval).
+            return UNBOUNDED_ATTEMPTS
+        return 1
 
     def delay_before(self, attempt: int) -> timedelta:
         """Delay before attempt number ``attempt`` (2 = first retry)."""

@@ -79,3 +79,29 @@ def label_map(value: Any) -> dict[str, str]:
 def format_labels(labels: Mapping[str, Any] | None) -> str:
     """``{"env": "prod", "team": "data"}`` → ``"env:prod, team:data"``."""
     return ", ".join(f"{k}:{v}" for k, v in (labels or {}).items())
+
+
+# Labels only the engine sets (Kestra's ``Label.SYSTEM_PREFIX``).
+SYSTEM_PREFIX = "system."
+CORRELATION_ID = SYSTEM_PREFIX + "correlationId"
+READ_ONLY = SYSTEM_PREFIX + "readOnly"
+
+
+def system_labels(labels: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``system.*`` labels of ``labels`` (what a subflow inherits)."""
+    return {k: v for k, v in (labels or {}).items() if k.startswith(SYSTEM_PREFIX)}
+
+
+def expression_labels(labels: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``labels`` as expressions read them: ``system.*`` labels grouped under
+    ``system`` (``labels.system.correlationId``), the others by their key."""
+    out: dict[str, Any] = {}
+    system: dict[str, Any] = {}
+    for key, value in (labels or {}).items():
+        if key.startswith(SYSTEM_PREFIX):
+            system[key[len(SYSTEM_PREFIX) :]] = value
+        else:
+            out[key] = value
+    if system:
+        out["system"] = system
+    return out

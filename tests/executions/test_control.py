@@ -130,7 +130,8 @@ def test_subflow_waits_for_its_child_and_passes_its_outputs(deploy, engine):
     assert (child.state, child.inputs, child.labels) == (
         "SUCCESS",
         {"n": 21},
-        {"caller": "parent"},
+        # The child carries its parent's correlation id (Kestra).
+        {"caller": "parent", "system.correlationId": str(parent.pk)},
     )
     assert child.parent_taskrun_id == call.pk
     assert call.outputs == {
@@ -716,7 +717,10 @@ def test_restart_of_a_killed_execution_runs_the_killed_task_again(
 def test_set_labels_is_recorded_with_its_actor(deploy, run_inprocess):
     execution = run_inprocess(deploy(STEPS))
     set_labels(execution.pk, {"reviewed": "yes"}, actor=Actor("api", "dana"))
-    assert reload(execution).labels == {"reviewed": "yes"}
+    assert reload(execution).labels == {
+        "reviewed": "yes",
+        "system.correlationId": str(execution.pk),
+    }
     change = StateChange.objects.filter(execution=execution).order_by("-id").first()
     assert (
         change.from_state,

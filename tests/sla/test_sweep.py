@@ -217,7 +217,10 @@ def test_cancel_and_fail_go_through_actions_with_the_rule_as_cause(
     sweep.run(now=later(hours=2))
     execution.refresh_from_db()
     assert execution.state == State.FAILED
-    assert execution.labels == {"sla": "breached"}
+    assert execution.labels == {
+        "sla": "breached",
+        "system.correlationId": str(execution.pk),
+    }
     change = StateChange.objects.get(execution=execution, to_state=State.FAILED)
     assert change.cause == Cause.SLA and change.actor == f"sla-rule:{r.pk}"
     assert "SLA breached (rule 'strict')" in change.reason
@@ -344,7 +347,7 @@ def test_an_execution_assertion_is_checked_when_the_execution_ends(deploy, start
     miss = SlaMiss.objects.get()
     assert miss.execution == empty and miss.key == "flow:has-rows"
     empty.refresh_from_db()
-    assert empty.labels == {"sla": "no-rows"}
+    assert empty.labels == {"sla": "no-rows", "system.correlationId": str(empty.pk)}
     assert Deadline.objects.get(execution=full).state == DeadlineState.MET
 
 
@@ -376,7 +379,11 @@ def test_a_flow_sla_max_duration_acts_without_any_rule(deploy, started, smtp):
     result = sweep.run(now=later(minutes=31))
     assert result.misses == 1 and result.actions == 1 and result.emails_sent == 0
     execution.refresh_from_db()
-    assert execution.state == State.CANCELLED and execution.labels == {"sla": "missed"}
+    assert execution.state == State.CANCELLED
+    assert execution.labels == {
+        "sla": "missed",
+        "system.correlationId": str(execution.pk),
+    }
     change = StateChange.objects.get(execution=execution, to_state=State.CANCELLED)
     assert change.cause == Cause.SLA and change.actor == "sla:flow:too-long"
     assert "SLA breached (flow sla 'too-long'): ran 31m" in change.reason

@@ -136,7 +136,7 @@ def test_execute_with_json_inputs_and_labels_or_a_multipart_file(
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["inputs"] == {"day": None, "size": 7}
-    assert body["labels"] == {"env": "prod"}
+    assert body["labels"] == {"env": "prod", "system.correlationId": str(body["id"])}
     assert body["trigger"] == {"type": "api", "user": "alice"}
     bad = client.post(
         "/api/executions/company.data/etl",
@@ -170,7 +170,10 @@ def test_execute_with_json_inputs_and_labels_or_a_multipart_file(
         uri.startswith("kestra:///company.data/etl/inputs/")
         and read_uri(uri) == b"a,b\n1,2\n"
     )
-    assert multi.json()["labels"] == {"team": "data"}
+    assert multi.json()["labels"] == {
+        "team": "data",
+        "system.correlationId": str(multi.json()["id"]),
+    }
 
 
 def test_get_logs_kill_and_bulk_dry_run(client, alice, token_for, make_execution):

@@ -124,7 +124,10 @@ def test_the_execute_form_is_built_from_typed_inputs(client, alice, deploy):
     assert ok.status_code == 302
     execution = Execution.objects.get()
     assert execution.inputs == {"day": "2026-11-20", "size": 9}
-    assert execution.labels == {"env": "prod"}
+    assert execution.labels == {
+        "env": "prod",
+        "system.correlationId": str(execution.pk),
+    }
     assert ok["Location"] == f"/executions/{execution.pk}/"
 
 
