@@ -44,6 +44,10 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Local mode: no DATABASE_URL, everything under ORCHESTRA_HOME on this machine.
+ORCHESTRA_LOCAL_MODE = not os.environ.get("DATABASE_URL")
+# Flows of this namespace reach every namespace (flows/namespaces.py); "" = none.
+ORCHESTRA_SYSTEM_NAMESPACE = envstr("ORCHESTRA_SYSTEM_NAMESPACE", "system")
 DEBUG = envbool("DEBUG", False)
 ALLOWED_HOSTS = [h for h in envstr("ALLOWED_HOSTS", "*").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o]

@@ -14,6 +14,7 @@ from executions.engine.flowable import RUNNING
 from executions.models import State, TaskRun
 from flows.expressions import ExpressionError, evaluate, render, truthy
 from flows.spec import TaskNode
+from orchestra.lib.secrets import mask
 
 
 def _sequential(plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:
@@ -106,7 +107,10 @@ def _loop_values(raw: Any, plan, tr: TaskRun, value: str | None) -> list[str]:
         values = [json.dumps({k: v}) for k, v in values.items()]
     if not isinstance(values, list):
         raise ExpressionError(f"values must be a list, got {type(values).__name__}")
-    return [v if isinstance(v, str) else json.dumps(v, default=str) for v in values]
+    # Stored as task run values and shown: masked before they exist anywhere.
+    return [
+        mask(v if isinstance(v, str) else json.dumps(v, default=str)) for v in values
+    ]
 
 
 def _for_each(plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:

@@ -139,7 +139,7 @@ class _Plan:
             taskrun=tr,
             task_id=tr.task_id if tr else "",
             level=level,
-            message=message,
+            message=mask(message),
         )
 
     def _create(
@@ -150,6 +150,8 @@ class _Plan:
         state: str,
         **fields: Any,
     ) -> TaskRun:
+        if fields.get("error"):
+            fields["error"] = mask(fields["error"])
         tr = TaskRun.objects.create(
             execution_id=self.execution.pk,
             task_id=node.id,
