@@ -28,7 +28,7 @@ from executions.lifecycle.restart import restart
 from executions.lifecycle.start import create_execution, get_flow
 from executions.models import TERMINAL, Cause, Execution, State, TaskRun
 from executions.signals import execution_state_changed, executions_state_changed
-from executions.storage import StorageError, path_of, save
+from executions.storage import ExecutionFiles, StorageError, save
 from flows.expressions import render
 from flows.namespaces import NamespaceUnreachable, check_reach
 from flows.spec.inputs import InputError
@@ -220,7 +220,9 @@ def _items(path: str, separator: str):
 def _split(uri: str, props, tr: TaskRun, plan) -> list[str]:
     """Write the batches of ``uri`` to storage; return their URIs."""
     try:
-        path = path_of(str(uri))
+        # Only a file this execution may open (its own, its parents', one
+        # handed over from a namespace it may reach), like read().
+        path = ExecutionFiles(plan.execution).check(str(uri))
     except StorageError as exc:
         raise TaskFailed(f"items: {exc}") from None
     if not default_storage.exists(path):

@@ -326,3 +326,36 @@ def test_only_an_admin_of_the_namespace_changes_what_may_reach_it(db):
         "allowed_namespaces": [],
     }
     assert not can_reach("team.a", "team.b")
+
+
+def test_foreachitem_cannot_split_another_namespaces_file(db, run_inprocess):
+    _, b, _ = save_flow(REPORT, actor="test")
+    b_exec = create_execution(b, actor=Actor.system("test"))
+    uri = save(
+        f"team/b/payroll_report/executions/{b_exec.pk}/tasks/r/1/rows.ion",
+        b'{"salary": 123456}\n',
+    )
+    save_flow(
+        REPORT.replace("team.b", "team.a").replace("payroll_report", "child"),
+        actor="test",
+    )
+    _, a, _ = save_flow(
+        f"""
+id: probe
+namespace: team.a
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{uri}"
+    namespace: team.a
+    flowId: child
+    inputs:
+      password: "{{{{ taskrun.items }}}}"
+""",
+        actor="test",
+    )
+    execution = run_inprocess(a)
+    assert execution.state == State.FAILED
+    error = execution.taskruns.get(task_id="each").error
+    assert f"items: {uri} does not belong to execution {execution.pk}" in error
+    assert not Execution.objects.filter(flow_id="child").exists()
