@@ -381,10 +381,14 @@ SECRETS_KEY = "_secrets"
 
 
 class SecretScope:
-    __slots__ = ("_namespace",)
+    """Built by flows/secrets.py ``scope()``: the namespace and how to resolve
+    a name in it (this module imports no model)."""
 
-    def __init__(self, namespace: str) -> None:
+    __slots__ = ("_namespace", "_resolve")
+
+    def __init__(self, namespace: str, resolve) -> None:
         self._namespace = namespace
+        self._resolve = resolve
 
 
 @pass_context
@@ -394,9 +398,7 @@ def secret(context: Any, name: Any) -> str:
     scope = context.get(SECRETS_KEY)
     try:
         if isinstance(scope, SecretScope):
-            from flows.secrets import resolve
-
-            return resolve(scope._namespace, name)
+            return scope._resolve(scope._namespace, name)
         value = secret_values.read_global(name)
     except secret_values.SecretError as exc:
         raise ExpressionError(str(exc)) from None

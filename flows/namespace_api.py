@@ -34,11 +34,11 @@ def _body(request) -> dict:
     return request.data
 
 
-def _reason(body: dict) -> str:
-    reason = body.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > 1000 or "\x00" in reason:
-        raise ValidationError({"reason": "text of at most 1000 characters"})
-    return reason
+def _reason(value: object) -> str:
+    try:
+        return namespaces.clean_reason(value)
+    except namespaces.SettingError as exc:
+        raise ValidationError({"reason": str(exc)}) from None
 
 
 def secret_as_dict(row: dict) -> dict:
@@ -108,7 +108,7 @@ def namespace_settings(request, namespace: str):
                 body["allowed_namespaces"],
                 actor=request.user.get_username(),
                 via="api",
-                reason=_reason(body),
+                reason=_reason(body.get("reason", "")),
             )
         except namespaces.SettingError as exc:
             raise ValidationError({"allowed_namespaces": str(exc)}) from None
@@ -152,11 +152,12 @@ def namespace_secret(request, namespace: str, name: str):
     actor = request.user.get_username()
     try:
         if request.method == "DELETE":
-            reason = request.query_params.get("reason", "")
-            if len(reason) > 1000 or "\x00" in reason:
-                raise ValidationError({"reason": "text of at most 1000 characters"})
             secrets.delete_secret(
-                namespace, name, actor=actor, via="api", reason=reason
+                namespace,
+                name,
+                actor=actor,
+                via="api",
+                reason=_reason(request.query_params.get("reason", "")),
             )
             return Response(status=status.HTTP_204_NO_CONTENT)
         body = _body(request)
@@ -166,7 +167,7 @@ def namespace_secret(request, namespace: str, name: str):
             body.get("value"),
             actor=actor,
             via="api",
-            reason=_reason(body),
+            reason=_reason(body.get("reason", "")),
         )
     except secrets.SecretNotFound as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)

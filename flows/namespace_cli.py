@@ -125,7 +125,10 @@ def _read_value() -> str:
     if sys.stdin.isatty():
         value = getpass.getpass("value (not shown): ")
     else:
-        value = sys.stdin.read()
+        try:
+            value = sys.stdin.read()
+        except UnicodeDecodeError:
+            raise UsageError("the value on standard input is not UTF-8 text") from None
         # `echo value | orchestra secrets set` adds one newline; keep the rest.
         if value.endswith("\n"):
             value = value[:-1]

@@ -29,7 +29,8 @@ def _checked(request, namespace: str, role: str):
 
 
 def _reason(request) -> str:
-    return request.POST.get("reason", "").replace("\x00", "")[:1000]
+    reason = request.POST.get("reason", "").replace("\x00", "")[:1000]
+    return reason.encode("utf-8", "replace").decode("utf-8")
 
 
 @require_GET

@@ -123,6 +123,19 @@ def check_namespace_name(name: str) -> str:
     return name
 
 
+def clean_reason(reason: object) -> str:
+    """Why a change was made, as stored: text of at most 1000 characters."""
+    if reason is None:
+        return ""
+    if not isinstance(reason, str) or len(reason) > 1000 or "\x00" in reason:
+        raise SettingError("reason: text of at most 1000 characters")
+    try:
+        reason.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SettingError("reason: text of at most 1000 characters") from None
+    return reason
+
+
 def record(
     namespace: str, action: str, detail: dict, actor: str, via: str, reason: str
 ) -> NamespaceChange:

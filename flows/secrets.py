@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from flows.expressions import SecretScope
 from flows.models import NamespaceSecret, namespace_and_parents
 from flows.namespaces import check_namespace_name, record
 from orchestra.lib import secrets as lib
@@ -55,6 +56,12 @@ def resolve(namespace: str, name: str) -> str:
     )
 
 
+def scope(namespace: str) -> SecretScope:
+    """What an expression context holds under SECRETS_KEY so that
+    ``secret()`` resolves in ``namespace``."""
+    return SecretScope(namespace, resolve)
+
+
 def clean_value(value: object) -> str:
     if not isinstance(value, str):
         raise lib.SecretError("a secret value must be text")
@@ -62,7 +69,11 @@ def clean_value(value: object) -> str:
         raise lib.SecretError("a secret value cannot be empty")
     if "\x00" in value:
         raise lib.SecretError("a secret value cannot contain NUL bytes")
-    if len(value.encode("utf-8")) > MAX_VALUE:
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise lib.SecretError("a secret value must be valid Unicode text") from None
+    if size > MAX_VALUE:
         raise lib.SecretError(f"a secret value is at most {MAX_VALUE} bytes")
     if len(value) < lib.MIN_MASKED:
         raise lib.SecretError(

@@ -22,12 +22,12 @@ from flows.expressions import (
     FILES_KEY,
     SECRETS_KEY,
     FileAccess,
-    SecretScope,
     evaluate,
     format_native,
     render,
 )
 from flows.namespaces import NamespaceUnreachable, check_reach, reachable_q
+from flows.secrets import scope as secret_scope
 from flows.tasks.context import TaskFailed, TaskKilled
 from orchestra.lib import levels
 from orchestra.lib.secrets import mask
@@ -152,7 +152,7 @@ def expression_context(
         "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},
         FILES_KEY: FileAccess(ExecutionFiles(execution)),
-        SECRETS_KEY: SecretScope(execution.namespace),
+        SECRETS_KEY: secret_scope(execution.namespace),
     }
     if taskrun is not None:
         context["taskrun"] = {

@@ -11,8 +11,9 @@ from executions.lifecycle.actor import Actor
 from executions.lifecycle.base import ActionError
 from executions.lifecycle.start import create_execution
 from executions.models import Cause, Execution, TriggerEvent
-from flows.expressions import SECRETS_KEY, ExpressionError, SecretScope, render
+from flows.expressions import SECRETS_KEY, ExpressionError, render
 from flows.models import FlowRevision
+from flows.secrets import scope as secret_scope
 from flows.spec.inputs import InputError
 from flows.triggers import TRIGGER_TYPES
 from orchestra.lib.secrets import mask
@@ -42,7 +43,7 @@ def execution_for_trigger(
             "namespace": revision.flow.namespace,
             "revision": revision.revision,
         },
-        SECRETS_KEY: SecretScope(revision.flow.namespace),
+        SECRETS_KEY: secret_scope(revision.flow.namespace),
     }
     try:
         inputs = render(decl.get("inputs") or {}, context)

@@ -40,9 +40,10 @@ from executions.triggers.fire import (
     trigger_actor,
 )
 from executions.triggers.registry import trigger_decl
-from flows.expressions import SECRETS_KEY, ExpressionError, SecretScope
+from flows.expressions import SECRETS_KEY, ExpressionError
 from flows.models import FlowRevision
 from flows.namespaces import can_reach
+from flows.secrets import scope as secret_scope
 from flows.triggers import flow_condition_failures
 from orchestra.lib.secrets import mask
 
@@ -172,7 +173,7 @@ def _matches(
     chain = [*_chain(execution), f"{execution.namespace}.{execution.flow_id}"]
     events = []
     for namespace, flow_id, trigger_id, decl in declared:
-        context[SECRETS_KEY] = SecretScope(namespace)
+        context[SECRETS_KEY] = secret_scope(namespace)
         try:
             failures = flow_condition_failures(decl, source, context)
         except ExpressionError as exc:

@@ -35,10 +35,10 @@ from executions.triggers.fire import (
 from flows.expressions import (
     SECRETS_KEY,
     ExpressionError,
-    SecretScope,
     is_dynamic,
     render,
 )
+from flows.secrets import scope as secret_scope
 from flows.triggers import expression_conditions_hold
 from orchestra.lib.secrets import mask
 
@@ -61,7 +61,7 @@ def find_trigger(namespace: str, flow_id: str, key: str):
         expected = decl.get("key", "")
         if is_dynamic(expected):  # e.g. "{{ secret('WEBHOOK_KEY') }}"
             try:
-                expected = str(render(expected, {SECRETS_KEY: SecretScope(namespace)}))
+                expected = str(render(expected, {SECRETS_KEY: secret_scope(namespace)}))
             except ExpressionError:
                 continue
         if hmac.compare_digest(str(expected).encode(), key.encode()):
@@ -150,7 +150,7 @@ def webhook(
     }
     try:
         why_not = expression_conditions_hold(
-            decl, {"trigger": variables, SECRETS_KEY: SecretScope(namespace)}
+            decl, {"trigger": variables, SECRETS_KEY: secret_scope(namespace)}
         )
     except ExpressionError as exc:
         # Answered to an anonymous caller: never with a secret in it.

@@ -152,10 +152,16 @@ def test_the_api_never_returns_a_value(personas):
         ("team.a/secrets/TOKEN", {"value": "a\x00bcdef"}, "NUL"),
         ("team.a/secrets/1BAD", {"value": "abcdefgh"}, "is not valid"),
         ("team.a/secrets/TOKEN", {"value": "abcdefgh", "reason": 5}, "1000"),
+        ("team.a/secrets/TOKEN", {"value": "abc\ud800defg"}, "valid Unicode"),
+        ("team.a/secrets/TOKEN", {"value": "abcdefgh", "reason": "\ud800"}, "1000"),
     ],
 )
 def test_bad_secret_input_is_a_400_and_stores_nothing(personas, path, body, message):
-    response = _api(personas["ada"]).put(f"/api/namespaces/{path}", body, format="json")
+    response = _api(personas["ada"]).put(
+        f"/api/namespaces/{path}",
+        json.dumps(body),  # ASCII: lone surrogates travel as \\ud800 escapes
+        content_type="application/json",
+    )
     assert response.status_code == 400
     assert message in json.dumps(response.json())
     assert not NamespaceChange.objects.exists()
