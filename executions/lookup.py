@@ -48,8 +48,12 @@ def executions_matching(
     states: list[str] | None = None,
     revision: int | str | None = None,
     inputs: dict[str, Any] | None = None,
+    scope: Q | None = None,
 ):
+    """``scope`` keeps only the namespaces the asking flow may reach."""
     qs = Execution.objects.all()
+    if scope is not None:
+        qs = qs.filter(scope)
     if namespace:
         qs = qs.in_namespace(namespace)
     if flow_id:
@@ -71,7 +75,9 @@ def executions_matching(
         if str(revision).lower() == "latest":
             if not namespace or not flow_id:
                 raise QueryError("revision: latest needs both namespace and flowId")
-            flow = Flow.objects.filter(namespace=namespace, flow_id=flow_id).first()
+            flow = Flow.objects.filter(
+                namespace=namespace, flow_id=flow_id, deleted=False
+            ).first()
             if flow is None:
                 raise QueryError(
                     f"revision: latest: flow {namespace}.{flow_id} does not exist"
@@ -135,11 +141,13 @@ def count_by_flow(
     scope = Q()
     for ns, flow_id in wanted:
         scope |= Q(namespace=ns, flow_id=flow_id)
+    reach = filters.get("scope")
     for ns in namespaces or []:
         scope |= Q(namespace=ns) | Q(namespace__startswith=ns + ".")
-        wanted |= set(
-            Flow.objects.live().in_namespace(ns).values_list("namespace", "flow_id")
-        )
+        flows_qs = Flow.objects.live().in_namespace(ns)
+        if reach is not None:
+            flows_qs = flows_qs.filter(reach)
+        wanted |= set(flows_qs.values_list("namespace", "flow_id"))
     qs = executions_matching(**filters)
     if flows or namespaces:
         qs = qs.filter(scope)

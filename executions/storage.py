@@ -28,6 +28,7 @@ from django.http import FileResponse
 
 from accounts import roles
 from executions.models import Execution
+from flows.namespaces import can_reach, refusal
 
 PREFIX = "kestra://"
 
@@ -172,10 +173,17 @@ class ExecutionFiles:
     def check(self, uri: str) -> str:
         """The storage path of ``uri``, or StorageError if this execution may not open it."""
         path = path_of(uri)
-        if path in self._given_uris() or any(
-            path.startswith(f) for f in self._allowed_folders()
-        ):
+        if any(path.startswith(f) for f in self._allowed_folders()):
             return path
+        if path in self._given_uris():
+            # A file handed over (input, trigger) is read only if it belongs
+            # to a namespace this flow may reach (flows/namespaces.py).
+            owner = owner_namespace(path)
+            if owner is None or can_reach(self.execution.namespace, owner):
+                return path
+            raise StorageError(
+                refusal(self.execution.namespace, self.execution.flow_id, owner)
+            )
         raise StorageError(f"{uri} does not belong to execution {self.execution.pk}")
 
     def open(self, uri: str) -> IO[bytes]:

@@ -17,6 +17,7 @@ from accounts import roles
 from flows.access import get_flow_for_user
 from flows.expressions import format_native
 from flows.models import Flow, delete_flow, save_flow
+from flows.namespaces import reach_warnings
 from flows.serializers import FlowOut, FlowSourceIn, RevisionOut, ValidationOut
 from flows.spec import FlowInvalid, parse_flow
 from orchestra.lib.parsers import FLOW_PARSERS
@@ -129,7 +130,13 @@ def validate_flow(request):
             }
         )
     return Response(
-        {"valid": True, "namespace": spec.namespace, "id": spec.id, "errors": []}
+        {
+            "valid": True,
+            "namespace": spec.namespace,
+            "id": spec.id,
+            "errors": [],
+            "warnings": [*spec.warnings, *reach_warnings(spec)],
+        }
     )
 
 

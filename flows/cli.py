@@ -8,7 +8,9 @@ from pathlib import Path
 
 from django.db.models import Count
 
+from flows import namespace_cli
 from flows.models import Flow, Namespace, save_flow
+from flows.namespaces import reach_warnings
 from flows.spec import FlowInvalid, parse_flow
 from orchestra.lib.output import print_json, table
 from orchestra.lib.users import os_username
@@ -45,6 +47,8 @@ def register(group) -> None:
     p.add_argument("--flow", required=True)
     p.add_argument("--revision", type=int)
     p.set_defaults(func=export)
+
+    namespace_cli.register(group)
 
 
 def list_namespaces(args: argparse.Namespace) -> int:
@@ -163,7 +167,7 @@ def validate(args: argparse.Namespace) -> int:
                     "file": str(path),
                     "valid": True,
                     "flow": f"{spec.namespace}.{spec.id}",
-                    "warnings": spec.warnings,
+                    "warnings": [*spec.warnings, *reach_warnings(spec)],
                     "errors": [],
                 }
             )

@@ -38,9 +38,9 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from flows import pebble
+from orchestra.lib import secrets as secret_values
 from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration, to_iso
-from orchestra.lib.secrets import SecretError, read_secret
 
 
 class ExpressionError(ValueError):
@@ -375,13 +375,41 @@ def filter_duration_seconds(value: Any) -> float:
     return parse_duration(value).total_seconds()
 
 
-def secret(name: str) -> str:
-    """``secret('NAME')``: the base64-decoded ``SECRET_NAME`` environment
-    variable (Kestra's convention; see orchestra/lib/secrets.py)."""
+# The engine puts a SecretScope under this name: ``secret()`` resolves in the
+# execution's namespace. A template cannot build one (it has no public
+# attribute and is checked by type), so it cannot claim another namespace.
+SECRETS_KEY = "_secrets"
+
+
+class SecretScope:
+    """Built by flows/secrets.py ``scope()``: the namespace and how to resolve
+    a name in it (this module imports no model)."""
+
+    __slots__ = ("_namespace", "_resolve")
+
+    def __init__(self, namespace: str, resolve) -> None:
+        self._namespace = namespace
+        self._resolve = resolve
+
+
+@pass_context
+def secret(context: Any, name: Any) -> str:
+    """``secret('NAME')``: the namespace's secret (nearest namespace first),
+    else a global one (see flows/secrets.py, orchestra/lib/secrets.py)."""
+    scope = context.get(SECRETS_KEY)
     try:
-        return read_secret(name)
-    except SecretError as exc:
+        if isinstance(scope, SecretScope):
+            return scope._resolve(scope._namespace, name)
+        value = secret_values.read_global(name)
+    except secret_values.SecretError as exc:
         raise ExpressionError(str(exc)) from None
+    if value is None:
+        raise ExpressionError(
+            f"secret({str(name)[:60]!r}) is not set: outside a flow's execution only "
+            f"global secrets are readable (SECRET_{str(name)[:60]} listed in "
+            f"{secret_values.GLOBAL_LIST})"
+        )
+    return value
 
 
 # The engine puts an object under this name in the expression context that

@@ -29,6 +29,10 @@ class Namespace(models.Model):
     name = models.CharField(max_length=255, unique=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Namespaces (prefixes; "*" for all) whose flows may reach this one and its
+    # children through Lookup, Count, Subflow, ForEachItem and Flow triggers
+    # (Kestra Enterprise's "allowed namespaces"); see flows/namespaces.py.
+    allowed_namespaces = models.JSONField(default=list, blank=True)
 
     objects = NamespaceQuerySet.as_manager()
 
@@ -37,6 +41,47 @@ class Namespace(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class NamespaceSecret(models.Model):
+    """A secret of a namespace and its children, encrypted with Fernet
+    (flows/secrets.py); the value is never shown back, only its name."""
+
+    namespace = models.CharField(max_length=255)
+    name = models.CharField(max_length=128)
+    ciphertext = models.BinaryField()
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["namespace", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["namespace", "name"], name="namespace_secret_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}:{self.name}"
+
+
+class NamespaceChange(models.Model):
+    """Audit row of a change to a namespace's settings or secrets: who, via
+    what, why. Never holds a secret value."""
+
+    namespace = models.CharField(max_length=255, db_index=True)
+    action = models.CharField(max_length=40)
+    detail = models.JSONField(default=dict, blank=True)
+    actor = models.CharField(max_length=150)
+    via = models.CharField(max_length=16)
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.namespace} {self.action} by {self.actor} via {self.via}"
 
 
 class FlowQuerySet(models.QuerySet):

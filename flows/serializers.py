@@ -35,6 +35,7 @@ class ValidationOut(serializers.Serializer):
     namespace = serializers.CharField(allow_null=True)
     id = serializers.CharField(allow_null=True)
     errors = FlowErrorOut(many=True)
+    warnings = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 class RevisionOut(serializers.Serializer):

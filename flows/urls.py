@@ -1,10 +1,30 @@
 from django.urls import path
 
-from flows import views
+from flows import namespace_views, views
 
 app_name = "flows"
 
 urlpatterns = [
+    path(
+        "namespaces/<str:namespace>/settings/",
+        namespace_views.namespace_settings,
+        name="namespace-settings",
+    ),
+    path(
+        "namespaces/<str:namespace>/settings/allowed/",
+        namespace_views.set_allowed,
+        name="namespace-allowed",
+    ),
+    path(
+        "namespaces/<str:namespace>/settings/secrets/",
+        namespace_views.set_secret,
+        name="namespace-secret",
+    ),
+    path(
+        "namespaces/<str:namespace>/settings/secrets/<str:name>/delete/",
+        namespace_views.delete_secret,
+        name="namespace-secret-delete",
+    ),
     path("flows/", views.list_flows, name="list"),
     path("flows/new/", views.edit_flow, name="new"),
     path("flows/validate/", views.validate_flow, name="validate"),

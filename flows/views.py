@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import roles
 from flows.access import get_flow_for_user
 from flows.models import Flow, delete_flow, save_flow
+from flows.namespaces import reach_warnings
 from flows.spec import FlowInvalid, parse_flow
 
 NEW_FLOW = """id: my_flow
@@ -97,8 +98,11 @@ def validate_flow(request):
             .first()
         )
     spec, errors = _validate(request.user, source, flow)
+    warnings = reach_warnings(spec) if spec is not None else []
     return render(
-        request, "flows/editor.html#validation", {"errors": errors, "spec": spec}
+        request,
+        "flows/editor.html#validation",
+        {"errors": errors, "spec": spec, "warnings": warnings},
     )
 
 

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from executions import api as executions_api
 from executions.triggers import api as triggers_api
 from flows import api as flows_api
+from flows import namespace_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -28,6 +29,21 @@ urlpatterns = [
         "flows/<str:namespace>/<str:flow_id>/triggers/<str:trigger_id>/backfill",
         triggers_api.backfill_trigger,
         name="api-flow-backfill",
+    ),
+    path(
+        "namespaces/<str:namespace>/settings",
+        namespace_api.namespace_settings,
+        name="api-namespace-settings",
+    ),
+    path(
+        "namespaces/<str:namespace>/secrets",
+        namespace_api.namespace_secrets,
+        name="api-namespace-secrets",
+    ),
+    path(
+        "namespaces/<str:namespace>/secrets/<str:name>",
+        namespace_api.namespace_secret,
+        name="api-namespace-secret",
     ),
     path("executions", executions_api.search_executions, name="api-executions"),
     path("executions/bulk", executions_api.bulk_executions, name="api-executions-bulk"),

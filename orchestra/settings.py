@@ -45,6 +45,10 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Local mode: no DATABASE_URL, everything under ORCHESTRA_HOME on this machine.
+ORCHESTRA_LOCAL_MODE = not os.environ.get("DATABASE_URL")
+# Flows of this namespace reach every namespace (flows/namespaces.py); "" = none.
+ORCHESTRA_SYSTEM_NAMESPACE = envstr("ORCHESTRA_SYSTEM_NAMESPACE", "system")
 DEBUG = envbool("DEBUG", False)
 # Local mode answers only this machine's names; `orchestra server web` refuses
 # to start until both are set (orchestra/security.py says why and how).

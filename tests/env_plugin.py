@@ -27,6 +27,14 @@ os.environ.setdefault("ORCHESTRA_MISSED_HEARTBEATS", "3")
 os.environ.setdefault("ORCHESTRA_LIVENESS_SWEEP_SECONDS", "1")
 os.environ.setdefault("ORCHESTRA_KILL_GRACE_SECONDS", "5")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# Namespace secrets are encrypted with this key (one per test run, inherited by
+# the workers and CLI processes the tests start).
+if not os.environ.get("ORCHESTRA_SECRETS_KEY"):
+    import base64
+
+    os.environ["ORCHESTRA_SECRETS_KEY"] = base64.urlsafe_b64encode(
+        os.urandom(32)
+    ).decode()
 
 
 def pytest_load_initial_conftests(early_config, parser, args):

@@ -24,8 +24,17 @@ from executions.lifecycle.labels import set_labels
 from executions.lookup import count_by_flow, lookup_rows
 from executions.models import TERMINAL, Cause, Execution, LogEntry, State, TaskRun
 from executions.storage import ExecutionFiles
-from flows.expressions import FILES_KEY, FileAccess, evaluate, format_native, render
-from flows.tasks.context import TaskKilled
+from flows.expressions import (
+    FILES_KEY,
+    SECRETS_KEY,
+    FileAccess,
+    evaluate,
+    format_native,
+    render,
+)
+from flows.namespaces import NamespaceUnreachable, check_reach, reachable_q
+from flows.secrets import scope as secret_scope
+from flows.tasks.context import TaskFailed, TaskKilled
 from orchestra.lib import levels
 from orchestra.lib.dotted import nest
 from orchestra.lib.labels import expression_labels
@@ -204,6 +213,7 @@ def expression_context(
         "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},
         FILES_KEY: FileAccess(ExecutionFiles(execution)),
+        SECRETS_KEY: secret_scope(execution.namespace),
     }
     if taskrun is not None:
         context["taskrun"] = {
@@ -415,11 +425,27 @@ class EngineContext:
         """Only files of this execution (or given to it): StorageError otherwise."""
         return self.files.read(uri)
 
+    # Lookup and Count see the flow's namespace subtree and the namespaces
+    # that allow it (flows/namespaces.py); a named target it may not reach
+    # fails the task without saying what that namespace holds.
+    def _reach(self, target: str) -> None:
+        try:
+            check_reach(self.execution.namespace, self.execution.flow_id, target)
+        except NamespaceUnreachable as exc:
+            raise TaskFailed(str(exc)) from None
+
     def query_executions(self, **filters: Any) -> list[dict[str, Any]]:
-        return lookup_rows(**filters)
+        if filters.get("namespace"):
+            self._reach(str(filters["namespace"]))
+        return lookup_rows(scope=reachable_q(self.execution.namespace), **filters)
 
     def count_executions(self, **filters: Any) -> list[dict[str, Any]]:
-        return count_by_flow(**filters)
+        for namespace in [
+            *(ns for ns, _ in filters.get("flows") or []),
+            *(filters.get("namespaces") or []),
+        ]:
+            self._reach(str(namespace))
+        return count_by_flow(scope=reachable_q(self.execution.namespace), **filters)
 
 
 def to_text(value: Any) -> str:

@@ -14,6 +14,7 @@ from executions.engine.flowable import RUNNING, allowed_state
 from executions.models import State, TaskRun
 from flows.expressions import ExpressionError, evaluate, render, truthy
 from flows.spec import TaskNode, case_key
+from orchestra.lib.secrets import mask
 
 # Jackson's compact separators: a value is the text Kestra shows for it.
 JSON_SEPARATORS = (",", ":")
@@ -127,8 +128,9 @@ def _loop_values(raw: Any, plan, tr: TaskRun, value: str | None) -> list[str]:
         else json.dumps(v, default=str, separators=JSON_SEPARATORS)
         for v in values
     ]
-    # Kestra iterates over the distinct values, in their order.
-    return list(dict.fromkeys(texts))
+    # Kestra iterates over the distinct values, in their order. Stored as
+    # task run values and shown: masked before they exist anywhere.
+    return [mask(text) for text in dict.fromkeys(texts)]
 
 
 def _for_each(plan, node: TaskNode, tr: TaskRun, value: str | None) -> str:

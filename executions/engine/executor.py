@@ -141,7 +141,7 @@ class _Plan:
             taskrun=tr,
             task_id=tr.task_id if tr else "",
             level=level,
-            message=message,
+            message=mask(message),
         )
 
     def _create(
@@ -152,6 +152,8 @@ class _Plan:
         state: str,
         **fields: Any,
     ) -> TaskRun:
+        if fields.get("error"):
+            fields["error"] = mask(fields["error"])
         tr = TaskRun.objects.create(
             execution_id=self.execution.pk,
             task_id=node.id,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from executions.models import LogEntry, State, TaskRun
+from orchestra.lib.secrets import mask
 
 
 def will_retry(tr: TaskRun, node) -> bool:
@@ -52,7 +53,7 @@ def schedule_retry(tr: TaskRun, node, reason: str = "") -> TaskRun | None:
         task_id=tr.task_id,
         attempt=nxt.attempt,
         level="WARN",
-        message=f"attempt {tr.attempt} failed{': ' + reason if reason else ''}; retrying "
+        message=f"attempt {tr.attempt} failed{': ' + mask(reason) if reason else ''}; retrying "
         f"(attempt {nxt.attempt} of {retry.attempts_allowed()}) in {delay.total_seconds():g}s",
     )
     return nxt

@@ -24,16 +24,18 @@ from executions.engine.props import render_props
 from executions.engine.schedule_date import schedule_date
 from executions.lifecycle import machine
 from executions.lifecycle.actor import EXECUTOR, Actor
-from executions.lifecycle.base import ActionError
+from executions.lifecycle.base import ActionError, FlowNotFound
 from executions.lifecycle.restart import restart
 from executions.lifecycle.start import create_execution, get_flow
 from executions.models import TERMINAL, Cause, Execution, State, TaskRun
 from executions.signals import execution_state_changed, executions_state_changed
-from executions.storage import StorageError, execution_folder, path_of, save
+from executions.storage import ExecutionFiles, StorageError, execution_folder, save
 from flows.expressions import ExpressionError, render
+from flows.namespaces import NamespaceUnreachable, check_reach
 from flows.spec.inputs import InputError
 from flows.tasks.context import TaskFailed
 from orchestra.lib.labels import label_map, system_labels
+from orchestra.lib.secrets import mask
 
 log = logging.getLogger("orchestra.executor")
 
@@ -57,9 +59,19 @@ def _labels(plan, props) -> dict[str, str]:
     return labels
 
 
-def _revision(props):
+def _revision(plan, props):
+    """The child's flow revision, if the parent's namespace may reach it. The
+    error for a missing flow names no other flow of that namespace."""
+    namespace, flow_id = str(props.namespace), str(props.flowId)
+    parent = plan.execution
     try:
-        flow = get_flow(str(props.namespace), str(props.flowId))
+        check_reach(parent.namespace, parent.flow_id, namespace)
+    except NamespaceUnreachable as exc:
+        raise TaskFailed(str(exc)) from None
+    try:
+        flow = get_flow(namespace, flow_id)
+    except FlowNotFound:
+        raise TaskFailed(f"flow {namespace}.{flow_id} does not exist") from None
     except ActionError as exc:
         raise TaskFailed(str(exc)) from None
     if props.revision is None:
@@ -115,10 +127,12 @@ def _start_child(
         },
     }
     try:
+        # The child's inputs and labels are stored and shown: no secret in them
+        # (the child reads its own with secret()).
         return create_execution(
             revision,
-            inputs=inputs,
-            labels=_labels(plan, props),
+            inputs=mask(inputs),
+            labels=mask(_labels(plan, props)),
             trigger=trigger,
             actor=Actor.system(f"execution {parent.pk}", Cause.EXECUTOR),
             parent=parent,
@@ -154,7 +168,7 @@ def subflow(plan, node, tr: TaskRun, value: str | None) -> str:
     # ``outputs`` belongs to the child's end: not rendered against the parent.
     props = render_props(node, task_context(plan, tr), keep=("outputs",))
     if "executionId" not in outputs:
-        revision = _revision(props)
+        revision = _revision(plan, props)
         _check_depth(plan, revision)
         when = schedule_date(props)
         child = _start_child(
@@ -231,7 +245,9 @@ def _items(path: str, separator: str):
 def _split(uri: str, props, tr: TaskRun, plan) -> list[str]:
     """Write the batches of ``uri`` to storage; return their URIs."""
     try:
-        path = path_of(str(uri))
+        # Only a file this execution may open (its own, its parents', one
+        # handed over from a namespace it may reach), like read().
+        path = ExecutionFiles(plan.execution).check(str(uri))
     except StorageError as exc:
         raise TaskFailed(f"items: {exc}") from None
     if not default_storage.exists(path):
@@ -318,7 +334,7 @@ def for_each_item(plan, node, tr: TaskRun, value: str | None) -> str:
     outputs = tr.outputs or {}
     props = render_props(node, task_context(plan, tr), keep=("inputs",))
     if "numberOfBatches" not in outputs:
-        revision = _revision(props)
+        revision = _revision(plan, props)
         _check_depth(plan, revision)
         when = schedule_date(props)
         batches = _split(props.items, props, tr, plan)
@@ -421,7 +437,7 @@ def restart_in_place(plan, node, tr: TaskRun) -> bool:
             again.append((pk, (trigger or {}).get("variables") or {}))
     if again:
         props = render_props(node, task_context(plan, tr), keep=("inputs",))
-        revision = _revision(props)
+        revision = _revision(plan, props)
         for _, variables in again:
             _start_batch(
                 plan,

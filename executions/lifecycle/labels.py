@@ -10,6 +10,7 @@ from executions.lifecycle.actor import Actor
 from executions.lifecycle.base import locked
 from executions.models import Execution
 from orchestra.lib.labels import format_labels
+from orchestra.lib.secrets import mask
 
 
 @transaction.atomic
@@ -18,6 +19,7 @@ def set_labels(
 ) -> Execution:
     execution = locked(execution_id)
     rules.check("labels", execution, actor)
+    labels = mask(labels)
     # Not a state change, but an action on the execution: its history row
     # (same state both sides) keeps who changed which labels.
     shown = format_labels(labels)

@@ -21,6 +21,7 @@ from django.utils import timezone
 from executions.lifecycle.actor import Actor
 from executions.models import TERMINAL, Execution, State, StateChange, TaskRun
 from executions.signals import execution_state_changed, executions_state_changed
+from orchestra.lib.secrets import mask
 
 S = State
 _STOP = {S.KILLING, S.KILLED, S.CANCELLED}
@@ -85,6 +86,14 @@ def _check(table: dict[str, set[str]], old: str, new: str, what: str) -> None:
 
 
 @transaction.atomic
+def _masked(fields: dict[str, Any] | None) -> dict[str, Any]:
+    """Errors are stored and shown: masked like state history reasons."""
+    fields = dict(fields or {})
+    if isinstance(fields.get("error"), str):
+        fields["error"] = mask(fields["error"])
+    return fields
+
+
 def transition(
     execution: Execution,
     to: str,
@@ -102,7 +111,7 @@ def transition(
     old = execution.state
     _check(ALLOWED, old, to, f"execution {execution.pk}")
     now = timezone.now()
-    values: dict[str, Any] = {"state": to, "progress_at": now, **(fields or {})}
+    values: dict[str, Any] = {"state": to, "progress_at": now, **_masked(fields)}
     if to == S.RUNNING and execution.started_at is None:
         values["started_at"] = now
     if to in TERMINAL:
@@ -145,7 +154,7 @@ def transition_taskrun(
     old = taskrun.state
     _check(TASKRUN_ALLOWED, old, to, f"task run {taskrun.pk} ({taskrun.task_id})")
     now = timezone.now()
-    values: dict[str, Any] = {"state": to, **(fields or {})}
+    values: dict[str, Any] = {"state": to, **_masked(fields)}
     if to == S.RUNNING and taskrun.started_at is None:
         values["started_at"] = now
     if to in TERMINAL:
@@ -290,8 +299,8 @@ def record_history(entries: Iterable[Entry], *, actor: Actor) -> None:
                 at=e.at or now,
                 cause=actor.cause,
                 actor=actor.name,
-                reason=e.reason,
-                details=e.details or {},
+                reason=mask(e.reason),
+                details=mask(e.details or {}),
             )
             for e in entries
         ],

@@ -11,10 +11,12 @@ from executions.lifecycle.actor import Actor
 from executions.lifecycle.base import ActionError
 from executions.lifecycle.start import create_execution
 from executions.models import Cause, Execution, TriggerEvent
-from flows.expressions import ExpressionError, render
+from flows.expressions import SECRETS_KEY, ExpressionError, render
 from flows.models import FlowRevision
+from flows.secrets import scope as secret_scope
 from flows.spec.inputs import InputError
 from flows.triggers import TRIGGER_TYPES
+from orchestra.lib.secrets import mask
 
 TYPE_NAMES = {kind: names[0] for kind, names in TRIGGER_TYPES.items()}
 
@@ -41,6 +43,7 @@ def execution_for_trigger(
             "namespace": revision.flow.namespace,
             "revision": revision.revision,
         },
+        SECRETS_KEY: secret_scope(revision.flow.namespace),
     }
     try:
         inputs = render(decl.get("inputs") or {}, context)
@@ -52,7 +55,9 @@ def execution_for_trigger(
             **(labels or {}),
         }
     except ExpressionError as exc:
-        raise TriggerError(f"trigger '{decl['id']}': {exc.message}") from None
+        raise TriggerError(mask(f"trigger '{decl['id']}': {exc.message}")) from None
+    # Stored and shown: a secret a trigger renders into them is masked.
+    inputs, all_labels = mask(inputs), mask(all_labels)
     trigger = {
         "id": decl["id"],
         "type": TYPE_NAMES[decl["kind"]],

@@ -40,9 +40,12 @@ from executions.triggers.fire import (
     trigger_actor,
 )
 from executions.triggers.registry import trigger_decl
-from flows.expressions import ExpressionError
+from flows.expressions import SECRETS_KEY, ExpressionError
 from flows.models import FlowRevision
+from flows.namespaces import can_reach
+from flows.secrets import scope as secret_scope
 from flows.triggers import flow_condition_failures
+from orchestra.lib.secrets import mask
 
 log = logging.getLogger("orchestra.flow_trigger")
 
@@ -117,8 +120,11 @@ def record_matches(executions: list[Execution], olds: dict[int, str], new: str) 
         decl = trigger_decl(revision.spec, trigger_id) if revision else None
         if decl is not None:
             declared.append((namespace, flow_id, trigger_id, decl))
+    reach: dict[tuple[str, str], bool] = {}
     events = [
-        event for execution in ended for event in _matches(execution, new, declared)
+        event
+        for execution in ended
+        for event in _matches(execution, new, _listening(execution, declared, reach))
     ]
     if not events:
         return
@@ -132,6 +138,24 @@ def record_matches(executions: list[Execution], olds: dict[int, str], new: str) 
     )
     if sources:
         transaction.on_commit(lambda: process_pending(source_execution_ids=sources))
+
+
+def _listening(
+    execution: Execution,
+    declared: list[tuple[str, str, str, dict]],
+    reach: dict[tuple[str, str], bool],
+) -> list[tuple[str, str, str, dict]]:
+    """The triggers whose flow may hear of ``execution``'s end: a flow reaches
+    its own namespace subtree and namespaces that allow it, nothing else (its
+    outputs and labels would otherwise reach another team)."""
+    kept = []
+    for item in declared:
+        key = (item[0], execution.namespace)
+        if key not in reach:
+            reach[key] = can_reach(*key)
+        if reach[key]:
+            kept.append(item)
+    return kept
 
 
 def _matches(
@@ -149,6 +173,7 @@ def _matches(
     chain = [*_chain(execution), f"{execution.namespace}.{execution.flow_id}"]
     events = []
     for namespace, flow_id, trigger_id, decl in declared:
+        context[SECRETS_KEY] = secret_scope(namespace)
         try:
             failures = flow_condition_failures(decl, source, context)
         except ExpressionError as exc:
@@ -185,6 +210,7 @@ def _matches(
 
 
 def _note(execution: Execution, message: str) -> None:
+    message = mask(message)
     LogEntry.objects.create(execution_id=execution.pk, level="WARN", message=message)
     log.warning("execution %s: %s", execution.pk, message)
 
@@ -220,12 +246,15 @@ def _process_one(pk: int) -> int:
         source = Execution.objects.filter(pk=event.source_execution_id).first()
         revision = latest_revision(event.namespace, event.flow_id)
         decl = trigger_decl(revision.spec, event.trigger_id) if revision else None
-        if source is None or decl is None:
+        reachable = source is not None and can_reach(event.namespace, source.namespace)
+        if source is None or decl is None or not reachable:
             event.status = TriggerEvent.Status.SKIPPED
             event.reason = (
                 "the source execution was deleted"
                 if source is None
                 else "the flow or its trigger no longer exists"
+                if decl is None
+                else f"{source.namespace} no longer allows {event.namespace}"
             )
             event.save(update_fields=["status", "reason"])
             return 0

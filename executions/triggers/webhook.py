@@ -32,8 +32,15 @@ from executions.triggers.fire import (
     latest_revision,
     trigger_actor,
 )
-from flows.expressions import ExpressionError, is_dynamic, render
+from flows.expressions import (
+    SECRETS_KEY,
+    ExpressionError,
+    is_dynamic,
+    render,
+)
+from flows.secrets import scope as secret_scope
 from flows.triggers import expression_conditions_hold
+from orchestra.lib.secrets import mask
 
 
 def _not_found() -> JsonResponse:
@@ -54,7 +61,7 @@ def find_trigger(namespace: str, flow_id: str, key: str):
         expected = decl.get("key", "")
         if is_dynamic(expected):  # e.g. "{{ secret('WEBHOOK_KEY') }}"
             try:
-                expected = str(render(expected, {}))
+                expected = str(render(expected, {SECRETS_KEY: secret_scope(namespace)}))
             except ExpressionError:
                 continue
         if hmac.compare_digest(str(expected).encode(), key.encode()):
@@ -142,10 +149,14 @@ def webhook(
         "method": request.method,
     }
     try:
-        why_not = expression_conditions_hold(decl, {"trigger": variables})
+        why_not = expression_conditions_hold(
+            decl, {"trigger": variables, SECRETS_KEY: secret_scope(namespace)}
+        )
     except ExpressionError as exc:
+        # Answered to an anonymous caller: never with a secret in it.
         return JsonResponse(
-            {"message": f"trigger '{decl['id']}' condition: {exc.message}"}, status=400
+            {"message": mask(f"trigger '{decl['id']}' condition: {exc.message}")},
+            status=400,
         )
     if why_not:
         return HttpResponse(status=204)

@@ -11,7 +11,25 @@ from executions.lifecycle.start import create_execution
 from executions.models import Cause, Execution, LogEntry, State, TriggerEvent
 from executions.triggers.flow import on_execution_end, process_pending
 from flows.models import save_flow
+from flows.namespaces import set_allowed_namespaces
 from tests.conftest import wait_for
+
+
+@pytest.fixture(autouse=True)
+def _sales_shares_with_the_company(request):
+    """company.warehouse listens to company.sales, a sibling: sales allows
+    the whole company (tests/security/test_namespace_isolation.py checks the
+    refusal without it)."""
+    for name in ("transactional_db", "db"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+            break
+    else:
+        return
+    set_allowed_namespaces(
+        "company.sales", ["company"], actor="test", via="cli", reason="tests"
+    )
+
 
 UPSTREAM = """
 id: extract

@@ -1,4 +1,5 @@
-"""secret('NAME') from SECRET_NAME (base64), masked in logs, outputs and errors."""
+"""Global secrets: secret('NAME') from SECRET_NAME (base64) when the operator
+marks NAME global, masked in logs, outputs and errors."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import base64
 import pytest
 
 from flows.expressions import ExpressionError, render
+
+
+@pytest.fixture(autouse=True)
+def _global(monkeypatch):
+    monkeypatch.setenv("ORCHESTRA_GLOBAL_SECRETS", "*")
 
 
 def b64(text: str) -> str:
@@ -24,7 +30,8 @@ def test_secret_reads_the_base64_environment_variable(monkeypatch):
         (
             "MISSING",
             None,
-            "secret('MISSING') is not set: define the environment variable SECRET_MISSING",
+            "secret('MISSING') is not set: outside a flow's execution only global "
+            "secrets are readable (SECRET_MISSING listed in ORCHESTRA_GLOBAL_SECRETS)",
         ),
         ("PLAIN", "not base64!", "SECRET_PLAIN is not base64"),
         ("KEY", b64("x"), "secret('KEY') is reserved"),

@@ -126,6 +126,7 @@ def test_calls_beyond_the_flows_rate_get_429_with_retry_after(hook, settings):
 
 def test_the_key_may_come_from_a_secret(db, monkeypatch):
     monkeypatch.setenv("SECRET_HOOK_KEY", base64.b64encode(b"from-the-env").decode())
+    monkeypatch.setenv("ORCHESTRA_GLOBAL_SECRETS", "HOOK_KEY")
     save_flow(
         FLOW.replace("key: s3cr3t-key", "key: \"{{ secret('HOOK_KEY') }}\""),
         actor="test",
