@@ -454,6 +454,14 @@ RESERVED = {"labels"}
 @api_view(["POST"])
 def execute_flow(request, namespace: str, flow_id: str):
     flow = get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
+    with storage.uploads_discarded_on_error():
+        execution = _execute(request, flow, namespace, flow_id)
+    return Response(
+        execution_as_dict(execution, taskruns=False), status=status.HTTP_201_CREATED
+    )
+
+
+def _execute(request, flow, namespace: str, flow_id: str):
     if request.content_type.startswith(
         ("multipart/", "application/x-www-form-urlencoded")
     ):
@@ -482,13 +490,10 @@ def execute_flow(request, namespace: str, flow_id: str):
         body = ExecuteIn(data=request.data)
         body.is_valid(raise_exception=True)
         inputs, labels = body.validated_data["inputs"], body.validated_data["labels"]
-    execution = create_execution(
+    return create_execution(
         flow.latest,
         inputs=inputs,
         labels=labels,
         trigger={"type": "api", "user": request.user.get_username()},
         actor=Actor.from_request(request, "api"),
-    )
-    return Response(
-        execution_as_dict(execution, taskruns=False), status=status.HTTP_201_CREATED
     )

@@ -19,6 +19,22 @@ from executions.lifecycle.base import ActionError
 from executions.lifecycle.machine import IllegalTransition, StaleState
 from flows.spec import FlowInvalid
 from flows.spec.inputs import InputError
+from orchestra.lib import nesting
+
+
+class BoundedJSONParser(parsers.JSONParser):
+    """DRF's JSON parser, refusing data nested deeper than 64 levels (400)
+    instead of letting Python's recursive decoder fail (500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error: nested too deeply") from None
+        try:
+            return nesting.check_depth(data)
+        except nesting.TooDeep as exc:
+            raise exceptions.ParseError(f"JSON parse error: {exc}") from None
 
 
 class YAMLTextParser(parsers.BaseParser):

@@ -24,6 +24,8 @@ def _int_field(data: dict, name: str, default: int | None) -> int | None:
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
+    if value > cleanup.MAX_COUNT and name == "max":
+        raise ValueError(f"max must be at most {cleanup.MAX_COUNT}, got {value}")
     if value > cleanup.MAX_MINUTES and name == "older_than_minutes":
         raise ValueError(
             f"{name} must be at most {cleanup.MAX_MINUTES} (ten years), got {value}"
@@ -75,6 +77,7 @@ class CleanupRequest(serializers.Serializer):
     flow = serializers.CharField(required=False, allow_blank=True, help_text="Flow id.")
     max = serializers.IntegerField(
         min_value=1,
+        max_value=cleanup.MAX_COUNT,
         required=False,
         allow_null=True,
         help_text="Cancel at most this many, oldest first.",

@@ -39,6 +39,8 @@ BATCH = 1000
 SPARED_LISTED = 1000
 # Ten years: a larger threshold means nothing and would overflow dates.
 MAX_MINUTES = 10 * 366 * 24 * 60
+# The largest cap on one cleanup ("cancel at most"); the column is a 32-bit int.
+MAX_COUNT = 1_000_000
 # A preview older than this cannot be confirmed: what it showed is history.
 PREVIEW_TTL = timedelta(hours=1)
 
@@ -74,8 +76,8 @@ def preview(
     """Detect and store what a confirm would cancel (oldest first, capped)."""
     if not 1 <= older_than_minutes <= MAX_MINUTES:
         raise CleanupError(f"older_than_minutes must be between 1 and {MAX_MINUTES}")
-    if max_count is not None and max_count < 1:
-        raise CleanupError("max must be at least 1")
+    if max_count is not None and not 1 <= max_count <= MAX_COUNT:
+        raise CleanupError(f"max must be between 1 and {MAX_COUNT:,}")
     found = detect(
         older_than_minutes=older_than_minutes,
         namespace=namespace,

@@ -30,7 +30,12 @@ class CleanupForm(forms.Form):
     )
     namespace = forms.CharField(required=False, help_text="Children included.")
     flow = forms.CharField(required=False, label="Flow id")
-    max = forms.IntegerField(required=False, min_value=1, label="Cancel at most")
+    max = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=cleanup.MAX_COUNT,
+        label="Cancel at most",
+    )
 
 
 def _get_run_for_user(request, run_id: int) -> CleanupRun:

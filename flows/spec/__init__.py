@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from flows.expressions import ExpressionError, check_syntax, is_dynamic
+from flows.limits import RegexError, compile_regex
 from flows.spec.inputs import INPUT_TYPES, convert
 from flows.tasks import REGISTRY, TaskType, resolve_type
 from flows.triggers import check_triggers
@@ -28,6 +29,7 @@ from orchestra.lib.yamlmarks import Located, YamlSyntaxError, format_path, load_
 
 ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
+MAX_NAME = 255  # namespaces, flow and task ids (their database columns)
 NAMESPACE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*(\.[a-zA-Z0-9][a-zA-Z0-9_-]*)*$")
 
 FLOW_KEYS = {
@@ -207,6 +209,9 @@ class _Checker:
                 (*path, "id"),
                 f"invalid task id {task_id!r}: use letters, digits, '_' and '-'",
             )
+            ok = False
+        elif len(task_id) > MAX_NAME:
+            self.error((*path, "id"), f"a task id is at most {MAX_NAME} characters")
             ok = False
         elif task_id in self.seen_ids:
             self.error(
@@ -431,11 +436,9 @@ def _inputs(value: Any, checker: _Checker) -> list[dict[str, Any]]:
             decl["values"] = decl["options"]
         if decl.get("validator"):
             try:
-                re.compile(decl["validator"])
-            except re.error as exc:
-                checker.error(
-                    (*path, "validator"), f"invalid regular expression: {exc}"
-                )
+                compile_regex(decl["validator"])
+            except RegexError as exc:
+                checker.error((*path, "validator"), str(exc))
         if decl.get("defaults") is not None and not is_dynamic(decl.get("defaults")):
             try:
                 decl["defaults"] = convert(decl, decl["defaults"])
@@ -565,6 +568,8 @@ def parse_flow(source: str) -> FlowSpec:
             ("id",),
             f"invalid flow id {flow_id!r}: use letters, digits, '.', '_' and '-'",
         )
+    elif len(flow_id) > MAX_NAME:
+        checker.error(("id",), f"a flow id is at most {MAX_NAME} characters")
     if namespace is None:
         checker.error((), "missing required property 'namespace'")
     elif not isinstance(namespace, str) or not NAMESPACE_RE.match(namespace):
@@ -572,6 +577,8 @@ def parse_flow(source: str) -> FlowSpec:
             ("namespace",),
             f"invalid namespace {namespace!r}: dotted words such as company.team",
         )
+    elif len(namespace) > MAX_NAME:
+        checker.error(("namespace",), f"a namespace is at most {MAX_NAME} characters")
     if not data.get("tasks"):
         checker.error(
             ("tasks",) if "tasks" in data else (),
