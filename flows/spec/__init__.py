@@ -25,7 +25,13 @@ from flows.tasks import REGISTRY, TaskType, resolve_type
 from flows.triggers import check_triggers
 from orchestra.lib.durations import parse_duration
 from orchestra.lib.labels import LabelError, label_map
-from orchestra.lib.yamlmarks import Located, YamlSyntaxError, format_path, load_located
+from orchestra.lib.yamlmarks import (
+    Located,
+    YamlRefused,
+    YamlSyntaxError,
+    format_path,
+    load_located,
+)
 
 ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
@@ -105,8 +111,10 @@ class FlowError:
 
 
 class FlowInvalid(ValueError):
-    def __init__(self, errors: list[FlowError]):
+    def __init__(self, errors: list[FlowError], refused: bool = False):
         self.errors = errors
+        # Over the YAML budget (size, nesting, aliases): refused unread.
+        self.refused = refused
         super().__init__("\n".join(str(e) for e in errors))
 
 
@@ -539,7 +547,8 @@ def parse_flow(source: str) -> FlowSpec:
         located = load_located(source)
     except YamlSyntaxError as exc:
         raise FlowInvalid(
-            [FlowError("(yaml)", exc.message, exc.line, exc.column)]
+            [FlowError("(yaml)", exc.message, exc.line, exc.column)],
+            refused=isinstance(exc, YamlRefused),
         ) from None
     checker = _Checker(located)
     data = located.data

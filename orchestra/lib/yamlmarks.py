@@ -39,6 +39,10 @@ class YamlSyntaxError(ValueError):
         self.column = column
 
 
+class YamlRefused(YamlSyntaxError):
+    """A document over the size, nesting or alias budget: not read at all."""
+
+
 def format_path(path: Path) -> str:
     out = ""
     for part in path:
@@ -84,7 +88,7 @@ class _BoundedLoader(Yaml12Loader):
         try:
             if self.depth > MAX_DEPTH:
                 event = self.peek_event()
-                raise YamlSyntaxError(
+                raise YamlRefused(
                     f"invalid YAML: nested more than {MAX_DEPTH} levels deep",
                     event.start_mark.line + 1,
                     event.start_mark.column + 1,
@@ -105,7 +109,7 @@ def _compose(text: str) -> yaml.Node | None:
 def load_located(text: str) -> Located:
     """Parse one YAML document; raise YamlSyntaxError with line/column."""
     if len(text) > MAX_BYTES:
-        raise YamlSyntaxError(
+        raise YamlRefused(
             f"invalid YAML: the document is larger than {MAX_BYTES // 1024} KiB",
             None,
             None,
@@ -156,7 +160,7 @@ class _Count:
                 if self.repeated > MAX_REPEATED
                 else f"the document holds more than {MAX_VALUES:,} values"
             )
-            raise YamlSyntaxError(
+            raise YamlRefused(
                 f"invalid YAML: {what}; write the values out or use fewer aliases",
                 node.start_mark.line + 1,
                 node.start_mark.column + 1,
@@ -190,7 +194,7 @@ def _build(
     located.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         if count.merged_size(node) > MAX_VALUES:
-            raise YamlSyntaxError(
+            raise YamlRefused(
                 f"invalid YAML: merge keys (<<) expand to more than {MAX_VALUES:,} values",
                 node.start_mark.line + 1,
                 node.start_mark.column + 1,
