@@ -1,13 +1,10 @@
 """``python -P -m orchestra.celery_main worker|beat ...``: Celery's command
 line with our app, never importing from the working directory.
 
-``python -m celery -A orchestra`` puts the working directory first on
-``sys.path`` (and Celery adds it again while it imports ``-A``), so a
-``flows/`` or ``orchestra/`` folder where the server is started would be
-imported instead of our packages: every flow page broken, or code injected
-into the worker. ``-P`` keeps Python from adding it; this module drops it too
-(in case it is run without ``-P``) and hands Celery the app object, so Celery
-has no module name to look up.
+``-P`` keeps Python from putting the working directory on ``sys.path``
+(``python -m celery`` would), orchestra/celery.py removes what Celery's
+Django fixup adds (orchestra/lib/syspath.py), and Celery is handed the app
+object, so it has no ``-A`` module name to import from the working directory.
 """
 
 from __future__ import annotations
@@ -15,17 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-
-def safe_sys_path(path: list[str], cwd: str) -> list[str]:
-    """``path`` without the working directory (``''`` or its absolute name),
-    unless our own packages are installed from there (a checkout)."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-    def unsafe(entry: str) -> bool:
-        where = os.path.abspath(entry or ".")
-        return where == os.path.abspath(cwd) and where != here
-
-    return [entry for entry in path if not unsafe(entry)]
+from orchestra.lib.syspath import safe_sys_path
 
 
 def main(argv: list[str] | None = None) -> int:
