@@ -642,7 +642,7 @@ def _compile(template: str):
     if compiled is not None:
         _cache.move_to_end(template)
         return compiled
-    _check_nesting(template)
+    _check_size(template)
     try:
         compiled = _env(template).from_string(preprocess(template))
     except TemplateSyntaxError as exc:
@@ -675,10 +675,43 @@ def _check_nesting(template: str) -> None:
         )
 
 
-def check_syntax(template: str) -> None:
-    """Raise ExpressionError if ``template`` does not parse."""
-    if is_dynamic(template):
-        _compile(template)
+def check_syntax(template: str) -> int:
+    """Raise ExpressionError if ``template`` does not parse; return how many
+    tokens it has (flow validation bounds their sum).
+
+    Only parses: validation, in the web process, neither generates nor
+    caches code, and never runs any of it."""
+    if not is_dynamic(template):
+        return 0
+    tokens = _check_size(template)
+    try:
+        _env(template).parse(preprocess(template))
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(f"invalid expression: {exc.message}", template) from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError(
+            "invalid expression: nested too deeply to compile", template
+        ) from None
+    return tokens
+
+
+def _check_size(template: str) -> int:
+    """Tokens of ``template`` (lexing is cheap; parsing and compiling a huge
+    expression took seconds), after the nesting check."""
+    _check_nesting(template)
+    count = 0
+    try:
+        for _ in _env(template).lex(preprocess(template)):
+            count += 1
+            if count > limits.MAX_TOKENS:
+                raise ExpressionError(
+                    f"invalid expression: longer than {limits.MAX_TOKENS:,} tokens; "
+                    "split it, or compute the value in a script task",
+                    template,
+                )
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(f"invalid expression: {exc.message}", template) from None
+    return count
 
 
 def _explain(exc: Exception, template: str) -> ExpressionError:

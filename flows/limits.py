@@ -38,6 +38,8 @@ MAX_OUTPUT = 10_000_000  # characters one render may print in total
 MAX_RANGE = 100_000
 MAX_STEPS = 2_000_000  # loop iterations + calls in one render
 MAX_NESTING = 64  # brackets inside one {{ }} / {% %}
+MAX_TOKENS = 2_000  # tokens of one template string
+MAX_FLOW_TOKENS = 20_000  # tokens of all the expressions of one flow
 DEFAULT_SECONDS = 10.0  # wall-clock time of one render unless told otherwise
 CHECK_EVERY = 0.25  # seconds between two calls of the stop callback
 

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from flows.expressions import ExpressionError, check_syntax, is_dynamic
-from flows.limits import RegexError, compile_regex
+from flows.limits import MAX_FLOW_TOKENS, RegexError, compile_regex
 from flows.spec.inputs import INPUT_TYPES, convert
 from flows.tasks import REGISTRY, TaskType, resolve_type
 from flows.triggers import check_triggers
@@ -181,6 +181,7 @@ class _Checker:
         self.errors: list[FlowError] = []
         self.warnings: list[str] = []
         self.seen_ids: dict[str, str] = {}
+        self.tokens = 0  # of all expressions checked so far
 
     def error(self, path: tuple, message: str) -> None:
         where = self.located.where(path) or (None, None)
@@ -316,11 +317,17 @@ class _Checker:
 
     def _expressions(self, value: Any, path: tuple) -> None:
         if isinstance(value, str):
-            if is_dynamic(value):
+            if is_dynamic(value) and self.tokens <= MAX_FLOW_TOKENS:
                 try:
-                    check_syntax(value)
+                    self.tokens += check_syntax(value)
                 except ExpressionError as exc:
                     self.error(path, exc.message)
+                if self.tokens > MAX_FLOW_TOKENS:
+                    self.error(
+                        path,
+                        f"the flow's expressions hold more than {MAX_FLOW_TOKENS:,} "
+                        "tokens altogether; the rest were not checked",
+                    )
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 self._expressions(item, (*path, index))

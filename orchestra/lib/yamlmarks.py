@@ -72,7 +72,9 @@ Yaml12Loader.add_implicit_resolver(
 # What one document may hold. A flow of a few hundred tasks is far below
 # these; an alias bomb (``b: [*a, *a, ...]`` nine levels deep: 470 bytes that
 # expand to 387 million values) is refused at the first bound it meets.
-MAX_BYTES = 1024 * 1024
+# PyYAML's pure-Python parser reads about 100 KB/s on a busy machine: a flow
+# is rarely over 20 KB, and 128 KiB keeps the worst parse near a second.
+MAX_BYTES = 128 * 1024
 MAX_DEPTH = 64
 MAX_VALUES = 200_000  # values after expanding aliases and merge keys
 MAX_REPEATED = 10_000  # values reached a second time through an alias
@@ -106,14 +108,34 @@ def _compose(text: str) -> yaml.Node | None:
         loader.dispose()
 
 
+_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"|#[^\n]*")
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _check_flow_depth(text: str) -> None:
+    """``[[[[…]]]]`` is refused before the scanner meets it: PyYAML scans
+    nested flow collections in quadratic time, long before the composer's
+    depth bound would stop it. Brackets in quotes and comments do not count;
+    ``{{ }}`` in plain values counts two, far below the bound."""
+    depth = 0
+    for bracket in _BRACKETS.findall(_QUOTED.sub("", text)):
+        depth = depth + 1 if bracket in "[{" else max(depth - 1, 0)
+        if depth > MAX_DEPTH:
+            raise YamlRefused(
+                f"invalid YAML: nested more than {MAX_DEPTH} levels deep", None, None
+            )
+
+
 def load_located(text: str) -> Located:
     """Parse one YAML document; raise YamlSyntaxError with line/column."""
     if len(text) > MAX_BYTES:
         raise YamlRefused(
-            f"invalid YAML: the document is larger than {MAX_BYTES // 1024} KiB",
+            f"invalid YAML: the document is larger than {MAX_BYTES // 1024} KiB "
+            f"({len(text):,} characters)",
             None,
             None,
         )
+    _check_flow_depth(text)
     try:
         node = _compose(text)
     except yaml.MarkedYAMLError as exc:
@@ -208,7 +230,7 @@ def _build(
                     key_node.start_mark.line + 1,
                     key_node.start_mark.column + 1,
                 )
-            key = constructor.construct_object(key_node, deep=True)
+            key = _scalar(key_node, constructor)
             if not isinstance(key, str | int | float | bool) or key is None:
                 key = str(key)
             key_path = (*path, key)
@@ -229,4 +251,16 @@ def _build(
             _build(child, (*path, index), located, constructor, count)
             for index, child in enumerate(node.value)
         ]
-    return constructor.construct_object(node, deep=True)
+    return _scalar(node, constructor)
+
+
+def _scalar(node: yaml.Node, constructor) -> Any:
+    try:
+        return constructor.construct_object(node, deep=True)
+    except (ValueError, OverflowError, yaml.YAMLError) as exc:
+        # e.g. 2026-13-45 reads as a timestamp with month 13
+        raise YamlSyntaxError(
+            f"invalid YAML: {node.value!r} cannot be read ({exc})",
+            node.start_mark.line + 1,
+            node.start_mark.column + 1,
+        ) from None

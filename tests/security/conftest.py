@@ -9,6 +9,7 @@ from django.test import Client
 
 from accounts import roles
 from accounts.models import Role
+from tests.web.conftest import make_execution  # noqa: F401 (a fixture for the fuzz)
 
 
 @pytest.fixture(autouse=True)

@@ -77,7 +77,7 @@ def test_a_document_over_the_size_limit_is_refused(nobody, client_for, settings)
     assert response.status_code == 400
     assert "1000000 characters" in response.json()["detail"]
     # Whoever reads a flow file (the CLI's deploy too) meets the same bound.
-    with pytest.raises(FlowInvalid, match="larger than 1024 KiB") as caught:
+    with pytest.raises(FlowInvalid, match="larger than 128 KiB") as caught:
         parse_flow(big + "\ntasks: []\n")
     assert caught.value.refused
 
