@@ -86,7 +86,13 @@ def test_invalid_yaml_is_refused_with_line_and_column_and_nothing_is_saved(
         content_type="application/json",
         headers=headers,
     ).json()
-    assert ok == {"valid": True, "namespace": "company.data", "id": "etl", "errors": []}
+    assert ok == {
+        "valid": True,
+        "namespace": "company.data",
+        "id": "etl",
+        "errors": [],
+        "warnings": [],
+    }
 
 
 def test_roles_decide_who_edits_reads_and_runs_flows(
