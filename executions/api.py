@@ -507,6 +507,15 @@ def execute_flow(request, namespace: str, flow_id: str):
         # here (the route of executing flow <x>.logs): say what is missing.
         raise Http404(f"no execution {namespace}")
     flow = get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
+    with storage.uploads_discarded_on_error():
+        execution = _execute(request, flow, namespace, flow_id)
+    return Response(
+        shaped(ExecutionOut, execution_as_dict(execution, taskruns=False)),
+        status=status.HTTP_201_CREATED,
+    )
+
+
+def _execute(request, flow, namespace: str, flow_id: str):
     if request.content_type.startswith(
         ("multipart/", "application/x-www-form-urlencoded")
     ):
@@ -535,14 +544,10 @@ def execute_flow(request, namespace: str, flow_id: str):
         body = ExecuteIn(data=request.data)
         body.is_valid(raise_exception=True)
         inputs, labels = body.validated_data["inputs"], body.validated_data["labels"]
-    execution = create_execution(
+    return create_execution(
         flow.latest,
         inputs=inputs,
         labels=labels,
         trigger={"type": "api", "user": request.user.get_username()},
         actor=Actor.from_request(request, "api"),
-    )
-    return Response(
-        shaped(ExecutionOut, execution_as_dict(execution, taskruns=False)),
-        status=status.HTTP_201_CREATED,
     )

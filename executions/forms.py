@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 
 from executions.storage import save_input_file
 from flows.spec import FlowSpec
-from orchestra.lib.labels import LabelError, format_labels, parse_labels
+from orchestra.lib.labels import LabelError, format_labels, label_map, parse_labels
 
 MAX_UPLOAD = 100 * 1024 * 1024
 
@@ -22,12 +22,21 @@ class LabelsField(forms.CharField):
         return format_labels(value) if isinstance(value, dict) else value
 
     def to_python(self, value):
-        if isinstance(value, dict):
-            return {str(k): str(v) for k, v in value.items()}
         try:
-            return parse_labels(super().to_python(value) or "")
+            if isinstance(value, dict | list):  # JSON: {"k": "v"} or ["k:v"]
+                labels = label_map(value)
+            else:
+                labels = parse_labels(super().to_python(value) or "")
         except LabelError as exc:
             raise ValidationError(str(exc)) from None
+        for key in labels:
+            # A key with ':' or '=' would read back as another label
+            # ({"a=b": "c"} shown as a=b:c is a:b=c): refused, not rewritten.
+            if ":" in key or "=" in key or "," in key:
+                raise ValidationError(
+                    f"label key {key!r} may not contain ':', '=' or ','"
+                )
+        return labels
 
 
 def _field_for(decl: dict[str, Any]) -> forms.Field:

@@ -14,10 +14,13 @@ file that belongs to its execution: see ``ExecutionFiles``.
 
 from __future__ import annotations
 
+import contextvars
 import mimetypes
+import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -111,11 +114,46 @@ def in_namespace(owner: str | None, namespace: str) -> bool:
 def save_input_file(namespace: str, flow_id: str, name: str, data: bytes) -> str:
     """Store an uploaded FILE input (API, UI or CLI) before its execution exists."""
     safe = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "upload"
-    if safe in (".", ".."):
+    if safe in (".", "..") or "\x00" in safe:
         safe = "upload"
-    return save(
+    uri = save(
         f"{flow_folder(namespace, flow_id)}/inputs/{uuid.uuid4().hex}/{safe}", data
     )
+    pending = _uploads.get()
+    if pending is not None:
+        pending.append(uri)
+    return uri
+
+
+_uploads: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "orchestra_pending_uploads", default=None
+)
+
+
+@contextmanager
+def uploads_discarded_on_error() -> Iterator[None]:
+    """Files uploaded inside the block are deleted if it raises: inputs that
+    were refused leave nothing on disk."""
+    saved: list[str] = []
+    token = _uploads.set(saved)
+    try:
+        yield
+    except BaseException:
+        for uri in saved:
+            _delete_upload(uri)
+        raise
+    finally:
+        _uploads.reset(token)
+
+
+def _delete_upload(uri: str) -> None:
+    path = path_of(uri)
+    default_storage.delete(path)
+    folder = path.rsplit("/", 1)[0]  # inputs/<random>/, made for this file
+    try:
+        os.rmdir(default_storage.path(folder))
+    except (NotImplementedError, OSError):
+        pass  # a remote storage has no folders; a local one may be in use
 
 
 def uris_in(value: Any) -> set[str]:

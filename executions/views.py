@@ -374,13 +374,14 @@ def execute_flow(request, namespace: str, flow_id: str):
     form = ExecuteForm(spec, request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            execution = create_execution(
-                revision,
-                inputs=form.input_values(),
-                labels=form.cleaned_data["labels"],
-                trigger={"type": "manual", "user": request.user.get_username()},
-                actor=Actor.from_request(request, "web"),
-            )
+            with storage.uploads_discarded_on_error():
+                execution = create_execution(
+                    revision,
+                    inputs=form.input_values(),
+                    labels=form.cleaned_data["labels"],
+                    trigger={"type": "manual", "user": request.user.get_username()},
+                    actor=Actor.from_request(request, "web"),
+                )
         except InputError as exc:
             for name, message in exc.errors.items():
                 form.add_error(

@@ -127,7 +127,10 @@ def validate_flow(request):
                 "namespace": None,
                 "id": None,
                 "errors": [e.as_dict() for e in exc.errors],
-            }
+            },
+            # A document over the YAML budget is a refused request; a flow
+            # with mistakes is a valid question with the answer "no".
+            status=400 if exc.refused else 200,
         )
     return Response(
         {

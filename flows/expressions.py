@@ -20,7 +20,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,9 +36,11 @@ from jinja2 import (
     pass_context,
 )
 from jinja2.exceptions import SecurityError
+from jinja2.filters import FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
-from flows import pebble
+from flows import limits, pebble
 from orchestra.lib import secrets as secret_values
 from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration, to_iso
@@ -350,8 +353,32 @@ def filter_replace(value: Any, old: Any, new: Any = None, regexp: bool = False) 
             text = text.replace(str(k), str(v))
         return text
     if regexp:
-        return re.sub(str(old), str(new), text)
-    return text.replace(str(old), "" if new is None else str(new))
+        try:
+            pattern = limits.compile_regex(str(old))
+        except limits.RegexError as exc:
+            raise ExpressionError(f"replace: {exc}") from None
+        return pattern.sub(str(new), text)
+    old, new = str(old), "" if new is None else str(new)
+    limits.check_call(text.replace, (old, new), {})
+    return text.replace(old, new)
+
+
+def _sized(name: str, builtin):
+    """A Jinja filter whose width argument sets the size of its result."""
+
+    def bounded(value: Any, width: Any = 80, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(width, int) and width > limits.MAX_LENGTH:
+            raise limits.LimitError(
+                f"{name}: a width of {width:,} is refused (at most {limits.MAX_LENGTH:,})"
+            )
+        return builtin(value, width, *args, **kwargs)
+
+    return bounded
+
+
+def filter_format(value: Any, *args: Any, **kwargs: Any) -> str:
+    limits.check_format(value)
+    return FILTERS["format"](value, *args, **kwargs)
 
 
 def filter_abbreviate(value: Any, length: int) -> str:
@@ -487,11 +514,14 @@ def format_native(value: Any) -> Any:
 def _finalize(value: Any) -> Any:
     value = format_native(value)
     if isinstance(value, Mapping | list):
-        return to_json(value)
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+        value = to_json(value)
+    elif value is None:
+        value = ""
+    elif isinstance(value, bool):
+        value = "true" if value else "false"
+    elif isinstance(value, int) and limits.bits(value) > limits.MAX_INT_BITS:
+        raise limits.LimitError("a number too large to print")
+    limits.current().printing(len(value) if isinstance(value, str) else 16)
     return value
 
 
@@ -502,13 +532,52 @@ class _ChainableStrictUndefined(ChainableUndefined, StrictUndefined):
     __slots__ = ()
 
 
+class _Bounded(NodeTransformer):
+    """Every ``{% for %}`` iterates through ``__stepped`` (one step per item,
+    with the deadline checks) and every ``~`` joins through ``__join``
+    (size-capped): see flows/limits.py."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = nodes.Call(
+            nodes.Name("__stepped", "load"), [node.iter], [], None, None
+        )
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return nodes.Call(
+            nodes.Name("__join", "load"), [nodes.List(node.nodes)], [], None, None
+        )
+
+
 class _Environment(ImmutableSandboxedEnvironment):
+    # Arithmetic that can build huge values goes through call_binop.
+    intercepted_binops = frozenset(limits.CHECKS)
+    concat = staticmethod(limits.concat)
+
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Flow data is maps: ``outputs.vals.values`` means the "values" key,
         # not dict.values (Jinja tries attributes first).
         if isinstance(obj, Mapping) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        return limits.binop(operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        limits.check_call(__obj, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def format_string(self, s: str, args: Any, kwargs: Any, format_func=None) -> str:
+        limits.check_format(s)
+        return super().format_string(s, args, kwargs, format_func)
+
+    def _generate(self, source, name, filename, defer_init=False):
+        return super()._generate(
+            _Bounded().visit(source), name, filename, defer_init=defer_init
+        )
 
 
 def _make_env(undefined: type[Undefined] = StrictUndefined) -> _Environment:
@@ -517,6 +586,9 @@ def _make_env(undefined: type[Undefined] = StrictUndefined) -> _Environment:
         finalize=_finalize,
         autoescape=False,
         keep_trailing_newline=True,
+        # No constant folding: compiling (validation, in the web process)
+        # must never run user code such as ``{{ 10 ** 10 ** 7 }}``.
+        optimized=False,
     )
     env.filters.update(
         {
@@ -544,6 +616,10 @@ def _make_env(undefined: type[Undefined] = StrictUndefined) -> _Environment:
             "endsWith": lambda v, p: str(v).endswith(str(p)),
             "durationSeconds": filter_duration_seconds,
             "__coalesce": _coalesce,
+            "center": _sized("center", FILTERS["center"]),
+            "indent": _sized("indent", FILTERS["indent"]),
+            "slice": _sized("slice", FILTERS["slice"]),
+            "format": filter_format,
         }
     )
     env.tests.update(
@@ -558,7 +634,9 @@ def _make_env(undefined: type[Undefined] = StrictUndefined) -> _Environment:
             "json": from_json,
             "fromJson": from_json,
             "secret": secret,
-            "range": lambda *a: list(range(*a)),
+            "range": lambda *a: list(limits.bounded_range(*a)),
+            "__stepped": limits.stepped,
+            "__join": limits.join_values,
             "printContext": lambda: "",
             "read": fn_read,
             "fileSize": fn_file_size,
@@ -570,6 +648,7 @@ def _make_env(undefined: type[Undefined] = StrictUndefined) -> _Environment:
     env.globals.update(pebble.GLOBALS)
     env.tests.update(pebble.TESTS)
     env.filters.update(pebble.FILTERS)
+    env.globals.pop("lipsum", None)  # lipsum(n) builds n paragraphs
     return env
 
 
@@ -582,28 +661,89 @@ def _env(template: str) -> _Environment:
     return COALESCE_ENV if "??" in template else ENV
 
 
-_cache: dict[str, Any] = {}
+# Compiled templates, least recently used first. Bounded by count and by the
+# size of the sources kept (a template is compiled Python code, several times
+# the size of its source).
+_cache: OrderedDict[str, Any] = OrderedDict()
+CACHE_ENTRIES = 2000
+CACHE_MAX_SOURCE = 16 * 1024  # longer templates are compiled each time
 
 
 def _compile(template: str):
     compiled = _cache.get(template)
-    if compiled is None:
-        try:
-            compiled = _env(template).from_string(preprocess(template))
-        except TemplateSyntaxError as exc:
-            raise ExpressionError(
-                f"invalid expression: {exc.message}", template
-            ) from None
-        if len(_cache) > 5000:
-            _cache.clear()
+    if compiled is not None:
+        _cache.move_to_end(template)
+        return compiled
+    _check_size(template)
+    try:
+        compiled = _env(template).from_string(preprocess(template))
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(f"invalid expression: {exc.message}", template) from None
+    except (RecursionError, MemoryError, SyntaxError):
+        raise ExpressionError(
+            "invalid expression: nested too deeply to compile", template
+        ) from None
+    if len(template) <= CACHE_MAX_SOURCE:
         _cache[template] = compiled
+        if len(_cache) > CACHE_ENTRIES:
+            _cache.popitem(last=False)
     return compiled
 
 
-def check_syntax(template: str) -> None:
-    """Raise ExpressionError if ``template`` does not parse."""
-    if is_dynamic(template):
-        _compile(template)
+def _check_nesting(template: str) -> None:
+    """Refuse ``(((((…)))))`` before Jinja's recursive parser meets it."""
+    depth = deepest = 0
+    for part in _STRING.split(template)[::2]:  # outside string literals
+        for ch in part:
+            if ch in "([{":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif ch in ")]}":
+                depth -= 1
+    if deepest > limits.MAX_NESTING + 2:  # the {{ }} delimiters count too
+        raise ExpressionError(
+            f"invalid expression: brackets nested more than {limits.MAX_NESTING} deep",
+            template,
+        )
+
+
+def check_syntax(template: str) -> int:
+    """Raise ExpressionError if ``template`` does not parse; return how many
+    tokens it has (flow validation bounds their sum).
+
+    Only parses: validation, in the web process, neither generates nor
+    caches code, and never runs any of it."""
+    if not is_dynamic(template):
+        return 0
+    tokens = _check_size(template)
+    try:
+        _env(template).parse(preprocess(template))
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(f"invalid expression: {exc.message}", template) from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError(
+            "invalid expression: nested too deeply to compile", template
+        ) from None
+    return tokens
+
+
+def _check_size(template: str) -> int:
+    """Tokens of ``template`` (lexing is cheap; parsing and compiling a huge
+    expression took seconds), after the nesting check."""
+    _check_nesting(template)
+    count = 0
+    try:
+        for _ in _env(template).lex(preprocess(template)):
+            count += 1
+            if count > limits.MAX_TOKENS:
+                raise ExpressionError(
+                    f"invalid expression: longer than {limits.MAX_TOKENS:,} tokens; "
+                    "split it, or compute the value in a script task",
+                    template,
+                )
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(f"invalid expression: {exc.message}", template) from None
+    return count
 
 
 def _explain(exc: Exception, template: str) -> ExpressionError:
@@ -627,11 +767,28 @@ _RENDER_ERRORS = (
     AttributeError,
     ZeroDivisionError,
     OverflowError,
+    RecursionError,
+    MemoryError,
 )
 
 
-def render(template: Any, context: Mapping[str, Any]) -> Any:
-    """Render strings (recursively through lists and dicts) to strings."""
+def render(
+    template: Any,
+    context: Mapping[str, Any],
+    *,
+    seconds: float | None = None,
+    check: Callable[[], None] | None = None,
+) -> Any:
+    """Render strings (recursively through lists and dicts) to strings.
+
+    All of it runs under one budget (flows/limits.py): at most ``seconds``
+    of wall time, and ``check`` (which raises to stop, e.g. on a kill) is
+    called every quarter of a second while it runs."""
+    with limits.budget(seconds, check):
+        return _render(template, context)
+
+
+def _render(template: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(template, str):
         if not is_dynamic(template):
             return template
@@ -643,22 +800,34 @@ def render(template: Any, context: Mapping[str, Any]) -> Any:
         except _RENDER_ERRORS as exc:
             raise _explain(exc, template) from None
     if isinstance(template, list):
-        return [render(item, context) for item in template]
+        return [_render(item, context) for item in template]
     if isinstance(template, dict):
-        return {key: render(value, context) for key, value in template.items()}
+        return {key: _render(value, context) for key, value in template.items()}
     return template
 
 
 _SINGLE = re.compile(r"^\s*{{(.*)}}\s*$", re.DOTALL)
 
 
-def evaluate(template: Any, context: Mapping[str, Any]) -> Any:
+def evaluate(
+    template: Any,
+    context: Mapping[str, Any],
+    *,
+    seconds: float | None = None,
+    check: Callable[[], None] | None = None,
+) -> Any:
     """Like render, but a string that is one ``{{ expr }}`` keeps the native
     value (list, dict, number, bool) — for ForEach values, If conditions, etc."""
+    with limits.budget(seconds, check):
+        return _evaluate(template, context)
+
+
+def _evaluate(template: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(template, str):
         match = _SINGLE.match(template)
         if match and "{{" not in match.group(1) and "}}" not in match.group(1):
             source = preprocess("{{" + match.group(1) + "}}")[2:-2]
+            _check_nesting(template)
             try:
                 expr = _env(match.group(1)).compile_expression(
                     source, undefined_to_none=False
@@ -666,6 +835,10 @@ def evaluate(template: Any, context: Mapping[str, Any]) -> Any:
             except TemplateSyntaxError as exc:
                 raise ExpressionError(
                     f"invalid expression: {exc.message}", template
+                ) from None
+            except (RecursionError, MemoryError, SyntaxError):
+                raise ExpressionError(
+                    "invalid expression: nested too deeply to compile", template
                 ) from None
             try:
                 value = expr(**context)
@@ -675,11 +848,11 @@ def evaluate(template: Any, context: Mapping[str, Any]) -> Any:
                 raise
             except _RENDER_ERRORS as exc:
                 raise _explain(exc, template) from None
-        return render(template, context)
+        return _render(template, context)
     if isinstance(template, list):
-        return [evaluate(item, context) for item in template]
+        return [_evaluate(item, context) for item in template]
     if isinstance(template, dict):
-        return {key: evaluate(value, context) for key, value in template.items()}
+        return {key: _evaluate(value, context) for key, value in template.items()}
     return template
 
 
@@ -707,7 +880,8 @@ def truthy(value: Any) -> bool:
 def referenced_names(template: str) -> set[str]:
     """Top-level names an expression reads (used for validation hints)."""
     try:
+        _check_nesting(template)
         ast = _env(template).parse(preprocess(template))
-    except TemplateSyntaxError:
+    except (TemplateSyntaxError, ExpressionError, RecursionError):
         return set()
     return {node.name for node in ast.find_all(nodes.Name)}

@@ -9,7 +9,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from flows.signals import flow_saved
-from flows.spec import FlowSpec, parse_flow
+from flows.spec import FlowError, FlowInvalid, FlowSpec, parse_flow
+from flows.triggers import WEBHOOK_KEY_ADVICE, short_webhook_key
 
 
 def namespace_and_parents(name: str) -> list[str]:
@@ -175,10 +176,12 @@ def save_flow(source: str, actor: str = "") -> tuple[Flow, FlowRevision, bool]:
         flow_id=spec.id,
         defaults={"revision": 0, "description": spec.description},
     )
+    current = None
     if not created and not flow.deleted:
         current = flow.revisions.filter(revision=flow.revision).first()
         if current and current.checksum == digest:
             return flow, current, False
+    _refuse_new_short_keys(spec, current)
     flow.revision += 1
     flow.deleted = False
     flow.disabled = spec.disabled
@@ -195,6 +198,23 @@ def save_flow(source: str, actor: str = "") -> tuple[Flow, FlowRevision, bool]:
 
     flow_saved.send(sender=Flow, flow=flow, revision=revision, spec=spec)
     return flow, revision, True
+
+
+def _refuse_new_short_keys(spec, current) -> None:
+    """New webhook keys must be long (flows.triggers.MIN_WEBHOOK_KEY); a key
+    the flow's current revision already had is kept, with a warning."""
+    kept = set()
+    if current is not None:
+        kept = {t.get("key") for t in current.spec.triggers if t["kind"] == "webhook"}
+    errors = [
+        FlowError(f"triggers.{t['id']}.key", WEBHOOK_KEY_ADVICE)
+        for t in spec.triggers
+        if t["kind"] == "webhook"
+        and short_webhook_key(t.get("key"))
+        and t.get("key") not in kept
+    ]
+    if errors:
+        raise FlowInvalid(errors)
 
 
 @transaction.atomic

@@ -8,10 +8,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from flows.expressions import ExpressionError, check_syntax, evaluate, truthy
+from flows.expressions import (
+    ExpressionError,
+    check_syntax,
+    evaluate,
+    is_dynamic,
+    truthy,
+)
 from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration
 from orchestra.lib.labels import LabelError, label_map
+from orchestra.lib.yamlmarks import format_path
 
 TRIGGER_TYPES = {
     "schedule": (
@@ -94,6 +101,19 @@ def validate_cron(expression: str, with_seconds: bool = False) -> str:
     return text
 
 
+MIN_WEBHOOK_KEY = 16
+WEBHOOK_KEY_ADVICE = (
+    f"a webhook key shorter than {MIN_WEBHOOK_KEY} characters can be guessed; "
+    "use a long random key, e.g. \"{{ secret('WEBHOOK_KEY') }}\""
+)
+
+
+def short_webhook_key(key: Any) -> bool:
+    """A literal key under MIN_WEBHOOK_KEY characters (a key read from a
+    secret is the operator's to choose)."""
+    return isinstance(key, str) and not is_dynamic(key) and len(key) < MIN_WEBHOOK_KEY
+
+
 def check_triggers(value: Any, checker) -> list[dict[str, Any]]:
     if value is None:
         return []
@@ -173,6 +193,12 @@ def check_triggers(value: Any, checker) -> list[dict[str, Any]]:
                 checker.error(
                     (*path, "key"),
                     "Webhook trigger needs a 'key' of at least 4 characters",
+                )
+            elif short_webhook_key(key):
+                # Refused when saved as a new key (flows.models.save_flow);
+                # a flow that already had it keeps working, with this warning.
+                checker.warnings.append(
+                    f"{format_path(path)}.key: {WEBHOOK_KEY_ADVICE}"
                 )
         elif kind == "flow":
             entry["states"] = _states(item.get("states"), checker, (*path, "states"))

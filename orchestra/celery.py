@@ -1,12 +1,18 @@
 """The Celery application: executor, workers and beat are all this app."""
 
 import os
+import sys
 
 from celery import Celery, signals
+
+from orchestra.lib.syspath import safe_sys_path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestra.settings")
 
 app = Celery("orchestra")
+# Celery's Django fixup has just put the working directory first on sys.path:
+# take it out before any of our apps is imported (orchestra/lib/syspath.py).
+sys.path[:] = safe_sys_path(sys.path, os.getcwd())
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -120,13 +120,17 @@ def deploy_examples() -> int:
     return count
 
 
+# -P: the working directory is not put on sys.path (see orchestra/celery_main.py).
+CELERY = ("-P", "-m", "orchestra.celery_main")
+
+
 def _celery(*args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "orchestra", *args]
+    return [sys.executable, *CELERY, *args]
 
 
 def _quiet_celery(*args: str) -> list[str]:
     """Celery without its start-up banners: local mode prints its own summary."""
-    return [sys.executable, "-m", "celery", "--quiet", "-A", "orchestra", *args]
+    return [sys.executable, *CELERY, "--quiet", *args]
 
 
 def local(args: argparse.Namespace) -> int:

@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "orchestra.api.APIBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "orchestra.middleware.InputGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -378,6 +379,22 @@ CELERY_BEAT_SCHEDULE["evaluate-schedules"] = {
 # refilled at ORCHESTRA_WEBHOOK_RATE per second.
 ORCHESTRA_WEBHOOK_RATE = envfloat("ORCHESTRA_WEBHOOK_RATE", 10.0, minimum=0.001)
 ORCHESTRA_WEBHOOK_BURST = envfloat("ORCHESTRA_WEBHOOK_BURST", 20.0, minimum=1)
+# Wrong webhook keys: after this many in one window, for one flow or from one
+# client address, every call is answered 429 until the window ends. Counted in
+# Django's cache (per process unless CACHES names a shared one, e.g. Redis).
+ORCHESTRA_WEBHOOK_MISSES_PER_FLOW = envint(
+    "ORCHESTRA_WEBHOOK_MISSES_PER_FLOW", 50, minimum=1
+)
+ORCHESTRA_WEBHOOK_MISSES_PER_CLIENT = envint(
+    "ORCHESTRA_WEBHOOK_MISSES_PER_CLIENT", 10, minimum=1
+)
+ORCHESTRA_WEBHOOK_MISS_WINDOW_SECONDS = envint(
+    "ORCHESTRA_WEBHOOK_MISS_WINDOW_SECONDS", 60, minimum=1
+)
+# Wall time a webhook's key and conditions may take to evaluate in the web process.
+ORCHESTRA_WEBHOOK_EXPRESSION_SECONDS = envfloat(
+    "ORCHESTRA_WEBHOOK_EXPRESSION_SECONDS", 1.0, minimum=0.01
+)
 # Trigger events (one row per fired, skipped or failed date and flow-trigger
 # firing) are deleted after this many days; 0 keeps them forever. A backfill
 # over a purged range starts those dates again.
@@ -393,8 +410,16 @@ CELERY_BEAT_SCHEDULE["purge-trigger-events"] = {
 }
 
 # --- Web dashboard and REST API -------------------------------------------
+# Request bodies (orchestra/middleware.py answers 413 above these): JSON, YAML
+# and forms; multipart file uploads (FILE inputs of at most 100 MiB each).
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint(
+    "ORCHESTRA_MAX_BODY_BYTES", 2_621_440, minimum=1024
+)
+ORCHESTRA_MAX_UPLOAD_BYTES = envint(
+    "ORCHESTRA_MAX_UPLOAD_BYTES", 101 * 1024 * 1024, minimum=1024
+)
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "orchestra.api.api_exception_handler"
-# JSON objects only by default; flows add YAML, execute adds forms (orchestra/lib/parsers.py).
+# JSON objects only by default (nested at most 64 deep); flows add YAML, execute adds forms (orchestra/lib/parsers.py).
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["orchestra.lib.parsers.ObjectJSONParser"]
 # JSON answers only (no browsable HTML API: /api/docs/ is the page for people).
 REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = ["rest_framework.renderers.JSONRenderer"]

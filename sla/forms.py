@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from executions.forms import LabelsField
 from flows.spec import FLOW_ID_RE, NAMESPACE_RE
-from orchestra.lib.durations import HELP, parse_duration, to_iso
+from orchestra.lib.durations import parse_duration, to_iso
 from sla.models import Behavior, Level, SlaRule, normalize_recipients
 
 
@@ -30,13 +30,19 @@ class DurationField(forms.CharField):
     def to_python(self, value: Any) -> timedelta | None:
         if isinstance(value, timedelta):
             return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value) + "s"  # a JSON number: seconds
+        if not isinstance(value, str | None):
+            raise ValidationError(
+                f"a duration is text such as PT1H or 45m, not {type(value).__name__}"
+            )
         text = (value or "").strip()
         if not text:
             return None
         try:
             delta = parse_duration(text)
-        except ValueError:
-            raise ValidationError(f"'{text}' is not a duration; {HELP}.") from None
+        except ValueError as exc:
+            raise ValidationError(f"{exc}.") from None
         if delta.total_seconds() <= 0:
             raise ValidationError("must be longer than zero")
         return delta

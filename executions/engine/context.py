@@ -307,11 +307,13 @@ class EngineContext:
         self._last_check = time.monotonic()
 
     # expressions
+    # A render checks for a kill and the task's timeout while it runs
+    # (flows/limits.py), so a heavy expression stops like any other task.
     def render(self, value: Any) -> Any:
-        return render(value, self.variables)
+        return render(value, self.variables, check=self.check_alive)
 
     def evaluate(self, value: Any) -> Any:
-        return evaluate(value, self.variables)
+        return evaluate(value, self.variables, check=self.check_alive)
 
     # logs
     def log(self, level: str, message: str) -> None:

@@ -77,7 +77,7 @@ def preview(
     if not 1 <= older_than_minutes <= MAX_MINUTES:
         raise CleanupError(f"older_than_minutes must be between 1 and {MAX_MINUTES}")
     if max_count is not None and not 1 <= max_count <= MAX_CAP:
-        raise CleanupError(f"max must be between 1 and {MAX_CAP}")
+        raise CleanupError(f"max must be between 1 and {MAX_CAP:,}")
     found = detect(
         older_than_minutes=older_than_minutes,
         namespace=namespace,

@@ -234,7 +234,9 @@ def _fetch(qs, fields: tuple[str, ...]) -> list[tuple]:
 
         try:
             sql, params = qs.query.sql_with_params()
-        except EmptyResultSet:  # e.g. a user with no role: nothing can match
+        except EmptyResultSet:
+            # A filter that can match nothing (a user with no role sees no
+            # namespace): Django answers [] without asking the database.
             return []
         connection.ensure_connection()
         # Binary results on the same session (and transaction): numbers

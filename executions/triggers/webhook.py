@@ -12,13 +12,14 @@ is empty. 200: the execution, with its id.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-import json
 import math
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -32,6 +33,7 @@ from executions.triggers.fire import (
     latest_revision,
     trigger_actor,
 )
+from flows import limits
 from flows.expressions import (
     SECRETS_KEY,
     ExpressionError,
@@ -40,6 +42,7 @@ from flows.expressions import (
 )
 from flows.secrets import scope as secret_scope
 from flows.triggers import expression_conditions_hold
+from orchestra.lib import nesting
 from orchestra.lib.secrets import mask
 
 
@@ -92,6 +95,58 @@ def take_token(namespace: str, flow_id: str) -> float:
     return wait
 
 
+# Headers that carry the caller's credentials: never stored with the
+# execution, never shown to its viewers.
+PRIVATE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-csrftoken"}
+)
+
+
+def _client(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def _miss_keys(request: HttpRequest, namespace: str, flow_id: str) -> list[tuple]:
+    digest = hashlib.sha256(f"{namespace}\x00{flow_id}".encode()).hexdigest()[:32]
+    return [
+        (f"webhook-miss:flow:{digest}", settings.ORCHESTRA_WEBHOOK_MISSES_PER_FLOW),
+        (
+            f"webhook-miss:client:{_client(request)}",
+            settings.ORCHESTRA_WEBHOOK_MISSES_PER_CLIENT,
+        ),
+    ]
+
+
+def _locked_out(request: HttpRequest, namespace: str, flow_id: str) -> bool:
+    """Too many wrong keys lately, for this flow or from this client. While
+    locked, every call is refused, the right key too: otherwise the answer
+    would still tell a right guess from a wrong one."""
+    return any(
+        (cache.get(key) or 0) >= limit
+        for key, limit in _miss_keys(request, namespace, flow_id)
+    )
+
+
+def _count_miss(request: HttpRequest, namespace: str, flow_id: str) -> None:
+    window = settings.ORCHESTRA_WEBHOOK_MISS_WINDOW_SECONDS
+    for key, _ in _miss_keys(request, namespace, flow_id):
+        if cache.add(key, 1, timeout=window):
+            continue
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=window)
+
+
+def _too_many_misses() -> JsonResponse:
+    window = settings.ORCHESTRA_WEBHOOK_MISS_WINDOW_SECONDS
+    response = JsonResponse(
+        {"message": f"too many wrong webhook keys; retry in {window} s"}, status=429
+    )
+    response["Retry-After"] = str(window)
+    return response
+
+
 def _body(request: HttpRequest) -> Any:
     raw = request.body
     if not raw:
@@ -99,10 +154,10 @@ def _body(request: HttpRequest) -> Any:
     text = raw.decode(request.encoding or "utf-8", errors="replace")
     content_type = request.content_type or ""
     if content_type == "application/json" or content_type.endswith("+json"):
-        return json.loads(text)  # a ValueError here is answered with 400
+        return nesting.loads(text)  # a ValueError here is answered with 400
     if content_type in ("", "text/plain") and text.lstrip()[:1] in ("{", "["):
         try:
-            return json.loads(text)
+            return nesting.loads(text)
         except ValueError:
             return text
     if content_type == "application/x-www-form-urlencoded":
@@ -116,10 +171,20 @@ def _body(request: HttpRequest) -> Any:
 def webhook(
     request: HttpRequest, namespace: str, flow_id: str, key: str
 ) -> HttpResponse:
-    found = find_trigger(namespace, flow_id, key)
+    if _locked_out(request, namespace, flow_id):
+        return _too_many_misses()
+    with limits.budget(settings.ORCHESTRA_WEBHOOK_EXPRESSION_SECONDS):
+        found = find_trigger(namespace, flow_id, key)
     if found is None:
+        _count_miss(request, namespace, flow_id)
         return _not_found()
-    revision, decl = found
+    with limits.budget(settings.ORCHESTRA_WEBHOOK_EXPRESSION_SECONDS):
+        return _accept(request, namespace, flow_id, *found)
+
+
+def _accept(
+    request: HttpRequest, namespace: str, flow_id: str, revision, decl: dict
+) -> HttpResponse:
     wait = take_token(namespace, flow_id)
     if wait:
         response = JsonResponse(
@@ -139,15 +204,24 @@ def webhook(
         )
     variables = {
         "body": body,
-        # Browser cookies (a session) are not the flow's business and would be stored.
+        # The caller's credentials (a session cookie, a bearer token) are not
+        # the flow's business and would be stored and shown to its viewers.
         "headers": {
             name.lower(): [value]
             for name, value in request.headers.items()
-            if name.lower() != "cookie"
+            if name.lower() not in PRIVATE_HEADERS
         },
         "parameters": {k: v for k, v in request.GET.lists()},
         "method": request.method,
     }
+    if nesting.contains_nul(variables):
+        # PostgreSQL cannot store a NUL character in the execution's trigger.
+        return JsonResponse(
+            {
+                "message": "the request contains a NUL character (\\u0000), which cannot be stored"
+            },
+            status=400,
+        )
     try:
         why_not = expression_conditions_hold(
             decl, {"trigger": variables, SECRETS_KEY: secret_scope(namespace)}

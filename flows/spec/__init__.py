@@ -19,12 +19,19 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from flows.expressions import ExpressionError, check_syntax, is_dynamic
+from flows.limits import MAX_FLOW_TOKENS, RegexError, compile_regex
 from flows.spec.inputs import INPUT_TYPES, convert
 from flows.tasks import REGISTRY, TaskType, resolve_type
 from flows.triggers import check_triggers
 from orchestra.lib.durations import parse_duration
 from orchestra.lib.labels import READ_ONLY, SYSTEM_PREFIX, LabelError, label_map
-from orchestra.lib.yamlmarks import Located, YamlSyntaxError, format_path, load_located
+from orchestra.lib.yamlmarks import (
+    Located,
+    YamlRefused,
+    YamlSyntaxError,
+    format_path,
+    load_located,
+)
 
 ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
@@ -32,6 +39,7 @@ INPUT_ID_RE = re.compile(r"^[a-zA-Z_][\w-]*(\.[a-zA-Z_][\w-]*)*$")
 _RUN_TIME_ONLY = re.compile(r"No (filter|test) named", re.IGNORECASE)
 # Child task lists every container flowable accepts besides its own.
 LOCAL_HANDLERS = {"errors": "list", "finally": "list"}
+MAX_NAME = 255  # namespaces, flow and task ids (their database columns)
 NAMESPACE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*(\.[a-zA-Z0-9][a-zA-Z0-9_-]*)*$")
 
 FLOW_KEYS = {
@@ -107,8 +115,10 @@ class FlowError:
 
 
 class FlowInvalid(ValueError):
-    def __init__(self, errors: list[FlowError]):
+    def __init__(self, errors: list[FlowError], refused: bool = False):
         self.errors = errors
+        # Over the YAML budget (size, nesting, aliases): refused unread.
+        self.refused = refused
         super().__init__("\n".join(str(e) for e in errors))
 
 
@@ -175,6 +185,7 @@ class _Checker:
         self.errors: list[FlowError] = []
         self.warnings: list[str] = []
         self.seen_ids: dict[str, str] = {}
+        self.tokens = 0  # of all expressions checked so far
 
     def error(self, path: tuple, message: str) -> None:
         where = self.located.where(path) or (None, None)
@@ -211,6 +222,9 @@ class _Checker:
                 (*path, "id"),
                 f"invalid task id {task_id!r}: use letters, digits, '_' and '-'",
             )
+            ok = False
+        elif len(task_id) > MAX_NAME:
+            self.error((*path, "id"), f"a task id is at most {MAX_NAME} characters")
             ok = False
         elif task_id in self.seen_ids:
             self.error(
@@ -314,9 +328,9 @@ class _Checker:
 
     def _expressions(self, value: Any, path: tuple) -> None:
         if isinstance(value, str):
-            if is_dynamic(value):
+            if is_dynamic(value) and self.tokens <= MAX_FLOW_TOKENS:
                 try:
-                    check_syntax(value)
+                    self.tokens += check_syntax(value)
                 except ExpressionError as exc:
                     if _RUN_TIME_ONLY.search(exc.message):
                         # Pebble meets an unknown filter or test only when it
@@ -325,6 +339,12 @@ class _Checker:
                         self.warnings.append(f"{format_path(path)}: {exc.message}")
                     else:
                         self.error(path, exc.message)
+                if self.tokens > MAX_FLOW_TOKENS:
+                    self.error(
+                        path,
+                        f"the flow's expressions hold more than {MAX_FLOW_TOKENS:,} "
+                        "tokens altogether; the rest were not checked",
+                    )
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 self._expressions(item, (*path, index))
@@ -506,11 +526,9 @@ def _inputs(value: Any, checker: _Checker) -> list[dict[str, Any]]:
             decl["values"] = decl["options"]
         if decl.get("validator"):
             try:
-                re.compile(decl["validator"])
-            except re.error as exc:
-                checker.error(
-                    (*path, "validator"), f"invalid regular expression: {exc}"
-                )
+                compile_regex(decl["validator"])
+            except RegexError as exc:
+                checker.error((*path, "validator"), str(exc))
         if decl.get("defaults") is not None and not is_dynamic(decl.get("defaults")):
             try:
                 decl["defaults"] = convert(decl, decl["defaults"])
@@ -623,7 +641,8 @@ def parse_flow(source: str) -> FlowSpec:
         located = load_located(source)
     except YamlSyntaxError as exc:
         raise FlowInvalid(
-            [FlowError("(yaml)", exc.message, exc.line, exc.column)]
+            [FlowError("(yaml)", exc.message, exc.line, exc.column)],
+            refused=isinstance(exc, YamlRefused),
         ) from None
     checker = _Checker(located)
     data = located.data
@@ -652,6 +671,8 @@ def parse_flow(source: str) -> FlowSpec:
             ("id",),
             f"invalid flow id {flow_id!r}: use letters, digits, '.', '_' and '-'",
         )
+    elif len(flow_id) > MAX_NAME:
+        checker.error(("id",), f"a flow id is at most {MAX_NAME} characters")
     if namespace is None:
         checker.error((), "missing required property 'namespace'")
     elif not isinstance(namespace, str) or not NAMESPACE_RE.match(namespace):
@@ -659,6 +680,8 @@ def parse_flow(source: str) -> FlowSpec:
             ("namespace",),
             f"invalid namespace {namespace!r}: dotted words such as company.team",
         )
+    elif len(namespace) > MAX_NAME:
+        checker.error(("namespace",), f"a namespace is at most {MAX_NAME} characters")
     if not data.get("tasks"):
         checker.error(
             ("tasks",) if "tasks" in data else (),

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import urlparse
 
+from flows.limits import compile_regex
+from orchestra.lib import nesting
 from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration, to_iso
+from orchestra.lib.yamlmarks import load_bounded
 
 INPUT_TYPES = (
     "STRING",
@@ -40,10 +42,13 @@ class InputError(ValueError):
         super().__init__("; ".join(f"input '{k}': {v}" for k, v in errors.items()))
 
 
+_EMAIL = compile_regex(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
 def _parse_json(value: Any, what: str) -> Any:
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return nesting.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(
                 f"not valid JSON for {what} ({exc.msg}, char {exc.pos})"
@@ -59,9 +64,10 @@ def convert(decl: dict[str, Any], value: Any) -> Any:
             raise ValueError("expected text, got a structure")
         text = str(value)
         validator = decl.get("validator")
-        if validator and not re.fullmatch(validator, text):
+        # RE2 (linear time): a value cannot make a validator backtrack for hours.
+        if validator and not compile_regex(validator).fullmatch(text):
             raise ValueError(f"{text!r} does not match the pattern {validator!r}")
-        if kind == "EMAIL" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
+        if kind == "EMAIL" and not _EMAIL.fullmatch(text):
             raise ValueError(f"{text!r} is not an email address")
         return text
     if kind == "INT":
@@ -113,9 +119,7 @@ def convert(decl: dict[str, Any], value: Any) -> Any:
     if kind == "JSON":
         return _parse_json(value, "a JSON input")
     if kind == "YAML":
-        import yaml
-
-        return yaml.safe_load(value) if isinstance(value, str) else value
+        return load_bounded(value) if isinstance(value, str) else value
     if kind in ("SELECT", "ENUM"):
         options = [str(v) for v in decl.get("values") or []]
         text = str(value)

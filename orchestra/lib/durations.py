@@ -25,8 +25,22 @@ _SHORT_UNITS = {
 HELP = "use ISO-8601 such as PT1H30M or P1D, or a short form such as 45m, 1h30m, 10s"
 
 
+# A hundred years: longer durations mean nothing here and overflow dates.
+MAX_DAYS = 36_525
+
+
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
     """Return the duration as a timedelta; raise ValueError saying what is wrong."""
+    try:
+        delta = _parse(text)
+    except OverflowError:
+        delta = timedelta.max
+    if abs(delta) > timedelta(days=MAX_DAYS):
+        raise ValueError(f"{str(text)[:40]!r} is longer than {MAX_DAYS // 365} years")
+    return delta
+
+
+def _parse(text: str | int | float | timedelta) -> timedelta:
     if isinstance(text, timedelta):
         return text
     if isinstance(text, bool):

@@ -5,14 +5,25 @@ from __future__ import annotations
 
 from rest_framework import exceptions, negotiation, parsers
 
+from orchestra.lib import nesting
+
 
 class ObjectJSONParser(parsers.JSONParser):
     """JSON bodies, which must be one object: ``null``, a list or a bare string
     is refused with 400 before any endpoint sees it (a ``null`` once ran a
-    real cleanup because it looked like "no options")."""
+    real cleanup because it looked like "no options"). Data nested deeper than
+    64 levels is refused too (400), instead of Python's recursive decoder
+    failing (500)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error: nested too deeply") from None
+        try:
+            nesting.check_depth(data)
+        except nesting.TooDeep as exc:
+            raise exceptions.ParseError(f"JSON parse error: {exc}") from None
         if not isinstance(data, dict):
             kind = {type(None): "null", list: "a list", str: "a string"}.get(
                 type(data), "a number or boolean"

@@ -25,14 +25,14 @@ tasks:
 triggers:
   - id: hook
     type: io.kestra.plugin.core.trigger.Webhook
-    key: s3cr3t-key
+    key: s3cr3t-key-0123456789
     inputs:
       who: "{{ trigger.body.user | default('anonymous') }}"
     conditions:
       - type: io.kestra.plugin.core.condition.Expression
         expression: "{{ trigger.body is none or trigger.body.skip is not defined }}"
 """
-URL = "/api/executions/webhook/tests.hooks/hook/s3cr3t-key"
+URL = "/api/executions/webhook/tests.hooks/hook/s3cr3t-key-0123456789"
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_get_and_put_work_too_with_query_parameters_and_text_bodies(hook):
 def test_unknown_flows_and_wrong_keys_get_404_and_start_nothing(hook):
     client = Client()
     for url in (
-        URL.replace("s3cr3t-key", "wrong-key"),
+        URL.replace("s3cr3t-key-0123456789", "wrong-key"),
         URL.replace("/hook/", "/nope/"),
         URL.replace("tests.hooks", "tests.other"),
     ):
@@ -128,11 +128,14 @@ def test_the_key_may_come_from_a_secret(db, monkeypatch):
     monkeypatch.setenv("SECRET_HOOK_KEY", base64.b64encode(b"from-the-env").decode())
     monkeypatch.setenv("ORCHESTRA_GLOBAL_SECRETS", "HOOK_KEY")
     save_flow(
-        FLOW.replace("key: s3cr3t-key", "key: \"{{ secret('HOOK_KEY') }}\""),
+        FLOW.replace("key: s3cr3t-key-0123456789", "key: \"{{ secret('HOOK_KEY') }}\""),
         actor="test",
     )
     assert Client().post(URL).status_code == 404
-    assert Client().post(URL.replace("s3cr3t-key", "from-the-env")).status_code == 200
+    assert (
+        Client().post(URL.replace("s3cr3t-key-0123456789", "from-the-env")).status_code
+        == 200
+    )
 
 
 def test_the_body_reaches_the_tasks(transactional_db):

@@ -31,7 +31,7 @@ triggers:
       day: "{{ trigger.date | date('yyyy-MM-dd') }}"
   - id: hook
     type: Webhook
-    key: abcdef
+    key: abcdef-0123456789ab
 """
 
 URL = "/api/flows/company.data/nightly/triggers/at2/backfill"

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('executions', '0009_scheduled_start'),
+        ('executions', '0010_h17_outages'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
