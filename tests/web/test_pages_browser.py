@@ -49,3 +49,23 @@ def test_backfill_errors_are_visible_and_a_bare_end_date_includes_that_day(
     assert dates == ["2024-01-30T02:00:00+01:00", "2024-01-31T02:00:00+01:00"]
     assert Execution.objects.count() == 0
     page.close()
+
+
+def test_the_overview_and_the_stuck_page_count_the_same_stuck_executions(
+    live_server,
+    browser,  # noqa: F811
+    transactional_db,
+):
+    from tests.executions.stuck_helpers import make_execution
+
+    page = _page(browser, live_server)
+    page.goto(f"{live_server.url}/")
+    page.wait_for_selector("#overview-stuck:text-is('0')")
+    for _ in range(3):  # stalled for half an hour, nothing moving them
+        make_execution(ns="company.data", flow="sync")
+    page.goto(f"{live_server.url}/")
+    page.wait_for_selector("#overview-stuck:text-is('3')")
+    page.click("#overview-stuck")
+    page.wait_for_url("**/stuck/")
+    assert page.inner_text("#stuck-count") == "3"
+    page.close()
