@@ -7,7 +7,7 @@ import argparse
 from orchestra.lib.durations import format_duration
 from orchestra.lib.output import UsageError, print_json, table
 from sla.models import SlaMiss, SlaRule
-from sla.presenters import miss_as_dict, rule_as_dict
+from sla.presenters import miss_as_dict, rule_as_dict, state_now_and_then
 from sla.sweep import run
 
 
@@ -45,7 +45,7 @@ def _miss_rows(misses) -> list[list]:
             m.execution_id or "—",
             m.threshold_text,
             m.duration_text,
-            m.execution_state or "—",
+            state_now_and_then(m),
             m.source,
             m.action or "—",
         ]
@@ -81,7 +81,11 @@ def check(args: argparse.Namespace) -> int:
 
     now = timezone.now()
     result = run(now=now, send=not args.no_email)
-    new = list(SlaMiss.objects.filter(detected_at=now).order_by("id"))
+    new = list(
+        SlaMiss.objects.filter(detected_at=now)
+        .select_related("rule", "execution")
+        .order_by("id")
+    )
     if args.json:
         print_json({**result.as_dict(), "newMisses": [miss_as_dict(m) for m in new]})
         return 0
@@ -137,7 +141,7 @@ def rules(args: argparse.Namespace) -> int:
 def misses(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    qs = SlaMiss.objects.select_related("rule")
+    qs = SlaMiss.objects.select_related("rule", "execution")
     if args.namespace:
         qs = qs.in_namespace(args.namespace)
     if args.level:

@@ -101,7 +101,7 @@ def _render(summary: list[tuple], recipients: str, now: datetime) -> dict[str, s
     first = sorted(row[0] for row in summary)[:MAX_LISTED]
     listed = list(
         SlaMiss.objects.filter(pk__in=first)
-        .select_related("rule")
+        .select_related("rule", "execution")
         .order_by("detected_at", "id")
     )
     # A miss that happened while its rule was quiet was held back by damping.

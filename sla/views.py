@@ -172,7 +172,9 @@ def miss_list(request):
     form = MissFilterForm(request.GET)
     if not form.is_valid():
         return HttpResponseBadRequest(f"invalid filter: {form.errors.as_text()}")
-    misses = form.filter(visible_misses(request.user)).select_related("rule")
+    misses = form.filter(visible_misses(request.user)).select_related(
+        "rule", "execution"
+    )
     before = request.GET.get("before", "")
     if before.isdigit():
         misses = misses.filter(pk__lt=int(before))  # keyset pagination, newest first
