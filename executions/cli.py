@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from executions.engine.inprocess import use_in_process
 from executions.engine.lease import stop_current_worker
+from executions.engine.scratch import scratch_database
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.base import ActionError, FlowNotFound
 from executions.lifecycle.replay import replay
@@ -83,7 +84,9 @@ def register(group) -> None:
     p.set_defaults(func=execute)
 
     p = flows.add_parser(
-        "test", help="run a flow file in this process, without deploying it"
+        "test",
+        help="run a flow file in this process, without deploying it "
+        "(on a throwaway database: nothing shows in the installation)",
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--input", "-i", action="append", metavar="KEY=VALUE")
@@ -336,14 +339,22 @@ def test(args: argparse.Namespace) -> int:
             print(f"✘ {path}{where}: {e.path}: {e.message}", file=sys.stderr)
         return 1
 
+    inputs = _inputs(args.input, spec)
+    labels = label_options(args.label)
+    # Nothing of a test run lands in the installation's database.
+    with scratch_database():
+        return _test_in_process(args, spec, inputs, labels)
+
+
+def _test_in_process(args, spec, inputs, labels) -> int:
     with use_in_process() as runner:
         try:
             execution = create_execution(
                 None,
                 spec=spec,
                 source=spec.source,
-                inputs=_inputs(args.input, spec),
-                labels=label_options(args.label),
+                inputs=inputs,
+                labels=labels,
                 trigger={"type": "test"},
                 actor=Actor.cli(),
             )

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from executions.storage import save_input_file
 from flows.spec import FlowSpec
+from flows.spec.inputs import InputError, resolve_inputs
 from orchestra.lib.labels import LabelError, format_labels, label_map, parse_labels
 
 MAX_UPLOAD = 100 * 1024 * 1024
@@ -39,20 +40,36 @@ class LabelsField(forms.CharField):
         return labels
 
 
-def _field_for(decl: dict[str, Any]) -> forms.Field:
+def _field_for(decl: dict[str, Any], *, require_booleans: bool) -> forms.Field:
+    """A field that collects one input's text. Every field is optional for
+    Django: whether a value is missing or mistyped is decided by
+    ``flows.spec.inputs`` (the code the API and the CLI use) in one pass, so
+    the form shows every problem at once. ``input_required`` says what the
+    label marks with ``*`` (and ``aria-required``)."""
     kind = str(decl.get("type", "STRING")).upper()
     has_default = decl.get("defaults") is not None
+    boolean = kind in ("BOOLEAN", "BOOL")
     required = (
         bool(decl.get("required", True))
         and not has_default
-        and kind not in ("BOOLEAN", "BOOL")
+        and (require_booleans or not boolean)
     )
     common = {
-        "required": required,
+        "required": False,
         "label": decl.get("displayName") or decl["id"],
         "help_text": decl.get("description") or "",
     }
     initial = decl.get("defaults")
+    field = _widget_field(kind, decl, initial, required, require_booleans, common)
+    if required:
+        field.widget.attrs["aria-required"] = "true"
+    field.input_id = decl["id"]
+    field.input_kind = kind
+    field.input_required = required
+    return field
+
+
+def _widget_field(kind, decl, initial, required, require_booleans, common):
     if kind in ("SELECT", "ENUM"):
         options = [str(v) for v in (decl.get("values") or decl.get("options") or [])]
         choices = ([("", "—")] if not required else []) + [(v, v) for v in options]
@@ -66,9 +83,15 @@ def _field_for(decl: dict[str, Any]) -> forms.Field:
             **common,
         )
     if kind in ("BOOLEAN", "BOOL"):
-        return forms.BooleanField(
-            initial=bool(initial), **{**common, "required": False}
-        )
+        if require_booleans:
+            # A person's yes or no: nothing is chosen until they choose.
+            return forms.ChoiceField(
+                choices=[("true", "Yes"), ("false", "No")],
+                initial=None if initial is None else str(bool(initial)).lower(),
+                widget=forms.RadioSelect,
+                **common,
+            )
+        return forms.BooleanField(initial=bool(initial), **common)
     if kind == "FILE":
         return forms.FileField(**common)
     widgets = {
@@ -93,8 +116,6 @@ def _field_for(decl: dict[str, Any]) -> forms.Field:
         import json
 
         initial = json.dumps(initial)
-    # Values are converted and checked by flows.spec.inputs, the same code the
-    # API and the CLI use; the form only collects text.
     return forms.CharField(
         initial=initial,
         strip=kind not in ("STRING", "SECRET"),
@@ -103,7 +124,69 @@ def _field_for(decl: dict[str, Any]) -> forms.Field:
     )
 
 
-class ExecuteForm(forms.Form):
+class InputsForm(forms.Form):
+    """Fields generated from input declarations (a flow's ``inputs``, a
+    Pause's ``onResume``), checked all at once by ``resolve_inputs``."""
+
+    require_booleans = False
+
+    def __init__(self, decls: list[dict[str, Any]], *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.input_decls = {d["id"]: d for d in decls}
+        fields = {
+            f"input_{name}": _field_for(decl, require_booleans=self.require_booleans)
+            for name, decl in self.input_decls.items()
+        }
+        self.fields = {**fields, **self.fields}
+
+    def input_fields(self):
+        return [self[name] for name in self.fields if name.startswith("input_")]
+
+    def clean(self):
+        data = super().clean()
+        supplied: dict[str, Any] = {}
+        for name in self.input_decls:
+            value = data.get(f"input_{name}")
+            if hasattr(value, "size"):
+                if value.size > MAX_UPLOAD:
+                    self.add_error(
+                        f"input_{name}", ValidationError("file is larger than 100 MiB")
+                    )
+                value = "kestra://uploaded"  # stored after the checks pass
+            if value is not None and value != "" and value != []:
+                supplied[name] = value
+        try:
+            resolve_inputs(
+                list(self.input_decls.values()),
+                supplied,
+                require_booleans=self.require_booleans,
+            )
+        except InputError as exc:
+            for name, message in exc.errors.items():
+                field = f"input_{name}"
+                if field in self.fields and field not in self.errors:
+                    self.add_error(field, message)
+        return data
+
+    def add_input_errors(self, exc: InputError) -> None:
+        for name, message in exc.errors.items():
+            field = f"input_{name}"
+            self.add_error(field if field in self.fields else None, message)
+
+    def input_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in self.input_decls:
+            value = self.cleaned_data.get(f"input_{name}")
+            if value is None or value == "" or value == []:
+                continue
+            values[name] = self.stored(value)
+        return values
+
+    def stored(self, value: Any) -> Any:
+        return value
+
+
+class ExecuteForm(InputsForm):
     labels = LabelsField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "env:prod, team:data"}),
@@ -111,37 +194,27 @@ class ExecuteForm(forms.Form):
     )
 
     def __init__(self, spec: FlowSpec, *args, **kwargs):
-        super().__init__(*args, **kwargs)
         self.spec = spec
-        self.input_decls = {d["id"]: d for d in spec.inputs}
-        fields = {
-            f"input_{name}": _field_for(decl) for name, decl in self.input_decls.items()
-        }
-        self.fields = {**fields, "labels": self.fields["labels"]}
+        super().__init__(spec.inputs, *args, **kwargs)
 
-    def input_fields(self):
-        return [self[name] for name in self.fields if name.startswith("input_")]
+    def stored(self, value: Any) -> Any:
+        """Uploaded files are stored and passed as kestra:// URIs."""
+        if hasattr(value, "read"):
+            return save_input_file(
+                self.spec.namespace, self.spec.id, value.name, value.read()
+            )
+        return value
 
-    def clean(self):
-        data = super().clean()
-        for name, value in list(data.items()):
-            if hasattr(value, "size") and value.size > MAX_UPLOAD:
-                self.add_error(name, ValidationError("file is larger than 100 MiB"))
-        return data
 
-    def input_values(self) -> dict[str, Any]:
-        """Supplied values; uploaded files are stored and passed as kestra:// URIs."""
-        values: dict[str, Any] = {}
-        for name in self.input_decls:
-            value = self.cleaned_data.get(f"input_{name}")
-            if value is None or value == "" or value == []:
-                continue
-            if hasattr(value, "read"):
-                value = save_input_file(
-                    self.spec.namespace, self.spec.id, value.name, value.read()
-                )
-            values[name] = value
-        return values
+class ResumeForm(InputsForm):
+    """The answers a paused execution waits for (its Pause's ``onResume``)."""
+
+    require_booleans = True
+    reason = forms.CharField(
+        required=False,
+        max_length=500,
+        help_text="Recorded in the execution's history.",
+    )
 
 
 class ReplayForm(forms.Form):

@@ -7,6 +7,7 @@ redirect. Who may do what is decided by ``accounts.roles`` only. (Just over
 
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -29,14 +30,14 @@ from executions.filters import (
     keyset_page,
     visible_executions,
 )
-from executions.forms import ExecuteForm, ReplayForm
+from executions.forms import ExecuteForm, ReplayForm, ResumeForm
 from executions.lifecycle import bulk, rules
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.base import ActionError
 from executions.lifecycle.machine import IllegalTransition, StaleState
 from executions.lifecycle.replay import replay
 from executions.lifecycle.restart import restart
-from executions.lifecycle.resume import resume
+from executions.lifecycle.resume import pending_inputs, resume
 from executions.lifecycle.start import create_execution
 from executions.lifecycle.stop import kill
 from executions.models import Cause, LogEntry, StateChange
@@ -111,15 +112,38 @@ def execution_status(request, pk: int):
 
 
 # --- detail --------------------------------------------------------------------
+def _seen(execution, taskruns) -> str:
+    """What the page shows, in a few characters: the live poll sends it back,
+    and a change of state (the execution's or a task run's) refreshes the
+    outputs, task outputs and history too."""
+    shown = [execution.state, *(f"{tr.pk}:{tr.state}" for tr in taskruns)]
+    return hashlib.blake2s("|".join(shown).encode(), digest_size=6).hexdigest()
+
+
+def _asks(execution) -> bool:
+    try:
+        return bool(pending_inputs(execution))
+    except ActionError:
+        return False
+
+
 def _detail_context(request, execution) -> dict:
     taskruns = list(execution.taskruns.select_related("worker").order_by("id"))
+    allowed = rules.allowed(request.user, execution)
     return {
         "nav": "executions",
         "e": execution,
         "taskruns": taskruns,
         "gantt": gantt(execution, taskruns),
-        "allowed": rules.allowed(request.user, execution),
-        "task_ids": [tr.task_id for tr in taskruns if not tr.parent_id],
+        "allowed": allowed,
+        # One choice per task, whatever its attempts or iterations.
+        "task_ids": list(
+            dict.fromkeys(tr.task_id for tr in taskruns if not tr.parent_id)
+        ),
+        "task_outputs": [tr for tr in taskruns if tr.outputs],
+        "seen": _seen(execution, taskruns),
+        # The Resume button opens the form when the pause asks for answers.
+        "resume_asks": bool(allowed.get("resume") and _asks(execution)),
         "now": timezone.now(),
     }
 
@@ -174,9 +198,14 @@ def _history(request, execution) -> dict:
 def execution_live(request, pk: int):
     """State, actions and Gantt; re-polled by the page until the execution ends."""
     execution = get_execution_for_user(request, pk)
-    return render(
-        request, "executions/detail.html#live", _detail_context(request, execution)
-    )
+    context = _detail_context(request, execution)
+    if request.GET.get("seen") != context["seen"]:
+        context.update(
+            oob=True,
+            children=execution.children.order_by("id")[:50],
+            **_history(request, execution),
+        )
+    return render(request, "executions/detail.html#live", context)
 
 
 @require_GET
@@ -230,9 +259,7 @@ def _run_action(request, pk: int, name: str, call):
     execution = get_execution_for_user(request, pk, roles.OPERATOR)
     try:
         result = call(execution)
-    # InputError: a Pause whose onResume inputs are required (the button
-    # sends none); the message names them instead of a server error.
-    except (ActionError, IllegalTransition, StaleState, InputError) as exc:
+    except (ActionError, IllegalTransition, StaleState) as exc:
         messages.error(request, f"Could not {name} execution {pk}: {exc}")
         return redirect("executions:show", pk=pk)
     messages.success(request, f"Execution {pk}: {name} requested.")
@@ -291,17 +318,46 @@ def replay_execution(request, pk: int):
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def resume_execution(request, pk: int):
-    return _run_action(
+    """The Resume form: the paused tasks' ``onResume`` inputs, typed and with
+    the required ones marked; a Pause that asks nothing resumes on the POST."""
+    execution = get_execution_for_user(request, pk, roles.OPERATOR)
+    try:
+        decls = pending_inputs(execution)
+    except ActionError as exc:
+        messages.error(request, f"Could not resume execution {pk}: {exc}")
+        return redirect("executions:show", pk=pk)
+    form = ResumeForm(decls, request.POST if request.method == "POST" else None)
+    if request.method == "GET" and not rules.allowed(request.user, execution).get(
+        "resume"
+    ):
+        messages.error(
+            request, f"Execution {pk} is {execution.state}; there is nothing to resume."
+        )
+        return redirect("executions:show", pk=pk)
+    if request.method == "POST" and form.is_valid():
+        try:
+            resume(
+                execution.pk,
+                inputs=form.input_values(),
+                reason=form.cleaned_data["reason"].strip()
+                or "resumed from the dashboard",
+                actor=Actor.from_request(request, "web"),
+            )
+        except InputError as exc:
+            form.add_input_errors(exc)
+        except (ActionError, IllegalTransition, StaleState) as exc:
+            messages.error(request, f"Could not resume execution {pk}: {exc}")
+            return redirect("executions:show", pk=pk)
+        else:
+            messages.success(request, f"Execution {pk}: resume requested.")
+            return redirect("executions:show", pk=pk)
+    return render(
         request,
-        pk,
-        "resume",
-        lambda e: resume(
-            e.pk,
-            reason=_reason(request) or "resumed from the dashboard",
-            actor=Actor.from_request(request, "web"),
-        ),
+        "executions/resume.html",
+        {"nav": "executions", "e": execution, "form": form},
+        status=400 if form.is_bound and form.errors else 200,
     )
 
 
@@ -371,7 +427,11 @@ def execute_flow(request, namespace: str, flow_id: str):
     flow = get_flow_for_user(request, namespace, flow_id, roles.OPERATOR)
     revision = flow.latest
     spec = revision.spec
-    form = ExecuteForm(spec, request.POST or None, request.FILES or None)
+    form = ExecuteForm(
+        spec,
+        request.POST if request.method == "POST" else None,
+        request.FILES if request.method == "POST" else None,
+    )
     if request.method == "POST" and form.is_valid():
         try:
             with storage.uploads_discarded_on_error():
@@ -383,10 +443,7 @@ def execute_flow(request, namespace: str, flow_id: str):
                     actor=Actor.from_request(request, "web"),
                 )
         except InputError as exc:
-            for name, message in exc.errors.items():
-                form.add_error(
-                    f"input_{name}" if f"input_{name}" in form.fields else None, message
-                )
+            form.add_input_errors(exc)
         except ActionError as exc:
             form.add_error(None, str(exc))
         else:

@@ -15,6 +15,7 @@ from flows.expressions import (
     is_dynamic,
     truthy,
 )
+from orchestra.lib.cronfields import out_of_range
 from orchestra.lib.dates import parse_datetime
 from orchestra.lib.durations import parse_duration
 from orchestra.lib.labels import LabelError, label_map
@@ -93,6 +94,9 @@ def validate_cron(expression: str, with_seconds: bool = False) -> str:
             f"cron {text!r} has {len(fields)} fields; expected 5 (minute hour day month weekday) "
             "or 6 (with seconds first)"
         )
+    problem = out_of_range(fields)
+    if problem:
+        raise ValueError(f"invalid cron expression {expression!r}: {problem}")
     if len(fields) == 6:
         # Kestra's 6-field form puts seconds first; croniter puts them last.
         text = " ".join(fields[1:] + fields[:1])

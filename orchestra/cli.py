@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.group not in ("server", "manage"):
             _ensure_local_database()
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except UsageError as exc:
         print(f"orchestra: error: {exc}", file=sys.stderr)
         return 2
@@ -143,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `orchestra executions get 29 | head`: the reader has all it wanted.
+        # Point stdout at /dev/null so Python's flush at exit does not raise
+        # again, and end as a process killed by SIGPIPE would (128 + 13).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 def _database_label() -> str:

@@ -20,7 +20,8 @@ from pathlib import Path
 from django.conf import settings
 
 from executions.models import Worker, WorkerState
-from flows.models import save_flow
+from flows.models import Flow, save_flow
+from flows.spec import parse_flow
 
 
 def register(group) -> None:
@@ -111,13 +112,41 @@ def ensure_admin() -> tuple[str, str | None]:
     return "admin", password
 
 
-def deploy_examples() -> int:
+EXAMPLES_ACTOR = "examples"
+
+
+def deploy_examples() -> tuple[int, list[str]]:
+    """Deploy the example flows a user has not made their own.
+
+    An example is saved when its flow does not exist yet or its latest
+    revision is still the examples' own; a flow someone edited (or deleted)
+    is left alone — a restart must not put the example back over their work.
+    Returns the number saved and one line per flow skipped, saying why.
+    """
     folder = Path(settings.BASE_DIR) / "examples" / "flows"
-    count = 0
+    count, skipped = 0, []
     for path in sorted(folder.glob("*.y*ml")):
-        save_flow(path.read_text(), actor="examples")
+        source = path.read_text()
+        spec = parse_flow(source)
+        flow = Flow.objects.filter(namespace=spec.namespace, flow_id=spec.id).first()
+        if flow is not None:
+            latest = flow.revisions.filter(revision=flow.revision).first()
+            name = f"{spec.namespace}.{spec.id}"
+            if flow.deleted:
+                skipped.append(f"{name} (deleted by a user)")
+                continue
+            if latest is not None and latest.created_by != EXAMPLES_ACTOR:
+                by = latest.created_by or "someone"
+                skipped.append(f"{name} (revision {latest.revision} by {by})")
+                continue
+        save_flow(source, actor=EXAMPLES_ACTOR)
         count += 1
-    return count
+    return count, skipped
+
+
+def _link_host(host: str) -> str:
+    """The host links in emails name: a wildcard bind is reached on loopback."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
 
 # -P: the working directory is not put on sys.path (see orchestra/celery_main.py).
@@ -136,8 +165,13 @@ def _quiet_celery(*args: str) -> list[str]:
 def local(args: argparse.Namespace) -> int:
     ensure_database()
     user, password = ensure_admin()
-    examples = 0 if args.no_examples else deploy_examples()
+    examples, skipped = (0, []) if args.no_examples else deploy_examples()
     env = {**os.environ, "ORCHESTRA_HOME": str(settings.ORCHESTRA_HOME)}
+    if "ORCHESTRA_BASE_URL" not in os.environ:
+        # Links in emails (sent by the worker and the scheduler) point at the
+        # port this server listens on, not the default one.
+        base = f"http://{_link_host(args.host)}:{args.port}"
+        env["ORCHESTRA_BASE_URL"] = settings.ORCHESTRA_BASE_URL = base
     started = time.time()
     commands = {
         "worker": _quiet_celery(
@@ -194,6 +228,8 @@ def local(args: argparse.Namespace) -> int:
                 f"{Path(settings.ORCHESTRA_HOME) / 'admin-password'})"
             )
         print(f"  examples:  {examples} flows deployed (orchestra flows list)")
+        for line in skipped:
+            print(f"             kept your edit of {line}; example not deployed")
         print(
             "  worker and scheduler running; press Ctrl-C to stop everything",
             flush=True,

@@ -4,7 +4,6 @@ from django.views.decorators.http import require_GET
 
 from accounts import roles
 from executions.filters import visible_executions
-from executions.stuck.detect import stuck_count
 from sla.models import SlaMiss
 
 
@@ -158,5 +157,4 @@ def overview(request):
         roles.namespace_q(request.user, field="execution__namespace"),
         execution__created_at__gte=first,
     ).count()
-    context["stuck"] = stuck_count(request.user)  # cached 30 s per user scope
     return render(request, "home.html", context)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from executions.forms import LabelsField
 from flows.spec import FLOW_ID_RE, NAMESPACE_RE
+from orchestra.lib.cronfields import out_of_range
 from orchestra.lib.durations import parse_duration, to_iso
 from sla.models import Behavior, Level, SlaRule, normalize_recipients
 
@@ -124,8 +125,14 @@ class SlaRuleForm(forms.ModelForm):
     def clean_expected_cron(self) -> str:
         value = (self.cleaned_data.get("expected_cron") or "").strip()
         if value and not croniter.is_valid(value):
+            problem = out_of_range(value.split())
             raise ValidationError(
-                f"'{value}' is not a cron expression; use five fields such as '0 10 * * *'"
+                f"'{value}' is not a cron expression"
+                + (
+                    f": {problem}"
+                    if problem
+                    else "; use five fields such as '0 10 * * *'"
+                )
             )
         return value
 

@@ -83,6 +83,7 @@ class SlaRule(models.Model):
     objects = SlaRuleQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "SLA rule"
         ordering = ["namespace", "flow_id", "name"]
         indexes = [models.Index(fields=["namespace", "flow_id"], name="slarule_scope")]
 
@@ -329,6 +330,8 @@ class SlaMiss(models.Model):
     objects = SlaMissQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "SLA miss"
+        verbose_name_plural = "SLA misses"
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(

@@ -19,6 +19,16 @@ def _iso(delta) -> str | None:
     return to_iso(delta) if delta is not None else None
 
 
+def state_now_and_then(miss: SlaMiss) -> str:
+    """The execution's state now, and the one it had when the miss was seen
+    when that differs (a miss seen while it ran, read after it ended)."""
+    then = miss.execution_state
+    if not miss.execution_id:
+        return then or "—"
+    now = miss.execution.state
+    return f"{now} ({then} when seen)" if then and then != now else now
+
+
 def miss_as_dict(miss: SlaMiss) -> dict[str, Any]:
     base = settings.ORCHESTRA_BASE_URL.rstrip("/")
     return {

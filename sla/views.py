@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.db.models import Q
 from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -98,6 +99,23 @@ def rule_list(request):
     )
 
 
+def _warn_if_no_such_flow(request, rule: SlaRule) -> None:
+    """A rule for a flow id that no flow of its namespaces has is kept (the
+    flow may come later) but said, since it is most often a typo."""
+    if not rule.flow_id:
+        return
+    ns = rule.namespace
+    flows = Flow.objects.live().filter(flow_id=rule.flow_id)
+    if ns:
+        flows = flows.filter(Q(namespace=ns) | Q(namespace__startswith=ns + "."))
+    if not flows.exists():
+        messages.warning(
+            request,
+            f"No flow '{rule.flow_id}' exists in {ns or 'any namespace'} yet: the "
+            "rule applies once one is deployed (check the flow id for a typo).",
+        )
+
+
 @require_http_methods(["GET", "POST"])
 def rule_create(request):
     form = SlaRuleForm(request.POST or None)
@@ -107,6 +125,7 @@ def rule_create(request):
             messages.success(
                 request, f"SLA rule '{rule.name}' created for {rule.scope}."
             )
+            _warn_if_no_such_flow(request, rule)
             return redirect("sla:rules")
         return render(
             request, "sla/rule_form.html", {"nav": "sla", "form": form}, status=400
@@ -126,6 +145,7 @@ def rule_edit(request, pk: int):
             rule.updated_at = timezone.now()
             rule.save()
             messages.success(request, f"SLA rule '{rule.name}' saved.")
+            _warn_if_no_such_flow(request, rule)
             return redirect("sla:rules")
         return render(request, "sla/rule_form.html", context, status=400)
     return render(request, "sla/rule_form.html", context)
@@ -174,7 +194,9 @@ def miss_list(request):
     form = MissFilterForm(request.GET)
     if not form.is_valid():
         return HttpResponseBadRequest(f"invalid filter: {form.errors.as_text()}")
-    misses = form.filter(visible_misses(request.user)).select_related("rule")
+    misses = form.filter(visible_misses(request.user)).select_related(
+        "rule", "execution"
+    )
     before = request.GET.get("before", "")
     if before.isdigit():
         misses = misses.filter(pk__lt=int(before))  # keyset pagination, newest first

@@ -41,6 +41,11 @@ class BulkAction:
         """'will be <verb>', '3 execution(s) <verb>'."""
         return self.rule.done
 
+    @property
+    def destructive(self) -> bool:
+        """Kill and delete lose work; a restart runs it again (not red)."""
+        return self.name != "restart"
+
     def refusal(self, user, execution: Execution) -> str:
         """Why this action cannot apply to ``execution`` ('' when it can)."""
         return rules.refusal(self.name, execution, user)

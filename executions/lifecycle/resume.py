@@ -22,6 +22,19 @@ def after_pause(node) -> str:
     return State.SUCCESS
 
 
+def pending_inputs(execution: Execution) -> list[dict[str, Any]]:
+    """The ``onResume`` declarations of the execution's paused tasks, one per
+    input id: what a Resume form asks for."""
+    spec = spec_of(execution)
+    seen: dict[str, dict[str, Any]] = {}
+    paused = TaskRun.objects.filter(execution=execution, state=State.PAUSED)
+    for task_id in paused.order_by("id").values_list("task_id", flat=True):
+        node = spec.task(task_id)
+        for decl in (getattr(node.props, "onResume", None) or []) if node else []:
+            seen.setdefault(decl["id"], decl)
+    return list(seen.values())
+
+
 @transaction.atomic
 def resume(
     execution_id: int,
@@ -30,8 +43,11 @@ def resume(
     inputs: dict[str, Any] | None = None,
     reason: str = "",
 ) -> Execution:
-    """Raises InputError (every bad input) or ActionError; nothing changes
-    then. The values become ``outputs.<pause task>.onResume``."""
+    """Raises InputError (every bad input, every required one missing —
+    BOOLEANs included: an unanswered "approved?" is not a "no") or
+    ActionError; nothing changes then. The values become
+    ``outputs.<pause task>.onResume``. Every path (web, API, CLI) comes here,
+    so this is where a required answer is enforced."""
     execution = locked(execution_id)
     rules.check("resume", execution, actor)
     supplied = dict(inputs or {})
@@ -47,7 +63,9 @@ def resume(
         declared |= names
         try:
             answers[tr.pk] = resolve_inputs(
-                decls, {k: v for k, v in supplied.items() if k in names}
+                decls,
+                {k: v for k, v in supplied.items() if k in names},
+                require_booleans=True,
             )
         except InputError as exc:
             errors.update(exc.errors)

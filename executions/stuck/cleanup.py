@@ -244,7 +244,8 @@ def cancel_verdicts(
 def message(count: int, older_than_minutes: int, dry_run: bool) -> str:
     noun = "execution" if count == 1 else "executions"
     verb = "Would cancel" if dry_run else "Cancelled"
-    return f"{verb} {count} stuck {noun} older than {older_than_minutes} minutes"
+    minutes = "minute" if older_than_minutes == 1 else "minutes"
+    return f"{verb} {count} stuck {noun} older than {older_than_minutes} {minutes}"
 
 
 def run_cleanup(

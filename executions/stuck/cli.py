@@ -98,7 +98,8 @@ def _print_human(result: dict, args: argparse.Namespace) -> None:
     tag = "[DRY RUN] " if dry else ""
     out = sys.stdout.write
     out(f"{RULE}\n{tag}Cleanup Stuck Executions\n{RULE}\n")
-    out(f"Older than: {args.older_than_minutes} minutes\n")
+    minutes = "minute" if args.older_than_minutes == 1 else "minutes"
+    out(f"Older than: {args.older_than_minutes} {minutes}\n")
     if args.namespace or args.flow:
         scope = " ".join(
             x

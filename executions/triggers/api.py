@@ -23,7 +23,8 @@ class BackfillIn(serializers.Serializer):
         "without an offset it is in the trigger's time zone",
     )
     end = serializers.CharField(
-        max_length=64, help_text="ISO date or datetime, inclusive"
+        max_length=64,
+        help_text="ISO date or datetime, inclusive: a date includes that whole day",
     )
     inputs = serializers.DictField(
         required=False, default=dict, help_text="overrides of the trigger's inputs"

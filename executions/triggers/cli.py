@@ -37,7 +37,11 @@ def register(group, groups=None) -> None:
         required=True,
         help="ISO date or datetime; without an offset, in the trigger's time zone",
     )
-    p.add_argument("--end", required=True, help="ISO date or datetime (inclusive)")
+    p.add_argument(
+        "--end",
+        required=True,
+        help="ISO date or datetime (inclusive: a date includes that whole day)",
+    )
     p.add_argument(
         "--input",
         "-i",

@@ -13,7 +13,9 @@ decides what happens to the dates it missed meanwhile.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -343,12 +345,17 @@ def backfill(
         first, last = _local(start, tz), _local(end, tz)
     except ValueError as exc:
         raise ActionError(f"backfill dates: {exc}") from None
-    if last < first:
+    # "--end 2024-01-31" includes the 31st: the whole day, up to the next
+    # midnight of the trigger's zone (wall-clock, so DST days too).
+    through = last + timedelta(days=1) - timedelta(microseconds=1)
+    if not _bare_date(end):
+        through = last
+    if through < first:
         raise ActionError(
             f"backfill end {format_native(last)} is before its start {format_native(first)}"
         )
     cron = decl["cron_normalized"]
-    dates = due_dates(cron, tz, first, last, max_dates + 1)
+    dates = due_dates(cron, tz, first, through, max_dates + 1)
     if len(dates) > max_dates:
         raise ActionError(
             f"the range holds more than {max_dates} dates of '{decl['cron']}'; "
@@ -395,6 +402,13 @@ def backfill(
         else:
             report.failed.append((date, event.reason))
     return report
+
+
+def _bare_date(value: Any) -> bool:
+    """A day without a time (``2024-01-31``)."""
+    if isinstance(value, dt.date) and not isinstance(value, datetime):
+        return True
+    return isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip())
 
 
 def _local(value: Any, tz: str) -> datetime:

@@ -30,8 +30,8 @@ class BackfillForm(forms.Form):
     )
     end = forms.CharField(
         max_length=64,
-        widget=forms.TextInput(attrs={"placeholder": "2024-01-31T23:59"}),
-        help_text="Inclusive.",
+        widget=forms.TextInput(attrs={"placeholder": "2024-01-31"}),
+        help_text="Inclusive: a date without a time includes that whole day.",
     )
     labels = LabelsField(
         required=False,

@@ -180,10 +180,16 @@ def _bounds(decl: dict[str, Any], number: int | float) -> int | float:
 
 
 def resolve_inputs(
-    declared: list[dict[str, Any]], supplied: dict[str, Any]
+    declared: list[dict[str, Any]],
+    supplied: dict[str, Any],
+    *,
+    require_booleans: bool = False,
 ) -> dict[str, Any]:
     """Return the execution's inputs: converted values and defaults.
 
+    A missing BOOLEAN is taken as null (a flow's unchecked box) unless
+    ``require_booleans``: a person's answer (a Pause's ``onResume``) must be
+    given, or one click would take the "no" branch for them.
     Raises InputError listing every problem (missing, mistyped, unknown).
     """
     errors: dict[str, str] = {}
@@ -200,9 +206,9 @@ def resolve_inputs(
         elif decl.get("defaults") is not None:
             raw = decl["defaults"]
         else:
-            if (
-                decl.get("required", True)
-                and str(decl.get("type", "")).upper() != "BOOLEAN"
+            kind = str(decl.get("type", "")).upper()
+            if decl.get("required", True) and (
+                require_booleans or kind not in ("BOOLEAN", "BOOL")
             ):
                 errors[name] = (
                     f"required {str(decl.get('type', 'STRING')).upper()} input is missing"

@@ -27,3 +27,18 @@ def labels(value) -> str:
 @register.filter
 def pretty_json(value) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+@register.simple_tag
+def admin_password_file() -> str:
+    """Where local mode keeps the admin password: under ORCHESTRA_HOME,
+    wherever that is (``~`` spelled as such when it is the user's home)."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    path = Path(settings.ORCHESTRA_HOME) / "admin-password"
+    home = Path.home()
+    if path.is_relative_to(home):
+        return f"~/{path.relative_to(home)}"
+    return str(path)

@@ -260,6 +260,9 @@ def test_ctrl_c_stops_the_worker_and_scheduler_too(cli, local_server):
     # CI launchers): the server handles SIGINT itself.
     server = local_server("--no-examples", sigint_ignored=True)
     server.wait_healthy()
+    # Links in the emails the worker sends name this server's port.
+    environ = Path(f"/proc/{_worker_pid(server)}/environ").read_bytes().split(b"\0")
+    assert f"ORCHESTRA_BASE_URL={server.url}".encode() in environ
     _stop_and_expect_no_orphans(server, signal.SIGINT)
     # A second start reuses the data folder and keeps the admin password.
     password = (cli.home / "admin-password").read_text().strip()

@@ -61,6 +61,11 @@ def test_get_shows_parent_and_child_links_both_ways(deploy, capsys):
 def test_resume_from_the_cli_checks_the_inputs(deploy, capsys):
     execution = create_execution(deploy(APPROVAL), actor=Actor.system("test"))
     wait_state(execution, State.PAUSED, timeout=10)
+    # No answer at all: the required yes/no is asked for, not taken as "no".
+    code, out, err = cli(capsys, "executions", "resume", str(execution.pk))
+    assert code == 2 and out == ""
+    assert "✘ input 'approved': required BOOLEAN input is missing" in err
+    assert Execution.objects.get(pk=execution.pk).state == State.PAUSED
     code, _, err = cli(
         capsys, "executions", "resume", str(execution.pk), "--input", "approved=perhaps"
     )

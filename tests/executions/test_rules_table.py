@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.html import escape
 
-from accounts.models import Role
+from accounts.models import ApiToken, Role
 from executions.lifecycle import bulk, rules
 from executions.lifecycle.actor import Actor
 from executions.lifecycle.base import ActionError
@@ -311,9 +311,9 @@ tasks:
 def test_resume_of_a_pause_that_needs_inputs_says_which_instead_of_failing(
     db, client, recorder
 ):
-    """The page's Resume button sends no inputs: a Pause whose ``onResume``
-    requires one is refused with its name, and the execution stays PAUSED
-    (it used to be a server error)."""
+    """A Pause whose ``onResume`` requires an input: the page's Resume opens
+    the form, an empty answer is refused with the input's name on the page,
+    the API answers 400 naming it, and the execution stays PAUSED."""
     revision = save_flow(ASKING, actor="test")[1]
     execution = Execution.objects.create(
         namespace=NS,
@@ -323,12 +323,23 @@ def test_resume_of_a_pause_that_needs_inputs_says_which_instead_of_failing(
         state=S.PAUSED,
     )
     TaskRun.objects.create(execution=execution, task_id="approve", state=S.PAUSED)
-    client.force_login(make_user("operator"))
-    answer = client.post(f"/executions/{execution.pk}/resume/", follow=True)
-    assert answer.redirect_chain == [(f"/executions/{execution.pk}/", 302)]
-    assert (
-        f'<li class="msg-error">Could not resume execution {execution.pk}: '
-        "input &#x27;ticket&#x27;: required INT input is missing</li>"
-    ) in answer.content.decode()
+    user = make_user("operator")
+    client.force_login(user)
+    page = client.get(f"/executions/{execution.pk}/").content.decode()
+    assert f'href="/executions/{execution.pk}/resume/">Resume…</a>' in page
+    answer = client.post(f"/executions/{execution.pk}/resume/")
+    assert answer.status_code == 400
+    html = answer.content.decode()
+    assert 'name="input_ticket"' in html
+    assert "required INT input is missing</div>" in html
+    api = client.post(
+        f"/api/executions/{execution.pk}/resume",
+        {},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {ApiToken.issue(user, 'tests')[1]}"},
+    )
+    assert api.status_code == 400, api.content
+    assert "ticket" in api.content.decode()
+    assert "required INT input is missing" in api.content.decode()
     assert Execution.objects.get(pk=execution.pk).state == S.PAUSED
     assert recorder.advanced == []

@@ -280,6 +280,52 @@ def test_backfill_fires_each_date_of_a_range_once(db, capsys):
     assert Execution.objects.filter(flow_id="report").count() == 4
 
 
+def test_a_bare_date_end_includes_that_whole_day(db, capsys):
+    """``--end 2024-01-31`` is the last day of the range, not its midnight."""
+    deploy(cron="0 2 * * *")
+    code = cli(
+        [
+            "flows",
+            "backfill",
+            "-n",
+            "tests.sched",
+            "-f",
+            "report",
+            "-t",
+            "every5",
+            "--start",
+            "2024-01-29",
+            "--end",
+            "2024-01-31",
+            "--dry-run",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "3 dates, 3 would start" in out and "2024-01-31T02:00:00Z" in out
+    # A time-of-day end is taken as written; a start later that day still fits.
+    report = backfill(
+        "tests.sched",
+        "report",
+        "every5",
+        "2024-01-31T01:00",
+        "2024-01-31",
+        actor=Actor(Cause.USER, "alice"),
+        dry_run=True,
+    )
+    assert [d.isoformat() for d in report.dates] == ["2024-01-31T02:00:00+00:00"]
+    until_midnight = backfill(
+        "tests.sched",
+        "report",
+        "every5",
+        "2024-01-29",
+        "2024-01-31T00:00",
+        actor=Actor(Cause.USER, "alice"),
+        dry_run=True,
+    )
+    assert len(until_midnight.dates) == 2
+
+
 def test_backfill_errors_name_the_problem_and_change_nothing(db, capsys):
     deploy()
     code = cli(

@@ -84,6 +84,17 @@ def test_api_dry_run_lists_the_dates_then_a_run_starts_them_once(
     assert TriggerEvent.objects.filter(flow_id="nightly").count() == 4
 
 
+def test_api_bare_date_end_includes_that_day(client, alice, token_for, deploy):
+    deploy(FLOW)
+    body = {"start": "2024-01-30", "end": "2024-01-31", "dryRun": True}
+    preview = _post(client, URL, body, token_for(alice))
+    assert preview.status_code == 200, preview.content
+    assert preview.json()["dates"] == [
+        "2024-01-30T02:00:00+01:00",
+        "2024-01-31T02:00:00+01:00",
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "url", "detail"),
     [

@@ -150,7 +150,10 @@ def test_the_execute_form_uploads_files_and_refuses_viewers(client, alice, bob, 
         and 'enctype="multipart/form-data"' in form
     )
     missing = client.post("/flows/company.data/etl/execute/", {"input_size": "1"})
-    assert missing.status_code == 400 and b"This field is required" in missing.content
+    assert (
+        missing.status_code == 400
+        and b"required FILE input is missing" in missing.content
+    )
     upload = SimpleUploadedFile("orders.csv", b"id,total\n1,9.5\n")
     ok = client.post(
         "/flows/company.data/etl/execute/", {"input_size": "1", "input_data": upload}
