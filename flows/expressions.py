@@ -35,6 +35,7 @@ from jinja2 import (
     nodes,
     pass_context,
 )
+from jinja2 import nodes as jinja_nodes
 from jinja2.exceptions import SecurityError
 from jinja2.filters import FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -716,14 +717,27 @@ def check_syntax(template: str) -> int:
     if not is_dynamic(template):
         return 0
     tokens = _check_size(template)
+    env = _env(template)
     try:
-        _env(template).parse(preprocess(template))
+        tree = env.parse(preprocess(template))
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"invalid expression: {exc.message}", template) from None
     except (RecursionError, MemoryError):
         raise ExpressionError(
             "invalid expression: nested too deeply to compile", template
         ) from None
+    # Unknown filters and tests, found in the parsed tree (Jinja itself only
+    # finds them when it compiles, which validation does not do).
+    for node in tree.find_all((jinja_nodes.Filter, jinja_nodes.Test)):
+        kind, known = (
+            ("filter", env.filters)
+            if isinstance(node, jinja_nodes.Filter)
+            else ("test", env.tests)
+        )
+        if node.name not in known:
+            raise ExpressionError(
+                f"invalid expression: No {kind} named {node.name!r}.", template
+            )
     return tokens
 
 

@@ -87,13 +87,13 @@ SecretIn = inline_serializer(
 @extend_schema(
     methods=["GET"],
     summary="A namespace's allowed namespaces (editor)",
-    responses=SettingsOut,
+    responses={200: SettingsOut, 400: None, 403: None},
 )
 @extend_schema(
     methods=["PUT"],
     summary="Replace the namespaces whose flows may reach this one (admin)",
     request=SettingsIn,
-    responses=SettingsOut,
+    responses={200: SettingsOut, 400: None, 403: None},
 )
 @api_view(["GET", "PUT"])
 def namespace_settings(request, namespace: str):
@@ -125,7 +125,12 @@ def namespace_settings(request, namespace: str):
 @extend_schema(
     summary="Names of the secrets flows of this namespace can read, inherited "
     "ones included; never values (editor)",
-    responses=serializers.ListSerializer(child=SecretOut),
+    responses={
+        200: serializers.ListSerializer(child=SecretOut),
+        400: None,
+        403: None,
+        503: None,
+    },
 )
 @api_view(["GET"])
 def namespace_secrets(request, namespace: str):
@@ -138,13 +143,13 @@ def namespace_secrets(request, namespace: str):
     summary="Create or replace a secret of this namespace (admin); the answer "
     "has no value",
     request=SecretIn,
-    responses={200: SecretOut, 201: SecretOut},
+    responses={200: SecretOut, 201: SecretOut, 400: None, 403: None, 503: None},
 )
 @extend_schema(
     methods=["DELETE"],
     summary="Delete a secret of this namespace (admin)",
     request=None,
-    responses={204: None},
+    responses={204: None, 400: None, 403: None, 404: None, 503: None},
 )
 @api_view(["PUT", "DELETE"])
 def namespace_secret(request, namespace: str, name: str):

@@ -31,6 +31,7 @@ COMMANDS = {
     "server": "run Orchestra's processes",
     "namespaces": "namespaces and their flows",
     "flows": "validate, deploy, list, run and test flows",
+    "secrets": "namespace secrets (values are never shown)",
     "executions": "inspect and steer executions",
     "cleanup": "find and cancel stuck executions (preview with --dry-run)",
     "sla": "SLA/SLO rules, misses and the sweep",

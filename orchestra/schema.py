@@ -29,6 +29,8 @@ WHY = {
     "413": "The request body is over the size limit",
     "415": "Unsupported Content-Type for this endpoint",
     "422": "The flow is invalid (errors with line and column)",
+    "503": "A service this needs is not configured or not reachable "
+    "(e.g. ORCHESTRA_SECRETS_KEY for namespace secrets)",
 }
 BODY_METHODS = {"post", "put", "patch"}
 

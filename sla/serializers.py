@@ -10,7 +10,32 @@ from rest_framework import serializers
 from executions.serializers import LabelsField
 from orchestra.lib.shapes import NoUnknownFields, StrictBooleanField, StrictIntegerField
 
-DURATION = "ISO-8601 (PT1H30M) or short (45m, 1h30m)"
+DURATION = "ISO-8601 (PT1H30M), short (45m, 1h30m) or a number of seconds"
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+class DurationInField(serializers.Field):
+    """A duration as text, or a JSON number of seconds (``"sla": 60``); the
+    rule form parses and bounds it."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, str | int | float):
+            kind = (
+                type(data)
+                .__name__.replace("dict", "an object")
+                .replace("list", "a list")
+            )
+            raise serializers.ValidationError(
+                f"must be a duration such as PT1H30M or a number of seconds, not {kind}"
+            )
+        if isinstance(data, str):
+            if len(data) > 64:
+                raise serializers.ValidationError("at most 64 characters")
+            return data
+        return f"{data:g}s" if isinstance(data, float) else f"{data}s"
+
+    def to_representation(self, value):
+        return value
 
 
 @extend_schema_field(
@@ -42,12 +67,8 @@ class RuleIn(NoUnknownFields, serializers.Serializer):
     namespace = serializers.CharField(required=False, max_length=255)
     flowId = serializers.CharField(required=False, allow_null=True, max_length=255)
     labels = LabelsField(required=False, allow_null=True)
-    slo = serializers.CharField(
-        required=False, allow_null=True, max_length=64, help_text=DURATION
-    )
-    sla = serializers.CharField(
-        required=False, allow_null=True, max_length=64, help_text=DURATION
-    )
+    slo = DurationInField(required=False, allow_null=True, help_text=DURATION)
+    sla = DurationInField(required=False, allow_null=True, help_text=DURATION)
     expectedRuns = StrictIntegerField(
         required=False, allow_null=True, min_value=1, max_value=1_000_000
     )

@@ -48,11 +48,8 @@ def test_a_max_duration_fails_the_test_run_within_seconds(cli):
     assert r.code == 1, r
     assert "ended FAILED" in r.out, r
     assert "✔ work SUCCESS" not in r.out  # the 60 s sleep was stopped, not waited for
-    misses = cli("sla", "misses", "--json")
-    assert misses.code == 0, misses
-    (miss,) = json.loads(misses.out)
-    assert miss["source"] == "flow:quick" and miss["level"] == "SLA"
-    assert miss["action"] == "failed" and miss["currentState"] == "FAILED"
+    # A test run is in-process, in a scratch database: no miss stays behind.
+    assert json.loads(cli("sla", "misses", "--json").out) == []
 
 
 def test_a_false_assertion_cancels_the_run_while_it_runs_without_labels(cli):
@@ -60,10 +57,8 @@ def test_a_false_assertion_cancels_the_run_while_it_runs_without_labels(cli):
     r = cli("flows", "test", str(flow), timeout=300)
     assert r.code == 1, r
     assert "ended CANCELLED" in r.out and "✔ work SUCCESS" not in r.out, r
-    (miss,) = json.loads(cli("sla", "misses", "--json").out)
-    assert miss["kind"] == "assertion" and miss["source"] == "flow:must-be-ok"
-    assert miss["executionState"] == "RUNNING"  # seen while it ran
-    assert miss["action"] == "cancelled"
+    # A test run is in-process, in a scratch database: no miss stays behind.
+    assert json.loads(cli("sla", "misses", "--json").out) == []
 
 
 def test_a_true_assertion_lets_the_run_finish(cli):

@@ -183,7 +183,8 @@ def _worker_pid(server: LocalServer) -> int:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"celery" in command and b"worker" in command:
+        # celery worker, or python -P -m orchestra.celery_main worker
+        if any(b"celery" in part for part in command) and b"worker" in command:
             return pid
     raise AssertionError("no worker process found")
 

@@ -22,7 +22,9 @@ tasks:
   - id: act
     type: io.kestra.plugin.scripts.shell.Commands
     commands:
-      - sleep 6
+      # Steps of one second: a sleep that a long freeze outlasts ends at
+      # once on wake, and the effect must come well after the wake.
+      - for step in 1 2 3 4 5 6 7 8; do sleep 1; done
       - echo "{{{{ taskrun.id }}}}" >> {effects}
 """
 
@@ -92,7 +94,7 @@ def test_a_worker_woken_after_it_was_declared_dead_runs_no_side_effect(
     )
     execution.refresh_from_db()
     assert execution.state == State.SUCCESS
-    # w1 woke with 4 s of its script left: its lease check stopped it.
+    # w1 woke with seconds of its script left: its lease check stopped it.
     wait_for(
         lambda: (
             "declared dead while it ran the task" in w1.read_log()

@@ -29,7 +29,7 @@ tasks:
 
 
 def _stored_files() -> list[Path]:
-    root = Path(settings.STORAGES["default"]["OPTIONS"]["location"]) / "team/a/upload"
+    root = Path(settings.STORAGES["default"]["OPTIONS"]["location"]) / "team.a/upload"
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 

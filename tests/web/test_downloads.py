@@ -175,8 +175,13 @@ def test_a_run_cannot_be_handed_another_teams_file_by_naming_its_uri(
 def test_a_trigger_gives_only_the_files_of_the_execution_that_triggered_it(ran):
     from executions.models import Execution
     from executions.storage import ExecutionFiles, StorageError
+    from flows.namespaces import set_allowed_namespaces
 
     (source, _, copy), (other_run, _, other_copy) = ran
+    # Another namespace hears of company.data's runs only when it is allowed.
+    set_allowed_namespaces(
+        source.namespace, ["other"], actor="test", via="cli", reason="tests"
+    )
 
     def started_by(variables):
         return Execution.objects.create(

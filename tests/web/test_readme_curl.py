@@ -29,7 +29,7 @@ tasks:
 triggers:
   - id: hook
     type: io.kestra.plugin.core.trigger.Webhook
-    key: my-key
+    key: my-key-7f3a9c2e41b8
 """
 
 
@@ -92,7 +92,9 @@ def test_every_curl_example_of_the_readme_runs_as_written(
     started = json.loads(by_path["/api/executions/company.team/hello_world"])
     assert started["id"] == 42 and started["inputs"] == {"user": "Ada"}
     assert "event: state" in by_path["/api/executions/42/follow"]
-    hook = json.loads(by_path["/api/executions/webhook/company.team/my_flow/my-key"])
+    hook = json.loads(
+        by_path["/api/executions/webhook/company.team/my_flow/my-key-7f3a9c2e41b8"]
+    )
     assert Execution.objects.get(pk=hook["id"]).trigger["variables"]["body"] == {
         "file": "s3://bucket/x.csv"
     }
