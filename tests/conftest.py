@@ -263,6 +263,15 @@ def recorder():
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: rate limits (webhook wrong keys,
+    login attempts) counted by one test must not refuse the next one."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_worker_identity():
     """Tests flush tables; the in-process worker must register again."""
     from executions.engine.lease import forget_current_worker

@@ -280,12 +280,14 @@ def _bwrap(sandbox: Sandbox, folder: Path) -> list[str]:
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
+    # The private /tmp, /var/tmp and /run first: a venv or checkout that
+    # lives below one of them (a clone in /tmp) is bound on top of it.
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    args += ["--tmpfs", "/var/tmp", "--tmpfs", "/run"]
     made: set[str] = set()
     for path in _readonly_paths():
         args += [*_parents(path, made), "--ro-bind", path, path]
     args += [*_parents(GUARD, made), "--ro-bind", GUARD, GUARD]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    args += ["--tmpfs", "/var/tmp", "--tmpfs", "/run"]
     for resolver in ("/run/systemd/resolve", "/run/resolvconf"):
         # /etc/resolv.conf often points here: name resolution keeps working.
         args += ["--ro-bind-try", resolver, resolver]
